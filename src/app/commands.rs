@@ -1,0 +1,242 @@
+//! What each command does, between parsing (main.rs) and the engine and store.
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::app::headless::Headless;
+use crate::engine::config::{Method, RunConfig};
+use crate::engine::countdown::{generate, write_jsonl, Preset};
+use crate::engine::evaluate::{evaluate, EvalSettings};
+use crate::engine::policy::checkpoint;
+use crate::engine::split;
+use crate::engine::trainer::{prepare_policy, unix_now, Trainer};
+use crate::store::sink::StoreSink;
+use crate::store::{validate_run_name, RunRecord, RunStatus, Store, DEFAULT_PATH};
+
+pub struct TrainOptions {
+    pub method: Option<Method>,
+    pub headless: bool,
+    pub seed: Option<u64>,
+    pub iterations: Option<u64>,
+    pub budget_tokens: Option<u64>,
+    pub config: Option<PathBuf>,
+    pub store: PathBuf,
+    pub run: Option<String>,
+    pub train_data: Option<PathBuf>,
+    pub test_data: Option<PathBuf>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            method: None,
+            headless: false,
+            seed: None,
+            iterations: None,
+            budget_tokens: None,
+            config: None,
+            store: PathBuf::from(DEFAULT_PATH),
+            run: None,
+            train_data: None,
+            test_data: None,
+        }
+    }
+}
+
+/// Reads the config file (if any) and applies the command-line overrides.
+pub fn resolve_config(o: &TrainOptions) -> Result<RunConfig> {
+    let mut cfg = match &o.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            RunConfig::from_toml(&text).map_err(|e| anyhow!("config {}: {e}", path.display()))?
+        }
+        None => RunConfig::default(),
+    };
+    if let Some(m) = o.method {
+        cfg.method = m;
+    }
+    if let Some(s) = o.seed {
+        cfg.seed = s;
+    }
+    if let Some(i) = o.iterations {
+        cfg.train.iterations = i;
+    }
+    if let Some(b) = o.budget_tokens {
+        cfg.train.budget_tokens = Some(b);
+    }
+    if let Some(p) = &o.train_data {
+        cfg.data.train_data = Some(p.clone());
+    }
+    if let Some(p) = &o.test_data {
+        cfg.data.test_data = Some(p.clone());
+    }
+    let origin = o
+        .config
+        .as_ref()
+        .map(|p| format!("config {}", p.display()))
+        .unwrap_or_else(|| "settings".into());
+    cfg.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
+    Ok(cfg)
+}
+
+pub fn train(o: TrainOptions) -> Result<()> {
+    // Everything that can be refused is checked before the store is touched.
+    let cfg = resolve_config(&o)?;
+    if cfg.method == Method::DeepSearch {
+        bail!("method deepsearch: the tree search is not built yet; use grpo, dapo or best_of_n");
+    }
+    let data = split::load(&cfg.data)?;
+    if let Some(name) = &o.run {
+        validate_run_name(name)?;
+    }
+    if !o.headless {
+        eprintln!("note: the terminal explorer is not built yet; running headless");
+    }
+    let store = Store::open(&o.store)?;
+    let name = match &o.run {
+        Some(n) => n.clone(),
+        None => {
+            let base = format!("{}-s{}", cfg.method.name(), cfg.seed);
+            let mut i = 1;
+            while store.run(&format!("{base}-{i}"))?.is_some() {
+                i += 1;
+            }
+            format!("{base}-{i}")
+        }
+    };
+    let record = RunRecord {
+        name: name.clone(),
+        method: cfg.method.name().into(),
+        seed: cfg.seed,
+        status: RunStatus::Running,
+        created_unix: unix_now(),
+        config_toml: cfg.to_toml(),
+        warm_start: None,
+        last_iteration: 0,
+        summary: None,
+    };
+    store.create_run(&record)?;
+    let mut sink = Headless::new(StoreSink {
+        store: store.clone(),
+        run: record,
+    });
+    let outcome = (|| -> Result<_> {
+        let (policy, key) = prepare_policy(&cfg, &data, &mut sink)?;
+        sink.inner.run.warm_start = Some(key.clone());
+        store.update_run(&sink.inner.run)?;
+        let mut trainer = Trainer::new(cfg.clone(), policy, data)?;
+        Ok(trainer.run(&name, &key, &mut sink)?)
+    })();
+    let mut run = store.require_run(&name)?;
+    match outcome {
+        Ok(summary) => {
+            let json = serde_json::to_value(&summary)?;
+            run.status = RunStatus::Finished;
+            run.summary = Some(json.clone());
+            run.warm_start = Some(summary.warm_start.clone());
+            store.update_run(&run)?;
+            println!("{json}");
+            Ok(())
+        }
+        Err(e) => {
+            run.status = RunStatus::Failed;
+            store.update_run(&run)?;
+            Err(e.context(format!("run {name} failed")))
+        }
+    }
+}
+
+pub struct EvalOptions {
+    pub run: String,
+    pub test_data: Option<PathBuf>,
+    pub store: PathBuf,
+    pub k: Option<usize>,
+}
+
+pub fn eval(o: EvalOptions) -> Result<()> {
+    let store = Store::open_existing(&o.store)?;
+    let run = store.require_run(&o.run)?;
+    let mut cfg = RunConfig::from_toml(&run.config_toml)
+        .map_err(|e| anyhow!("run {}: stored config is unreadable: {e}", run.name))?;
+    if let Some(p) = &o.test_data {
+        cfg.data.test_data = Some(p.clone());
+    }
+    if let Some(k) = o.k {
+        if k == 0 {
+            bail!("--k must be at least 1");
+        }
+        cfg.eval.k = k;
+    }
+    let data = split::load(&cfg.data)?;
+    let ck = store
+        .checkpoints(&run.name)?
+        .pop()
+        .ok_or_else(|| anyhow!("run {} has no checkpoint yet", run.name))?;
+    let policy = checkpoint::load(&ck.dir, &candle_core::Device::Cpu).with_context(|| {
+        format!(
+            "checkpoint of iteration {} of run {}",
+            ck.iteration, run.name
+        )
+    })?;
+    let model = policy.sampler_model()?;
+    let n = match cfg.eval.problems {
+        0 => data.test.len(),
+        n => n.min(data.test.len()),
+    };
+    let (result, _) = evaluate(
+        &model,
+        &policy.tokenizer,
+        &data.test[..n],
+        EvalSettings {
+            k: cfg.eval.k,
+            temperature: cfg.eval.temperature,
+            max_tokens: cfg.train.max_tokens,
+        },
+        &data.rules,
+        &mut |_, _| {},
+    )?;
+    let mut json = serde_json::to_value(&result)?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("run".into(), run.name.clone().into());
+        obj.insert("iteration".into(), ck.iteration.into());
+    }
+    println!("{json}");
+    Ok(())
+}
+
+pub struct GenDataOptions {
+    pub preset: String,
+    pub seed: u64,
+    pub train: usize,
+    pub test: usize,
+    pub out: PathBuf,
+}
+
+pub fn gen_data(o: GenDataOptions) -> Result<()> {
+    let preset = Preset::by_name(&o.preset)?;
+    let split = generate(&preset, o.seed, o.train, o.test)?;
+    std::fs::create_dir_all(&o.out)
+        .with_context(|| format!("cannot create {}", o.out.display()))?;
+    let train = o.out.join("train.jsonl");
+    let test = o.out.join("test.jsonl");
+    write_jsonl(&train, &split.train)?;
+    write_jsonl(&test, &split.test)?;
+    let settings = serde_json::json!({
+        "preset": split.preset,
+        "seed": split.seed,
+        "train": split.train.len(),
+        "test": split.test.len(),
+    });
+    let meta = o.out.join("split.json");
+    std::fs::write(&meta, serde_json::to_vec_pretty(&settings)?)
+        .with_context(|| format!("cannot write {}", meta.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "train": train, "test": test, "preset": o.preset, "seed": o.seed,
+            "train_problems": split.train.len(), "test_problems": split.test.len(),
+        })
+    );
+    Ok(())
+}

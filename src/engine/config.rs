@@ -1,0 +1,440 @@
+//! The run configuration: plain data with the defaults documented field by field.
+//!
+//! A TOML file may set any subset; unknown keys are refused with their name, and
+//! [`RunConfig::validate`] names the field of any out-of-range value.
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::countdown::RewardKind;
+
+/// Training method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// MCTS inside the training loop (DeepSearch, Tree-GRPO objective).
+    DeepSearch,
+    /// n independent samples, outcome reward, mean/std group normalisation.
+    #[default]
+    Grpo,
+    /// GRPO with mean-only advantages and clip-higher.
+    Dapo,
+    /// Sample n, train on the best (distillation).
+    BestOfN,
+}
+
+impl Method {
+    pub const NAMES: [&'static str; 4] = ["deepsearch", "grpo", "dapo", "best_of_n"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::DeepSearch => "deepsearch",
+            Method::Grpo => "grpo",
+            Method::Dapo => "dapo",
+            Method::BestOfN => "best_of_n",
+        }
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "deepsearch" => Ok(Method::DeepSearch),
+            "grpo" => Ok(Method::Grpo),
+            "dapo" => Ok(Method::Dapo),
+            "best_of_n" | "best-of-n" => Ok(Method::BestOfN),
+            _ => Err(format!(
+                "unknown method {s:?}; valid methods: {}",
+                Method::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// Everything a run needs; `arbor train --config FILE.toml` overrides any subset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Seed of the run's RNGs: problem order, sampling, initialisation of the update
+    /// order. Default 1.
+    pub seed: u64,
+    /// Training method. Default grpo (deepsearch once search is built).
+    pub method: Method,
+    pub data: DataConfig,
+    pub policy: TinyPolicy,
+    pub warm_start: WarmStartConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+}
+
+/// Where problems come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Countdown preset used to generate problems (and whose verifier rules apply).
+    /// Default "default".
+    pub preset: String,
+    /// Seed of the generated split; fixed apart from the run seed so every run and
+    /// method sees the same problems. Default 1234.
+    pub seed: u64,
+    /// Generated training problems. Default 4000.
+    pub train_size: usize,
+    /// Generated held-out problems. Default 200.
+    pub test_size: usize,
+    /// JSONL file of training problems (`nums`, `target`) replacing the generated ones.
+    pub train_data: Option<PathBuf>,
+    /// JSONL file of held-out problems replacing the generated ones.
+    pub test_data: Option<PathBuf>,
+}
+
+/// Size of the tiny default transformer (Qwen2 architecture).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TinyPolicy {
+    /// Default 128.
+    pub hidden_size: usize,
+    /// Default 384.
+    pub intermediate_size: usize,
+    /// Default 4.
+    pub num_hidden_layers: usize,
+    /// Default 4.
+    pub num_attention_heads: usize,
+    /// Default 2 (grouped-query attention, as Qwen2).
+    pub num_key_value_heads: usize,
+    /// Default 128 positions (prompt plus completion).
+    pub max_position_embeddings: usize,
+}
+
+/// Supervised warm start on undirected solver traces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmStartConfig {
+    /// Optimizer steps. Default 1500.
+    pub steps: usize,
+    /// Sequences per step. Default 64.
+    pub batch_size: usize,
+    /// Peak learning rate (linear warm-up, cosine decay). Default 3e-3.
+    pub lr: f64,
+    /// Seed of initialisation and traces; fixed so all runs share one cached warm start.
+    /// Default 0.
+    pub seed: u64,
+}
+
+/// The RL loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Iterations (one sampling round and update each). Default 300.
+    pub iterations: u64,
+    /// Stop once this many tokens were generated for training (evaluation excluded).
+    /// Default none.
+    pub budget_tokens: Option<u64>,
+    /// Problems per iteration (paper: 256 on GPUs). Default 16.
+    pub problems_per_step: usize,
+    /// Samples per problem, n (paper: 8). Default 8.
+    pub group_size: usize,
+    /// AdamW learning rate (paper: 1e-6 for 1.5B; a tiny model needs far more). Default 1e-4. (R)
+    pub lr: f64,
+    /// Linear warm-up steps (paper: 10). Default 10.
+    pub warmup_steps: u64,
+    /// AdamW weight decay (paper: 0.1). Default 0.0 for the tiny model.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (paper: 1.0). Default 1.0.
+    pub max_grad_norm: f64,
+    /// Lower ratio clip, 1 - clip_low (paper: 0.2). Default 0.2.
+    pub clip_low: f64,
+    /// Upper ratio clip for dapo and deepsearch, 1 + clip_high (paper: 0.28); grpo uses
+    /// clip_low on both sides. Default 0.28.
+    pub clip_high: f64,
+    /// Dual-clip cap on negative-advantage losses (paper: 10); 0 disables. Default 10.
+    pub dual_clip: f64,
+    /// Sampling temperature (paper: 1.0). Default 1.0. (R)
+    pub temperature: f32,
+    /// Most tokens in a completion. Default 64.
+    pub max_tokens: usize,
+    /// Reward for training: binary, tinyzero or dense. Default binary.
+    pub reward: RewardKind,
+    /// Mini-batches per iteration (paper: 8). Default 1.
+    pub minibatches: usize,
+    /// Passes over an iteration's samples. Default 1.
+    pub epochs: usize,
+    /// Save a checkpoint every this many iterations (and at the end); 0: only at the end.
+    /// Default 50.
+    pub checkpoint_every: u64,
+}
+
+/// Held-out evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Evaluate every this many iterations (and at start and end); 0: start and end only.
+    /// Default 50.
+    pub every: u64,
+    /// Samples per test problem: pass@1 is mean@k, pass@k the unbiased estimator. Default 32.
+    pub k: usize,
+    /// Sampling temperature for evaluation. Default 1.0.
+    pub temperature: f32,
+    /// Test problems used (0: all). Default 0.
+    pub problems: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            method: Method::Grpo,
+            data: DataConfig::default(),
+            policy: TinyPolicy::default(),
+            warm_start: WarmStartConfig::default(),
+            train: TrainConfig::default(),
+            eval: EvalConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            preset: "default".into(),
+            seed: 1234,
+            train_size: 4000,
+            test_size: 200,
+            train_data: None,
+            test_data: None,
+        }
+    }
+}
+
+impl Default for TinyPolicy {
+    fn default() -> Self {
+        Self {
+            hidden_size: 128,
+            intermediate_size: 384,
+            num_hidden_layers: 4,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            max_position_embeddings: 128,
+        }
+    }
+}
+
+impl Default for WarmStartConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1500,
+            batch_size: 64,
+            lr: 3e-3,
+            seed: 0,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            iterations: 300,
+            budget_tokens: None,
+            problems_per_step: 16,
+            group_size: 8,
+            lr: 1e-4,
+            warmup_steps: 10,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            clip_low: 0.2,
+            clip_high: 0.28,
+            dual_clip: 10.0,
+            temperature: 1.0,
+            max_tokens: 64,
+            reward: RewardKind::Binary,
+            minibatches: 1,
+            epochs: 1,
+            checkpoint_every: 50,
+        }
+    }
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            every: 50,
+            k: 32,
+            temperature: 1.0,
+            problems: 0,
+        }
+    }
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{field} = {value}: {reason}")]
+pub struct ConfigError {
+    pub field: String,
+    pub value: String,
+    pub reason: String,
+}
+
+fn check(
+    ok: bool,
+    field: &str,
+    value: impl std::fmt::Display,
+    reason: &str,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            field: field.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        })
+    }
+}
+
+fn positive_f64(field: &str, v: f64) -> Result<(), ConfigError> {
+    check(
+        v.is_finite() && v > 0.0,
+        field,
+        v,
+        "must be a positive number",
+    )
+}
+
+fn non_negative_f64(field: &str, v: f64) -> Result<(), ConfigError> {
+    check(
+        v.is_finite() && v >= 0.0,
+        field,
+        v,
+        "must be a non-negative number",
+    )
+}
+
+fn positive_usize(field: &str, v: usize) -> Result<(), ConfigError> {
+    check(v > 0, field, v, "must be at least 1")
+}
+
+impl RunConfig {
+    /// Parses TOML text; errors name the unknown or mistyped key (and its line).
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks every value's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        positive_usize("data.test_size", d.test_size)?;
+        positive_usize("data.train_size", d.train_size)?;
+        let p = &self.policy;
+        positive_usize("policy.hidden_size", p.hidden_size)?;
+        positive_usize("policy.intermediate_size", p.intermediate_size)?;
+        positive_usize("policy.num_hidden_layers", p.num_hidden_layers)?;
+        positive_usize("policy.num_attention_heads", p.num_attention_heads)?;
+        positive_usize("policy.num_key_value_heads", p.num_key_value_heads)?;
+        check(
+            p.max_position_embeddings >= 32,
+            "policy.max_position_embeddings",
+            p.max_position_embeddings,
+            "must be at least 32",
+        )?;
+        let w = &self.warm_start;
+        positive_usize("warm_start.batch_size", w.batch_size)?;
+        positive_f64("warm_start.lr", w.lr)?;
+        let t = &self.train;
+        check(
+            t.iterations > 0,
+            "train.iterations",
+            t.iterations,
+            "must be at least 1",
+        )?;
+        if let Some(b) = t.budget_tokens {
+            check(b > 0, "train.budget_tokens", b, "must be at least 1")?;
+        }
+        positive_usize("train.problems_per_step", t.problems_per_step)?;
+        check(
+            t.group_size >= 2,
+            "train.group_size",
+            t.group_size,
+            "must be at least 2",
+        )?;
+        positive_f64("train.lr", t.lr)?;
+        check(t.lr < 1.0, "train.lr", t.lr, "must be below 1")?;
+        non_negative_f64("train.weight_decay", t.weight_decay)?;
+        non_negative_f64("train.max_grad_norm", t.max_grad_norm)?;
+        check(
+            t.clip_low.is_finite() && t.clip_low > 0.0 && t.clip_low < 1.0,
+            "train.clip_low",
+            t.clip_low,
+            "must be in (0, 1)",
+        )?;
+        positive_f64("train.clip_high", t.clip_high)?;
+        non_negative_f64("train.dual_clip", t.dual_clip)?;
+        check(
+            t.dual_clip == 0.0 || t.dual_clip > 1.0,
+            "train.dual_clip",
+            t.dual_clip,
+            "must be 0 (off) or above 1",
+        )?;
+        check(
+            t.temperature.is_finite() && t.temperature > 0.0,
+            "train.temperature",
+            t.temperature,
+            "must be a positive number",
+        )?;
+        positive_usize("train.max_tokens", t.max_tokens)?;
+        check(
+            t.max_tokens < p.max_position_embeddings,
+            "train.max_tokens",
+            t.max_tokens,
+            "must be below policy.max_position_embeddings",
+        )?;
+        positive_usize("train.minibatches", t.minibatches)?;
+        positive_usize("train.epochs", t.epochs)?;
+        let e = &self.eval;
+        positive_usize("eval.k", e.k)?;
+        check(
+            e.temperature.is_finite() && e.temperature >= 0.0,
+            "eval.temperature",
+            e.temperature,
+            "must be a non-negative number (0 is greedy)",
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip_through_toml() {
+        let c = RunConfig::default();
+        c.validate().unwrap();
+        assert_eq!(RunConfig::from_toml(&c.to_toml()).unwrap(), c);
+        assert_eq!(RunConfig::from_toml("").unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_field() {
+        let e = RunConfig::from_toml("[train]\nlearning_rate = 0.1\n").unwrap_err();
+        assert!(e.contains("learning_rate"), "{e}");
+        let e = RunConfig::from_toml("[train]\nlr = \"fast\"\n").unwrap_err();
+        assert!(e.contains("lr") && e.contains("line 2"), "{e}");
+        let c = RunConfig::from_toml("[train]\nlr = -0.1\n").unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "train.lr");
+        let c = RunConfig::from_toml("[train]\ntemperature = nan\n").unwrap();
+        assert_eq!(c.validate().unwrap_err().field, "train.temperature");
+    }
+
+    #[test]
+    fn methods_parse_and_unknown_lists_valid_ones() {
+        assert_eq!("dapo".parse::<Method>(), Ok(Method::Dapo));
+        let e = "ppo".parse::<Method>().unwrap_err();
+        assert!(e.contains("grpo") && e.contains("ppo"), "{e}");
+    }
+}

@@ -1,0 +1,18 @@
+//! The computation: task, policy, search, objective, trainer. No terminal, no sled types.
+pub mod batch;
+pub mod config;
+pub mod countdown;
+pub mod error;
+pub mod evaluate;
+pub mod metrics;
+pub mod objective;
+pub mod optim;
+pub mod policy;
+pub mod rollout;
+pub mod sink;
+pub mod split;
+pub mod trainer;
+pub mod update;
+pub mod warm_start;
+
+pub use error::EngineError;

@@ -1,0 +1,126 @@
+//! The policy's architecture, as a Qwen2 `config.json` describes it.
+//!
+//! Field names are those of Hugging Face's Qwen2 config, so a checkpoint folder's
+//! config.json deserializes straight into this struct and arbor's own checkpoints load in
+//! other Qwen2 tooling.
+use serde::{Deserialize, Serialize};
+
+/// Architecture of a Qwen2-family causal transformer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub max_position_embeddings: usize,
+    pub rope_theta: f64,
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    #[serde(default = "default_architectures")]
+    pub architectures: Vec<String>,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    #[serde(default = "default_dtype")]
+    pub torch_dtype: String,
+    // Fields the Qwen2 family carries that arbor's attention ignores (no sliding window on
+    // the sequence lengths arbor trains on); kept so configs round-trip.
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    #[serde(default)]
+    pub max_window_layers: Option<usize>,
+}
+
+fn default_hidden_act() -> String {
+    "silu".into()
+}
+fn default_model_type() -> String {
+    "qwen2".into()
+}
+fn default_architectures() -> Vec<String> {
+    vec!["Qwen2ForCausalLM".into()]
+}
+fn default_dtype() -> String {
+    "float32".into()
+}
+
+impl PolicyConfig {
+    /// The tiny default trained from scratch on two CPU cores: about 0.8M parameters.
+    pub fn tiny(vocab_size: usize, bos: u32, eos: u32) -> Self {
+        Self {
+            vocab_size,
+            hidden_size: 128,
+            intermediate_size: 384,
+            num_hidden_layers: 4,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            max_position_embeddings: 128,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-6,
+            tie_word_embeddings: true,
+            hidden_act: default_hidden_act(),
+            model_type: default_model_type(),
+            architectures: default_architectures(),
+            bos_token_id: Some(bos),
+            eos_token_id: Some(eos),
+            torch_dtype: default_dtype(),
+            use_sliding_window: false,
+            sliding_window: None,
+            max_window_layers: None,
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// Checks the shape constraints the attention relies on.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err("hidden_size must be a multiple of num_attention_heads".into());
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err("head dimension (hidden_size / num_attention_heads) must be even".into());
+        }
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            return Err("num_attention_heads must be a multiple of num_key_value_heads".into());
+        }
+        if self.hidden_act != "silu" {
+            return Err(format!(
+                "hidden_act {:?} is not supported (Qwen2 uses \"silu\")",
+                self.hidden_act
+            ));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+            return Err("rms_norm_eps must be a positive number".into());
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err("rope_theta must be a positive number".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,326 @@
+//! A Qwen2 causal transformer written from differentiable candle pieces.
+//!
+//! candle's fused kernels (softmax_last_dim, rms_norm, rope, sdpa) have no backward pass,
+//! so the stock qwen2 model trains almost none of its weights. This file is the same
+//! architecture from ops that do backpropagate, with the qwen2 module's tensor names, so one
+//! set of weights serves training, sampling and real checkpoints. Every call takes explicit
+//! positions and an additive attention mask, so rows of a batch may sit at different
+//! offsets (left padding) and a node's cached prefix can be continued by its children.
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{Init, Linear, VarBuilder};
+
+use super::config::PolicyConfig;
+
+/// Value added to attention scores of masked keys: finite, so fully masked (padding)
+/// query rows stay finite instead of turning into NaN.
+pub const MASKED: f32 = -1e9;
+
+/// Keys and values of every layer for a batch of rows: `(batch, kv_heads, len, head_dim)`.
+#[derive(Clone, Debug)]
+pub struct KvCache {
+    pub k: Vec<Tensor>,
+    pub v: Vec<Tensor>,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.k.first().and_then(|k| k.dim(2).ok()).unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+struct Block {
+    input_norm: Tensor,
+    attn: Attention,
+    post_norm: Tensor,
+    mlp: Mlp,
+}
+
+/// The model. Cheap to clone (tensors are reference counted).
+pub struct Qwen2 {
+    cfg: PolicyConfig,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+fn linear(vb: &VarBuilder, inp: usize, out: usize, bias: bool) -> Result<Linear> {
+    let std = 0.02;
+    let w = vb.get_with_hints(
+        (out, inp),
+        "weight",
+        Init::Randn {
+            mean: 0.,
+            stdev: std,
+        },
+    )?;
+    let b = if bias {
+        Some(vb.get_with_hints(out, "bias", Init::Const(0.))?)
+    } else {
+        None
+    };
+    Ok(Linear::new(w, b))
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    candle_nn::ops::rms_norm_slow(x, w, eps as f32)
+}
+
+fn rotate_half(x: &Tensor) -> Result<Tensor> {
+    let half = x.dim(D::Minus1)? / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)
+}
+
+impl Qwen2 {
+    /// Builds the model from `vb`. With a VarMap-backed builder missing tensors are created
+    /// with a GPT-style initialisation; with a tensor-backed one they must all be present.
+    pub fn new(cfg: &PolicyConfig, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let hd = cfg.head_dim();
+        let m = vb.pp("model");
+        let embed = m.pp("embed_tokens").get_with_hints(
+            (cfg.vocab_size, h),
+            "weight",
+            Init::Randn {
+                mean: 0.,
+                stdev: 0.02,
+            },
+        )?;
+        let mut blocks = Vec::with_capacity(cfg.num_hidden_layers);
+        for i in 0..cfg.num_hidden_layers {
+            let l = m.pp(format!("layers.{i}"));
+            let a = l.pp("self_attn");
+            let attn = Attention {
+                q: linear(&a.pp("q_proj"), h, cfg.num_attention_heads * hd, true)?,
+                k: linear(&a.pp("k_proj"), h, cfg.num_key_value_heads * hd, true)?,
+                v: linear(&a.pp("v_proj"), h, cfg.num_key_value_heads * hd, true)?,
+                o: linear(&a.pp("o_proj"), cfg.num_attention_heads * hd, h, false)?,
+                heads: cfg.num_attention_heads,
+                kv_heads: cfg.num_key_value_heads,
+                head_dim: hd,
+            };
+            let p = l.pp("mlp");
+            let mlp = Mlp {
+                gate: linear(&p.pp("gate_proj"), h, cfg.intermediate_size, false)?,
+                up: linear(&p.pp("up_proj"), h, cfg.intermediate_size, false)?,
+                down: linear(&p.pp("down_proj"), cfg.intermediate_size, h, false)?,
+            };
+            let input_norm =
+                l.pp("input_layernorm")
+                    .get_with_hints(h, "weight", Init::Const(1.))?;
+            let post_norm =
+                l.pp("post_attention_layernorm")
+                    .get_with_hints(h, "weight", Init::Const(1.))?;
+            blocks.push(Block {
+                input_norm,
+                attn,
+                post_norm,
+                mlp,
+            });
+        }
+        let norm = m.pp("norm").get_with_hints(h, "weight", Init::Const(1.))?;
+        let lm_head = if cfg.tie_word_embeddings {
+            embed.clone()
+        } else {
+            vb.pp("lm_head").get_with_hints(
+                (cfg.vocab_size, h),
+                "weight",
+                Init::Randn {
+                    mean: 0.,
+                    stdev: 0.02,
+                },
+            )?
+        };
+        let (cos, sin) = rope_tables(cfg, vb.dtype(), vb.device())?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            cos,
+            sin,
+        })
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
+    /// Runs `ids` `(batch, len)` at `positions` `(batch, len)` (u32) with an additive
+    /// `mask` broadcastable to `(batch, 1, len, cached + len)`, after the rows' `cache`.
+    /// Returns the final hidden states `(batch, len, hidden)` and the extended cache.
+    pub fn hidden(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        cache: Option<&KvCache>,
+    ) -> Result<(Tensor, KvCache)> {
+        let (b, t) = ids.dims2()?;
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
+        let flat_pos = positions.flatten_all()?;
+        let hd = self.cfg.head_dim();
+        let cos = self
+            .cos
+            .index_select(&flat_pos, 0)?
+            .reshape((b, 1, t, hd))?;
+        let sin = self
+            .sin
+            .index_select(&flat_pos, 0)?
+            .reshape((b, 1, t, hd))?;
+        let mut new_cache = KvCache {
+            k: Vec::with_capacity(self.blocks.len()),
+            v: Vec::with_capacity(self.blocks.len()),
+        };
+        for (i, block) in self.blocks.iter().enumerate() {
+            let past = cache.map(|c| (&c.k[i], &c.v[i]));
+            let normed = rms_norm(&x, &block.input_norm, self.cfg.rms_norm_eps)?;
+            let (attn, k, v) = block.attn.forward(&normed, &cos, &sin, mask, past)?;
+            x = (x + attn)?;
+            let normed = rms_norm(&x, &block.post_norm, self.cfg.rms_norm_eps)?;
+            x = (&x + block.mlp.forward(&normed)?)?;
+            new_cache.k.push(k);
+            new_cache.v.push(v);
+        }
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        Ok((x, new_cache))
+    }
+
+    /// Projects hidden states to vocabulary logits.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        hidden.broadcast_matmul(&self.lm_head.t()?)
+    }
+
+    /// Full-sequence forward for training: logits `(batch, len, vocab)` under a causal mask,
+    /// positions 0..len for every row (sequences are right-padded).
+    pub fn forward_train(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, ids.device())?
+            .unsqueeze(0)?
+            .broadcast_as((b, t))?
+            .contiguous()?;
+        let mask = causal_mask(t, self.embed.dtype(), ids.device())?;
+        let (h, _) = self.hidden(ids, &positions, &mask, None)?;
+        self.logits(&h)
+    }
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+        past: Option<(&Tensor, &Tensor)>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, t, _) = x.dims3()?;
+        let split = |y: Tensor, heads: usize| -> Result<Tensor> {
+            y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)
+        };
+        let q = split(self.q.forward(x)?, self.heads)?;
+        let k = split(self.k.forward(x)?, self.kv_heads)?;
+        let v = split(self.v.forward(x)?, self.kv_heads)?.contiguous()?;
+        let q = (q.broadcast_mul(cos)? + rotate_half(&q)?.broadcast_mul(sin)?)?;
+        let k = (k.broadcast_mul(cos)? + rotate_half(&k)?.broadcast_mul(sin)?)?;
+        let (k, v) = match past {
+            Some((pk, pv)) if pk.dim(2)? > 0 => (
+                Tensor::cat(&[pk, &k], 2)?.contiguous()?,
+                Tensor::cat(&[pv, &v], 2)?.contiguous()?,
+            ),
+            _ => (k.contiguous()?, v),
+        };
+        let rep = self.heads / self.kv_heads;
+        let kr = repeat_kv(&k, rep)?;
+        let vr = repeat_kv(&v, rep)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.contiguous()?.matmul(&kr.t()?)? * scale)?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let out =
+            probs
+                .matmul(&vr)?
+                .transpose(1, 2)?
+                .reshape((b, t, self.heads * self.head_dim))?;
+        Ok((self.o.forward(&out)?, k, v))
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = self.gate.forward(x)?.silu()?;
+        self.down.forward(&(gate * self.up.forward(x)?)?)
+    }
+}
+
+fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {
+    if rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, h, t, d) = x.dims4()?;
+    x.unsqueeze(2)?
+        .broadcast_as((b, h, rep, t, d))?
+        .reshape((b, h * rep, t, d))
+}
+
+/// cos/sin tables `(max_positions, head_dim)` in Qwen2's non-interleaved layout.
+fn rope_tables(cfg: &PolicyConfig, dtype: DType, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let hd = cfg.head_dim();
+    let inv: Vec<f32> = (0..hd / 2)
+        .map(|i| 1.0 / (cfg.rope_theta.powf(2.0 * i as f64 / hd as f64) as f32))
+        .collect();
+    let inv = Tensor::from_vec(inv, (1, hd / 2), dev)?;
+    let pos = Tensor::arange(0u32, cfg.max_position_embeddings as u32, dev)?
+        .to_dtype(DType::F32)?
+        .unsqueeze(1)?;
+    let freqs = pos.broadcast_mul(&inv)?;
+    let freqs = Tensor::cat(&[&freqs, &freqs], 1)?;
+    Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
+}
+
+/// Additive causal mask `(1, 1, len, len)`.
+pub fn causal_mask(len: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..len)
+        .flat_map(|i| (0..len).map(move |j| if j <= i { 0. } else { MASKED }))
+        .collect();
+    Tensor::from_vec(m, (1, 1, len, len), dev)?.to_dtype(dtype)
+}
+
+/// Per-token log-probabilities of `targets` `(batch, len)` under `logits`
+/// `(batch, len, vocab)`, differentiable.
+pub fn token_logprobs(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    logp.gather(&targets.unsqueeze(D::Minus1)?.contiguous()?, D::Minus1)?
+        .squeeze(D::Minus1)
+}

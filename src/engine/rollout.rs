@@ -1,0 +1,91 @@
+//! Direct rollouts: sample whole completions for a set of problems and verify them.
+use candle_core::Result;
+use rand::Rng;
+
+use super::countdown::{reward, verify, Problem, RewardKind, Rules, Verdict};
+use super::policy::sampler::{sample, Finish, Request, SampleStats, SamplingParams};
+use super::policy::{CharTokenizer, Qwen2};
+
+/// Rows per sampler call: large batches amortise the per-op overhead of tiny models.
+pub const MAX_ROWS: usize = 256;
+
+/// One sampled and verified completion.
+#[derive(Clone, Debug)]
+pub struct Trajectory {
+    pub tokens: Vec<u32>,
+    pub logprobs: Vec<f32>,
+    pub entropies: Vec<f32>,
+    pub finish: Finish,
+    pub text: String,
+    pub verdict: Verdict,
+    pub reward: f32,
+}
+
+impl Trajectory {
+    pub fn correct(&self) -> bool {
+        self.verdict.is_correct()
+    }
+    /// Mean entropy over the trajectory's tokens.
+    pub fn mean_entropy(&self) -> f32 {
+        if self.entropies.is_empty() {
+            0.0
+        } else {
+            self.entropies.iter().sum::<f32>() / self.entropies.len() as f32
+        }
+    }
+}
+
+/// The token ids of a problem's prompt: BOS then the prompt text.
+pub fn prompt_tokens(tok: &CharTokenizer, p: &Problem) -> Vec<u32> {
+    let mut ids = vec![super::policy::tokenizer::BOS];
+    // Prompts are digits, spaces, ':' and newline, all in the alphabet; an unknown
+    // character (impossible for validated problems) is dropped rather than crashing.
+    ids.extend(tok.encode(&p.prompt()).unwrap_or_default());
+    ids
+}
+
+/// Samples `n` completions of every problem and verifies them.
+#[allow(clippy::too_many_arguments)]
+pub fn rollouts<R: Rng>(
+    model: &Qwen2,
+    tok: &CharTokenizer,
+    problems: &[&Problem],
+    n: usize,
+    params: &SamplingParams,
+    rules: &Rules,
+    reward_kind: RewardKind,
+    rng: &mut R,
+) -> Result<(Vec<Vec<Trajectory>>, SampleStats)> {
+    let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(tok, p)).collect();
+    let mut groups: Vec<Vec<Trajectory>> = vec![Vec::with_capacity(n); problems.len()];
+    let mut stats = SampleStats::default();
+    let per_call = (MAX_ROWS / n.max(1)).max(1);
+    for start in (0..problems.len()).step_by(per_call) {
+        let end = (start + per_call).min(problems.len());
+        let requests: Vec<Request> = (start..end)
+            .map(|i| Request {
+                context: &prompts[i],
+                cache: None,
+                copies: n,
+            })
+            .collect();
+        let (completions, s) = sample(model, &requests, params, false, rng)?;
+        stats.add(&s);
+        for c in completions {
+            let i = start + c.request;
+            let text = tok.decode(&c.tokens);
+            let verdict = verify(problems[i], &text, rules);
+            let r = reward(reward_kind, &verdict, problems[i].target);
+            groups[i].push(Trajectory {
+                tokens: c.tokens,
+                logprobs: c.logprobs,
+                entropies: c.entropies,
+                finish: c.finish,
+                text,
+                verdict,
+                reward: r,
+            });
+        }
+    }
+    Ok((groups, stats))
+}

@@ -1,0 +1,77 @@
+//! How the engine reports: progress, cached warm starts, iteration commits, checkpoints.
+//! The store implements it for real runs; tests may replace it.
+use super::policy::Policy;
+use super::trainer::IterationMetrics;
+
+/// Phases shown to the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    WarmStart,
+    Evaluate,
+    Train,
+}
+
+impl Phase {
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::WarmStart => "warm start",
+            Phase::Evaluate => "evaluate",
+            Phase::Train => "train",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+pub trait Sink {
+    /// `done` of `total` units of `phase`; `note` is a short status (loss, accuracy).
+    fn progress(&mut self, _phase: Phase, _done: u64, _total: u64, _note: &str) {}
+    /// A phase finished.
+    fn phase_done(&mut self, _phase: Phase, _note: &str) {}
+    /// Weights of a cached warm start, if there is one under `key`.
+    fn warm_start(&mut self, key: &str) -> Result<Option<Vec<u8>>, SinkError>;
+    /// Caches a warm start.
+    fn save_warm_start(
+        &mut self,
+        key: &str,
+        description: serde_json::Value,
+        weights: &[u8],
+    ) -> Result<(), SinkError>;
+    /// Commits one iteration atomically.
+    fn commit(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError>;
+    /// Saves the policy as of `iteration`.
+    fn checkpoint(&mut self, iteration: u64, policy: &Policy) -> Result<(), SinkError>;
+}
+
+/// A sink that keeps everything in memory, for tests and benchmarks.
+#[derive(Default)]
+pub struct MemorySink {
+    pub warm: std::collections::HashMap<String, Vec<u8>>,
+    pub iterations: Vec<IterationMetrics>,
+    pub checkpoints: Vec<u64>,
+}
+
+impl Sink for MemorySink {
+    fn warm_start(&mut self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        Ok(self.warm.get(key).cloned())
+    }
+    fn save_warm_start(
+        &mut self,
+        key: &str,
+        _d: serde_json::Value,
+        weights: &[u8],
+    ) -> Result<(), SinkError> {
+        self.warm.insert(key.to_string(), weights.to_vec());
+        Ok(())
+    }
+    fn commit(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
+        self.iterations.push(metrics.clone());
+        Ok(())
+    }
+    fn checkpoint(&mut self, iteration: u64, _policy: &Policy) -> Result<(), SinkError> {
+        self.checkpoints.push(iteration);
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! The problems of a run: generated from a preset, or loaded from JSONL files.
+use serde::Serialize;
+
+use super::config::DataConfig;
+use super::countdown::{generate, load_jsonl, Preset, Problem, Rules};
+use super::error::EngineError;
+
+/// Train and test problems with the verifier rules that apply to them.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunData {
+    pub train: Vec<Problem>,
+    pub test: Vec<Problem>,
+    pub rules: Rules,
+    pub preset: String,
+}
+
+/// Test problems only (for `arbor eval`), honouring `test_data`.
+pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
+    let preset = Preset::by_name(&cfg.preset)
+        .map_err(|e| EngineError::Config(format!("data.preset: {e}")))?;
+    let need_generated = cfg.train_data.is_none() || cfg.test_data.is_none();
+    let generated = if need_generated {
+        Some(
+            generate(&preset, cfg.seed, cfg.train_size, cfg.test_size)
+                .map_err(|e| EngineError::Data(format!("preset {}: {e}", preset.name)))?,
+        )
+    } else {
+        None
+    };
+    let load = |p: &std::path::Path| load_jsonl(p).map_err(|e| EngineError::Data(e.to_string()));
+    let train = match (&cfg.train_data, &generated) {
+        (Some(p), _) => load(p)?,
+        (None, Some(g)) => g.train.clone(),
+        (None, None) => Vec::new(),
+    };
+    let test = match (&cfg.test_data, &generated) {
+        (Some(p), _) => load(p)?,
+        (None, Some(g)) => g.test.clone(),
+        (None, None) => Vec::new(),
+    };
+    Ok(RunData {
+        train,
+        test,
+        rules: preset.rules,
+        preset: preset.name,
+    })
+}
+
+/// FNV-1a, for stable cache keys (std's hasher is not stable across releases).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}

@@ -1,0 +1,136 @@
+//! The `arbor` command line: wires engine, store and app together.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use arbor::app::commands::{self, EvalOptions, GenDataOptions, TrainOptions};
+use arbor::engine::config::Method;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// arbor: DeepSearch-style tree search inside the RL training loop of small reasoning
+/// models. With no command, runs the embedded default (a Countdown run on the tiny model).
+#[derive(Parser)]
+#[command(name = "arbor", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a policy (warm start, then RL); prints one JSON summary line on stdout.
+    Train(TrainArgs),
+    /// Evaluate a run's latest checkpoint on the held-out split; prints one JSON line.
+    Eval(EvalArgs),
+    /// Generate leak-free Countdown train/test splits as JSONL.
+    GenData(GenDataArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// deepsearch, grpo, dapo or best_of_n (default: the config's, grpo).
+    #[arg(long)]
+    method: Option<Method>,
+    /// Progress bars on stderr instead of the explorer.
+    #[arg(long)]
+    headless: bool,
+    /// Run seed (sampling, problem order).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of iterations.
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Stop after this many generated training tokens.
+    #[arg(long)]
+    budget_tokens: Option<u64>,
+    /// Run config (TOML); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The store (sled database folder).
+    #[arg(long, default_value = arbor::store::DEFAULT_PATH)]
+    store: PathBuf,
+    /// Run name (default: <method>-s<seed>-<n>).
+    #[arg(long)]
+    run: Option<String>,
+    /// Training problems as JSONL (`nums`, `target`).
+    #[arg(long)]
+    train_data: Option<PathBuf>,
+    /// Held-out problems as JSONL (`nums`, `target`).
+    #[arg(long)]
+    test_data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// The run whose latest checkpoint is evaluated.
+    #[arg(long)]
+    run: String,
+    /// Held-out problems as JSONL (default: the run's test split).
+    #[arg(long)]
+    test_data: Option<PathBuf>,
+    #[arg(long, default_value = arbor::store::DEFAULT_PATH)]
+    store: PathBuf,
+    /// Samples per problem (default: the run's eval.k).
+    #[arg(long)]
+    k: Option<usize>,
+}
+
+#[derive(Args)]
+struct GenDataArgs {
+    /// Preset: default, tinyzero, sos or distill.
+    #[arg(long, default_value = "default")]
+    preset: String,
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// Training problems.
+    #[arg(long, default_value_t = 4000)]
+    train: usize,
+    /// Held-out problems.
+    #[arg(long, default_value_t = 200)]
+    test: usize,
+    /// Output folder for train.jsonl, test.jsonl and split.json.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => commands::train(TrainOptions::default()),
+        Some(Command::Train(a)) => commands::train(TrainOptions {
+            method: a.method,
+            headless: a.headless,
+            seed: a.seed,
+            iterations: a.iterations,
+            budget_tokens: a.budget_tokens,
+            config: a.config,
+            store: a.store,
+            run: a.run,
+            train_data: a.train_data,
+            test_data: a.test_data,
+        }),
+        Some(Command::Eval(a)) => commands::eval(EvalOptions {
+            run: a.run,
+            test_data: a.test_data,
+            store: a.store,
+            k: a.k,
+        }),
+        Some(Command::GenData(a)) => commands::gen_data(GenDataOptions {
+            preset: a.preset,
+            seed: a.seed,
+            train: a.train,
+            test: a.test,
+            out: a.out,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

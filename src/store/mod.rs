@@ -1,0 +1,321 @@
+//! Persistence: one sled database holding many runs.
+//!
+//! Keys are ordered byte strings (a one-letter table, the run name, a zero byte, a
+//! big-endian integer) so prefix scans return a run's records in order. Values are JSON
+//! for the small, evolving records (runs, metrics) and raw bytes for weights. A header
+//! record carries the schema version; a store of another version is refused before
+//! anything is written. An iteration is one sled batch followed by a flush: it is either
+//! entirely visible or not at all.
+mod error;
+mod keys;
+pub mod sink;
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+pub use error::StoreError;
+use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
+
+/// Version of the key layout and record encodings this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default location, relative to the working directory.
+pub const DEFAULT_PATH: &str = "runs/arbor.sled";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub schema_version: u32,
+    pub created_by: String,
+}
+
+/// Lifecycle of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Stopped,
+    Failed,
+}
+
+/// A run and the settings it was started with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub name: String,
+    pub method: String,
+    pub seed: u64,
+    pub status: RunStatus,
+    pub created_unix: u64,
+    /// The full run config, as TOML text.
+    pub config_toml: String,
+    /// Key of the warm start the run began from.
+    pub warm_start: Option<String>,
+    /// Last committed iteration (0 before the first).
+    pub last_iteration: u64,
+    /// The summary line printed when the run ended.
+    pub summary: Option<serde_json::Value>,
+}
+
+/// A complete checkpoint on disk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    pub iteration: u64,
+    pub dir: PathBuf,
+}
+
+/// A cached warm start: its description and safetensors weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WarmStartMeta {
+    pub key: String,
+    pub description: serde_json::Value,
+}
+
+/// The store handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+/// Run names become folder names and key parts.
+pub fn validate_run_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadRunName(name.to_string()))
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (and its parent folders) if absent.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if path.exists() && !path.is_dir() {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+                detail: "it is a file, not a sled database folder".into(),
+            });
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::io(parent, e))?;
+        }
+        Self::open_inner(path)
+    }
+
+    /// Opens an existing store; never creates one.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        Self::open(path)
+    }
+
+    fn open_inner(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|e| StoreError::from_open(path, e))?;
+        let store = Self {
+            db,
+            path: path.to_path_buf(),
+        };
+        match store.get_json::<Header>(keys::HEADER)? {
+            Some(h) if h.schema_version == SCHEMA_VERSION => {}
+            Some(h) => {
+                return Err(StoreError::SchemaVersion {
+                    path: path.to_path_buf(),
+                    found: h.schema_version,
+                    created_by: h.created_by,
+                })
+            }
+            None if store.db.is_empty() => {
+                let header = Header {
+                    schema_version: SCHEMA_VERSION,
+                    created_by: format!("arbor {}", env!("CARGO_PKG_VERSION")),
+                };
+                store.put_json(keys::HEADER, &header)?;
+                store.flush()?;
+            }
+            None => {
+                return Err(StoreError::NotAStore {
+                    path: path.to_path_buf(),
+                    detail: "it has records but no arbor header".into(),
+                })
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Folder for a run's checkpoints, beside the store: `<store>.checkpoints/<run>/`.
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        let mut name = self.path.as_os_str().to_os_string();
+        name.push(".checkpoints");
+        PathBuf::from(name).join(run)
+    }
+
+    pub fn header(&self) -> Result<Header, StoreError> {
+        self.get_json(keys::HEADER)?
+            .ok_or_else(|| StoreError::Corrupt("missing header".into()))
+    }
+
+    /// Registers a new run; refuses an existing name.
+    pub fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        validate_run_name(&run.name)?;
+        let key = run_key(&run.name);
+        let value = serde_json::to_vec(run).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let res = self
+            .db
+            .compare_and_swap(key, None as Option<&[u8]>, Some(value))
+            .map_err(StoreError::Sled)?;
+        if res.is_err() {
+            return Err(StoreError::RunExists(run.name.clone()));
+        }
+        self.flush()
+    }
+
+    pub fn run(&self, name: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.get_json(&run_key(name))
+    }
+
+    /// The run, or an error listing the runs there are.
+    pub fn require_run(&self, name: &str) -> Result<RunRecord, StoreError> {
+        self.run(name)?.ok_or_else(|| StoreError::NoSuchRun {
+            name: name.to_string(),
+            path: self.path.clone(),
+            known: self
+                .runs()
+                .map(|r| r.into_iter().map(|r| r.name).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    pub fn update_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.put_json(&run_key(&run.name), run)?;
+        self.flush()
+    }
+
+    /// Every run, in name order.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.scan(&prefix(Table::Run, None))
+    }
+
+    /// Commits iteration `iteration` of `run` atomically: the metrics record, the run's
+    /// `last_iteration`, and `extra` records (trees, events) in one batch, then flushes.
+    pub fn commit_iteration<T: Serialize>(
+        &self,
+        run: &RunRecord,
+        iteration: u64,
+        metrics: &T,
+        extra: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let m = serde_json::to_vec(metrics).map_err(|e| StoreError::Encode(e.to_string()))?;
+        batch.insert(iteration_key(&run.name, iteration), m);
+        let mut rec = run.clone();
+        rec.last_iteration = iteration;
+        let r = serde_json::to_vec(&rec).map_err(|e| StoreError::Encode(e.to_string()))?;
+        batch.insert(run_key(&run.name), r);
+        for (k, v) in extra {
+            batch.insert(k, v);
+        }
+        self.db.apply_batch(batch).map_err(StoreError::Sled)?;
+        self.flush()
+    }
+
+    /// A run's committed iteration records, in order.
+    pub fn iterations<T: DeserializeOwned>(&self, run: &str) -> Result<Vec<T>, StoreError> {
+        self.scan(&prefix(Table::Iteration, Some(run)))
+    }
+
+    /// Records that the checkpoint of `iteration` is complete in `dir`.
+    pub fn record_checkpoint(
+        &self,
+        run: &str,
+        iteration: u64,
+        dir: &Path,
+    ) -> Result<(), StoreError> {
+        let rec = CheckpointRecord {
+            iteration,
+            dir: dir.to_path_buf(),
+        };
+        self.put_json(&checkpoint_key(run, iteration), &rec)?;
+        self.flush()
+    }
+
+    /// The run's checkpoints, oldest first.
+    pub fn checkpoints(&self, run: &str) -> Result<Vec<CheckpointRecord>, StoreError> {
+        self.scan(&prefix(Table::Checkpoint, Some(run)))
+    }
+
+    pub fn put_warm_start(&self, meta: &WarmStartMeta, weights: &[u8]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let m = serde_json::to_vec(meta).map_err(|e| StoreError::Encode(e.to_string()))?;
+        batch.insert(keys::warm_key(&meta.key, false), m);
+        batch.insert(keys::warm_key(&meta.key, true), weights);
+        self.db.apply_batch(batch).map_err(StoreError::Sled)?;
+        self.flush()
+    }
+
+    pub fn warm_start(&self, key: &str) -> Result<Option<(WarmStartMeta, Vec<u8>)>, StoreError> {
+        let meta: Option<WarmStartMeta> = self.get_json(&keys::warm_key(key, false))?;
+        let weights = self
+            .db
+            .get(keys::warm_key(key, true))
+            .map_err(StoreError::Sled)?;
+        Ok(match (meta, weights) {
+            (Some(m), Some(w)) => Some((m, w.to_vec())),
+            _ => None,
+        })
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(StoreError::Sled)?;
+        Ok(())
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get(key).map_err(StoreError::Sled)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("record {}: {e}", keys::show(key)))),
+        }
+    }
+
+    fn put_json<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+        self.db.insert(key, v).map_err(StoreError::Sled)?;
+        Ok(())
+    }
+
+    fn scan<T: DeserializeOwned>(&self, p: &[u8]) -> Result<Vec<T>, StoreError> {
+        self.db
+            .scan_prefix(p)
+            .map(|kv| {
+                let (k, v) = kv.map_err(StoreError::Sled)?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("record {}: {e}", keys::show(&k))))
+            })
+            .collect()
+    }
+
+    /// Writes a raw header, for tests of version checks.
+    #[doc(hidden)]
+    pub fn overwrite_header_for_tests(&self, header: &Header) -> Result<(), StoreError> {
+        self.put_json(keys::HEADER, header)?;
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;
