@@ -9,6 +9,7 @@ pub mod objective;
 pub mod optim;
 pub mod policy;
 pub mod rollout;
+pub mod search;
 pub mod sink;
 pub mod split;
 pub mod trainer;

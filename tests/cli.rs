@@ -1,0 +1,259 @@
+//! The command-line contract, end to end through the real binary on a tiny model.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn arbor(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the arbor binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn last_json(o: &Output) -> serde_json::Value {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", stderr(o)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line {line:?} is not JSON: {e}"))
+}
+
+/// A config small enough to train in seconds.
+const TINY: &str = r#"
+seed = 3
+[data]
+train_size = 300
+test_size = 12
+[policy]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 1
+[warm_start]
+steps = 30
+batch_size = 16
+[train]
+iterations = 3
+problems_per_step = 4
+group_size = 4
+max_tokens = 40
+checkpoint_every = 2
+[eval]
+every = 2
+k = 4
+"#;
+
+fn tiny_config(dir: &Path) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, TINY).unwrap();
+    p
+}
+
+fn check_eval(v: &serde_json::Value, k: u64, problems: u64) {
+    for field in ["pass@1", "pass@k"] {
+        let x = v[field].as_f64().unwrap_or_else(|| panic!("{field} missing in {v}"));
+        assert!((0.0..=1.0).contains(&x), "{field} = {x}");
+    }
+    assert_eq!(v["k"], k);
+    assert_eq!(v["problems"], problems);
+}
+
+#[test]
+fn train_then_eval_follow_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path());
+    let store = dir.path().join("s.sled");
+    let o = arbor(
+        &[
+            "train", "--method", "grpo", "--headless", "--seed", "5", "--config",
+            cfg.to_str().unwrap(), "--store", store.to_str().unwrap(), "--run", "t1",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let s = last_json(&o);
+    assert_eq!(s["run"], "t1");
+    assert_eq!(s["method"], "grpo");
+    assert_eq!(s["seed"], 5);
+    assert_eq!(s["iterations"], 3);
+    assert!(s["generated_tokens"].as_u64().unwrap() > 0);
+    assert!(s["wall_seconds"].as_f64().unwrap() > 0.0);
+    check_eval(&s["eval_start"], 4, 12);
+    check_eval(&s["eval_end"], 4, 12);
+    // The warm start is a visible phase, not a silent wait.
+    assert!(stderr(&o).contains("warm start"), "{}", stderr(&o));
+
+    let e = arbor(
+        &["eval", "--run", "t1", "--store", store.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(e.status.success(), "eval failed: {}", stderr(&e));
+    let v = last_json(&e);
+    check_eval(&v, 4, 12);
+    // Same checkpoint, same evaluation seed: the numbers of the run's last evaluation.
+    assert_eq!(v["pass@1"], s["eval_end"]["pass@1"]);
+
+    // A second run reuses the cached warm start and starts from the same policy.
+    let o2 = arbor(
+        &[
+            "train", "--method", "dapo", "--headless", "--config", cfg.to_str().unwrap(),
+            "--store", store.to_str().unwrap(), "--iterations", "1",
+        ],
+        dir.path(),
+    );
+    assert!(o2.status.success(), "{}", stderr(&o2));
+    let s2 = last_json(&o2);
+    assert_eq!(s2["warm_start"], s["warm_start"]);
+    assert_eq!(s2["eval_start"], s["eval_start"]);
+    assert!(stderr(&o2).contains("loaded cached warm start"), "{}", stderr(&o2));
+    assert_eq!(s2["run"], "dapo-s3-1");
+
+    // The same name twice is refused.
+    let o3 = arbor(
+        &[
+            "train", "--headless", "--config", cfg.to_str().unwrap(), "--store",
+            store.to_str().unwrap(), "--run", "t1",
+        ],
+        dir.path(),
+    );
+    assert!(!o3.status.success());
+    assert!(stderr(&o3).contains("already exists"), "{}", stderr(&o3));
+}
+
+#[test]
+fn budget_tokens_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path());
+    let store = dir.path().join("s.sled");
+    let o = arbor(
+        &[
+            "train", "--headless", "--config", cfg.to_str().unwrap(), "--store",
+            store.to_str().unwrap(), "--iterations", "50", "--budget-tokens", "100",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = last_json(&o);
+    assert_eq!(s["stopped_by"], "budget");
+    assert!(s["iterations"].as_u64().unwrap() < 50);
+    assert!(s["generated_tokens"].as_u64().unwrap() >= 100);
+}
+
+#[test]
+fn gen_data_writes_leak_free_splits_that_train_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data");
+    let o = arbor(
+        &[
+            "gen-data", "--preset", "default", "--seed", "9", "--train", "200", "--test", "20",
+            "--out", out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(out.join(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (train, test) = (read("train.jsonl"), read("test.jsonl"));
+    assert_eq!((train.len(), test.len()), (200, 20));
+    let multiset = |v: &serde_json::Value| {
+        let mut n: Vec<i64> = v["nums"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+        n.sort();
+        n
+    };
+    let test_sets: Vec<Vec<i64>> = test.iter().map(multiset).collect();
+    assert!(train.iter().all(|p| !test_sets.contains(&multiset(p))));
+    assert!(train.iter().all(|p| p["target"].is_i64()));
+    // Same seed, same files.
+    let out2 = dir.path().join("data2");
+    arbor(
+        &[
+            "gen-data", "--preset", "default", "--seed", "9", "--train", "200", "--test", "20",
+            "--out", out2.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        std::fs::read(out.join("train.jsonl")).unwrap(),
+        std::fs::read(out2.join("train.jsonl")).unwrap()
+    );
+    // Unknown preset is named.
+    let bad = arbor(&["gen-data", "--preset", "nope", "--out", "x"], dir.path());
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("nope"), "{}", stderr(&bad));
+}
+
+/// Runs a bad invocation and checks: non-zero exit, message contains `needle`, and the
+/// store was not created.
+fn refused(args: &[&str], needle: &str, dir: &Path) {
+    let o = arbor(args, dir);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    let err = stderr(&o);
+    assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!dir.join("s.sled").exists(), "{args:?} created the store");
+}
+
+#[test]
+fn bad_input_is_refused_naming_the_culprit_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d);
+    let c = cfg.to_str().unwrap();
+    let base = ["train", "--headless", "--store", "s.sled"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |extra: &[&str], needle: &str| {
+        let args = with(extra);
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        refused(&refs, needle, d);
+    };
+
+    std::fs::write(d.join("bad.jsonl"), "{\"nums\":[1,2,3],\"target\":6}\n{\"nums\":\"1,2\",\"target\":3}\n").unwrap();
+    run(&["--config", c, "--train-data", "bad.jsonl"], "line 2");
+    std::fs::write(d.join("trunc.jsonl"), "{\"nums\":[1,2,3],\"target\":6}\n{\"nums\":[1,2").unwrap();
+    run(&["--config", c, "--test-data", "trunc.jsonl"], "line 2");
+    run(&["--config", c, "--train-data", "missing.jsonl"], "missing.jsonl");
+
+    std::fs::write(d.join("neg.toml"), "[train]\nlr = -0.001\n").unwrap();
+    run(&["--config", "neg.toml"], "train.lr");
+    std::fs::write(d.join("unknown.toml"), "[train]\nlearning_rate = 0.1\n").unwrap();
+    run(&["--config", "unknown.toml"], "learning_rate");
+    std::fs::write(d.join("nan.toml"), "[train]\ntemperature = nan\n").unwrap();
+    run(&["--config", "nan.toml"], "train.temperature");
+    run(&["--config", "nowhere.toml"], "nowhere.toml");
+    run(&["--method", "ppo"], "ppo");
+    run(&["--config", c, "--run", "../escape"], "../escape");
+
+    // A store written by a newer schema: refused, its contents untouched.
+    let newer = d.join("newer.sled");
+    {
+        let s = arbor::store::Store::open(&newer).unwrap();
+        s.overwrite_header_for_tests(&arbor::store::Header {
+            schema_version: arbor::store::SCHEMA_VERSION + 1,
+            created_by: "arbor 99".into(),
+        })
+        .unwrap();
+    }
+    let o = arbor(&["train", "--headless", "--config", c, "--store", "newer.sled"], d);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("newer.sled") && err.contains("schema version"), "{err}");
+    let s = arbor::store::Store::open(&newer).err().expect("still refused");
+    assert!(s.to_string().contains("schema version"));
+
+    // eval of an unknown run names it and lists what exists.
+    let o = arbor(&["eval", "--run", "ghost", "--store", "newer.sled"], d);
+    assert!(!o.status.success());
+    let o = arbor(&["eval", "--run", "ghost", "--store", "nostore.sled"], d);
+    assert!(!o.status.success() && stderr(&o).contains("nostore.sled"), "{}", stderr(&o));
+    assert!(!d.join("nostore.sled").exists());
+}
