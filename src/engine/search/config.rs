@@ -1,0 +1,82 @@
+//! Search settings: the paper's defaults, with Countdown-sized depths.
+use serde::{Deserialize, Serialize};
+
+use super::backup::BackupRule;
+use super::frontier::DepthBonus;
+use super::pick::NegativePick;
+
+/// Where the next expansion starts after a backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// Global frontier scoring across the whole tree (DeepSearch).
+    #[default]
+    Frontier,
+    /// Restart at the root and descend by UCT (the paper's baseline).
+    Uct,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Children sampled per expansion (paper: 8). (R)
+    pub width: usize,
+    /// Trajectories recorded per tree, the group size n (paper: 8). (R)
+    pub n: usize,
+    /// UCT exploration constant (paper: 2.0). (R)
+    pub c_uct: f64,
+    /// Frontier weight of tanh(Q(parent)) (paper: 0.4). (R)
+    pub l1: f64,
+    /// Frontier weight of the step entropy (paper: 0, off). (R)
+    pub l2: f64,
+    /// Frontier weight of the depth bonus (paper: 0.01). (R)
+    pub l3: f64,
+    /// Depth bonus D (paper: sqrt(d / max_depth)).
+    pub depth_bonus: DepthBonus,
+    /// Deepest node; a node at this depth is terminal (paper: 64 chunks; Countdown: 8 steps).
+    pub max_depth: usize,
+    /// Most tokens in one step before it is cut (Countdown lines are short). Default 24.
+    pub step_max_tokens: usize,
+    /// Floor of the backup's depth weight (code: 0.1).
+    pub gamma_min: f64,
+    pub backup: BackupRule,
+    pub negative: NegativePick,
+    pub selection: Selection,
+    /// Safety cap on expansions per tree; the group is padded with direct rollouts. Default 64.
+    pub max_expansions: usize,
+    /// Safety cap on tokens generated per tree. Default 16384.
+    pub max_tree_tokens: usize,
+    /// q_hat = q_max tanh(q / eps_q) (paper: 1.0, 1.0).
+    pub q_max: f64,
+    pub eps_q: f64,
+    /// Overlong penalty: responses longer than `overlong_max - overlong_buffer` tokens are
+    /// penalised linearly (paper: 16384, 4096); 0 disables.
+    pub overlong_max: usize,
+    pub overlong_buffer: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            width: 8,
+            n: 8,
+            c_uct: 2.0,
+            l1: 0.4,
+            l2: 0.0,
+            l3: 0.01,
+            depth_bonus: DepthBonus::Sqrt,
+            max_depth: 8,
+            step_max_tokens: 24,
+            gamma_min: 0.1,
+            backup: BackupRule::Constrained,
+            negative: NegativePick::MostConfident,
+            selection: Selection::Frontier,
+            max_expansions: 64,
+            max_tree_tokens: 16384,
+            q_max: 1.0,
+            eps_q: 1.0,
+            overlong_max: 0,
+            overlong_buffer: 0,
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! One DeepSearch tree per problem (section 3), many trees expanded together: every round
+//! collects the node each unfinished tree wants expanded, samples `width` children of all
+//! of them in shared sampler calls (each node continuing from its own cached prefix), then
+//! lets each tree pick, back up and select its next node.
+use candle_core::Result;
+use petgraph::graph::NodeIndex;
+use rand::seq::IndexedRandom;
+use rand::Rng;
+
+use super::backup::{backed_up_q, depth_weight};
+use super::config::{SearchConfig, Selection};
+use super::frontier::{argmax_first, frontier_score, FrontierWeights};
+use super::pick::{pick_terminal, Candidate};
+use super::tree::{Node, Terminal, Tree};
+use super::uct::uct;
+use crate::engine::countdown::{verify, Problem, Rules};
+use crate::engine::policy::sampler::{sample, Completion, Finish, Request, SampleStats, SamplingParams};
+use crate::engine::policy::tokenizer::EOS;
+use crate::engine::policy::{CharTokenizer, Qwen2};
+use crate::engine::rollout::{prompt_tokens, MAX_ROWS};
+
+/// A finished search.
+pub struct SearchResult {
+    pub tree: Tree,
+    /// Terminals of the recorded trajectories, in recording order.
+    pub recorded: Vec<NodeIndex>,
+    /// Trajectories still missing when a safety cap was hit or the frontier ran empty;
+    /// the caller pads them with direct rollouts.
+    pub missing: usize,
+    pub expansions: usize,
+    /// A safety cap (expansions or tokens) was hit.
+    pub cap_event: bool,
+    /// Tokens sampled for this tree.
+    pub generated_tokens: u64,
+}
+
+struct State {
+    tree: Tree,
+    current: Option<NodeIndex>,
+    recorded: Vec<NodeIndex>,
+    expansions: usize,
+    generated: u64,
+    cap_event: bool,
+    done: bool,
+}
+
+/// Runs one tree per problem until each has recorded `cfg.n` trajectories or hit a cap.
+pub fn search<R: Rng>(
+    model: &Qwen2,
+    tok: &CharTokenizer,
+    problems: &[&Problem],
+    cfg: &SearchConfig,
+    temperature: f32,
+    rules: &Rules,
+    rng: &mut R,
+) -> Result<(Vec<SearchResult>, SampleStats)> {
+    let mut states: Vec<State> = problems
+        .iter()
+        .map(|p| {
+            let tree = Tree::new(prompt_tokens(tok, p));
+            let root = tree.root;
+            State {
+                tree,
+                current: Some(root),
+                recorded: Vec::new(),
+                expansions: 0,
+                generated: 0,
+                cap_event: false,
+                done: cfg.n == 0,
+            }
+        })
+        .collect();
+    let max_pos = model.config().max_position_embeddings;
+    let params = SamplingParams {
+        temperature,
+        max_tokens: cfg.step_max_tokens,
+        stop_at: Some(tok.newline()),
+        eos: EOS,
+    };
+    let mut stats = SampleStats::default();
+    let per_call = (MAX_ROWS / cfg.width.max(1)).max(1);
+    loop {
+        let active: Vec<usize> = (0..states.len()).filter(|&i| !states[i].done).collect();
+        if active.is_empty() {
+            break;
+        }
+        for chunk in active.chunks(per_call) {
+            let contexts: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|&i| {
+                    let s = &states[i];
+                    s.tree.context(s.current.unwrap_or(s.tree.root))
+                })
+                .collect();
+            // Trees whose context no longer fits the model end as incomplete.
+            for (j, &i) in chunk.iter().enumerate() {
+                if contexts[j].len() + 1 >= max_pos {
+                    states[i].done = true;
+                    states[i].cap_event = true;
+                }
+            }
+            let mut requests = Vec::new();
+            let mut owners = Vec::new();
+            for (j, &i) in chunk.iter().enumerate() {
+                let s = &states[i];
+                if s.done {
+                    continue;
+                }
+                let node = s.current.unwrap_or(s.tree.root);
+                requests.push(Request {
+                    context: &contexts[j],
+                    cache: s.tree.node(node).cache.as_ref(),
+                    copies: cfg.width,
+                });
+                owners.push(i);
+            }
+            if requests.is_empty() {
+                continue;
+            }
+            let (completions, s) = sample(model, &requests, &params, true, rng)?;
+            stats.add(&s);
+            let mut per_owner: Vec<Vec<Completion>> = vec![Vec::new(); owners.len()];
+            for c in completions {
+                per_owner[c.request].push(c);
+            }
+            drop(requests);
+            for (k, children) in per_owner.into_iter().enumerate() {
+                let i = owners[k];
+                advance(&mut states[i], children, problems[i], tok, cfg, rules, rng);
+            }
+        }
+    }
+    let results = states
+        .into_iter()
+        .map(|mut s| {
+            for n in s.tree.graph.node_weights_mut() {
+                n.cache = None;
+            }
+            SearchResult {
+                missing: cfg.n.saturating_sub(s.recorded.len()),
+                recorded: s.recorded,
+                expansions: s.expansions,
+                cap_event: s.cap_event,
+                generated_tokens: s.generated,
+                tree: s.tree,
+            }
+        })
+        .collect();
+    Ok((results, stats))
+}
+
+/// Adds the sampled children of the current node and moves the tree to its next node.
+fn advance<R: Rng>(
+    s: &mut State,
+    children: Vec<Completion>,
+    problem: &Problem,
+    tok: &CharTokenizer,
+    cfg: &SearchConfig,
+    rules: &Rules,
+    rng: &mut R,
+) {
+    let parent = s.current.unwrap_or(s.tree.root);
+    s.expansions += 1;
+    let depth = s.tree.node(parent).depth + 1;
+    let mut new_terminals = Vec::new();
+    let mut new_open = Vec::new();
+    for c in children {
+        s.generated += c.tokens.len() as u64;
+        let mut node = Node::new(depth);
+        node.text = tok.decode(&c.tokens);
+        let ends = c.finish == Finish::Eos || c.finish == Finish::Limit || depth >= cfg.max_depth;
+        node.tokens = c.tokens;
+        node.logprobs = c.logprobs;
+        node.entropies = c.entropies;
+        if !ends {
+            node.n = 1;
+            node.cache = c.cache;
+        }
+        let idx = s.tree.add_child(parent, node);
+        if ends {
+            let text = tok.decode(&s.tree.response(idx));
+            let verdict = verify(problem, &text, rules);
+            let correct = verdict.is_correct();
+            s.tree.node_mut(idx).terminal = Some(Terminal {
+                value: if correct { 1.0 } else { -1.0 },
+                correct,
+                reason: verdict.reason.to_string(),
+            });
+            new_terminals.push(idx);
+        } else {
+            new_open.push(idx);
+        }
+    }
+    // A fully expanded node is never sampled from again: free its cache.
+    if s.tree.children(parent).len() >= cfg.width {
+        s.tree.node_mut(parent).cache = None;
+    }
+
+    if new_terminals.is_empty() {
+        s.current = local_uct(&s.tree, parent, &new_open, cfg.c_uct, rng);
+    } else {
+        let cands: Vec<Candidate> = new_terminals
+            .iter()
+            .map(|&t| Candidate {
+                correct: s.tree.node(t).terminal.as_ref().is_some_and(|x| x.correct),
+                mean_entropy: s.tree.trajectory_entropy(t),
+            })
+            .collect();
+        if let Some(k) = pick_terminal(&cands, cfg.negative, rng) {
+            let t = new_terminals[k];
+            backup(&mut s.tree, t, cfg);
+            s.tree.node_mut(t).picked = true;
+            s.tree.node_mut(t).recorded = true;
+            s.recorded.push(t);
+        }
+        s.current = if s.recorded.len() >= cfg.n {
+            None
+        } else {
+            match cfg.selection {
+                Selection::Frontier => global_frontier(&mut s.tree, cfg),
+                Selection::Uct => descend_uct(&s.tree, cfg, rng),
+            }
+        };
+    }
+    let tokens: u64 = s.generated;
+    if s.recorded.len() >= cfg.n {
+        s.done = true;
+    } else if s.current.is_none() {
+        // Empty frontier: nothing left to expand; the caller pads.
+        s.done = true;
+    } else if s.expansions >= cfg.max_expansions || tokens >= cfg.max_tree_tokens as u64 {
+        s.done = true;
+        s.cap_event = true;
+    }
+    if s.done {
+        mark_confident_wrong(&mut s.tree);
+    }
+}
+
+/// Backs the terminal's value up every node on root..t (section 6).
+fn backup(tree: &mut Tree, t: NodeIndex, cfg: &SearchConfig) {
+    let v = tree.node(t).terminal.as_ref().map_or(-1.0, |x| x.value);
+    let path = tree.path(t);
+    let l = path.len() - 1;
+    for (depth, i) in path.into_iter().enumerate() {
+        let w = depth_weight(depth, l, cfg.gamma_min);
+        let node = tree.node_mut(i);
+        node.n += 1;
+        node.q = backed_up_q(node.q, v, w, cfg.backup);
+    }
+}
+
+/// Argmax UCT among `candidates` (non-terminal children); ties broken at random.
+fn local_uct<R: Rng>(
+    tree: &Tree,
+    parent: NodeIndex,
+    candidates: &[NodeIndex],
+    c_uct: f64,
+    rng: &mut R,
+) -> Option<NodeIndex> {
+    let np = tree.node(parent).n;
+    let scores: Vec<f64> = candidates
+        .iter()
+        .map(|&c| {
+            let n = tree.node(c);
+            uct(n.q, n.n, np, c_uct)
+        })
+        .collect();
+    let best = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let ties: Vec<NodeIndex> = candidates
+        .iter()
+        .zip(&scores)
+        .filter(|(_, &s)| s == best)
+        .map(|(&c, _)| c)
+        .collect();
+    ties.choose(rng).copied()
+}
+
+/// The frontier: non-terminal nodes other than the root with fewer than `width` children,
+/// scored across the whole tree; ties go to the first in pre-order.
+fn global_frontier(tree: &mut Tree, cfg: &SearchConfig) -> Option<NodeIndex> {
+    let w = FrontierWeights {
+        l1: cfg.l1,
+        l2: cfg.l2,
+        l3: cfg.l3,
+        bonus: cfg.depth_bonus,
+        max_depth: cfg.max_depth,
+    };
+    let frontier: Vec<NodeIndex> = tree
+        .preorder()
+        .into_iter()
+        .filter(|&i| {
+            i != tree.root
+                && tree.node(i).terminal.is_none()
+                && tree.children(i).len() < cfg.width
+        })
+        .collect();
+    let scores: Vec<f64> = frontier
+        .iter()
+        .map(|&i| {
+            let q_parent = tree.parent(i).map_or(0.0, |p| tree.node(p).mean_q());
+            let n = tree.node(i);
+            frontier_score(q_parent, n.step_entropy(), n.depth, &w)
+        })
+        .collect();
+    let k = argmax_first(&scores)?;
+    tree.node_mut(frontier[k]).frontier_score = Some(scores[k]);
+    Some(frontier[k])
+}
+
+/// The paper's `uct` baseline: from the root, follow argmax UCT down to a node with fewer
+/// than `width` children.
+fn descend_uct<R: Rng>(tree: &Tree, cfg: &SearchConfig, rng: &mut R) -> Option<NodeIndex> {
+    let mut cur = tree.root;
+    loop {
+        let children = tree.children(cur);
+        if children.len() < cfg.width && cur != tree.root {
+            return Some(cur);
+        }
+        let open: Vec<NodeIndex> = children
+            .into_iter()
+            .filter(|&c| tree.node(c).terminal.is_none())
+            .collect();
+        if open.is_empty() {
+            return None;
+        }
+        cur = local_uct(tree, cur, &open, cfg.c_uct, rng)?;
+    }
+}
+
+/// Marks the confident-wrong path: the wrong recorded terminal with the lowest trajectory
+/// entropy, and its ancestors, when the tree recorded no correct trajectory.
+fn mark_confident_wrong(tree: &mut Tree) {
+    let recorded: Vec<NodeIndex> = tree
+        .graph
+        .node_indices()
+        .filter(|&i| tree.node(i).recorded)
+        .collect();
+    if recorded
+        .iter()
+        .any(|&i| tree.node(i).terminal.as_ref().is_some_and(|t| t.correct))
+    {
+        return;
+    }
+    let best = recorded.into_iter().min_by(|&a, &b| {
+        let h = |i| {
+            let e = tree.trajectory_entropy(i);
+            if e.is_nan() {
+                f64::INFINITY
+            } else {
+                e
+            }
+        };
+        h(a).total_cmp(&h(b))
+    });
+    if let Some(t) = best {
+        for i in tree.path(t) {
+            if i != tree.root {
+                tree.node_mut(i).confident_wrong = true;
+            }
+        }
+    }
+}
