@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use arbor::app::commands::{self, EvalOptions, GenDataOptions, TrainOptions};
+use arbor::app::commands::{
+    self, EvalOptions, ExportFormat, ExportOptions, GenDataOptions, TrainOptions,
+};
 use arbor::engine::config::Method;
 
 #[global_allocator]
@@ -27,6 +29,27 @@ enum Command {
     Eval(EvalArgs),
     /// Generate leak-free Countdown train/test splits as JSONL.
     GenData(GenDataArgs),
+    /// Write an iteration's trees as JSON, or one tree as Graphviz DOT.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[arg(long)]
+    run: String,
+    /// Iteration (1-based).
+    #[arg(long)]
+    iteration: u64,
+    #[arg(long, value_enum, default_value = "json")]
+    format: ExportFormat,
+    /// Problem id (required for dot; filters json).
+    #[arg(long)]
+    problem: Option<String>,
+    /// Output file (default: stdout).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value = arbor::store::DEFAULT_PATH)]
+    store: PathBuf,
 }
 
 #[derive(Args)]
@@ -117,6 +140,14 @@ fn main() -> ExitCode {
             test_data: a.test_data,
             store: a.store,
             k: a.k,
+        }),
+        Some(Command::Export(a)) => commands::export(ExportOptions {
+            run: a.run,
+            iteration: a.iteration,
+            format: a.format,
+            problem: a.problem,
+            out: a.out,
+            store: a.store,
         }),
         Some(Command::GenData(a)) => commands::gen_data(GenDataOptions {
             preset: a.preset,

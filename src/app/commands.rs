@@ -8,6 +8,7 @@ use crate::engine::config::{Method, RunConfig};
 use crate::engine::countdown::{generate, write_jsonl, Preset};
 use crate::engine::evaluate::{evaluate, EvalSettings};
 use crate::engine::policy::checkpoint;
+use crate::engine::search::record::NodeRecord;
 use crate::engine::split;
 use crate::engine::trainer::{prepare_policy, unix_now, Trainer};
 use crate::store::sink::StoreSink;
@@ -83,9 +84,6 @@ pub fn resolve_config(o: &TrainOptions) -> Result<RunConfig> {
 pub fn train(o: TrainOptions) -> Result<()> {
     // Everything that can be refused is checked before the store is touched.
     let cfg = resolve_config(&o)?;
-    if cfg.method == Method::DeepSearch {
-        bail!("method deepsearch: the tree search is not built yet; use grpo, dapo or best_of_n");
-    }
     let data = split::load(&cfg.data)?;
     if let Some(name) = &o.run {
         validate_run_name(name)?;
@@ -238,5 +236,106 @@ pub fn gen_data(o: GenDataOptions) -> Result<()> {
             "train_problems": split.train.len(), "test_problems": split.test.len(),
         })
     );
+    Ok(())
+}
+
+/// Output format of `arbor export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Dot,
+}
+
+pub struct ExportOptions {
+    pub run: String,
+    pub iteration: u64,
+    pub format: ExportFormat,
+    pub problem: Option<String>,
+    pub out: Option<PathBuf>,
+    pub store: PathBuf,
+}
+
+/// A stored node as the export contract spells it.
+fn node_json(n: &NodeRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": n.id,
+        "parent": n.parent,
+        "depth": n.depth,
+        "q": n.q,
+        "n": n.n,
+        "Q": n.mean_q(),
+        "entropy": n.entropy,
+        "frontier_score": n.frontier_score,
+        "terminal": n.is_terminal(),
+        "correct": n.correct,
+        "reason": n.reason,
+        "picked": n.picked,
+        "recorded": n.recorded,
+        "confident_wrong": n.confident_wrong,
+        "advantage": n.advantage,
+        "text": n.text,
+        "tokens": n.tokens,
+    })
+}
+
+pub fn export(o: ExportOptions) -> Result<()> {
+    let store = Store::open_existing(&o.store)?;
+    let run = store.require_run(&o.run)?;
+    if o.iteration == 0 || o.iteration > run.last_iteration {
+        bail!(
+            "run {} has iterations 1..={}; --iteration {} is not among them",
+            run.name,
+            run.last_iteration,
+            o.iteration
+        );
+    }
+    let trees = store.trees(&run.name, o.iteration)?;
+    let text = match o.format {
+        ExportFormat::Json => {
+            let trees: Vec<serde_json::Value> = trees
+                .iter()
+                .filter(|t| o.problem.as_ref().is_none_or(|p| &t.problem == p))
+                .map(|t| {
+                    serde_json::json!({
+                        "problem": t.problem,
+                        "prompt": t.prompt,
+                        "source": t.source,
+                        "expansions": t.expansions,
+                        "cap_event": t.cap_event,
+                        "nodes": t.nodes.iter().map(node_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "run": run.name, "iteration": o.iteration, "trees": trees })
+                .to_string()
+        }
+        ExportFormat::Dot => {
+            let Some(p) = &o.problem else {
+                bail!("--format dot writes one tree: pass --problem ID");
+            };
+            let t = trees.iter().find(|t| &t.problem == p).ok_or_else(|| {
+                anyhow!(
+                    "iteration {} of run {} has no problem {p:?}; it has: {}",
+                    o.iteration,
+                    run.name,
+                    trees
+                        .iter()
+                        .map(|t| t.problem.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            t.to_dot()
+        }
+    };
+    match &o.out {
+        Some(path) => {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, text.as_bytes())
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => println!("{text}"),
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::policy::Policy;
+use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::trainer::IterationMetrics;
 
@@ -73,8 +74,12 @@ impl<S: Sink> Sink for Headless<S> {
         self.inner.save_warm_start(key, description, weights)
     }
 
-    fn commit(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
-        self.inner.commit(metrics)
+    fn commit(
+        &mut self,
+        metrics: &IterationMetrics,
+        trees: &[TreeRecord],
+    ) -> Result<(), SinkError> {
+        self.inner.commit(metrics, trees)
     }
 
     fn checkpoint(&mut self, iteration: u64, policy: &Policy) -> Result<(), SinkError> {

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::countdown::RewardKind;
+use crate::engine::search::config::SearchConfig;
 
 /// Training method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -66,6 +67,7 @@ pub struct RunConfig {
     pub policy: TinyPolicy,
     pub warm_start: WarmStartConfig,
     pub train: TrainConfig,
+    pub search: SearchConfig,
     pub eval: EvalConfig,
 }
 
@@ -189,6 +191,7 @@ impl Default for RunConfig {
             policy: TinyPolicy::default(),
             warm_start: WarmStartConfig::default(),
             train: TrainConfig::default(),
+            search: SearchConfig::default(),
             eval: EvalConfig::default(),
         }
     }
@@ -394,6 +397,35 @@ impl RunConfig {
         )?;
         positive_usize("train.minibatches", t.minibatches)?;
         positive_usize("train.epochs", t.epochs)?;
+        let s = &self.search;
+        check(s.width >= 1, "search.width", s.width, "must be at least 1")?;
+        check(s.n >= 2, "search.n", s.n, "must be at least 2")?;
+        non_negative_f64("search.c_uct", s.c_uct)?;
+        for (name, v) in [
+            ("search.l1", s.l1),
+            ("search.l2", s.l2),
+            ("search.l3", s.l3),
+        ] {
+            check(v.is_finite(), name, v, "must be a finite number")?;
+        }
+        positive_usize("search.max_depth", s.max_depth)?;
+        positive_usize("search.step_max_tokens", s.step_max_tokens)?;
+        check(
+            s.gamma_min.is_finite() && (0.0..=1.0).contains(&s.gamma_min),
+            "search.gamma_min",
+            s.gamma_min,
+            "must be in [0, 1]",
+        )?;
+        positive_usize("search.max_expansions", s.max_expansions)?;
+        positive_usize("search.max_tree_tokens", s.max_tree_tokens)?;
+        positive_f64("search.q_max", s.q_max)?;
+        positive_f64("search.eps_q", s.eps_q)?;
+        check(
+            s.overlong_buffer <= s.overlong_max,
+            "search.overlong_buffer",
+            s.overlong_buffer,
+            "must not exceed search.overlong_max",
+        )?;
         let e = &self.eval;
         positive_usize("eval.k", e.k)?;
         check(

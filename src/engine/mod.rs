@@ -13,6 +13,7 @@ pub mod search;
 pub mod sink;
 pub mod split;
 pub mod trainer;
+pub mod tree_grpo;
 pub mod update;
 pub mod warm_start;
 

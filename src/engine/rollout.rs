@@ -56,17 +56,48 @@ pub fn rollouts<R: Rng>(
     reward_kind: RewardKind,
     rng: &mut R,
 ) -> Result<(Vec<Vec<Trajectory>>, SampleStats)> {
+    let counts = vec![n; problems.len()];
+    rollouts_n(
+        model,
+        tok,
+        problems,
+        &counts,
+        params,
+        rules,
+        reward_kind,
+        rng,
+    )
+}
+
+/// Samples `counts[i]` completions of problem `i` and verifies them.
+#[allow(clippy::too_many_arguments)]
+pub fn rollouts_n<R: Rng>(
+    model: &Qwen2,
+    tok: &CharTokenizer,
+    problems: &[&Problem],
+    counts: &[usize],
+    params: &SamplingParams,
+    rules: &Rules,
+    reward_kind: RewardKind,
+    rng: &mut R,
+) -> Result<(Vec<Vec<Trajectory>>, SampleStats)> {
     let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(tok, p)).collect();
-    let mut groups: Vec<Vec<Trajectory>> = vec![Vec::with_capacity(n); problems.len()];
+    let mut groups: Vec<Vec<Trajectory>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
     let mut stats = SampleStats::default();
-    let per_call = (MAX_ROWS / n.max(1)).max(1);
-    for start in (0..problems.len()).step_by(per_call) {
-        let end = (start + per_call).min(problems.len());
+    let mut start = 0;
+    while start < problems.len() {
+        // As many problems as fit in MAX_ROWS rows (at least one).
+        let mut end = start;
+        let mut rows = 0;
+        while end < problems.len() && (end == start || rows + counts[end] <= MAX_ROWS) {
+            rows += counts[end];
+            end += 1;
+        }
         let requests: Vec<Request> = (start..end)
             .map(|i| Request {
                 context: &prompts[i],
                 cache: None,
-                copies: n,
+                copies: counts[i],
             })
             .collect();
         let (completions, s) = sample(model, &requests, params, false, rng)?;
@@ -86,6 +117,7 @@ pub fn rollouts<R: Rng>(
                 reward: r,
             });
         }
+        start = end;
     }
     Ok((groups, stats))
 }

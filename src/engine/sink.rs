@@ -1,6 +1,7 @@
 //! How the engine reports: progress, cached warm starts, iteration commits, checkpoints.
 //! The store implements it for real runs; tests may replace it.
 use super::policy::Policy;
+use super::search::record::TreeRecord;
 use super::trainer::IterationMetrics;
 
 /// Phases shown to the user.
@@ -39,8 +40,9 @@ pub trait Sink {
         description: serde_json::Value,
         weights: &[u8],
     ) -> Result<(), SinkError>;
-    /// Commits one iteration atomically.
-    fn commit(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError>;
+    /// Commits one iteration atomically: its metrics and every problem's tree.
+    fn commit(&mut self, metrics: &IterationMetrics, trees: &[TreeRecord])
+        -> Result<(), SinkError>;
     /// Saves the policy as of `iteration`.
     fn checkpoint(&mut self, iteration: u64, policy: &Policy) -> Result<(), SinkError>;
 }
@@ -50,6 +52,7 @@ pub trait Sink {
 pub struct MemorySink {
     pub warm: std::collections::HashMap<String, Vec<u8>>,
     pub iterations: Vec<IterationMetrics>,
+    pub trees: Vec<Vec<TreeRecord>>,
     pub checkpoints: Vec<u64>,
 }
 
@@ -66,8 +69,13 @@ impl Sink for MemorySink {
         self.warm.insert(key.to_string(), weights.to_vec());
         Ok(())
     }
-    fn commit(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
+    fn commit(
+        &mut self,
+        metrics: &IterationMetrics,
+        trees: &[TreeRecord],
+    ) -> Result<(), SinkError> {
         self.iterations.push(metrics.clone());
+        self.trees.push(trees.to_vec());
         Ok(())
     }
     fn checkpoint(&mut self, iteration: u64, _policy: &Policy) -> Result<(), SinkError> {

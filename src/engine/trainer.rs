@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{Method, RunConfig};
 use super::countdown::Problem;
+use super::countdown::RewardKind;
 use super::error::EngineError;
 use super::evaluate::{evaluate, EvalSettings};
 use super::metrics::EvalResult;
@@ -17,12 +18,61 @@ use super::optim::{AdamW, AdamWConfig};
 use super::policy::checkpoint::{weights_from_bytes, weights_to_bytes};
 use super::policy::sampler::{SampleStats, SamplingParams};
 use super::policy::tokenizer::EOS;
+use super::policy::Qwen2;
 use super::policy::{CharTokenizer, Policy, PolicyConfig};
-use super::rollout::{prompt_tokens, rollouts, Trajectory};
+use super::rollout::{prompt_tokens, rollouts, rollouts_n, Trajectory};
+use super::search::mcts::search;
+use super::search::record::TreeRecord;
 use super::sink::{Phase, Sink};
 use super::split::{fnv1a, RunData};
+use super::tree_grpo::{group_token_advantages, ScoreSettings, ScoredPath};
 use super::update::{policy_update, Sample, UpdateSettings, UpdateStats};
 use super::warm_start::warm_start;
+
+/// What a sampling phase produced for the update and for the metrics.
+struct Batch {
+    samples: Vec<Sample>,
+    trees: Vec<TreeRecord>,
+    outcomes: Vec<Outcome>,
+    sampling: SampleStats,
+    search: Option<SearchMetrics>,
+}
+
+/// One trajectory's result, for the metrics.
+struct Outcome {
+    reward: f32,
+    correct: bool,
+    entropy: f64,
+    tokens: usize,
+}
+
+impl Outcome {
+    fn of(t: &Trajectory) -> Self {
+        Outcome {
+            reward: t.reward,
+            correct: t.correct(),
+            entropy: t.mean_entropy() as f64,
+            tokens: t.tokens.len(),
+        }
+    }
+}
+
+/// Tree-search accounting of an iteration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchMetrics {
+    pub trees: u64,
+    /// Trees that recorded at least one correct trajectory.
+    pub trees_solved: u64,
+    pub expansions: u64,
+    pub cap_events: u64,
+    pub nodes: u64,
+    /// Distinct tokens in the trees (prompt once, each node's step once).
+    pub tree_tokens_distinct: u64,
+    /// Tokens pushed through the model while searching, prefill included.
+    pub search_tokens_forwarded: u64,
+    /// Trajectories padded with direct rollouts.
+    pub padded: u64,
+}
 
 /// Wall seconds per phase of an iteration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +101,8 @@ pub struct IterationMetrics {
     pub temperature: f32,
     /// Compute of this iteration's sampling (evaluation excluded).
     pub sampling: SampleStats,
+    /// Tree-search accounting (deepsearch only).
+    pub search: Option<SearchMetrics>,
     /// Generated tokens since the run began (evaluation excluded).
     pub cumulative_generated_tokens: u64,
     pub seconds: PhaseSeconds,
@@ -255,41 +307,22 @@ impl Trainer {
         }
     }
 
-    /// One iteration of a direct-sampling method (grpo, dapo, best_of_n).
-    pub fn step(&mut self) -> Result<IterationMetrics, EngineError> {
+    /// One iteration: sample (directly, or by tree search), score, update.
+    pub fn step(&mut self) -> Result<(IterationMetrics, Vec<TreeRecord>), EngineError> {
         let method = self.cfg.method;
-        if method == Method::DeepSearch {
-            return Err(EngineError::Unsupported(
-                "method deepsearch: the tree search is not built yet; use grpo, dapo or best_of_n"
-                    .into(),
-            ));
-        }
         self.iteration += 1;
         let t = self.cfg.train.clone();
         let idx = self.next_problems(t.problems_per_step);
-        let problems: Vec<&Problem> = idx.iter().map(|&i| &self.data.train[i]).collect();
+        let problems: Vec<Problem> = idx.iter().map(|&i| self.data.train[i].clone()).collect();
         let sample_start = Instant::now();
         let model = self.policy.sampler_model()?;
-        let params = SamplingParams {
-            temperature: t.temperature,
-            max_tokens: t.max_tokens,
-            stop_at: None,
-            eos: EOS,
+        let batch = match method {
+            Method::DeepSearch => self.search_batch(&model, &problems)?,
+            _ => self.direct_batch(&model, &problems)?,
         };
-        let (groups, sampling) = rollouts(
-            &model,
-            &self.policy.tokenizer,
-            &problems,
-            t.group_size,
-            &params,
-            &self.data.rules,
-            t.reward,
-            &mut self.rng,
-        )?;
         let sample_secs = sample_start.elapsed().as_secs_f64();
-        self.generated_tokens += sampling.generated_tokens;
+        self.generated_tokens += batch.sampling.generated_tokens;
 
-        let samples = self.score(&problems, &groups);
         let clip = Clip {
             low: t.clip_low,
             high: if method == Method::Grpo {
@@ -304,7 +337,7 @@ impl Trainer {
         let update = policy_update(
             &self.policy,
             &mut self.opt,
-            &samples,
+            &batch.samples,
             &UpdateSettings {
                 clip,
                 minibatches: t.minibatches,
@@ -315,20 +348,21 @@ impl Trainer {
         )?;
         let update_secs = update_start.elapsed().as_secs_f64();
 
-        let all: Vec<&Trajectory> = groups.iter().flatten().collect();
-        let n = all.len().max(1) as f64;
-        Ok(IterationMetrics {
+        let o = &batch.outcomes;
+        let n = o.len().max(1) as f64;
+        let metrics = IterationMetrics {
             iteration: self.iteration,
             method: method.name().into(),
             problems: problems.len(),
-            train_reward: all.iter().map(|t| t.reward as f64).sum::<f64>() / n,
-            train_accuracy: all.iter().filter(|t| t.correct()).count() as f64 / n,
-            mean_entropy: all.iter().map(|t| t.mean_entropy() as f64).sum::<f64>() / n,
-            mean_response_tokens: all.iter().map(|t| t.tokens.len() as f64).sum::<f64>() / n,
+            train_reward: o.iter().map(|x| x.reward as f64).sum::<f64>() / n,
+            train_accuracy: o.iter().filter(|x| x.correct).count() as f64 / n,
+            mean_entropy: o.iter().map(|x| x.entropy).sum::<f64>() / n,
+            mean_response_tokens: o.iter().map(|x| x.tokens as f64).sum::<f64>() / n,
             update,
             lr,
             temperature: t.temperature,
-            sampling,
+            sampling: batch.sampling,
+            search: batch.search,
             cumulative_generated_tokens: self.generated_tokens,
             seconds: PhaseSeconds {
                 sample: sample_secs,
@@ -337,35 +371,211 @@ impl Trainer {
             },
             eval: None,
             unix_time: unix_now(),
-        })
+        };
+        Ok((metrics, batch.trees))
     }
 
-    /// Turns sampled groups into training samples with per-token advantages. Samples with
-    /// zero advantage carry no gradient and are left out.
-    fn score(&self, problems: &[&Problem], groups: &[Vec<Trajectory>]) -> Vec<Sample> {
-        let mut out = Vec::new();
-        for (p, group) in problems.iter().zip(groups) {
+    fn direct_params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.cfg.train.temperature,
+            max_tokens: self.cfg.train.max_tokens,
+            stop_at: None,
+            eos: EOS,
+        }
+    }
+
+    /// grpo, dapo, best_of_n: n independent samples per problem, outcome rewards.
+    fn direct_batch(&mut self, model: &Qwen2, problems: &[Problem]) -> Result<Batch, EngineError> {
+        let t = &self.cfg.train;
+        let refs: Vec<&Problem> = problems.iter().collect();
+        let (groups, sampling) = rollouts(
+            model,
+            &self.policy.tokenizer,
+            &refs,
+            t.group_size,
+            &self.direct_params(),
+            &self.data.rules,
+            t.reward,
+            &mut self.rng,
+        )?;
+        let mut samples = Vec::new();
+        let mut trees = Vec::new();
+        for (p, group) in problems.iter().zip(&groups) {
             let prompt = prompt_tokens(&self.policy.tokenizer, p);
+            let mut record = TreeRecord::direct(&p.id, &p.prompt());
             let rewards: Vec<f32> = group.iter().map(|t| t.reward).collect();
             let advantages: Vec<f32> = match self.cfg.method {
                 Method::Grpo => group_advantages(&rewards, AdvantageNorm::MeanStd),
+                Method::BestOfN => best_of_n_weights(group),
                 Method::Dapo | Method::DeepSearch => {
                     group_advantages(&rewards, AdvantageNorm::MeanOnly)
                 }
-                Method::BestOfN => best_of_n_weights(group),
             };
             for (traj, a) in group.iter().zip(advantages) {
-                if a == 0.0 || traj.tokens.is_empty() {
-                    continue;
+                record.push_sample(traj, a);
+                // Zero advantage carries no gradient.
+                if a != 0.0 && !traj.tokens.is_empty() {
+                    samples.push(Sample {
+                        prompt: prompt.clone(),
+                        response: traj.tokens.clone(),
+                        advantages: vec![a; traj.tokens.len()],
+                    });
                 }
-                out.push(Sample {
-                    prompt: prompt.clone(),
-                    response: traj.tokens.clone(),
-                    advantages: vec![a; traj.tokens.len()],
+            }
+            trees.push(record);
+        }
+        let outcomes = groups.iter().flatten().map(Outcome::of).collect();
+        Ok(Batch {
+            samples,
+            trees,
+            outcomes,
+            sampling,
+            search: None,
+        })
+    }
+
+    /// deepsearch: one tree per problem; its n recorded trajectories (padded with direct
+    /// rollouts when a cap was hit) scored with Tree-GRPO.
+    fn search_batch(&mut self, model: &Qwen2, problems: &[Problem]) -> Result<Batch, EngineError> {
+        let refs: Vec<&Problem> = problems.iter().collect();
+        let sc = self.cfg.search.clone();
+        let tok = self.policy.tokenizer.clone();
+        let (results, mut sampling) = search(
+            model,
+            &tok,
+            &refs,
+            &sc,
+            self.cfg.train.temperature,
+            &self.data.rules,
+            &mut self.rng,
+        )?;
+        let search_forwarded = sampling.forwarded_tokens;
+        let counts: Vec<usize> = results.iter().map(|r| r.missing).collect();
+        let pads = if counts.iter().any(|&c| c > 0) {
+            let (g, s) = rollouts_n(
+                model,
+                &tok,
+                &refs,
+                &counts,
+                &self.direct_params(),
+                &self.data.rules,
+                RewardKind::Binary,
+                &mut self.rng,
+            )?;
+            sampling.add(&s);
+            g
+        } else {
+            vec![Vec::new(); problems.len()]
+        };
+        let settings = ScoreSettings {
+            q_max: sc.q_max,
+            eps_q: sc.eps_q,
+            overlong_max: sc.overlong_max,
+            overlong_buffer: sc.overlong_buffer,
+            token_score: sc.token_score,
+            normalise: sc.advantage,
+        };
+        let mut samples = Vec::new();
+        let mut trees = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut m = SearchMetrics {
+            search_tokens_forwarded: search_forwarded,
+            ..SearchMetrics::default()
+        };
+        for ((p, r), pad) in problems.iter().zip(&results).zip(&pads) {
+            let tree = &r.tree;
+            let prompt = tree.prompt.clone();
+            m.trees += 1;
+            m.expansions += r.expansions as u64;
+            m.cap_events += u64::from(r.cap_event);
+            m.nodes += tree.len() as u64;
+            m.tree_tokens_distinct += tree.prompt.len() as u64
+                + tree
+                    .graph
+                    .node_weights()
+                    .map(|n| n.tokens.len() as u64)
+                    .sum::<u64>();
+            m.padded += pad.len() as u64;
+            let mut paths = Vec::new();
+            let mut responses = Vec::new();
+            let mut path_nodes = Vec::new();
+            for &t in &r.recorded {
+                let nodes: Vec<_> = tree.path(t).into_iter().skip(1).collect();
+                path_nodes.push(nodes.clone());
+                let term = tree.node(t).terminal.clone();
+                let value = term.as_ref().map_or(-1.0, |x| x.value);
+                paths.push(ScoredPath {
+                    steps: nodes
+                        .iter()
+                        .map(|&i| (tree.node(i).q, tree.node(i).tokens.len()))
+                        .collect(),
+                    terminal_value: value,
                 });
+                let response = tree.response(t);
+                outcomes.push(Outcome {
+                    reward: value as f32,
+                    correct: value > 0.0,
+                    entropy: tree.trajectory_entropy(t),
+                    tokens: response.len(),
+                });
+                responses.push(response);
+            }
+            if r.recorded
+                .iter()
+                .any(|&t| tree.node(t).terminal.as_ref().is_some_and(|x| x.correct))
+            {
+                m.trees_solved += 1;
+            }
+            for traj in pad {
+                let v = if traj.correct() { 1.0 } else { -1.0 };
+                paths.push(ScoredPath {
+                    steps: vec![(v, traj.tokens.len())],
+                    terminal_value: v,
+                });
+                outcomes.push(Outcome::of(traj));
+                responses.push(traj.tokens.clone());
+            }
+            let advs = group_token_advantages(&paths, &settings);
+            // Each node's tokens share one advantage: read it at the node's first token.
+            let mut node_adv = std::collections::HashMap::new();
+            for (nodes, adv) in path_nodes.iter().zip(&advs) {
+                let mut offset = 0;
+                for &i in nodes {
+                    if let Some(&a) = adv.get(offset) {
+                        node_adv.insert(i.index() as u32, a);
+                    }
+                    offset += tree.node(i).tokens.len();
+                }
+            }
+            let mut record = TreeRecord::from_tree(
+                &p.id,
+                &p.prompt(),
+                tree,
+                r.expansions,
+                r.cap_event,
+                &node_adv,
+            );
+            for (traj, adv) in pad.iter().zip(&advs[r.recorded.len()..]) {
+                record.push_sample(traj, adv.first().copied().unwrap_or(0.0));
+            }
+            trees.push(record);
+            for (response, adv) in responses.into_iter().zip(advs) {
+                if !response.is_empty() && adv.iter().any(|&a| a != 0.0) {
+                    samples.push(Sample {
+                        prompt: prompt.clone(),
+                        response,
+                        advantages: adv,
+                    });
+                }
             }
         }
-        out
+        Ok(Batch {
+            samples,
+            trees,
+            outcomes,
+            sampling,
+            search: Some(m),
+        })
     }
 
     /// Runs the configured iterations (or until the token budget), committing each.
@@ -387,7 +597,7 @@ impl Trainer {
                     break;
                 }
             }
-            let mut m = self.step()?;
+            let (mut m, trees) = self.step()?;
             let every = self.cfg.eval.every;
             let last = self.iteration == total
                 || self
@@ -402,7 +612,7 @@ impl Trainer {
                 eval_end = r.clone();
                 m.eval = Some(r);
             }
-            sink.commit(&m)?;
+            sink.commit(&m, &trees)?;
             let ck = self.cfg.train.checkpoint_every;
             if last || (ck > 0 && self.iteration % ck == 0) {
                 sink.checkpoint(self.iteration, &self.policy)?;

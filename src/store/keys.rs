@@ -7,6 +7,7 @@ pub enum Table {
     Run,
     Iteration,
     Checkpoint,
+    Tree,
 }
 
 impl Table {
@@ -15,6 +16,7 @@ impl Table {
             Table::Run => b'r',
             Table::Iteration => b'i',
             Table::Checkpoint => b'c',
+            Table::Tree => b't',
         }
     }
 }
@@ -43,6 +45,19 @@ pub fn iteration_key(run: &str, iteration: u64) -> Vec<u8> {
 
 pub fn checkpoint_key(run: &str, iteration: u64) -> Vec<u8> {
     let mut k = prefix(Table::Checkpoint, Some(run));
+    k.extend_from_slice(&iteration.to_be_bytes());
+    k
+}
+
+/// `t<run>\0<iteration><problem index>`: an iteration's trees in problem order.
+pub fn tree_key(run: &str, iteration: u64, index: u32) -> Vec<u8> {
+    let mut k = tree_prefix(run, iteration);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub fn tree_prefix(run: &str, iteration: u64) -> Vec<u8> {
+    let mut k = prefix(Table::Tree, Some(run));
     k.extend_from_slice(&iteration.to_be_bytes());
     k
 }

@@ -7,7 +7,7 @@
 //! anything is written. An iteration is one sled batch followed by a flush: it is either
 //! entirely visible or not at all.
 mod error;
-mod keys;
+pub mod keys;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use error::StoreError;
+
+use crate::engine::search::record::TreeRecord;
 use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
 
 /// Version of the key layout and record encodings this build reads and writes.
@@ -255,6 +257,32 @@ impl Store {
     /// The run's checkpoints, oldest first.
     pub fn checkpoints(&self, run: &str) -> Result<Vec<CheckpointRecord>, StoreError> {
         self.scan(&prefix(Table::Checkpoint, Some(run)))
+    }
+
+    /// The trees of one committed iteration, in problem order.
+    pub fn trees(&self, run: &str, iteration: u64) -> Result<Vec<TreeRecord>, StoreError> {
+        self.db
+            .scan_prefix(keys::tree_prefix(run, iteration))
+            .map(|kv| {
+                let (k, v) = kv.map_err(StoreError::Sled)?;
+                postcard::from_bytes(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("record {}: {e}", keys::show(&k))))
+            })
+            .collect()
+    }
+
+    /// Bytes of the stored tree records of one iteration and their node count.
+    pub fn tree_bytes(&self, run: &str, iteration: u64) -> Result<(u64, u64), StoreError> {
+        let mut bytes = 0u64;
+        let mut nodes = 0u64;
+        for kv in self.db.scan_prefix(keys::tree_prefix(run, iteration)) {
+            let (k, v) = kv.map_err(StoreError::Sled)?;
+            bytes += (k.len() + v.len()) as u64;
+            let t: TreeRecord = postcard::from_bytes(&v)
+                .map_err(|e| StoreError::Corrupt(format!("record {}: {e}", keys::show(&k))))?;
+            nodes += t.nodes.len() as u64;
+        }
+        Ok((bytes, nodes))
     }
 
     pub fn put_warm_start(&self, meta: &WarmStartMeta, weights: &[u8]) -> Result<(), StoreError> {

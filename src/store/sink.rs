@@ -1,9 +1,11 @@
 //! The store as the engine's [`Sink`]: commits iterations, caches warm starts, writes and
 //! indexes checkpoints.
 use crate::engine::policy::{checkpoint, Policy};
+use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Sink, SinkError};
 use crate::engine::trainer::IterationMetrics;
 
+use super::keys::tree_key;
 use super::{RunRecord, Store, WarmStartMeta};
 
 pub struct StoreSink {
@@ -33,9 +35,18 @@ impl Sink for StoreSink {
         self.store.put_warm_start(&meta, weights).map_err(err)
     }
 
-    fn commit(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
+    fn commit(
+        &mut self,
+        metrics: &IterationMetrics,
+        trees: &[TreeRecord],
+    ) -> Result<(), SinkError> {
+        let mut extra = Vec::with_capacity(trees.len());
+        for (i, t) in trees.iter().enumerate() {
+            let key = tree_key(&self.run.name, metrics.iteration, i as u32);
+            extra.push((key, postcard::to_allocvec(t).map_err(err)?));
+        }
         self.store
-            .commit_iteration(&self.run, metrics.iteration, metrics, Vec::new())
+            .commit_iteration(&self.run, metrics.iteration, metrics, extra)
             .map_err(err)?;
         self.run.last_iteration = metrics.iteration;
         Ok(())

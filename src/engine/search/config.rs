@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use super::backup::BackupRule;
 use super::frontier::DepthBonus;
 use super::pick::NegativePick;
+use crate::engine::objective::AdvantageNorm;
+use crate::engine::tree_grpo::TokenScore;
 
 /// Where the next expansion starts after a backup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -53,6 +55,10 @@ pub struct SearchConfig {
     /// penalised linearly (paper: 16384, 4096); 0 disables.
     pub overlong_max: usize,
     pub overlong_buffer: usize,
+    /// Group advantage: mean_only (Tree-GRPO) or mean_std.
+    pub advantage: AdvantageNorm,
+    /// Token scores: q (node q-values, Tree-GRPO) or outcome (DAPO).
+    pub token_score: TokenScore,
 }
 
 impl Default for SearchConfig {
@@ -77,6 +83,8 @@ impl Default for SearchConfig {
             eps_q: 1.0,
             overlong_max: 0,
             overlong_buffer: 0,
+            advantage: AdvantageNorm::MeanOnly,
+            token_score: TokenScore::Q,
         }
     }
 }

@@ -14,7 +14,9 @@ use super::pick::{pick_terminal, Candidate};
 use super::tree::{Node, Terminal, Tree};
 use super::uct::uct;
 use crate::engine::countdown::{verify, Problem, Rules};
-use crate::engine::policy::sampler::{sample, Completion, Finish, Request, SampleStats, SamplingParams};
+use crate::engine::policy::sampler::{
+    sample, Completion, Finish, Request, SampleStats, SamplingParams,
+};
 use crate::engine::policy::tokenizer::EOS;
 use crate::engine::policy::{CharTokenizer, Qwen2};
 use crate::engine::rollout::{prompt_tokens, MAX_ROWS};
@@ -290,9 +292,7 @@ fn global_frontier(tree: &mut Tree, cfg: &SearchConfig) -> Option<NodeIndex> {
         .preorder()
         .into_iter()
         .filter(|&i| {
-            i != tree.root
-                && tree.node(i).terminal.is_none()
-                && tree.children(i).len() < cfg.width
+            i != tree.root && tree.node(i).terminal.is_none() && tree.children(i).len() < cfg.width
         })
         .collect();
     let scores: Vec<f64> = frontier

@@ -5,5 +5,6 @@ pub mod config;
 pub mod frontier;
 pub mod mcts;
 pub mod pick;
+pub mod record;
 pub mod tree;
 pub mod uct;

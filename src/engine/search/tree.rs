@@ -90,7 +90,11 @@ impl Tree {
     pub fn new(prompt: Vec<u32>) -> Self {
         let mut graph = DiGraph::new();
         let root = graph.add_node(Node::new(0));
-        Self { graph, root, prompt }
+        Self {
+            graph,
+            root,
+            prompt,
+        }
     }
 
     pub fn node(&self, i: NodeIndex) -> &Node {
@@ -121,7 +125,10 @@ impl Tree {
 
     /// Children in creation order.
     pub fn children(&self, i: NodeIndex) -> Vec<NodeIndex> {
-        let mut c: Vec<NodeIndex> = self.graph.neighbors_directed(i, Direction::Outgoing).collect();
+        let mut c: Vec<NodeIndex> = self
+            .graph
+            .neighbors_directed(i, Direction::Outgoing)
+            .collect();
         c.sort();
         c
     }
