@@ -16,7 +16,10 @@ fn stderr(o: &Output) -> String {
 
 fn last_json(o: &Output) -> serde_json::Value {
     let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", stderr(o)));
+    let line = out
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no stdout; stderr: {}", stderr(o)));
     serde_json::from_str(line).unwrap_or_else(|e| panic!("last line {line:?} is not JSON: {e}"))
 }
 
@@ -54,7 +57,9 @@ fn tiny_config(dir: &Path) -> PathBuf {
 
 fn check_eval(v: &serde_json::Value, k: u64, problems: u64) {
     for field in ["pass@1", "pass@k"] {
-        let x = v[field].as_f64().unwrap_or_else(|| panic!("{field} missing in {v}"));
+        let x = v[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} missing in {v}"));
         assert!((0.0..=1.0).contains(&x), "{field} = {x}");
     }
     assert_eq!(v["k"], k);
@@ -68,8 +73,18 @@ fn train_then_eval_follow_the_contract() {
     let store = dir.path().join("s.sled");
     let o = arbor(
         &[
-            "train", "--method", "grpo", "--headless", "--seed", "5", "--config",
-            cfg.to_str().unwrap(), "--store", store.to_str().unwrap(), "--run", "t1",
+            "train",
+            "--method",
+            "grpo",
+            "--headless",
+            "--seed",
+            "5",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--run",
+            "t1",
         ],
         dir.path(),
     );
@@ -99,8 +114,16 @@ fn train_then_eval_follow_the_contract() {
     // A second run reuses the cached warm start and starts from the same policy.
     let o2 = arbor(
         &[
-            "train", "--method", "dapo", "--headless", "--config", cfg.to_str().unwrap(),
-            "--store", store.to_str().unwrap(), "--iterations", "1",
+            "train",
+            "--method",
+            "dapo",
+            "--headless",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--iterations",
+            "1",
         ],
         dir.path(),
     );
@@ -108,14 +131,24 @@ fn train_then_eval_follow_the_contract() {
     let s2 = last_json(&o2);
     assert_eq!(s2["warm_start"], s["warm_start"]);
     assert_eq!(s2["eval_start"], s["eval_start"]);
-    assert!(stderr(&o2).contains("loaded cached warm start"), "{}", stderr(&o2));
+    assert!(
+        stderr(&o2).contains("loaded cached warm start"),
+        "{}",
+        stderr(&o2)
+    );
     assert_eq!(s2["run"], "dapo-s3-1");
 
     // The same name twice is refused.
     let o3 = arbor(
         &[
-            "train", "--headless", "--config", cfg.to_str().unwrap(), "--store",
-            store.to_str().unwrap(), "--run", "t1",
+            "train",
+            "--headless",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--run",
+            "t1",
         ],
         dir.path(),
     );
@@ -130,8 +163,16 @@ fn budget_tokens_stops_the_run() {
     let store = dir.path().join("s.sled");
     let o = arbor(
         &[
-            "train", "--headless", "--config", cfg.to_str().unwrap(), "--store",
-            store.to_str().unwrap(), "--iterations", "50", "--budget-tokens", "100",
+            "train",
+            "--headless",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--iterations",
+            "50",
+            "--budget-tokens",
+            "100",
         ],
         dir.path(),
     );
@@ -148,8 +189,17 @@ fn gen_data_writes_leak_free_splits_that_train_accepts() {
     let out = dir.path().join("data");
     let o = arbor(
         &[
-            "gen-data", "--preset", "default", "--seed", "9", "--train", "200", "--test", "20",
-            "--out", out.to_str().unwrap(),
+            "gen-data",
+            "--preset",
+            "default",
+            "--seed",
+            "9",
+            "--train",
+            "200",
+            "--test",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
         ],
         dir.path(),
     );
@@ -164,7 +214,12 @@ fn gen_data_writes_leak_free_splits_that_train_accepts() {
     let (train, test) = (read("train.jsonl"), read("test.jsonl"));
     assert_eq!((train.len(), test.len()), (200, 20));
     let multiset = |v: &serde_json::Value| {
-        let mut n: Vec<i64> = v["nums"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+        let mut n: Vec<i64> = v["nums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_i64().unwrap())
+            .collect();
         n.sort();
         n
     };
@@ -175,8 +230,17 @@ fn gen_data_writes_leak_free_splits_that_train_accepts() {
     let out2 = dir.path().join("data2");
     arbor(
         &[
-            "gen-data", "--preset", "default", "--seed", "9", "--train", "200", "--test", "20",
-            "--out", out2.to_str().unwrap(),
+            "gen-data",
+            "--preset",
+            "default",
+            "--seed",
+            "9",
+            "--train",
+            "200",
+            "--test",
+            "20",
+            "--out",
+            out2.to_str().unwrap(),
         ],
         dir.path(),
     );
@@ -217,11 +281,22 @@ fn bad_input_is_refused_naming_the_culprit_and_writes_nothing() {
         refused(&refs, needle, d);
     };
 
-    std::fs::write(d.join("bad.jsonl"), "{\"nums\":[1,2,3],\"target\":6}\n{\"nums\":\"1,2\",\"target\":3}\n").unwrap();
+    std::fs::write(
+        d.join("bad.jsonl"),
+        "{\"nums\":[1,2,3],\"target\":6}\n{\"nums\":\"1,2\",\"target\":3}\n",
+    )
+    .unwrap();
     run(&["--config", c, "--train-data", "bad.jsonl"], "line 2");
-    std::fs::write(d.join("trunc.jsonl"), "{\"nums\":[1,2,3],\"target\":6}\n{\"nums\":[1,2").unwrap();
+    std::fs::write(
+        d.join("trunc.jsonl"),
+        "{\"nums\":[1,2,3],\"target\":6}\n{\"nums\":[1,2",
+    )
+    .unwrap();
     run(&["--config", c, "--test-data", "trunc.jsonl"], "line 2");
-    run(&["--config", c, "--train-data", "missing.jsonl"], "missing.jsonl");
+    run(
+        &["--config", c, "--train-data", "missing.jsonl"],
+        "missing.jsonl",
+    );
 
     std::fs::write(d.join("neg.toml"), "[train]\nlr = -0.001\n").unwrap();
     run(&["--config", "neg.toml"], "train.lr");
@@ -243,17 +318,36 @@ fn bad_input_is_refused_naming_the_culprit_and_writes_nothing() {
         })
         .unwrap();
     }
-    let o = arbor(&["train", "--headless", "--config", c, "--store", "newer.sled"], d);
+    let o = arbor(
+        &[
+            "train",
+            "--headless",
+            "--config",
+            c,
+            "--store",
+            "newer.sled",
+        ],
+        d,
+    );
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("newer.sled") && err.contains("schema version"), "{err}");
-    let s = arbor::store::Store::open(&newer).err().expect("still refused");
+    assert!(
+        err.contains("newer.sled") && err.contains("schema version"),
+        "{err}"
+    );
+    let s = arbor::store::Store::open(&newer)
+        .err()
+        .expect("still refused");
     assert!(s.to_string().contains("schema version"));
 
     // eval of an unknown run names it and lists what exists.
     let o = arbor(&["eval", "--run", "ghost", "--store", "newer.sled"], d);
     assert!(!o.status.success());
     let o = arbor(&["eval", "--run", "ghost", "--store", "nostore.sled"], d);
-    assert!(!o.status.success() && stderr(&o).contains("nostore.sled"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("nostore.sled"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!d.join("nostore.sled").exists());
 }

@@ -72,6 +72,22 @@ pub struct SearchMetrics {
     pub search_tokens_forwarded: u64,
     /// Trajectories padded with direct rollouts.
     pub padded: u64,
+    /// Problems whose search was skipped thanks to the solution cache.
+    pub cache_hits: u64,
+}
+
+impl SearchMetrics {
+    pub fn add(&mut self, o: &SearchMetrics) {
+        self.trees += o.trees;
+        self.trees_solved += o.trees_solved;
+        self.expansions += o.expansions;
+        self.cap_events += o.cap_events;
+        self.nodes += o.nodes;
+        self.tree_tokens_distinct += o.tree_tokens_distinct;
+        self.search_tokens_forwarded += o.search_tokens_forwarded;
+        self.padded += o.padded;
+        self.cache_hits += o.cache_hits;
+    }
 }
 
 /// Wall seconds per phase of an iteration.
@@ -125,6 +141,15 @@ pub struct Summary {
     pub stopped_by: String,
     pub warm_start: String,
     pub parameters: usize,
+    /// Tokens pushed through the model while searching, prefill included.
+    pub search_tokens_forwarded: u64,
+    /// Distinct tokens in the search trees.
+    pub tree_tokens_distinct: u64,
+    pub expansions: u64,
+    /// Problems whose search was skipped because the solution cache knew an answer.
+    pub cache_hits: u64,
+    /// Trees that hit a safety cap and were padded with direct rollouts.
+    pub cap_events: u64,
 }
 
 pub fn unix_now() -> u64 {
@@ -212,6 +237,8 @@ pub struct Trainer {
     cursor: usize,
     pub iteration: u64,
     pub generated_tokens: u64,
+    /// Search accounting summed over the run.
+    pub search_totals: SearchMetrics,
 }
 
 impl Trainer {
@@ -245,6 +272,7 @@ impl Trainer {
             cursor: usize::MAX,
             iteration: 0,
             generated_tokens: 0,
+            search_totals: SearchMetrics::default(),
         };
         trainer.next_problems(0);
         Ok(trainer)
@@ -322,6 +350,9 @@ impl Trainer {
         };
         let sample_secs = sample_start.elapsed().as_secs_f64();
         self.generated_tokens += batch.sampling.generated_tokens;
+        if let Some(m) = &batch.search {
+            self.search_totals.add(m);
+        }
 
         let clip = Clip {
             low: t.clip_low,
@@ -645,6 +676,11 @@ impl Trainer {
             stopped_by: stopped_by.into(),
             warm_start: warm_key.to_string(),
             parameters: self.policy.num_parameters(),
+            search_tokens_forwarded: self.search_totals.search_tokens_forwarded,
+            tree_tokens_distinct: self.search_totals.tree_tokens_distinct,
+            expansions: self.search_totals.expansions,
+            cache_hits: self.search_totals.cache_hits,
+            cap_events: self.search_totals.cap_events,
         })
     }
 }

@@ -1,1 +1,27 @@
-//! Countdown
+//! Countdown, arbor's default task (countdown.md): reach a target from a few numbers with
+//! the four operations and parentheses. Generation, exact solving, leak-free splits, a
+//! parsing verifier with reasons, the three rewards, and JSONL files.
+pub mod data;
+pub mod generator;
+pub mod preset;
+pub mod problem;
+pub mod rational;
+pub mod reward;
+pub mod rules;
+pub mod solver;
+pub mod trace;
+pub mod verifier;
+
+#[cfg(test)]
+mod properties;
+
+pub use data::{load_jsonl, write_jsonl, DataError};
+pub use generator::{generate, GenerateError, Split};
+pub use preset::{Preset, PresetError, TargetChoice};
+pub use problem::Problem;
+pub use rational::Rational;
+pub use reward::{reward, RewardKind};
+pub use rules::{Rules, UseRule};
+pub use solver::{solve, SolutionInfo, Solutions};
+pub use trace::random_trace;
+pub use verifier::{verify, Outcome, Reason, Verdict};

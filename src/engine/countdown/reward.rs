@@ -1,0 +1,101 @@
+//! The three rewards. `binary` is always used for evaluation.
+use serde::{Deserialize, Serialize};
+
+use super::verifier::{Outcome, Verdict};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RewardKind {
+    /// 1 correct, 0 otherwise.
+    #[default]
+    Binary,
+    /// TinyZero: 1 correct, 0.1 formatted but wrong, 0 no answer.
+    Tinyzero,
+    /// Distance reward `1 - 2 min(|y - T| / T, 1)`, -0.9 invalid, -1 no answer.
+    Dense,
+}
+
+impl std::str::FromStr for RewardKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "binary" => Ok(RewardKind::Binary),
+            "tinyzero" => Ok(RewardKind::Tinyzero),
+            "dense" => Ok(RewardKind::Dense),
+            _ => Err(format!(
+                "unknown reward {s:?}; valid rewards: binary, tinyzero, dense"
+            )),
+        }
+    }
+}
+
+pub fn reward(kind: RewardKind, verdict: &Verdict, target: i64) -> f32 {
+    match (kind, &verdict.outcome) {
+        (_, Outcome::Correct) => 1.0,
+        (RewardKind::Binary, _) => 0.0,
+        (RewardKind::Tinyzero, Outcome::NoAnswer) => 0.0,
+        (RewardKind::Tinyzero, _) => 0.1,
+        (RewardKind::Dense, Outcome::NoAnswer) => -1.0,
+        (RewardKind::Dense, Outcome::Invalid) => -0.9,
+        (RewardKind::Dense, Outcome::WrongValue { value }) => {
+            let t = target as f64;
+            let rel = if t == 0.0 {
+                1.0
+            } else {
+                ((value - t).abs() / t.abs()).min(1.0)
+            };
+            (1.0 - 2.0 * rel) as f32
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::countdown::verifier::Reason;
+
+    fn v(outcome: Outcome) -> Verdict {
+        Verdict {
+            outcome,
+            reason: Reason::NoAnswer,
+        }
+    }
+
+    #[test]
+    fn each_kind_on_each_outcome() {
+        let c = v(Outcome::Correct);
+        let w = v(Outcome::WrongValue { value: 75.0 });
+        let i = v(Outcome::Invalid);
+        let n = v(Outcome::NoAnswer);
+        assert_eq!(
+            [c.clone(), w.clone(), i.clone(), n.clone()].map(|x| reward(
+                RewardKind::Binary,
+                &x,
+                100
+            )),
+            [1.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(
+            [c.clone(), w.clone(), i.clone(), n.clone()].map(|x| reward(
+                RewardKind::Tinyzero,
+                &x,
+                100
+            )),
+            [1.0, 0.1, 0.1, 0.0]
+        );
+        assert_eq!(
+            [c, w, i, n].map(|x| reward(RewardKind::Dense, &x, 100)),
+            [1.0, 0.5, -0.9, -1.0]
+        );
+        assert_eq!(
+            reward(
+                RewardKind::Dense,
+                &v(Outcome::WrongValue { value: 500.0 }),
+                100
+            ),
+            -1.0
+        );
+        assert_eq!("dense".parse::<RewardKind>(), Ok(RewardKind::Dense));
+        assert!("x".parse::<RewardKind>().unwrap_err().contains("binary"));
+    }
+}

@@ -1,0 +1,566 @@
+//! The verifier: parses the model's completion (never evaluates it as code) with exact
+//! rational arithmetic and returns a verdict with its reason.
+//!
+//! Two formats: the step format (`12-7=5` lines, then `ans 5`) that the tiny models write,
+//! and the chat format's last `<answer>EXPR</answer>`.
+use serde::{Deserialize, Serialize};
+
+use super::{Problem, Rational, Rules, UseRule};
+
+/// Longest completion looked at; longer input is cut (bounded time).
+pub const MAX_INPUT: usize = 64 * 1024;
+/// Deepest parenthesis nesting in the chat format.
+pub const MAX_DEPTH: usize = 64;
+/// Longest number literal.
+const MAX_DIGITS: usize = 18;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Correct,
+    /// Well-formed and legal, but not the target.
+    WrongValue {
+        value: f64,
+    },
+    /// An answer is present but breaks a rule.
+    Invalid,
+    /// No answer at all.
+    NoAnswer,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reason {
+    Correct,
+    NoAnswer,
+    BadToken {
+        line: usize,
+        found: char,
+    },
+    Malformed {
+        line: usize,
+    },
+    NumberNotAvailable {
+        line: usize,
+        number: i64,
+    },
+    NumberReused {
+        number: i64,
+    },
+    NumbersMissing {
+        missing: Vec<i64>,
+    },
+    WrongArithmetic {
+        line: usize,
+        claimed: i64,
+        actual: String,
+    },
+    DivisionByZero {
+        line: usize,
+    },
+    BadIntermediate {
+        line: usize,
+        value: String,
+    },
+    WrongValue {
+        got: String,
+        target: i64,
+    },
+    TooLarge {
+        line: usize,
+    },
+    TooDeep,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Correct => write!(f, "correct"),
+            Reason::NoAnswer => write!(f, "no answer line"),
+            Reason::BadToken { line, found } => write!(f, "line {line}: unexpected {found:?}"),
+            Reason::Malformed { line } => write!(f, "line {line}: not a step or an answer"),
+            Reason::NumberNotAvailable { line, number } => {
+                write!(f, "line {line}: {number} is not available")
+            }
+            Reason::NumberReused { number } => write!(f, "number {number} reused"),
+            Reason::NumbersMissing { missing } => {
+                let m: Vec<String> = missing.iter().map(|n| n.to_string()).collect();
+                write!(f, "numbers not used: {}", m.join(", "))
+            }
+            Reason::WrongArithmetic {
+                line,
+                claimed,
+                actual,
+            } => write!(f, "step {line}: result is {actual}, not {claimed}"),
+            Reason::DivisionByZero { line } => write!(f, "line {line}: division by zero"),
+            Reason::BadIntermediate { line, value } => {
+                write!(f, "line {line}: {value} is not a non-negative integer")
+            }
+            Reason::WrongValue { got, target } => write!(f, "reaches {got}, target is {target}"),
+            Reason::TooLarge { line } => write!(f, "line {line}: number too large"),
+            Reason::TooDeep => write!(f, "expression nested too deeply"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    pub reason: Reason,
+}
+
+impl Verdict {
+    pub fn is_correct(&self) -> bool {
+        self.outcome == Outcome::Correct
+    }
+    fn invalid(reason: Reason) -> Self {
+        Verdict {
+            outcome: Outcome::Invalid,
+            reason,
+        }
+    }
+    fn no_answer(reason: Reason) -> Self {
+        Verdict {
+            outcome: Outcome::NoAnswer,
+            reason,
+        }
+    }
+}
+
+/// Verifies `completion` against `problem` under `rules`.
+pub fn verify(problem: &Problem, completion: &str, rules: &Rules) -> Verdict {
+    let mut end = completion.len().min(MAX_INPUT);
+    while !completion.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &completion[..end];
+    match last_answer_tag(text) {
+        Some(expr) => verify_expression(problem, expr, rules),
+        None => verify_steps(problem, text, rules),
+    }
+}
+
+/// The multiset of available numbers.
+struct Pool {
+    original: Vec<i64>,
+    available: Vec<Rational>,
+}
+
+impl Pool {
+    fn new(nums: &[i64]) -> Self {
+        Self {
+            original: nums.to_vec(),
+            available: nums.iter().map(|&n| Rational::from_int(n)).collect(),
+        }
+    }
+
+    /// Removes `v`; the error tells whether it was an original number used up.
+    fn take(&mut self, v: Rational, line: usize) -> Result<(), Reason> {
+        if let Some(i) = self.available.iter().position(|&a| a == v) {
+            self.available.swap_remove(i);
+            return Ok(());
+        }
+        match v.to_integer() {
+            Some(n) if self.original.contains(&n) => Err(Reason::NumberReused { number: n }),
+            Some(n) => Err(Reason::NumberNotAvailable { line, number: n }),
+            None => Err(Reason::Malformed { line }),
+        }
+    }
+}
+
+fn parse_int(s: &str, line: usize) -> Result<i64, Reason> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Reason::Malformed { line });
+    }
+    if digits.len() > MAX_DIGITS {
+        return Err(Reason::TooLarge { line });
+    }
+    s.parse::<i64>().map_err(|_| Reason::TooLarge { line })
+}
+
+fn verify_steps(problem: &Problem, text: &str, rules: &Rules) -> Verdict {
+    let mut pool = Pool::new(&problem.nums);
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() {
+            continue;
+        }
+        if let Some(c) = l
+            .chars()
+            .find(|c| !(c.is_ascii_digit() || "+-*/=() ans".contains(*c)))
+        {
+            return Verdict::invalid(Reason::BadToken { line, found: c });
+        }
+        if let Some(rest) = l.strip_prefix("ans") {
+            let n = match parse_int(rest.trim(), line) {
+                Ok(n) => n,
+                Err(r) => return Verdict::invalid(r),
+            };
+            let v = Rational::from_int(n);
+            if let Err(r) = pool.take(v, line) {
+                return Verdict::invalid(r);
+            }
+            if rules.use_rule == UseRule::ExactlyOnce && !pool.available.is_empty() {
+                let mut missing: Vec<i64> = pool
+                    .available
+                    .iter()
+                    .filter_map(|r| r.to_integer())
+                    .collect();
+                missing.sort_unstable();
+                return Verdict::invalid(Reason::NumbersMissing { missing });
+            }
+            return judge(v, problem.target);
+        }
+        if let Err(r) = apply_step(&mut pool, l, line, rules) {
+            return Verdict::invalid(r);
+        }
+    }
+    Verdict::no_answer(Reason::NoAnswer)
+}
+
+/// `a<op>b=c`: checks and applies one step.
+fn apply_step(pool: &mut Pool, l: &str, line: usize, rules: &Rules) -> Result<(), Reason> {
+    let compact: String = l.chars().filter(|c| *c != ' ').collect();
+    let (lhs, rhs) = compact.split_once('=').ok_or(Reason::Malformed { line })?;
+    // Operator: the first + - * / after the first operand's first character.
+    let op_at = lhs
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| "+-*/".contains(*c))
+        .map(|(i, _)| i)
+        .ok_or(Reason::Malformed { line })?;
+    let op = lhs[op_at..]
+        .chars()
+        .next()
+        .ok_or(Reason::Malformed { line })?;
+    let a = parse_int(&lhs[..op_at], line)?;
+    let b = parse_int(&lhs[op_at + 1..], line)?;
+    let claimed = parse_int(rhs, line)?;
+    let (ra, rb) = (Rational::from_int(a), Rational::from_int(b));
+    pool.take(ra, line)?;
+    pool.take(rb, line)?;
+    if op == '/' && b == 0 {
+        return Err(Reason::DivisionByZero { line });
+    }
+    let actual = ra.apply(op, rb).ok_or(Reason::TooLarge { line })?;
+    if !rules.allows(&actual) {
+        return Err(Reason::BadIntermediate {
+            line,
+            value: actual.to_string(),
+        });
+    }
+    if actual != Rational::from_int(claimed) {
+        return Err(Reason::WrongArithmetic {
+            line,
+            claimed,
+            actual: actual.to_string(),
+        });
+    }
+    pool.available.push(actual);
+    Ok(())
+}
+
+fn judge(v: Rational, target: i64) -> Verdict {
+    if v == Rational::from_int(target) {
+        Verdict {
+            outcome: Outcome::Correct,
+            reason: Reason::Correct,
+        }
+    } else {
+        Verdict {
+            outcome: Outcome::WrongValue { value: v.to_f64() },
+            reason: Reason::WrongValue {
+                got: v.to_string(),
+                target,
+            },
+        }
+    }
+}
+
+fn last_answer_tag(text: &str) -> Option<&str> {
+    let start = text.rfind("<answer>")? + "<answer>".len();
+    let len = text[start..].find("</answer>")?;
+    Some(&text[start..start + len])
+}
+
+fn verify_expression(problem: &Problem, expr: &str, rules: &Rules) -> Verdict {
+    if let Some(c) = expr
+        .chars()
+        .find(|c| !(c.is_ascii_digit() || "+-*/() ".contains(*c)))
+    {
+        return Verdict::invalid(Reason::BadToken { line: 1, found: c });
+    }
+    let mut p = Parser {
+        s: expr.as_bytes(),
+        i: 0,
+        rules,
+        literals: Vec::new(),
+    };
+    let v = match p.expr(0) {
+        Ok(v) => v,
+        Err(r) => return Verdict::invalid(r),
+    };
+    p.skip_ws();
+    if p.i != p.s.len() {
+        return Verdict::invalid(Reason::Malformed { line: 1 });
+    }
+    let mut pool = Pool::new(&problem.nums);
+    for &n in &p.literals {
+        if let Err(r) = pool.take(Rational::from_int(n), 1) {
+            return Verdict::invalid(r);
+        }
+    }
+    if rules.use_rule == UseRule::ExactlyOnce && !pool.available.is_empty() {
+        let mut missing: Vec<i64> = pool
+            .available
+            .iter()
+            .filter_map(|r| r.to_integer())
+            .collect();
+        missing.sort_unstable();
+        return Verdict::invalid(Reason::NumbersMissing { missing });
+    }
+    judge(v, problem.target)
+}
+
+/// Recursive descent over `expr := term (('+'|'-') term)*`, `term := factor (('*'|'/')
+/// factor)*`, `factor := number | '(' expr ')'`, with a depth limit.
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+    rules: &'a Rules,
+    literals: Vec<i64>,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i] == b' ' {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn check(&self, v: Rational) -> Result<Rational, Reason> {
+        if self.rules.allows(&v) {
+            Ok(v)
+        } else {
+            Err(Reason::BadIntermediate {
+                line: 1,
+                value: v.to_string(),
+            })
+        }
+    }
+
+    fn expr(&mut self, depth: usize) -> Result<Rational, Reason> {
+        if depth > MAX_DEPTH {
+            return Err(Reason::TooDeep);
+        }
+        let mut v = self.term(depth)?;
+        while let Some(op @ (b'+' | b'-')) = self.peek() {
+            self.i += 1;
+            let r = self.term(depth)?;
+            v = self.check(v.apply(op as char, r).ok_or(Reason::TooLarge { line: 1 })?)?;
+        }
+        Ok(v)
+    }
+
+    fn term(&mut self, depth: usize) -> Result<Rational, Reason> {
+        let mut v = self.factor(depth)?;
+        while let Some(op @ (b'*' | b'/')) = self.peek() {
+            self.i += 1;
+            let r = self.factor(depth)?;
+            if op == b'/' && r.is_zero() {
+                return Err(Reason::DivisionByZero { line: 1 });
+            }
+            v = self.check(v.apply(op as char, r).ok_or(Reason::TooLarge { line: 1 })?)?;
+        }
+        Ok(v)
+    }
+
+    fn factor(&mut self, depth: usize) -> Result<Rational, Reason> {
+        match self.peek() {
+            Some(b'(') => {
+                self.i += 1;
+                let v = self.expr(depth + 1)?;
+                if self.peek() != Some(b')') {
+                    return Err(Reason::Malformed { line: 1 });
+                }
+                self.i += 1;
+                Ok(v)
+            }
+            Some(c) if c.is_ascii_digit() => {
+                let start = self.i;
+                while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
+                    self.i += 1;
+                }
+                let lit = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
+                let n = parse_int(lit, 1)?;
+                self.literals.push(n);
+                Ok(Rational::from_int(n))
+            }
+            _ => Err(Reason::Malformed { line: 1 }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(nums: &[i64], target: i64) -> Problem {
+        Problem {
+            id: "t".into(),
+            nums: nums.to_vec(),
+            target,
+            solution: None,
+            num_solutions: None,
+            min_numbers: None,
+        }
+    }
+
+    fn r(text: &str) -> Reason {
+        verify(&p(&[3, 7, 12], 15), text, &Rules::default()).reason
+    }
+
+    #[test]
+    fn correct_in_both_formats() {
+        let v = verify(
+            &p(&[3, 7, 12], 15),
+            "12-7=5\n5*3=15\nans 15",
+            &Rules::default(),
+        );
+        assert!(v.is_correct(), "{v:?}");
+        let v = verify(
+            &p(&[3, 7, 12], 15),
+            "I think <answer>(12 - 7) * 3</answer>",
+            &Rules::default(),
+        );
+        assert!(v.is_correct(), "{v:?}");
+        // The last tag counts.
+        let v = verify(
+            &p(&[3, 7, 12], 15),
+            "<answer>3+7+12</answer> no: <answer>3*(12-7)</answer>",
+            &Rules::default(),
+        );
+        assert!(v.is_correct());
+    }
+
+    #[test]
+    fn every_reason_is_reachable() {
+        assert_eq!(r(""), Reason::NoAnswer);
+        assert_eq!(r("12-7=5\n"), Reason::NoAnswer);
+        assert_eq!(
+            r("12-7=5\n5x3=15"),
+            Reason::BadToken {
+                line: 2,
+                found: 'x'
+            }
+        );
+        assert_eq!(r("12-7"), Reason::Malformed { line: 1 });
+        assert_eq!(
+            r("12-9=3"),
+            Reason::NumberNotAvailable { line: 1, number: 9 }
+        );
+        assert_eq!(r("12-7=5\n12-5=7"), Reason::NumberReused { number: 12 });
+        assert_eq!(
+            r("12-7=5\nans 5"),
+            Reason::NumbersMissing { missing: vec![3] }
+        );
+        assert_eq!(
+            r("12-7=6"),
+            Reason::WrongArithmetic {
+                line: 1,
+                claimed: 6,
+                actual: "5".into()
+            }
+        );
+        assert_eq!(
+            verify(&p(&[0, 4, 5], 1), "4/0=0", &Rules::default()).reason,
+            Reason::DivisionByZero { line: 1 }
+        );
+        assert_eq!(
+            r("3-7=-4"),
+            Reason::BadIntermediate {
+                line: 1,
+                value: "-4".into()
+            }
+        );
+        assert_eq!(
+            r("7/3=2"),
+            Reason::BadIntermediate {
+                line: 1,
+                value: "7/3".into()
+            }
+        );
+        assert_eq!(
+            r("12+7=19\n19*3=57\nans 57"),
+            Reason::WrongValue {
+                got: "57".into(),
+                target: 15
+            }
+        );
+        assert_eq!(r("99999999999999999999+1=3"), Reason::TooLarge { line: 1 });
+        let deep = format!(
+            "<answer>{}3{}</answer>",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        assert_eq!(r(&deep), Reason::TooDeep);
+        assert!(matches!(r("ans 15 é"), Reason::BadToken { found: 'é', .. }));
+        assert!(matches!(
+            r("<answer>3+ä</answer>"),
+            Reason::BadToken { found: 'ä', .. }
+        ));
+        // Every reason prints a sentence.
+        assert_eq!(r("12-7=5\n12-5=7").to_string(), "number 12 reused");
+    }
+
+    #[test]
+    fn outcomes_separate_format_from_value() {
+        let v = verify(
+            &p(&[3, 7, 12], 15),
+            "12+7=19\n19*3=57\nans 57",
+            &Rules::default(),
+        );
+        assert_eq!(v.outcome, Outcome::WrongValue { value: 57.0 });
+        assert_eq!(
+            verify(&p(&[3, 7, 12], 15), "12-7=6", &Rules::default()).outcome,
+            Outcome::Invalid
+        );
+        assert_eq!(
+            verify(&p(&[3, 7, 12], 15), "hello", &Rules::default()).outcome,
+            Outcome::Invalid
+        );
+        assert_eq!(
+            verify(&p(&[3, 7, 12], 15), "", &Rules::default()).outcome,
+            Outcome::NoAnswer
+        );
+    }
+
+    #[test]
+    fn at_most_once_and_fractions() {
+        let loose = Rules {
+            use_rule: UseRule::AtMostOnce,
+            nonneg_integers: false,
+        };
+        assert!(verify(&p(&[3, 7, 12], 4), "7-3=4\nans 4", &loose).is_correct());
+        assert!(!verify(&p(&[3, 7, 12], 4), "7-3=4\nans 4", &Rules::default()).is_correct());
+        let v = verify(&p(&[1, 5, 5, 5], 24), "<answer>5*(5-1/5)</answer>", &loose);
+        assert!(v.is_correct(), "{v:?}");
+        let strict = Rules::default();
+        let v = verify(&p(&[1, 5, 5, 5], 24), "<answer>5*(5-1/5)</answer>", &strict);
+        assert_eq!(v.outcome, Outcome::Invalid);
+    }
+
+    #[test]
+    fn long_input_is_bounded() {
+        let long = "1+1=2\n".repeat(100_000);
+        let t = std::time::Instant::now();
+        let v = verify(&p(&[1, 1], 2), &long, &Rules::default());
+        assert!(t.elapsed().as_secs_f64() < 1.0);
+        assert_eq!(v.outcome, Outcome::Invalid);
+    }
+}
