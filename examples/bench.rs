@@ -11,8 +11,8 @@ use arbor::engine::optim::{AdamW, AdamWConfig};
 use arbor::engine::policy::sampler::{sample, Request, SamplingParams};
 use arbor::engine::policy::tokenizer::BOS;
 use arbor::engine::policy::{CharTokenizer, Policy};
-use arbor::engine::trainer::policy_config;
 use arbor::engine::update::{policy_update, Sample, UpdateSettings};
+use arbor::engine::warm_start::policy_config;
 use candle_core::Device;
 use rand::SeedableRng;
 

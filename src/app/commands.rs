@@ -10,7 +10,8 @@ use crate::engine::evaluate::{evaluate, EvalSettings};
 use crate::engine::policy::checkpoint;
 use crate::engine::search::record::NodeRecord;
 use crate::engine::split;
-use crate::engine::trainer::{prepare_policy, unix_now, Trainer};
+use crate::engine::trainer::{unix_now, Trainer};
+use crate::engine::warm_start::prepare_policy;
 use crate::store::sink::StoreSink;
 use crate::store::{validate_run_name, RunRecord, RunStatus, Store, DEFAULT_PATH};
 

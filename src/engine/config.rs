@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::adaptive::AdaptiveConfig;
 use crate::engine::countdown::RewardKind;
 use crate::engine::search::config::SearchConfig;
 
@@ -68,6 +69,7 @@ pub struct RunConfig {
     pub warm_start: WarmStartConfig,
     pub train: TrainConfig,
     pub search: SearchConfig,
+    pub adaptive: AdaptiveConfig,
     pub eval: EvalConfig,
 }
 
@@ -81,7 +83,7 @@ pub struct DataConfig {
     /// Seed of the generated split; fixed apart from the run seed so every run and
     /// method sees the same problems. Default 1234.
     pub seed: u64,
-    /// Generated training problems. Default 4000.
+    /// Generated training problems. Default 2000.
     pub train_size: usize,
     /// Generated held-out problems. Default 200.
     pub test_size: usize,
@@ -192,6 +194,7 @@ impl Default for RunConfig {
             warm_start: WarmStartConfig::default(),
             train: TrainConfig::default(),
             search: SearchConfig::default(),
+            adaptive: AdaptiveConfig::default(),
             eval: EvalConfig::default(),
         }
     }
@@ -202,7 +205,7 @@ impl Default for DataConfig {
         Self {
             preset: "default".into(),
             seed: 1234,
-            train_size: 4000,
+            train_size: 2000,
             test_size: 200,
             train_data: None,
             test_data: None,
@@ -425,6 +428,20 @@ impl RunConfig {
             "search.overlong_buffer",
             s.overlong_buffer,
             "must not exceed search.overlong_max",
+        )?;
+        let a = &self.adaptive;
+        check(
+            a.steps_per_round > 0,
+            "adaptive.steps_per_round",
+            a.steps_per_round,
+            "must be at least 1",
+        )?;
+        positive_usize("adaptive.filter_k", a.filter_k)?;
+        check(
+            a.delta.is_finite() && (0.0..=1.0).contains(&a.delta),
+            "adaptive.delta",
+            a.delta,
+            "must be in [0, 1]",
         )?;
         let e = &self.eval;
         positive_usize("eval.k", e.k)?;

@@ -1,9 +1,12 @@
 //! The computation: task, policy, search, objective, trainer. No terminal, no sled types.
+pub mod adaptive;
 pub mod batch;
 pub mod config;
 pub mod countdown;
+pub mod deepsearch;
 pub mod error;
 pub mod evaluate;
+pub mod groups;
 pub mod metrics;
 pub mod objective;
 pub mod optim;

@@ -22,7 +22,7 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
     let generated = if need_generated {
         Some(
             generate(&preset, cfg.seed, cfg.train_size, cfg.test_size)
-                .map_err(|e| EngineError::Data(format!("preset {}: {e}", preset.name)))?,
+                .map_err(|e| EngineError::Data(e.to_string()))?,
         )
     } else {
         None

@@ -5,17 +5,24 @@
 //! warm-started model so writes well-formed, arithmetically right steps but rarely hits
 //! the target, which leaves exploration, not format, as the bottleneck RL has to solve.
 use candle_core::Result;
+type EngineResult<T> = std::result::Result<T, EngineError>;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::batch::{pack, Sequence};
+use super::config::RunConfig;
 use super::config::WarmStartConfig;
 use super::countdown::{random_trace, Problem, Rules};
+use super::error::EngineError;
 use super::optim::{AdamW, AdamWConfig};
+use super::policy::checkpoint::{weights_from_bytes, weights_to_bytes};
 use super::policy::model::token_logprobs;
 use super::policy::tokenizer::EOS;
 use super::policy::Policy;
+use super::policy::{CharTokenizer, PolicyConfig};
 use super::rollout::prompt_tokens;
+use super::sink::{Phase, Sink};
+use super::split::{fnv1a, RunData};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WarmStartReport {
@@ -91,6 +98,73 @@ pub fn warm_start(
         final_loss: last,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The policy architecture a run config asks for.
+pub fn policy_config(cfg: &RunConfig, tok: &CharTokenizer) -> PolicyConfig {
+    let mut p = PolicyConfig::tiny(tok.vocab_size(), super::policy::tokenizer::BOS, EOS);
+    p.hidden_size = cfg.policy.hidden_size;
+    p.intermediate_size = cfg.policy.intermediate_size;
+    p.num_hidden_layers = cfg.policy.num_hidden_layers;
+    p.num_attention_heads = cfg.policy.num_attention_heads;
+    p.num_key_value_heads = cfg.policy.num_key_value_heads;
+    p.max_position_embeddings = cfg.policy.max_position_embeddings;
+    p
+}
+
+/// Key of the warm start a config leads to: same architecture, warm-start settings and
+/// training problems give the same weights, so runs share it.
+pub fn warm_start_key(cfg: &RunConfig, pcfg: &PolicyConfig, data: &RunData) -> String {
+    let problems: Vec<_> = data.train.iter().map(|p| p.key()).collect();
+    let desc = serde_json::json!({
+        "policy": pcfg,
+        "warm_start": cfg.warm_start,
+        "preset": data.preset,
+        "rules": data.rules,
+        "train": fnv1a(serde_json::to_string(&problems).unwrap_or_default().as_bytes()),
+        "format": 1,
+    });
+    format!("ws-{:016x}", fnv1a(desc.to_string().as_bytes()))
+}
+
+/// Builds the initial policy: the cached warm start when the sink has it, else trains one
+/// and caches it.
+pub fn prepare_policy(
+    cfg: &RunConfig,
+    data: &RunData,
+    sink: &mut dyn Sink,
+) -> EngineResult<(Policy, String)> {
+    let tok = CharTokenizer::default();
+    let pcfg = policy_config(cfg, &tok);
+    let key = warm_start_key(cfg, &pcfg, data);
+    let policy = Policy::init(pcfg, tok, cfg.warm_start.seed, &candle_core::Device::Cpu)?;
+    if let Some(bytes) = sink.warm_start(&key)? {
+        weights_from_bytes(&policy, &bytes).map_err(|e| {
+            EngineError::Data(format!("cached warm start {key} is unreadable: {e}"))
+        })?;
+        sink.phase_done(Phase::WarmStart, &format!("loaded cached warm start {key}"));
+        return Ok((policy, key));
+    }
+    let report = warm_start(
+        &policy,
+        &data.train,
+        &data.rules,
+        &cfg.warm_start,
+        &mut |done, total, loss| {
+            sink.progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"))
+        },
+    )?;
+    let bytes = weights_to_bytes(&policy).map_err(EngineError::Data)?;
+    let desc = serde_json::json!({ "report": report, "config": cfg.warm_start });
+    sink.save_warm_start(&key, desc, &bytes)?;
+    sink.phase_done(
+        Phase::WarmStart,
+        &format!(
+            "warm start {key}: {} steps, loss {:.3}, {:.0}s",
+            report.steps, report.final_loss, report.seconds
+        ),
+    );
+    Ok((policy, key))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::preset::{Preset, TargetChoice};
 use super::solver::solve;
-use super::{Problem, Rational};
+use super::{random_trace, Problem, Rational};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Split {
@@ -52,6 +52,13 @@ fn candidate(preset: &Preset, rng: &mut ChaCha8Rng) -> Option<(Vec<i64>, i64)> {
             reach[rng.random_range(0..reach.len())]
         }
         TargetChoice::Rarest { samples } => rarest(&nums, preset, samples, rng)?,
+        TargetChoice::RandomExpression => (0..32).find_map(|_| {
+            let trace = random_trace(&nums, &preset.rules, rng);
+            let value: i64 = trace.rsplit(' ').next()?.parse().ok()?;
+            (preset.target_min..=preset.target_max)
+                .contains(&value)
+                .then_some(value)
+        })?,
     };
     Some((nums, target))
 }

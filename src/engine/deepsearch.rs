@@ -1,0 +1,301 @@
+//! DeepSearch's groups: one MCTS tree per problem whose n recorded trajectories are scored
+//! with Tree-GRPO, or, for problems the solution cache knows, cached solutions plus fresh
+//! rollouts scored by outcome (the search is skipped: a cache hit).
+use std::collections::HashMap;
+
+use rand::Rng;
+
+use super::adaptive::{is_repetitive, register_by_code_rule, CacheRule, SolutionCache};
+use super::countdown::{reward, verify, Problem, RewardKind};
+use super::groups::{Batch, GroupContext, Outcome, SearchMetrics};
+use super::policy::sampler::Finish;
+use super::rollout::{rollouts_n, Trajectory};
+use super::search::mcts::search;
+use super::search::record::{GroupSource, TreeRecord};
+use super::tree_grpo::{group_token_advantages, ScoreSettings, ScoredPath, TokenScore};
+use super::update::Sample;
+
+/// Solutions a searched problem offers to the cache.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registration {
+    /// Index of the problem in the training split.
+    pub problem: usize,
+    pub solutions: Vec<Vec<u32>>,
+}
+
+fn settings<R: Rng>(ctx: &GroupContext<R>, token_score: TokenScore) -> ScoreSettings {
+    let sc = &ctx.cfg.search;
+    ScoreSettings {
+        q_max: sc.q_max,
+        eps_q: sc.eps_q,
+        overlong_max: sc.overlong_max,
+        overlong_buffer: sc.overlong_buffer,
+        token_score,
+        normalise: sc.advantage,
+    }
+}
+
+/// Builds the iteration's groups. `idx[i]` is `problems[i]`'s index in the training
+/// split (the cache's key).
+pub fn search_batch<R: Rng>(
+    ctx: &mut GroupContext<R>,
+    problems: &[Problem],
+    idx: &[usize],
+    cache: Option<&SolutionCache>,
+) -> candle_core::Result<(Batch, Vec<Registration>)> {
+    let sc = ctx.cfg.search.clone();
+    let cached: Vec<bool> = idx
+        .iter()
+        .map(|&i| cache.is_some_and(|c| c.get(i).is_some()))
+        .collect();
+    let searched: Vec<&Problem> = problems
+        .iter()
+        .zip(&cached)
+        .filter(|(_, &c)| !c)
+        .map(|(p, _)| p)
+        .collect();
+    let (results, mut sampling) = search(
+        ctx.model,
+        ctx.tok,
+        &searched,
+        &sc,
+        ctx.cfg.train.temperature,
+        ctx.rules,
+        ctx.rng,
+    )?;
+    let mut m = SearchMetrics {
+        search_tokens_forwarded: sampling.forwarded_tokens,
+        cache_hits: cached.iter().filter(|&&c| c).count() as u64,
+        ..SearchMetrics::default()
+    };
+
+    // One direct-rollout call: padding for capped trees, fresh samples for cached problems.
+    let mut result_of = vec![None; problems.len()];
+    let mut k = 0;
+    for (i, &c) in cached.iter().enumerate() {
+        if !c {
+            result_of[i] = Some(k);
+            k += 1;
+        }
+    }
+    let counts: Vec<usize> = (0..problems.len())
+        .map(|i| match result_of[i] {
+            Some(r) => results[r].missing,
+            None => sc.n,
+        })
+        .collect();
+    let direct = if counts.iter().any(|&c| c > 0) {
+        let refs: Vec<&Problem> = problems.iter().collect();
+        let params = ctx.direct_params();
+        let (g, s) = rollouts_n(
+            ctx.model,
+            ctx.tok,
+            &refs,
+            &counts,
+            &params,
+            ctx.rules,
+            RewardKind::Binary,
+            ctx.rng,
+        )?;
+        sampling.add(&s);
+        g
+    } else {
+        vec![Vec::new(); problems.len()]
+    };
+
+    let mut batch = Batch {
+        samples: Vec::new(),
+        trees: Vec::new(),
+        outcomes: Vec::new(),
+        sampling,
+        search: None,
+    };
+    let mut registrations = Vec::new();
+    for (i, p) in problems.iter().enumerate() {
+        let mut extra = direct[i].clone();
+        match result_of[i] {
+            None => {
+                // Cache hit: the first min(#cached, n) rollouts become cached solutions.
+                let solutions = cache.and_then(|c| c.get(idx[i])).unwrap_or(&[]);
+                for (slot, sol) in extra.iter_mut().zip(solutions) {
+                    *slot = cached_trajectory(ctx, p, sol);
+                }
+                cached_group(ctx, p, &extra, &mut batch);
+            }
+            Some(r) => {
+                let res = &results[r];
+                let reg = tree_group(ctx, p, res, &extra, &mut batch, &mut m);
+                let correct: Vec<Vec<u32>> = reg;
+                let recorded = res.recorded.len();
+                let offer = match ctx.cfg.adaptive.cache_rule {
+                    CacheRule::Code => {
+                        register_by_code_rule(correct.len(), recorded, ctx.cfg.adaptive.delta)
+                    }
+                    CacheRule::Paper => !correct.is_empty(),
+                };
+                if offer {
+                    registrations.push(Registration {
+                        problem: idx[i],
+                        solutions: correct,
+                    });
+                }
+            }
+        }
+    }
+    m.registrations = registrations.len() as u64;
+    batch.search = Some(m);
+    Ok((batch, registrations))
+}
+
+/// A cached solution as a trajectory (re-verified, so the stored verdict is current).
+fn cached_trajectory<R: Rng>(ctx: &GroupContext<R>, p: &Problem, tokens: &[u32]) -> Trajectory {
+    let text = ctx.tok.decode(tokens);
+    let verdict = verify(p, &text, ctx.rules);
+    Trajectory {
+        reward: reward(RewardKind::Binary, &verdict, p.target),
+        tokens: tokens.to_vec(),
+        logprobs: Vec::new(),
+        entropies: Vec::new(),
+        finish: Finish::Eos,
+        text,
+        verdict,
+    }
+}
+
+/// Outcome-scored group of whole trajectories.
+fn cached_group<R: Rng>(
+    ctx: &GroupContext<R>,
+    p: &Problem,
+    group: &[Trajectory],
+    batch: &mut Batch,
+) {
+    let paths: Vec<ScoredPath> = group
+        .iter()
+        .map(|t| {
+            let v = if t.correct() { 1.0 } else { -1.0 };
+            ScoredPath {
+                steps: vec![(v, t.tokens.len())],
+                terminal_value: v,
+            }
+        })
+        .collect();
+    let advs = group_token_advantages(&paths, &settings(ctx, TokenScore::Outcome));
+    let prompt = super::rollout::prompt_tokens(ctx.tok, p);
+    let mut record = TreeRecord::direct(&p.id, &p.prompt());
+    record.source = GroupSource::Cached;
+    for (t, adv) in group.iter().zip(advs) {
+        record.push_sample(t, adv.first().copied().unwrap_or(0.0));
+        batch.outcomes.push(Outcome::of(t));
+        if !t.tokens.is_empty() && adv.iter().any(|&a| a != 0.0) && !ctx.filtered(t) {
+            batch.samples.push(Sample {
+                prompt: prompt.clone(),
+                response: t.tokens.clone(),
+                advantages: adv,
+            });
+        }
+    }
+    batch.trees.push(record);
+}
+
+/// Tree-GRPO group of a searched problem (plus padding); returns its correct solutions.
+fn tree_group<R: Rng>(
+    ctx: &GroupContext<R>,
+    p: &Problem,
+    r: &super::search::mcts::SearchResult,
+    pad: &[Trajectory],
+    batch: &mut Batch,
+    m: &mut SearchMetrics,
+) -> Vec<Vec<u32>> {
+    let tree = &r.tree;
+    m.trees += 1;
+    m.expansions += r.expansions as u64;
+    m.cap_events += u64::from(r.cap_event);
+    m.nodes += tree.len() as u64;
+    m.tree_tokens_distinct += tree.prompt.len() as u64
+        + tree
+            .graph
+            .node_weights()
+            .map(|n| n.tokens.len() as u64)
+            .sum::<u64>();
+    m.padded += pad.len() as u64;
+    let mut paths = Vec::new();
+    let mut responses = Vec::new();
+    let mut path_nodes = Vec::new();
+    let mut correct = Vec::new();
+    let mut right = Vec::new();
+    for &t in &r.recorded {
+        let nodes: Vec<_> = tree.path(t).into_iter().skip(1).collect();
+        let value = tree.node(t).terminal.as_ref().map_or(-1.0, |x| x.value);
+        paths.push(ScoredPath {
+            steps: nodes
+                .iter()
+                .map(|&i| (tree.node(i).q, tree.node(i).tokens.len()))
+                .collect(),
+            terminal_value: value,
+        });
+        path_nodes.push(nodes);
+        let response = tree.response(t);
+        batch.outcomes.push(Outcome {
+            reward: value as f32,
+            correct: value > 0.0,
+            entropy: tree.trajectory_entropy(t),
+            tokens: response.len(),
+        });
+        if value > 0.0 {
+            correct.push(response.clone());
+        }
+        right.push(value > 0.0);
+        responses.push(response);
+    }
+    if !correct.is_empty() {
+        m.trees_solved += 1;
+    }
+    for t in pad {
+        let v = if t.correct() { 1.0 } else { -1.0 };
+        paths.push(ScoredPath {
+            steps: vec![(v, t.tokens.len())],
+            terminal_value: v,
+        });
+        batch.outcomes.push(Outcome::of(t));
+        right.push(t.correct());
+        responses.push(t.tokens.clone());
+    }
+    let advs = group_token_advantages(&paths, &settings(ctx, ctx.cfg.search.token_score));
+    // Each node's tokens share one advantage: read it at the node's first token.
+    let mut node_adv = HashMap::new();
+    for (nodes, adv) in path_nodes.iter().zip(&advs) {
+        let mut offset = 0;
+        for &i in nodes {
+            if let Some(&a) = adv.get(offset) {
+                node_adv.insert(i.index() as u32, a);
+            }
+            offset += tree.node(i).tokens.len();
+        }
+    }
+    let mut record = TreeRecord::from_tree(
+        &p.id,
+        &p.prompt(),
+        tree,
+        r.expansions,
+        r.cap_event,
+        &node_adv,
+    );
+    for (t, adv) in pad.iter().zip(&advs[r.recorded.len()..]) {
+        record.push_sample(t, adv.first().copied().unwrap_or(0.0));
+    }
+    batch.trees.push(record);
+    let prompt = tree.prompt.clone();
+    for ((response, adv), ok) in responses.into_iter().zip(advs).zip(right) {
+        // The repetition filter drops wrong samples that repeat themselves.
+        let dropped =
+            ctx.cfg.adaptive.repetition_filter && !ok && is_repetitive(&ctx.tok.decode(&response));
+        if !response.is_empty() && adv.iter().any(|&a| a != 0.0) && !dropped {
+            batch.samples.push(Sample {
+                prompt: prompt.clone(),
+                response,
+                advantages: adv,
+            });
+        }
+    }
+    correct
+}

@@ -1,0 +1,178 @@
+//! A training group per problem, produced by direct sampling (grpo, dapo, best_of_n):
+//! samples, their advantages, what is stored of them, and their accounting.
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::adaptive::is_repetitive;
+use super::config::{Method, RunConfig};
+use super::countdown::{Problem, Rules};
+use super::objective::{group_advantages, AdvantageNorm};
+use super::policy::sampler::{SampleStats, SamplingParams};
+use super::policy::tokenizer::EOS;
+use super::policy::{CharTokenizer, Qwen2};
+use super::rollout::{prompt_tokens, rollouts, Trajectory};
+use super::search::record::TreeRecord;
+use super::update::Sample;
+
+/// What a sampling phase produced for the update and for the metrics.
+pub struct Batch {
+    pub samples: Vec<Sample>,
+    pub trees: Vec<TreeRecord>,
+    pub outcomes: Vec<Outcome>,
+    pub sampling: SampleStats,
+    pub search: Option<SearchMetrics>,
+}
+
+/// One trajectory's result, for the metrics.
+pub struct Outcome {
+    pub reward: f32,
+    pub correct: bool,
+    pub entropy: f64,
+    pub tokens: usize,
+}
+
+impl Outcome {
+    pub fn of(t: &Trajectory) -> Self {
+        Outcome {
+            reward: t.reward,
+            correct: t.correct(),
+            entropy: t.mean_entropy() as f64,
+            tokens: t.tokens.len(),
+        }
+    }
+}
+
+/// Tree-search accounting of an iteration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchMetrics {
+    pub trees: u64,
+    /// Trees that recorded at least one correct trajectory.
+    pub trees_solved: u64,
+    pub expansions: u64,
+    pub cap_events: u64,
+    pub nodes: u64,
+    /// Distinct tokens in the trees (prompt once, each node's step once).
+    pub tree_tokens_distinct: u64,
+    /// Tokens pushed through the model while searching, prefill included.
+    pub search_tokens_forwarded: u64,
+    /// Trajectories padded with direct rollouts.
+    pub padded: u64,
+    /// Problems whose search was skipped thanks to the solution cache.
+    pub cache_hits: u64,
+    /// Problems whose solutions were offered to the cache this iteration.
+    pub registrations: u64,
+}
+
+impl SearchMetrics {
+    pub fn add(&mut self, o: &SearchMetrics) {
+        self.trees += o.trees;
+        self.trees_solved += o.trees_solved;
+        self.expansions += o.expansions;
+        self.cap_events += o.cap_events;
+        self.nodes += o.nodes;
+        self.tree_tokens_distinct += o.tree_tokens_distinct;
+        self.search_tokens_forwarded += o.search_tokens_forwarded;
+        self.padded += o.padded;
+        self.cache_hits += o.cache_hits;
+        self.registrations += o.registrations;
+    }
+}
+
+/// What every group builder needs.
+pub struct GroupContext<'a, R: Rng> {
+    pub model: &'a Qwen2,
+    pub tok: &'a CharTokenizer,
+    pub rules: &'a Rules,
+    pub cfg: &'a RunConfig,
+    pub rng: &'a mut R,
+}
+
+impl<R: Rng> GroupContext<'_, R> {
+    /// Whole-completion sampling at the training temperature.
+    pub fn direct_params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.cfg.train.temperature,
+            max_tokens: self.cfg.train.max_tokens,
+            stop_at: None,
+            eos: EOS,
+        }
+    }
+
+    /// Whether a sample is dropped from training by the repetition filter.
+    pub fn filtered(&self, t: &Trajectory) -> bool {
+        self.cfg.adaptive.repetition_filter && !t.correct() && is_repetitive(&t.text)
+    }
+}
+
+/// grpo, dapo, best_of_n: n independent samples per problem, outcome rewards.
+pub fn direct_batch<R: Rng>(
+    ctx: &mut GroupContext<R>,
+    problems: &[Problem],
+) -> candle_core::Result<Batch> {
+    let t = &ctx.cfg.train;
+    let refs: Vec<&Problem> = problems.iter().collect();
+    let params = ctx.direct_params();
+    let (groups, sampling) = rollouts(
+        ctx.model,
+        ctx.tok,
+        &refs,
+        t.group_size,
+        &params,
+        ctx.rules,
+        t.reward,
+        ctx.rng,
+    )?;
+    let mut samples = Vec::new();
+    let mut trees = Vec::new();
+    for (p, group) in problems.iter().zip(&groups) {
+        let prompt = prompt_tokens(ctx.tok, p);
+        let mut record = TreeRecord::direct(&p.id, &p.prompt());
+        let rewards: Vec<f32> = group.iter().map(|t| t.reward).collect();
+        let advantages: Vec<f32> = match ctx.cfg.method {
+            Method::Grpo => group_advantages(&rewards, AdvantageNorm::MeanStd),
+            Method::BestOfN => best_of_n_weights(group),
+            Method::Dapo | Method::DeepSearch => {
+                group_advantages(&rewards, AdvantageNorm::MeanOnly)
+            }
+        };
+        for (traj, a) in group.iter().zip(advantages) {
+            record.push_sample(traj, a);
+            // Zero advantage carries no gradient.
+            if a != 0.0 && !traj.tokens.is_empty() && !ctx.filtered(traj) {
+                samples.push(Sample {
+                    prompt: prompt.clone(),
+                    response: traj.tokens.clone(),
+                    advantages: vec![a; traj.tokens.len()],
+                });
+            }
+        }
+        trees.push(record);
+    }
+    let outcomes = groups.iter().flatten().map(Outcome::of).collect();
+    Ok(Batch {
+        samples,
+        trees,
+        outcomes,
+        sampling,
+        search: None,
+    })
+}
+
+/// Best-of-N distillation: weight 1 on the single best sample of the group (highest
+/// reward, then lowest mean entropy), and only when it beats the group's worst, i.e.
+/// when the verifier separated the samples at all.
+pub fn best_of_n_weights(group: &[Trajectory]) -> Vec<f32> {
+    let mut w = vec![0.0; group.len()];
+    let best = group.iter().enumerate().max_by(|(_, a), (_, b)| {
+        a.reward
+            .total_cmp(&b.reward)
+            .then(b.mean_entropy().total_cmp(&a.mean_entropy()))
+    });
+    let worst = group.iter().map(|t| t.reward).fold(f32::INFINITY, f32::min);
+    if let Some((i, b)) = best {
+        if b.reward > worst || b.correct() {
+            w[i] = 1.0;
+        }
+    }
+    w
+}
