@@ -16,6 +16,7 @@ use crate::engine::search::config::SearchConfig;
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// MCTS inside the training loop (DeepSearch, Tree-GRPO objective).
+    #[serde(rename = "deepsearch")]
     DeepSearch,
     /// n independent samples, outcome reward, mean/std group normalisation.
     #[default]
@@ -482,6 +483,12 @@ mod tests {
 
     #[test]
     fn methods_parse_and_unknown_lists_valid_ones() {
+        for name in Method::NAMES {
+            let toml = format!("method = \"{name}\"");
+            let c = RunConfig::from_toml(&toml).unwrap();
+            assert_eq!(c.method.name(), name);
+            assert_eq!(name.parse::<Method>().unwrap(), c.method);
+        }
         assert_eq!("dapo".parse::<Method>(), Ok(Method::Dapo));
         let e = "ppo".parse::<Method>().unwrap_err();
         assert!(e.contains("grpo") && e.contains("ppo"), "{e}");
