@@ -50,8 +50,12 @@ fn well_shaped(text: &str) -> bool {
     };
     let num = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let step = |l: &str| {
-        let Some((lhs, rhs)) = l.split_once('=') else { return false };
-        let Some(i) = lhs.find(['+', '-', '*', '/']) else { return false };
+        let Some((lhs, rhs)) = l.split_once('=') else {
+            return false;
+        };
+        let Some(i) = lhs.find(['+', '-', '*', '/']) else {
+            return false;
+        };
         num(&lhs[..i]) && num(&lhs[i + 1..]) && num(rhs)
     };
     !steps.is_empty() && steps.iter().all(|l| step(l)) && last.strip_prefix("ans ").is_some_and(num)
@@ -69,16 +73,31 @@ fn warm_start_teaches_well_formed_steps_and_search_keeps_its_invariants() {
     // (a freshly initialised model produces none).
     let model = policy.sampler_model().unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let prompts: Vec<Vec<u32>> = data.test.iter().map(|p| prompt_tokens(&policy.tokenizer, p)).collect();
+    let prompts: Vec<Vec<u32>> = data
+        .test
+        .iter()
+        .map(|p| prompt_tokens(&policy.tokenizer, p))
+        .collect();
     let requests: Vec<Request> = prompts
         .iter()
-        .map(|c| Request { context: c, cache: None, copies: 8 })
+        .map(|c| Request {
+            context: c,
+            cache: None,
+            copies: 8,
+        })
         .collect();
-    let params = SamplingParams { temperature: 1.0, max_tokens: 40, stop_at: None, eos: EOS };
+    let params = SamplingParams {
+        temperature: 1.0,
+        max_tokens: 40,
+        stop_at: None,
+        eos: EOS,
+    };
     let (outs, _) = sample(&model, &requests, &params, false, &mut rng).unwrap();
     let shaped = outs
         .iter()
-        .filter(|c| c.tokens.last() == Some(&EOS) && well_shaped(&policy.tokenizer.decode(&c.tokens)))
+        .filter(|c| {
+            c.tokens.last() == Some(&EOS) && well_shaped(&policy.tokenizer.decode(&c.tokens))
+        })
         .count();
     assert!(
         shaped * 2 > outs.len(),

@@ -46,6 +46,21 @@ struct State {
     done: bool,
 }
 
+impl State {
+    fn new(tree: Tree, n: usize) -> Self {
+        let root = tree.root;
+        State {
+            tree,
+            current: Some(root),
+            recorded: Vec::new(),
+            expansions: 0,
+            generated: 0,
+            cap_event: false,
+            done: n == 0,
+        }
+    }
+}
+
 /// Runs one tree per problem until each has recorded `cfg.n` trajectories or hit a cap.
 pub fn search<R: Rng>(
     model: &Qwen2,
@@ -58,19 +73,7 @@ pub fn search<R: Rng>(
 ) -> Result<(Vec<SearchResult>, SampleStats)> {
     let mut states: Vec<State> = problems
         .iter()
-        .map(|p| {
-            let tree = Tree::new(prompt_tokens(tok, p));
-            let root = tree.root;
-            State {
-                tree,
-                current: Some(root),
-                recorded: Vec::new(),
-                expansions: 0,
-                generated: 0,
-                cap_event: false,
-                done: cfg.n == 0,
-            }
-        })
+        .map(|p| State::new(Tree::new(prompt_tokens(tok, p)), cfg.n))
         .collect();
     let max_pos = model.config().max_position_embeddings;
     let params = SamplingParams {
@@ -128,7 +131,12 @@ pub fn search<R: Rng>(
             drop(requests);
             for (k, children) in per_owner.into_iter().enumerate() {
                 let i = owners[k];
-                advance(&mut states[i], children, problems[i], tok, cfg, rules, rng);
+                let p = problems[i];
+                let judge = |text: &str| {
+                    let v = verify(p, text, rules);
+                    (v.is_correct(), v.reason.to_string())
+                };
+                advance(&mut states[i], children, tok, cfg, &judge, rng);
             }
         }
     }
@@ -155,10 +163,9 @@ pub fn search<R: Rng>(
 fn advance<R: Rng>(
     s: &mut State,
     children: Vec<Completion>,
-    problem: &Problem,
     tok: &CharTokenizer,
     cfg: &SearchConfig,
-    rules: &Rules,
+    judge: &dyn Fn(&str) -> (bool, String),
     rng: &mut R,
 ) {
     let parent = s.current.unwrap_or(s.tree.root);
@@ -180,13 +187,11 @@ fn advance<R: Rng>(
         }
         let idx = s.tree.add_child(parent, node);
         if ends {
-            let text = tok.decode(&s.tree.response(idx));
-            let verdict = verify(problem, &text, rules);
-            let correct = verdict.is_correct();
+            let (correct, reason) = judge(&tok.decode(&s.tree.response(idx)));
             s.tree.node_mut(idx).terminal = Some(Terminal {
                 value: if correct { 1.0 } else { -1.0 },
                 correct,
-                reason: verdict.reason.to_string(),
+                reason,
             });
             new_terminals.push(idx);
         } else {
@@ -228,8 +233,10 @@ fn advance<R: Rng>(
     if s.recorded.len() >= cfg.n {
         s.done = true;
     } else if s.current.is_none() {
-        // Empty frontier: nothing left to expand; the caller pads.
+        // Empty frontier: nothing left to expand; the caller pads, and it counts as a cap
+        // event so every tree either records n trajectories or reports one.
         s.done = true;
+        s.cap_event = true;
     } else if s.expansions >= cfg.max_expansions || tokens >= cfg.max_tree_tokens as u64 {
         s.done = true;
         s.cap_event = true;
@@ -361,3 +368,6 @@ fn mark_confident_wrong(tree: &mut Tree) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! The search's invariants on synthetic trees: random children (terminal or not, correct
+//! or not, random confidences) drive the real state machine.
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::engine::policy::tokenizer::CharTokenizer;
+
+/// A child step: its tokens encode whether it ends and whether it is correct, so the judge
+/// can read the verdict back from the text.
+fn child(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    p_end: f64,
+    p_correct: f64,
+    tok: &CharTokenizer,
+) -> Completion {
+    let ends = rng.random_bool(p_end);
+    let text = if ends {
+        if rng.random_bool(p_correct) {
+            "ans 1"
+        } else {
+            "ans 0"
+        }
+    } else {
+        "1+1=2\n"
+    };
+    let tokens = tok.encode(text).unwrap_or_default();
+    let logprobs: Vec<f32> = tokens
+        .iter()
+        .map(|_| -rng.random_range(0.01f32..3.0))
+        .collect();
+    Completion {
+        request: 0,
+        entropies: logprobs.iter().map(|l| -l).collect(),
+        tokens,
+        logprobs,
+        finish: if ends { Finish::Eos } else { Finish::Delimiter },
+        cache: None,
+    }
+}
+
+fn judge(text: &str) -> (bool, String) {
+    let ok = text.ends_with("ans 1");
+    (ok, if ok { "correct".into() } else { "wrong".into() })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn invariants_hold_on_random_trees(
+        seed in any::<u64>(),
+        p_end in 0.05f64..0.9,
+        p_correct in 0.0f64..0.6,
+        width in 1usize..5,
+        n in 1usize..6,
+        uct_selection in any::<bool>(),
+    ) {
+        let tok = CharTokenizer::default();
+        let cfg = SearchConfig {
+            width,
+            n,
+            max_depth: 6,
+            max_expansions: 40,
+            selection: if uct_selection { Selection::Uct } else { Selection::Frontier },
+            ..SearchConfig::default()
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut s = State::new(Tree::new(vec![1]), n);
+        let mut picked_total = 0;
+        while !s.done {
+            let kids: Vec<Completion> = (0..width).map(|_| child(&mut rng, p_end, p_correct, &tok)).collect();
+            let before = s.recorded.len();
+            advance(&mut s, kids, &tok, &cfg, &judge, &mut rng);
+            // Exactly one terminal is backed up per expansion that produced terminals.
+            prop_assert!(s.recorded.len() <= before + 1);
+            picked_total = s.recorded.len();
+        }
+        let t = &s.tree;
+        // Each tree records exactly n trajectories or counts a cap event.
+        prop_assert!(s.recorded.len() == n || s.cap_event, "recorded {} of {n}", s.recorded.len());
+        prop_assert_eq!(picked_total, s.recorded.len());
+        for i in t.graph.node_indices() {
+            let node = t.node(i);
+            // Picked terminals below (or at) this node.
+            let below = s.recorded.iter().filter(|&&r| t.path(r).contains(&i)).count() as u32;
+            if i == t.root {
+                prop_assert_eq!(node.n, below);
+            } else if node.terminal.is_some() {
+                prop_assert_eq!(node.n, below, "terminal N counts its own backup");
+            } else {
+                prop_assert_eq!(node.n, 1 + below, "N = 1 + backed-up terminals below");
+            }
+            // A node on a backed-up correct path never has q < 0.
+            let on_correct = s.recorded.iter().any(|&r| {
+                t.node(r).terminal.as_ref().is_some_and(|x| x.correct) && t.path(r).contains(&i)
+            });
+            if on_correct {
+                prop_assert!(node.q >= 0.0, "q {} on a correct path", node.q);
+            }
+            prop_assert!(t.children(i).is_empty() || t.children(i).len() == width);
+        }
+        // The confident-wrong path is marked exactly when nothing correct was recorded.
+        let solved = s.recorded.iter().any(|&r| t.node(r).terminal.as_ref().is_some_and(|x| x.correct));
+        let marked = t.graph.node_weights().any(|x| x.confident_wrong);
+        prop_assert_eq!(marked, !solved && !s.recorded.is_empty());
+    }
+}
