@@ -130,7 +130,21 @@ pub fn train(o: TrainOptions) -> Result<()> {
     let mut run = store.require_run(&name)?;
     match outcome {
         Ok(summary) => {
-            let json = serde_json::to_value(&summary)?;
+            let mut json = serde_json::to_value(&summary)?;
+            let (mut bytes, mut nodes) = (0u64, 0u64);
+            for i in 1..=summary.iterations {
+                let (b, n) = store.tree_bytes(&name, i)?;
+                bytes += b;
+                nodes += n;
+            }
+            if let Some(obj) = json.as_object_mut() {
+                let per_node = if nodes == 0 {
+                    0.0
+                } else {
+                    bytes as f64 / nodes as f64
+                };
+                obj.insert("store_bytes_per_node".into(), per_node.into());
+            }
             run.status = RunStatus::Finished;
             run.summary = Some(json.clone());
             run.warm_start = Some(summary.warm_start.clone());

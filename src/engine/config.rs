@@ -116,7 +116,7 @@ pub struct TinyPolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WarmStartConfig {
-    /// Optimizer steps. Default 1500.
+    /// Optimizer steps. Default 600 (about 3 minutes on 2 cores).
     pub steps: usize,
     /// Sequences per step. Default 64.
     pub batch_size: usize,
@@ -131,7 +131,7 @@ pub struct WarmStartConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// Iterations (one sampling round and update each). Default 300.
+    /// Iterations (one sampling round and update each). Default 1000.
     pub iterations: u64,
     /// Stop once this many tokens were generated for training (evaluation excluded).
     /// Default none.
@@ -166,7 +166,7 @@ pub struct TrainConfig {
     /// Passes over an iteration's samples. Default 1.
     pub epochs: usize,
     /// Save a checkpoint every this many iterations (and at the end); 0: only at the end.
-    /// Default 50.
+    /// Default 200.
     pub checkpoint_every: u64,
 }
 
@@ -175,7 +175,7 @@ pub struct TrainConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct EvalConfig {
     /// Evaluate every this many iterations (and at start and end); 0: start and end only.
-    /// Default 50.
+    /// Default 200.
     pub every: u64,
     /// Samples per test problem: pass@1 is mean@k, pass@k the unbiased estimator. Default 32.
     pub k: usize,
@@ -230,7 +230,7 @@ impl Default for TinyPolicy {
 impl Default for WarmStartConfig {
     fn default() -> Self {
         Self {
-            steps: 1500,
+            steps: 600,
             batch_size: 64,
             lr: 3e-3,
             seed: 0,
@@ -241,7 +241,7 @@ impl Default for WarmStartConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            iterations: 300,
+            iterations: 1000,
             budget_tokens: None,
             problems_per_step: 16,
             group_size: 8,
@@ -257,7 +257,7 @@ impl Default for TrainConfig {
             reward: RewardKind::Binary,
             minibatches: 1,
             epochs: 1,
-            checkpoint_every: 50,
+            checkpoint_every: 200,
         }
     }
 }
@@ -265,7 +265,7 @@ impl Default for TrainConfig {
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
-            every: 50,
+            every: 200,
             k: 32,
             temperature: 1.0,
             problems: 0,

@@ -101,6 +101,8 @@ pub struct Summary {
     pub cache_hits: u64,
     /// Trees that hit a safety cap and were padded with direct rollouts.
     pub cap_events: u64,
+    /// Wall seconds spent committing iterations to the store.
+    pub store_seconds: f64,
 }
 
 pub fn unix_now() -> u64 {
@@ -129,6 +131,8 @@ pub struct Trainer {
     pub generated_tokens: u64,
     /// Search accounting summed over the run.
     pub search_totals: SearchMetrics,
+    /// Wall seconds spent committing iterations.
+    pub store_seconds: f64,
 }
 
 impl Trainer {
@@ -167,6 +171,7 @@ impl Trainer {
             iteration: 0,
             generated_tokens: 0,
             search_totals: SearchMetrics::default(),
+            store_seconds: 0.0,
         };
         trainer.next_problems(0);
         Ok(trainer)
@@ -436,7 +441,9 @@ impl Trainer {
                 eval_end = r.clone();
                 m.eval = Some(r);
             }
+            let c0 = Instant::now();
             sink.commit(&m, &trees)?;
+            self.store_seconds += c0.elapsed().as_secs_f64();
             let ck = self.cfg.train.checkpoint_every;
             if last || (ck > 0 && self.iteration % ck == 0) {
                 sink.checkpoint(self.iteration, &self.policy)?;
@@ -474,6 +481,7 @@ impl Trainer {
             expansions: self.search_totals.expansions,
             cache_hits: self.search_totals.cache_hits,
             cap_events: self.search_totals.cap_events,
+            store_seconds: self.store_seconds,
         })
     }
 }
