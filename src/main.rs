@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use arbor::app::commands::{
-    self, EvalOptions, ExportFormat, ExportOptions, GenDataOptions, TrainOptions,
+    self, EvalOptions, ExportFormat, ExportOptions, GenDataOptions, TrainOptions, ViewOptions,
 };
 use arbor::engine::config::Method;
 
@@ -31,6 +31,20 @@ enum Command {
     GenData(GenDataArgs),
     /// Write an iteration's trees as JSON, or one tree as Graphviz DOT.
     Export(ExportArgs),
+    /// Open a finished or stopped run in the explorer (replay).
+    View(ViewArgs),
+}
+
+#[derive(Args)]
+struct ViewArgs {
+    /// Run to open (default: the newest).
+    #[arg(long)]
+    run: Option<String>,
+    #[arg(long, default_value = arbor::store::DEFAULT_PATH)]
+    store: PathBuf,
+    /// Theme: dark, light, mono, or a TOML file (NO_COLOR forces mono).
+    #[arg(long, default_value = "dark")]
+    theme: String,
 }
 
 #[derive(Args)]
@@ -140,6 +154,11 @@ fn main() -> ExitCode {
             test_data: a.test_data,
             store: a.store,
             k: a.k,
+        }),
+        Some(Command::View(a)) => commands::view(ViewOptions {
+            run: a.run,
+            store: a.store,
+            theme: a.theme,
         }),
         Some(Command::Export(a)) => commands::export(ExportOptions {
             run: a.run,

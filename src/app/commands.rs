@@ -354,3 +354,55 @@ pub fn export(o: ExportOptions) -> Result<()> {
     }
     Ok(())
 }
+
+pub struct ViewOptions {
+    pub run: Option<String>,
+    pub store: PathBuf,
+    pub theme: String,
+}
+
+/// `arbor view`: replay a finished or stopped run in the explorer.
+pub fn view(o: ViewOptions) -> Result<()> {
+    let theme = crate::app::theme::Theme::choose(&o.theme).map_err(|e| anyhow!(e))?;
+    let store = Store::open_existing(&o.store)?;
+    let name = match o.run {
+        Some(n) => n,
+        None => store
+            .runs()?
+            .into_iter()
+            .max_by_key(|r| r.created_unix)
+            .map(|r| r.name)
+            .ok_or_else(|| {
+                anyhow!(
+                    "store {} has no runs yet; train one first",
+                    o.store.display()
+                )
+            })?,
+    };
+    let mut app = crate::app::explorer::App::open(store, &name, theme)?;
+    let mut terminal = ratatui::init();
+    let result = (|| -> Result<()> {
+        let mut dirty = true;
+        while !app.quit {
+            if dirty {
+                terminal.draw(|f| crate::app::views::draw(f, &app))?;
+                dirty = false;
+            }
+            if crossterm::event::poll(std::time::Duration::from_millis(250))? {
+                match crossterm::event::read()? {
+                    crossterm::event::Event::Key(k)
+                        if k.kind == crossterm::event::KeyEventKind::Press =>
+                    {
+                        app.on_key(k);
+                        dirty = true;
+                    }
+                    crossterm::event::Event::Resize(_, _) => dirty = true,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    })();
+    ratatui::restore();
+    result
+}

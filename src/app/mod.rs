@@ -1,4 +1,8 @@
-//! The terminal side: headless progress now; the explorer (views, keys, themes) renders
-//! snapshots of the store.
+//! The terminal side: headless progress, and the explorer (views, keys, themes), which
+//! renders snapshots of the store.
 pub mod commands;
+pub mod explorer;
 pub mod headless;
+pub mod snapshot;
+pub mod theme;
+pub mod views;

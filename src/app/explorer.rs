@@ -1,0 +1,363 @@
+//! The explorer's state and keys. It renders snapshots of the store (views/), so a finished
+//! run is replayed with the same code a live one would use.
+use std::collections::HashSet;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::snapshot::{path_entropy, status, visible_rows, ProblemStatus, RunSnapshot};
+use super::theme::Theme;
+use crate::engine::search::record::TreeRecord;
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    Dashboard,
+    Problems,
+    Tree,
+    Wrong,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 4] = [
+        Screen::Dashboard,
+        Screen::Problems,
+        Screen::Tree,
+        Screen::Wrong,
+    ];
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Dashboard => "1 Dashboard",
+            Screen::Problems => "2 Problems",
+            Screen::Tree => "3 Tree",
+            Screen::Wrong => "4 Confident-wrong",
+        }
+    }
+}
+
+/// Which problems the Problems view lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    Solved,
+    WrongOnly,
+    Cached,
+}
+
+impl Filter {
+    fn next(self) -> Self {
+        match self {
+            Filter::All => Filter::Solved,
+            Filter::Solved => Filter::WrongOnly,
+            Filter::WrongOnly => Filter::Cached,
+            Filter::Cached => Filter::All,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Filter::All => "all",
+            Filter::Solved => "solved",
+            Filter::WrongOnly => "wrong only",
+            Filter::Cached => "cached",
+        }
+    }
+    fn keeps(self, s: ProblemStatus) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Solved => s == ProblemStatus::Solved,
+            Filter::WrongOnly => s == ProblemStatus::ConfidentWrongOnly,
+            Filter::Cached => s == ProblemStatus::Cached,
+        }
+    }
+}
+
+/// One confident-wrong path: problem index, terminal node id, its path entropy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WrongPath {
+    pub problem: usize,
+    pub node: u32,
+    pub entropy: f64,
+}
+
+pub struct App {
+    pub store: Store,
+    pub snapshot: RunSnapshot,
+    pub theme: Theme,
+    pub screen: Screen,
+    /// The iteration every view shows.
+    pub iteration: u64,
+    pub trees: Vec<TreeRecord>,
+    pub filter: Filter,
+    pub problem_sel: usize,
+    /// Problem shown in the tree view (index into `trees`).
+    pub problem: usize,
+    pub node_sel: usize,
+    pub folded: HashSet<u32>,
+    pub wrong_sel: usize,
+    pub help: bool,
+    pub maximized: bool,
+    pub quit: bool,
+    pub message: String,
+    pending_g: bool,
+}
+
+impl App {
+    /// Opens `run` at its newest iteration.
+    pub fn open(store: Store, run: &str, theme: Theme) -> Result<Self, StoreError> {
+        let snapshot = RunSnapshot::load(&store, run)?;
+        let iteration = snapshot.last_iteration();
+        let mut app = App {
+            store,
+            snapshot,
+            theme,
+            screen: Screen::Dashboard,
+            iteration: 0,
+            trees: Vec::new(),
+            filter: Filter::All,
+            problem_sel: 0,
+            problem: 0,
+            node_sel: 0,
+            folded: HashSet::new(),
+            wrong_sel: 0,
+            help: false,
+            maximized: false,
+            quit: false,
+            message: String::new(),
+            pending_g: false,
+        };
+        app.goto(iteration)?;
+        Ok(app)
+    }
+
+    /// Moves the replay cursor to `iteration` (clamped) and loads its trees.
+    pub fn goto(&mut self, iteration: u64) -> Result<(), StoreError> {
+        let last = self.snapshot.last_iteration();
+        let it = iteration.clamp(last.min(1), last);
+        if it != self.iteration || self.trees.is_empty() {
+            self.trees = if it == 0 {
+                Vec::new()
+            } else {
+                self.store.trees(&self.snapshot.run.name, it)?
+            };
+            self.iteration = it;
+            self.problem = self.problem.min(self.trees.len().saturating_sub(1));
+            self.node_sel = 0;
+            self.folded.clear();
+        }
+        Ok(())
+    }
+
+    /// Problems of the iteration that pass the filter (indices into `trees`).
+    pub fn listed(&self) -> Vec<usize> {
+        (0..self.trees.len())
+            .filter(|&i| self.filter.keeps(status(&self.trees[i])))
+            .collect()
+    }
+
+    pub fn tree(&self) -> Option<&TreeRecord> {
+        self.trees.get(self.problem)
+    }
+
+    pub fn rows(&self) -> Vec<(u32, usize)> {
+        self.tree()
+            .map(|t| visible_rows(t, &self.folded))
+            .unwrap_or_default()
+    }
+
+    /// The node under the tree cursor.
+    pub fn selected_node(&self) -> Option<u32> {
+        self.rows().get(self.node_sel).map(|r| r.0)
+    }
+
+    /// Confident-wrong paths of the iteration, surest first.
+    pub fn wrong_paths(&self) -> Vec<WrongPath> {
+        let mut out: Vec<WrongPath> = Vec::new();
+        for (i, t) in self.trees.iter().enumerate() {
+            // The marked path ends at a recorded wrong terminal.
+            if let Some(n) = t
+                .nodes
+                .iter()
+                .find(|n| n.confident_wrong && n.correct == Some(false) && n.recorded)
+            {
+                out.push(WrongPath {
+                    problem: i,
+                    node: n.id,
+                    entropy: path_entropy(t, n.id),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.entropy.total_cmp(&b.entropy));
+        out
+    }
+
+    fn select_node(&mut self, id: u32) {
+        if let Some(pos) = self.rows().iter().position(|r| r.0 == id) {
+            self.node_sel = pos;
+        }
+    }
+
+    fn list_len(&self) -> usize {
+        match self.screen {
+            Screen::Dashboard => 0,
+            Screen::Problems => self.listed().len(),
+            Screen::Tree => self.rows().len(),
+            Screen::Wrong => self.wrong_paths().len(),
+        }
+    }
+
+    fn cursor(&mut self) -> Option<&mut usize> {
+        match self.screen {
+            Screen::Dashboard => None,
+            Screen::Problems => Some(&mut self.problem_sel),
+            Screen::Tree => Some(&mut self.node_sel),
+            Screen::Wrong => Some(&mut self.wrong_sel),
+        }
+    }
+
+    fn move_by(&mut self, delta: i64) {
+        let len = self.list_len();
+        if let Some(c) = self.cursor() {
+            let max = len.saturating_sub(1) as i64;
+            *c = (*c as i64 + delta).clamp(0, max.max(0)) as usize;
+        }
+    }
+
+    /// Handles one key; errors from the store go to the status line.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if let Err(e) = self.key(key) {
+            self.message = e.to_string();
+        }
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Result<(), StoreError> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if self.help {
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Char('?') | KeyCode::F(1) | KeyCode::Char('q')
+            ) {
+                self.help = false;
+            }
+            return Ok(());
+        }
+        let g = std::mem::take(&mut self.pending_g);
+        match key.code {
+            KeyCode::Char('c') if ctrl => self.quit = true,
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
+            KeyCode::Esc => {
+                self.maximized = false;
+                self.screen = match self.screen {
+                    Screen::Tree => Screen::Problems,
+                    Screen::Problems | Screen::Wrong => Screen::Dashboard,
+                    Screen::Dashboard => Screen::Dashboard,
+                };
+            }
+            KeyCode::Char(c @ '1'..='4') => self.screen = Screen::ALL[(c as u8 - b'1') as usize],
+            KeyCode::Tab => {
+                let i = Screen::ALL
+                    .iter()
+                    .position(|s| *s == self.screen)
+                    .unwrap_or(0);
+                self.screen = Screen::ALL[(i + 1) % 4];
+            }
+            KeyCode::BackTab => {
+                let i = Screen::ALL
+                    .iter()
+                    .position(|s| *s == self.screen)
+                    .unwrap_or(0);
+                self.screen = Screen::ALL[(i + 3) % 4];
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
+            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
+            KeyCode::PageDown => self.move_by(10),
+            KeyCode::PageUp => self.move_by(-10),
+            KeyCode::Char('d') if ctrl => self.move_by(10),
+            KeyCode::Char('u') if ctrl => self.move_by(-10),
+            KeyCode::Home => self.move_by(i64::MIN / 2),
+            KeyCode::Char('g') if g => self.move_by(i64::MIN / 2),
+            KeyCode::Char('g') => self.pending_g = true,
+            KeyCode::End | KeyCode::Char('G') => self.move_by(i64::MAX / 2),
+            // Replay: the iteration cursor.
+            KeyCode::Char('[') => self.goto(self.iteration.saturating_sub(1))?,
+            KeyCode::Char(']') => self.goto(self.iteration + 1)?,
+            KeyCode::Char('L') => self.goto(u64::MAX)?,
+            KeyCode::Char('/') if self.screen == Screen::Problems => {
+                self.filter = self.filter.next();
+                self.problem_sel = 0;
+            }
+            KeyCode::Char('e') | KeyCode::Char('z') => self.maximized = !self.maximized,
+            KeyCode::Char(' ') if self.screen == Screen::Tree => {
+                if let Some(id) = self.selected_node() {
+                    if !self.folded.remove(&id) {
+                        self.folded.insert(id);
+                    }
+                }
+            }
+            KeyCode::Left | KeyCode::Char('h') if self.screen == Screen::Tree => {
+                if let Some(id) = self.selected_node() {
+                    self.folded.insert(id);
+                }
+            }
+            KeyCode::Right | KeyCode::Char('l') if self.screen == Screen::Tree => {
+                if let Some(id) = self.selected_node() {
+                    self.folded.remove(&id);
+                }
+            }
+            KeyCode::Left | KeyCode::Char('h') => self.goto(self.iteration.saturating_sub(1))?,
+            KeyCode::Right | KeyCode::Char('l') => self.goto(self.iteration + 1)?,
+            KeyCode::Enter => match self.screen {
+                Screen::Dashboard => self.screen = Screen::Problems,
+                Screen::Problems => {
+                    if let Some(&i) = self.listed().get(self.problem_sel) {
+                        self.problem = i;
+                        self.node_sel = 0;
+                        self.folded.clear();
+                        self.screen = Screen::Tree;
+                    }
+                }
+                Screen::Wrong => {
+                    if let Some(w) = self.wrong_paths().get(self.wrong_sel).cloned() {
+                        self.problem = w.problem;
+                        self.folded.clear();
+                        self.screen = Screen::Tree;
+                        self.select_node(w.node);
+                    }
+                }
+                Screen::Tree => {}
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Keys valid in the current view, for the help popup.
+    pub fn help_lines(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v = vec![
+            ("q, Ctrl-C", "quit"),
+            ("?, F1", "this help (Esc closes)"),
+            ("1-4, Tab", "switch view"),
+            ("[ ], Left Right", "previous / next iteration (replay)"),
+            ("L", "newest iteration"),
+            ("Esc", "back one level"),
+            ("e, z", "maximize the main pane"),
+        ];
+        match self.screen {
+            Screen::Dashboard => v.push(("Enter", "problems of this iteration")),
+            Screen::Problems => {
+                v.push(("j k, arrows, g g, G", "move"));
+                v.push(("/", "cycle filter: all, solved, wrong only, cached"));
+                v.push(("Enter", "open the problem's tree"));
+            }
+            Screen::Tree => {
+                v.push(("j k, arrows, PgUp/PgDn", "move"));
+                v.push(("Space", "fold / unfold the node"));
+                v.push(("h l, Left Right", "fold / unfold"));
+            }
+            Screen::Wrong => {
+                v.push(("j k", "move"));
+                v.push(("Enter", "open the path in its tree"));
+            }
+        }
+        v
+    }
+}

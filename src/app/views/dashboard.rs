@@ -1,0 +1,139 @@
+//! Dashboard: charts over iterations up to the cursor, and the compute spent.
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::symbols::Marker;
+use ratatui::text::Line;
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
+use ratatui::Frame;
+
+use super::num;
+use crate::app::explorer::App;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let [charts, facts] =
+        Layout::horizontal([Constraint::Percentage(65), Constraint::Percentage(35)]).areas(area);
+    let upto: Vec<_> = app
+        .snapshot
+        .iterations
+        .iter()
+        .filter(|m| m.iteration <= app.iteration)
+        .collect();
+    let acc: Vec<(f64, f64)> = upto
+        .iter()
+        .map(|m| (m.iteration as f64, m.train_accuracy))
+        .collect();
+    let eval: Vec<(f64, f64)> = upto
+        .iter()
+        .filter_map(|m| m.eval.as_ref().map(|e| (m.iteration as f64, e.pass1)))
+        .collect();
+    let ent: Vec<(f64, f64)> = upto
+        .iter()
+        .map(|m| (m.iteration as f64, m.mean_entropy))
+        .collect();
+    let x_max = (app.iteration.max(1)) as f64;
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(charts);
+    let y_max = acc
+        .iter()
+        .chain(&eval)
+        .map(|p| p.1)
+        .fold(0.05f64, f64::max)
+        .min(1.0);
+    let chart = Chart::new(vec![
+        Dataset::default()
+            .name("train acc")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(app.theme.recorded)
+            .data(&acc),
+        Dataset::default()
+            .name("eval pass@1 *")
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(app.theme.correct)
+            .data(&eval),
+    ])
+    .block(Block::default().borders(Borders::ALL).title(" accuracy "))
+    .x_axis(
+        Axis::default()
+            .bounds([0.0, x_max])
+            .labels(vec![Line::from("0"), Line::from(format!("{x_max:.0}"))]),
+    )
+    .y_axis(
+        Axis::default()
+            .bounds([0.0, y_max])
+            .labels(vec![Line::from("0"), Line::from(format!("{y_max:.2}"))]),
+    );
+    f.render_widget(chart, top);
+    let e_max = ent.iter().map(|p| p.1).fold(0.1f64, f64::max);
+    let chart = Chart::new(vec![Dataset::default()
+        .name("mean entropy")
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(app.theme.accent)
+        .data(&ent)])
+    .block(Block::default().borders(Borders::ALL).title(" entropy "))
+    .x_axis(Axis::default().bounds([0.0, x_max]))
+    .y_axis(
+        Axis::default()
+            .bounds([0.0, e_max])
+            .labels(vec![Line::from("0"), Line::from(format!("{e_max:.2}"))]),
+    );
+    f.render_widget(chart, bottom);
+
+    let m = app.snapshot.metrics(app.iteration);
+    let last_eval = upto.iter().rev().find_map(|m| m.eval.as_ref());
+    let mut lines = vec![
+        Line::from(format!("iteration  {}", app.iteration)),
+        Line::from(format!("train acc  {}", num(m.map(|m| m.train_accuracy)))),
+        Line::from(format!("reward     {}", num(m.map(|m| m.train_reward)))),
+        Line::from(format!("loss       {}", num(m.map(|m| m.update.loss)))),
+        Line::from(format!("entropy    {}", num(m.map(|m| m.mean_entropy)))),
+        Line::from(format!(
+            "lr         {}",
+            m.map(|m| format!("{:.2e}", m.lr)).unwrap_or_default()
+        )),
+        Line::from(format!(
+            "eval       pass@1 {}  pass@{} {}",
+            num(last_eval.map(|e| e.pass1)),
+            last_eval.map_or(0, |e| e.k),
+            num(last_eval.map(|e| e.pass_k))
+        )),
+        Line::from(format!(
+            "tokens     {}",
+            m.map_or(0, |m| m.cumulative_generated_tokens)
+        )),
+    ];
+    if let Some(s) = m.and_then(|m| m.search.as_ref()) {
+        lines.push(Line::from(format!(
+            "trees      {} ({} solved)",
+            s.trees, s.trees_solved
+        )));
+        lines.push(Line::from(format!(
+            "expansions {} ({:.1}/tree)",
+            s.expansions,
+            s.expansions as f64 / s.trees.max(1) as f64
+        )));
+        lines.push(Line::from(format!("nodes      {}", s.nodes)));
+        lines.push(Line::from(format!("cache hits {}", s.cache_hits)));
+        lines.push(Line::from(format!("cap events {}", s.cap_events)));
+    }
+    if let Some(a) = m.and_then(|m| m.adaptive.as_ref()) {
+        lines.push(Line::from(format!(
+            "hard set   {} (round {})",
+            a.hard_set_size, a.round
+        )));
+        lines.push(Line::from(format!("cache size {}", a.cache_size)));
+    }
+    if let Some(m) = m {
+        let tps = m.sampling.generated_tokens as f64 / m.seconds.sample.max(1e-9);
+        lines.push(Line::from(format!("tokens/s   {tps:.0}")));
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" this iteration "),
+        ),
+        facts,
+    );
+}

@@ -1,0 +1,102 @@
+//! Drawing: one function per view, all from the App's snapshot of the store.
+mod dashboard;
+mod problems;
+mod tree;
+mod wrong;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs};
+use ratatui::Frame;
+
+use super::explorer::{App, Screen};
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    draw_header(f, header, app);
+    match app.screen {
+        Screen::Dashboard => dashboard::draw(f, body, app),
+        Screen::Problems => problems::draw(f, body, app),
+        Screen::Tree => tree::draw(f, body, app),
+        Screen::Wrong => wrong::draw(f, body, app),
+    }
+    let hint = if app.message.is_empty() {
+        "q quit  ? help  1-4 views  [ ] iteration  Enter open  Esc back".to_string()
+    } else {
+        app.message.clone()
+    };
+    f.render_widget(Paragraph::new(hint).style(app.theme.muted), footer);
+    if app.help {
+        draw_help(f, app);
+    }
+}
+
+fn draw_header(f: &mut Frame, area: Rect, app: &App) {
+    let [top, tabs] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let r = &app.snapshot.run;
+    let status = format!("{:?}", r.status).to_lowercase();
+    let line = Line::from(vec![
+        Span::styled(" arbor ", app.theme.accent),
+        Span::styled(
+            format!("{} ({}, seed {}) ", r.name, r.method, r.seed),
+            app.theme.text,
+        ),
+        Span::styled(
+            format!(
+                "replay: iteration {} of {} [{status}]",
+                app.iteration,
+                app.snapshot.last_iteration()
+            ),
+            app.theme.muted,
+        ),
+    ]);
+    f.render_widget(Paragraph::new(line), top);
+    let titles: Vec<&str> = Screen::ALL.iter().map(|s| s.title()).collect();
+    let sel = Screen::ALL
+        .iter()
+        .position(|s| *s == app.screen)
+        .unwrap_or(0);
+    f.render_widget(
+        Tabs::new(titles)
+            .select(sel)
+            .highlight_style(app.theme.selected),
+        tabs,
+    );
+}
+
+fn draw_help(f: &mut Frame, app: &App) {
+    let lines: Vec<Line> = app
+        .help_lines()
+        .into_iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<24}"), app.theme.accent),
+                Span::raw(v),
+            ])
+        })
+        .collect();
+    let area = f.area();
+    let w = area.width.min(64);
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let popup = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
+        popup,
+    );
+}
+
+/// `x` formatted with 3 decimals, or a dash.
+pub(crate) fn num(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,170 @@
+//! The tree of one problem: every node with its step, q, N, Q, entropy and frontier score;
+//! correct, recorded and confident-wrong nodes set apart by symbol as well as colour; and a
+//! detail pane with the selected node's full context and the verifier's reason.
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::app::explorer::App;
+use crate::app::snapshot::{children, path, path_entropy};
+use crate::engine::search::record::NodeRecord;
+
+/// The marker of a node: ✓ correct terminal, ✗ wrong terminal, ! on the confident-wrong
+/// path, ● recorded, ○ open.
+pub fn marker(n: &NodeRecord) -> &'static str {
+    match (n.correct, n.confident_wrong) {
+        (Some(true), _) => "✓",
+        (_, true) => "!",
+        (Some(false), _) => "✗",
+        (None, _) if n.id == 0 => "◆",
+        (None, _) => "○",
+    }
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let Some(t) = app.tree() else {
+        f.render_widget(
+            Paragraph::new("no tree at this iteration")
+                .block(Block::default().borders(Borders::ALL)),
+            area,
+        );
+        return;
+    };
+    let (list_area, detail_area) = if app.maximized || area.width < 100 && area.height >= 20 {
+        if app.maximized {
+            (area, None)
+        } else {
+            let [a, b] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(area);
+            (a, Some(b))
+        }
+    } else {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+            .areas(area);
+        (a, Some(b))
+    };
+    let kids = children(t);
+    let rows = app.rows();
+    let items: Vec<ListItem> = rows
+        .iter()
+        .filter_map(|&(id, depth)| {
+            let n = t.nodes.iter().find(|n| n.id == id)?;
+            let folded = app.folded.contains(&id) && kids.contains_key(&id);
+            let text = if id == 0 {
+                t.prompt.trim_end().to_string()
+            } else {
+                n.text.trim_end().replace('\n', "⏎")
+            };
+            let style = match (n.correct, n.confident_wrong) {
+                (Some(true), _) => app.theme.correct,
+                (_, true) => app.theme.confident_wrong,
+                (Some(false), _) => app.theme.wrong,
+                _ if n.recorded => app.theme.recorded,
+                _ => app.theme.text,
+            };
+            let mut spans = vec![
+                Span::raw("  ".repeat(depth)),
+                Span::raw(if folded { "▸" } else { " " }),
+                Span::styled(format!("{} ", marker(n)), style),
+                Span::styled(format!("{text:<12} "), style),
+                Span::styled(
+                    format!(
+                        "q={:+.2} N={} Q={:+.2} H={:.2}",
+                        n.q,
+                        n.n,
+                        n.mean_q(),
+                        n.entropy
+                    ),
+                    app.theme.muted,
+                ),
+            ];
+            if let Some(fs) = n.frontier_score {
+                spans.push(Span::styled(format!(" F={fs:+.3}"), app.theme.muted));
+            }
+            if n.recorded {
+                spans.push(Span::styled(" [rec]", app.theme.recorded));
+            }
+            Some(ListItem::new(Line::from(spans)))
+        })
+        .collect();
+    let title = format!(
+        " {} {} · iteration {} · {} nodes · {:?} ",
+        t.problem,
+        t.prompt.trim_end(),
+        app.iteration,
+        t.nodes.len(),
+        t.source
+    );
+    let list = List::new(items)
+        .block(Block::default().borders(Borders::ALL).title(title))
+        .highlight_style(app.theme.selected)
+        .highlight_symbol(">");
+    let mut state =
+        ListState::default().with_selected(Some(app.node_sel.min(rows.len().saturating_sub(1))));
+    f.render_stateful_widget(list, list_area, &mut state);
+
+    if let (Some(area), Some(id)) = (detail_area, app.selected_node()) {
+        f.render_widget(detail(app, t, id), area);
+    }
+}
+
+fn detail<'a>(
+    app: &App,
+    t: &'a crate::engine::search::record::TreeRecord,
+    id: u32,
+) -> Paragraph<'a> {
+    let Some(n) = t.nodes.iter().find(|n| n.id == id) else {
+        return Paragraph::new("");
+    };
+    let mut lines = vec![Line::from(Span::styled(
+        format!("node {id}  depth {}", n.depth),
+        app.theme.accent,
+    ))];
+    lines.push(Line::from(format!(
+        "q = {:.4}   N = {}   Q = {:.4}",
+        n.q,
+        n.n,
+        n.mean_q()
+    )));
+    lines.push(Line::from(format!(
+        "step entropy H = {:.3}   path entropy = {:.3}",
+        n.entropy,
+        path_entropy(t, id)
+    )));
+    lines.push(Line::from(format!(
+        "frontier score = {}   advantage = {}",
+        super::num(n.frontier_score.map(f64::from)),
+        super::num(n.advantage.map(f64::from))
+    )));
+    let verdict = match (n.correct, &n.reason) {
+        (Some(true), _) => "✓ correct".to_string(),
+        (Some(false), Some(r)) => format!("✗ wrong: {r}"),
+        (Some(false), None) => "✗ wrong".into(),
+        (None, _) => "not terminal".into(),
+    };
+    lines.push(Line::from(verdict));
+    let mut flags = Vec::new();
+    if n.picked {
+        flags.push("picked");
+    }
+    if n.recorded {
+        flags.push("recorded");
+    }
+    if n.confident_wrong {
+        flags.push("! confident-wrong path");
+    }
+    if !flags.is_empty() {
+        lines.push(Line::from(flags.join(", ")));
+    }
+    lines.push(Line::from(Span::styled("context", app.theme.accent)));
+    lines.push(Line::from(t.prompt.trim_end().to_string()));
+    for i in path(t, id).into_iter().skip(1) {
+        if let Some(p) = t.nodes.iter().find(|x| x.id == i) {
+            lines.push(Line::from(p.text.trim_end().to_string()));
+        }
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(Block::default().borders(Borders::ALL).title(" node "))
+}

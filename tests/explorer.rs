@@ -1,0 +1,161 @@
+//! The explorer's views drawn into ratatui's TestBackend from a store written by a real
+//! short DeepSearch run, at 80x24 and at a large size.
+use arbor::app::explorer::{App, Screen};
+use arbor::app::theme::Theme;
+use arbor::app::views::draw;
+use arbor::engine::config::{Method, RunConfig};
+use arbor::engine::split;
+use arbor::engine::trainer::Trainer;
+use arbor::engine::warm_start::prepare_policy;
+use arbor::store::sink::StoreSink;
+use arbor::store::{RunRecord, RunStatus, Store};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn trained_store(dir: &std::path::Path) -> Store {
+    let mut cfg = RunConfig::default();
+    cfg.method = Method::DeepSearch;
+    cfg.data.train_size = 200;
+    cfg.data.test_size = 8;
+    cfg.policy.hidden_size = 32;
+    cfg.policy.intermediate_size = 64;
+    cfg.policy.num_hidden_layers = 1;
+    cfg.policy.num_attention_heads = 2;
+    cfg.policy.num_key_value_heads = 1;
+    cfg.warm_start.steps = 40;
+    cfg.warm_start.batch_size = 16;
+    cfg.train.iterations = 3;
+    cfg.train.problems_per_step = 4;
+    cfg.search.width = 3;
+    cfg.search.n = 3;
+    cfg.adaptive.steps_per_round = 2;
+    cfg.eval.k = 2;
+    cfg.eval.every = 2;
+    let store = Store::open(&dir.join("s.sled")).unwrap();
+    let run = RunRecord {
+        name: "view-test".into(),
+        method: "deepsearch".into(),
+        seed: 1,
+        status: RunStatus::Running,
+        created_unix: 0,
+        config_toml: cfg.to_toml(),
+        warm_start: None,
+        last_iteration: 0,
+        summary: None,
+    };
+    store.create_run(&run).unwrap();
+    let data = split::load(&cfg.data).unwrap();
+    let mut sink = StoreSink {
+        store: store.clone(),
+        run,
+    };
+    let (policy, key) = prepare_policy(&cfg, &data, &mut sink).unwrap();
+    let mut trainer = Trainer::new(cfg, policy, data).unwrap();
+    trainer.run("view-test", &key, &mut sink).unwrap();
+    store
+}
+
+fn screen(app: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| draw(f, app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut s = String::new();
+    for y in 0..h {
+        for x in 0..w {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+#[test]
+fn every_view_shows_what_a_researcher_looks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = trained_store(dir.path());
+    let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
+    assert_eq!(app.iteration, 3);
+    for (w, h) in [(80u16, 24u16), (200, 60)] {
+        // Dashboard: run, iteration, charts.
+        app.screen = Screen::Dashboard;
+        let s = screen(&app, w, h);
+        assert!(
+            s.contains("view-test") && s.contains("iteration 3 of 3"),
+            "{s}"
+        );
+        assert!(s.contains("accuracy") && s.contains("expansions"), "{s}");
+
+        // Problems: every problem of the iteration with its status.
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.screen, Screen::Problems);
+        let s = screen(&app, w, h);
+        assert!(s.contains("problems of iteration 3"), "{s}");
+        assert!(s.contains(&app.trees[0].problem), "{s}");
+        assert!(s.contains("solved") || s.contains("wrong only"), "{s}");
+
+        // Tree: the selected node's q in the detail pane, markers by symbol.
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.screen, Screen::Tree);
+        key(&mut app, KeyCode::Char('j'));
+        let id = app.selected_node().unwrap();
+        let node = app
+            .tree()
+            .unwrap()
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .unwrap()
+            .clone();
+        let s = screen(&app, w, h);
+        assert!(s.contains(&format!("q={:+.2}", node.q)), "{s}");
+        if h >= 40 {
+            assert!(
+                s.contains(&format!("q = {:.4}", node.q)),
+                "detail pane shows q: {s}"
+            );
+        }
+        assert!(
+            s.contains("○") || s.contains("✗") || s.contains("✓") || s.contains("!"),
+            "{s}"
+        );
+        key(&mut app, KeyCode::Esc);
+        key(&mut app, KeyCode::Esc);
+    }
+
+    // Confident-wrong inspector: each entry is marked "!" and opens its tree at the node.
+    app.screen = Screen::Wrong;
+    let wrong = app.wrong_paths();
+    let s = screen(&app, 120, 30);
+    assert!(s.contains("confident-wrong paths of iteration 3"), "{s}");
+    if let Some(first) = wrong.first() {
+        assert!(s.contains("! H="), "{s}");
+        key(&mut app, KeyCode::Enter);
+        assert_eq!(app.screen, Screen::Tree);
+        assert_eq!(app.selected_node(), Some(first.node));
+        let s = screen(&app, 120, 30);
+        assert!(s.contains("confident-wrong path"), "{s}");
+    }
+
+    // Replay: the cursor moves to iteration 1 and every view follows.
+    key(&mut app, KeyCode::Char('['));
+    key(&mut app, KeyCode::Char('['));
+    assert_eq!(app.iteration, 1);
+    app.screen = Screen::Dashboard;
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("iteration 1 of 3"), "{s}");
+    let it1 = app.store.trees("view-test", 1).unwrap();
+    assert_eq!(app.trees, it1);
+
+    // Help lists the keys; Esc closes it; q quits.
+    key(&mut app, KeyCode::Char('?'));
+    assert!(screen(&app, 80, 24).contains("keys"));
+    key(&mut app, KeyCode::Esc);
+    assert!(!app.help);
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+}
