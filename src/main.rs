@@ -98,6 +98,9 @@ struct TrainArgs {
     /// Held-out problems as JSONL (`nums`, `target`).
     #[arg(long)]
     test_data: Option<PathBuf>,
+    /// Explorer theme: dark, light, mono, or a TOML file (NO_COLOR forces mono).
+    #[arg(long, default_value = "dark")]
+    theme: String,
 }
 
 #[derive(Args)]
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
             run: a.run,
             train_data: a.train_data,
             test_data: a.test_data,
+            theme: a.theme,
         }),
         Some(Command::Eval(a)) => commands::eval(EvalOptions {
             run: a.run,

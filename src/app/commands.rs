@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::app::explorer::App;
 use crate::app::headless::Headless;
 use crate::engine::config::{Method, RunConfig};
 use crate::engine::countdown::{generate, write_jsonl, Preset};
@@ -26,6 +27,8 @@ pub struct TrainOptions {
     pub run: Option<String>,
     pub train_data: Option<PathBuf>,
     pub test_data: Option<PathBuf>,
+    /// Explorer theme (live runs).
+    pub theme: String,
 }
 
 impl Default for TrainOptions {
@@ -41,6 +44,7 @@ impl Default for TrainOptions {
             run: None,
             train_data: None,
             test_data: None,
+            theme: "dark".into(),
         }
     }
 }
@@ -89,9 +93,6 @@ pub fn train(o: TrainOptions) -> Result<()> {
     if let Some(name) = &o.run {
         validate_run_name(name)?;
     }
-    if !o.headless {
-        eprintln!("note: the terminal explorer is not built yet; running headless");
-    }
     let store = Store::open(&o.store)?;
     let name = match &o.run {
         Some(n) => n.clone(),
@@ -116,6 +117,19 @@ pub fn train(o: TrainOptions) -> Result<()> {
         summary: None,
     };
     store.create_run(&record)?;
+    use std::io::IsTerminal;
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if !o.headless && !interactive {
+        eprintln!("note: not a terminal, running headless");
+    }
+    if !o.headless && interactive {
+        let outcome = live_train(cfg.clone(), data, store.clone(), record, &o.theme);
+        return finish_run(
+            &store,
+            &name,
+            outcome.and_then(|s| s.ok_or_else(|| anyhow!("the trainer ended without a summary"))),
+        );
+    }
     let mut sink = Headless::new(StoreSink {
         store: store.clone(),
         run: record,
@@ -127,13 +141,22 @@ pub fn train(o: TrainOptions) -> Result<()> {
         let mut trainer = Trainer::new(cfg.clone(), policy, data)?;
         Ok(trainer.run(&name, &key, &mut sink)?)
     })();
-    let mut run = store.require_run(&name)?;
+    finish_run(&store, &name, outcome)
+}
+
+/// Records how the run ended and prints the summary line.
+fn finish_run(
+    store: &Store,
+    name: &str,
+    outcome: Result<crate::engine::trainer::Summary>,
+) -> Result<()> {
+    let mut run = store.require_run(name)?;
     match outcome {
         Ok(summary) => {
             let mut json = serde_json::to_value(&summary)?;
             let (mut bytes, mut nodes) = (0u64, 0u64);
             for i in 1..=summary.iterations {
-                let (b, n) = store.tree_bytes(&name, i)?;
+                let (b, n) = store.tree_bytes(name, i)?;
                 bytes += b;
                 nodes += n;
             }
@@ -145,7 +168,11 @@ pub fn train(o: TrainOptions) -> Result<()> {
                 };
                 obj.insert("store_bytes_per_node".into(), per_node.into());
             }
-            run.status = RunStatus::Finished;
+            run.status = if summary.stopped_by == "user" {
+                RunStatus::Stopped
+            } else {
+                RunStatus::Finished
+            };
             run.summary = Some(json.clone());
             run.warm_start = Some(summary.warm_start.clone());
             store.update_run(&run)?;
@@ -381,28 +408,89 @@ pub fn view(o: ViewOptions) -> Result<()> {
     };
     let mut app = crate::app::explorer::App::open(store, &name, theme)?;
     let mut terminal = ratatui::init();
-    let result = (|| -> Result<()> {
+    let result = run_ui(&mut terminal, &mut app);
+    ratatui::restore();
+    result
+}
+
+/// The UI loop: terminal events, a 100 ms tick that drains trainer notifications, and a
+/// redraw only when something changed.
+pub fn run_ui(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> Result<()> {
+    use crossterm::event::{Event, EventStream, KeyEventKind};
+    use futures::StreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    rt.block_on(async {
+        let mut events = EventStream::new();
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         let mut dirty = true;
         while !app.quit {
             if dirty {
-                terminal.draw(|f| crate::app::views::draw(f, &app))?;
+                terminal.draw(|f| crate::app::views::draw(f, app))?;
                 dirty = false;
             }
-            if crossterm::event::poll(std::time::Duration::from_millis(250))? {
-                match crossterm::event::read()? {
-                    crossterm::event::Event::Key(k)
-                        if k.kind == crossterm::event::KeyEventKind::Press =>
-                    {
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                         app.on_key(k);
                         dirty = true;
                     }
-                    crossterm::event::Event::Resize(_, _) => dirty = true,
+                    Some(Ok(Event::Resize(_, _))) => dirty = true,
+                    Some(Err(e)) => return Err(anyhow::Error::from(e)),
+                    None => break,
                     _ => {}
+                },
+                _ = tick.tick() => {
+                    if app.pump()? {
+                        dirty = true;
+                    }
                 }
             }
         }
         Ok(())
-    })();
+    })
+}
+
+/// A live run: the trainer on its own thread, the explorer in this one. Returns the
+/// summary once the trainer has finished (or stopped at a safe point).
+fn live_train(
+    cfg: RunConfig,
+    data: crate::engine::split::RunData,
+    store: Store,
+    record: RunRecord,
+    theme: &str,
+) -> Result<Option<crate::engine::trainer::Summary>> {
+    let theme = crate::app::theme::Theme::choose(theme).map_err(|e| anyhow!(e))?;
+    let name = record.name.clone();
+    let handle = crate::app::live::start(
+        cfg,
+        data,
+        StoreSink {
+            store: store.clone(),
+            run: record,
+        },
+    );
+    let mut app = App::open(store, &name, theme)?;
+    app.live = Some(handle);
+    let mut terminal = ratatui::init();
+    let ui = run_ui(&mut terminal, &mut app);
     ratatui::restore();
-    result
+    if ui.is_err() {
+        app.stop();
+    }
+    if app.finished.is_none() {
+        eprintln!("stopping run {name} at the next safe point...");
+        app.stop();
+    }
+    if let Some(t) = app.live.as_mut().and_then(|l| l.thread.take()) {
+        let _ = t.join();
+    }
+    let _ = app.pump();
+    ui?;
+    match app.finished.take() {
+        Some(Ok(s)) => Ok(Some(s)),
+        Some(Err(e)) => Err(anyhow!(e)),
+        None => Ok(None),
+    }
 }

@@ -6,8 +6,12 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::snapshot::{path_entropy, status, visible_rows, ProblemStatus, RunSnapshot};
 use super::theme::Theme;
+use crate::engine::control::{retune, ControlEvent, Directive};
 use crate::engine::search::record::TreeRecord;
+use crate::engine::trainer::{unix_now, Summary};
 use crate::store::{Store, StoreError};
+
+use super::live::{LiveHandle, Note};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Screen {
@@ -98,6 +102,19 @@ pub struct App {
     pub quit: bool,
     pub message: String,
     pending_g: bool,
+    /// The trainer, when the run is live in this process.
+    pub live: Option<LiveHandle>,
+    /// Live mode follows the newest iteration until the cursor is moved or `f` freezes.
+    pub following: bool,
+    /// The trainer's current phase and progress.
+    pub phase: String,
+    /// The trainer acknowledged the pause at a safe point.
+    pub paused: bool,
+    pub finished: Option<Result<Summary, String>>,
+    /// Asking whether to stop training before quitting.
+    pub confirm_stop: bool,
+    /// The `:` command line being typed.
+    pub command: Option<String>,
 }
 
 impl App {
@@ -123,6 +140,13 @@ impl App {
             quit: false,
             message: String::new(),
             pending_g: false,
+            live: None,
+            following: true,
+            phase: String::new(),
+            paused: false,
+            finished: None,
+            confirm_stop: false,
+            command: None,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -132,6 +156,9 @@ impl App {
     pub fn goto(&mut self, iteration: u64) -> Result<(), StoreError> {
         let last = self.snapshot.last_iteration();
         let it = iteration.clamp(last.min(1), last);
+        if it == last {
+            self.following = true;
+        }
         if it != self.iteration || self.trees.is_empty() {
             self.trees = if it == 0 {
                 Vec::new()
@@ -239,8 +266,52 @@ impl App {
             }
             return Ok(());
         }
+        if let Some(cmd) = self.command.as_mut() {
+            match key.code {
+                KeyCode::Esc => self.command = None,
+                KeyCode::Backspace => {
+                    cmd.pop();
+                }
+                KeyCode::Char(c) => cmd.push(c),
+                KeyCode::Enter => {
+                    let line = self.command.take().unwrap_or_default();
+                    self.run_command(&line)?;
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        if self.confirm_stop {
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => {
+                    self.confirm_stop = false;
+                    self.stop();
+                    self.quit = true;
+                }
+                KeyCode::Char('n') | KeyCode::Esc => self.confirm_stop = false,
+                _ => {}
+            }
+            return Ok(());
+        }
         let g = std::mem::take(&mut self.pending_g);
+        let running = self.live.is_some() && self.finished.is_none();
         match key.code {
+            KeyCode::Char('c') if ctrl && running => self.confirm_stop = true,
+            KeyCode::Char('q') if running => self.confirm_stop = true,
+            KeyCode::Char(':') => self.command = Some(String::new()),
+            KeyCode::Char('p') if running => self.toggle_pause(),
+            KeyCode::Char('c') if running => {
+                self.push(Directive::Checkpoint);
+                self.message = "checkpoint at the next safe point".into();
+            }
+            KeyCode::Char('f') => {
+                self.following = !self.following;
+                self.message = if self.following {
+                    "following the newest iteration".into()
+                } else {
+                    "view frozen (the run keeps going)".into()
+                };
+            }
             KeyCode::Char('c') if ctrl => self.quit = true,
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
@@ -278,9 +349,15 @@ impl App {
             KeyCode::Char('g') => self.pending_g = true,
             KeyCode::End | KeyCode::Char('G') => self.move_by(i64::MAX / 2),
             // Replay: the iteration cursor.
-            KeyCode::Char('[') => self.goto(self.iteration.saturating_sub(1))?,
+            KeyCode::Char('[') => {
+                self.following = false;
+                self.goto(self.iteration.saturating_sub(1))?
+            }
             KeyCode::Char(']') => self.goto(self.iteration + 1)?,
-            KeyCode::Char('L') => self.goto(u64::MAX)?,
+            KeyCode::Char('L') => {
+                self.following = true;
+                self.goto(u64::MAX)?
+            }
             KeyCode::Char('/') if self.screen == Screen::Problems => {
                 self.filter = self.filter.next();
                 self.problem_sel = 0;
@@ -330,10 +407,150 @@ impl App {
         Ok(())
     }
 
+    fn push(&self, d: Directive) {
+        if let Some(l) = &self.live {
+            l.control.push(d);
+        }
+    }
+
+    fn toggle_pause(&mut self) {
+        if let Some(l) = &self.live {
+            let p = !l.control.paused();
+            l.control.set_paused(p);
+            self.message = if p {
+                "pausing at the next safe point".into()
+            } else {
+                "resuming".into()
+            };
+        }
+    }
+
+    /// Asks the trainer to stop (a paused trainer is woken so it can).
+    pub fn stop(&mut self) {
+        self.push(Directive::Stop);
+        if let Some(l) = &self.live {
+            l.control.set_paused(false);
+        }
+    }
+
+    /// Runs a `:` command: `set KEY VALUE`, `goto iter N`, `checkpoint`, `skip ID`,
+    /// `pause`, `resume`, `stop`.
+    pub fn run_command(&mut self, line: &str) -> Result<(), StoreError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["set", key, value] => {
+                let Some(live) = self.live.as_mut() else {
+                    self.message = "this run is not live: nothing to retune".into();
+                    return Ok(());
+                };
+                // Validate against a copy of the settings in force; a refusal changes nothing.
+                let mut copy = live.cfg.clone();
+                match retune(&mut copy, key, value) {
+                    Ok((old, new)) => {
+                        live.cfg = copy;
+                        live.control.push(Directive::Retune {
+                            key: key.to_string(),
+                            value: value.to_string(),
+                        });
+                        self.message = format!("{key}: {old} -> {new} at the next safe point");
+                    }
+                    Err(reason) => {
+                        self.message = format!("refused: {reason}");
+                        self.store.append_event(
+                            &self.snapshot.run.name,
+                            &ControlEvent {
+                                iteration: self.snapshot.last_iteration(),
+                                unix_time: unix_now(),
+                                kind: "refused".into(),
+                                key: Some(key.to_string()),
+                                old: None,
+                                new: Some(value.to_string()),
+                                reason: Some(reason),
+                            },
+                        )?;
+                    }
+                }
+            }
+            ["goto", "iter", n] | ["goto", n] => match n.parse::<u64>() {
+                Ok(n) => {
+                    self.following = false;
+                    self.goto(n)?;
+                }
+                Err(_) => self.message = format!("goto: {n:?} is not an iteration number"),
+            },
+            ["checkpoint"] => self.push(Directive::Checkpoint),
+            ["skip", id] => {
+                self.push(Directive::Skip { problem: id.to_string() });
+                self.message = format!("skipping {id} from the next iteration");
+            }
+            ["pause"] | ["resume"] => self.toggle_pause(),
+            ["stop"] => self.confirm_stop = true,
+            [] => {}
+            _ => {
+                self.message = format!(
+                    "unknown command {line:?}: set KEY VALUE, goto iter N, checkpoint, skip ID, pause, resume, stop"
+                )
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains the trainer's notifications; returns whether anything changed.
+    pub fn pump(&mut self) -> Result<bool, StoreError> {
+        let mut notes = Vec::new();
+        if let Some(l) = self.live.as_mut() {
+            while let Ok(n) = l.notes.try_recv() {
+                notes.push(n);
+            }
+        }
+        if notes.is_empty() {
+            return Ok(false);
+        }
+        let mut committed = false;
+        for n in notes {
+            match n {
+                Note::Progress {
+                    phase,
+                    done,
+                    total,
+                    note,
+                } => {
+                    self.phase = format!("{} {done}/{total} {note}", phase.label());
+                }
+                Note::PhaseDone(s) => self.phase = s,
+                Note::Committed(_) => committed = true,
+                Note::Paused(p) => self.paused = p,
+                Note::Finished(r) => {
+                    self.phase = match &r {
+                        Ok(_) => "finished".into(),
+                        Err(e) => format!("failed: {e}"),
+                    };
+                    self.finished = Some(r);
+                    committed = true;
+                }
+            }
+        }
+        if committed {
+            let name = self.snapshot.run.name.clone();
+            self.snapshot = RunSnapshot::load(&self.store, &name)?;
+            if self.following {
+                self.goto(u64::MAX)?;
+            }
+        }
+        Ok(true)
+    }
+
     /// Keys valid in the current view, for the help popup.
     pub fn help_lines(&self) -> Vec<(&'static str, &'static str)> {
         let mut v = vec![
-            ("q, Ctrl-C", "quit"),
+            ("q, Ctrl-C", "quit (asks before stopping a live run)"),
+            ("p", "pause / resume training at the next safe point"),
+            (
+                ":",
+                "command: set KEY VALUE, goto iter N, checkpoint, skip ID",
+            ),
+            ("c", "checkpoint now"),
+            ("f", "freeze / follow the newest iteration"),
             ("?, F1", "this help (Esc closes)"),
             ("1-4, Tab", "switch view"),
             ("[ ], Left Right", "previous / next iteration (replay)"),

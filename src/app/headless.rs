@@ -2,6 +2,7 @@
 //! (the training bar stays while evaluations come and go).
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::engine::control::{ControlEvent, Directive};
 use crate::engine::policy::Policy;
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
@@ -84,5 +85,13 @@ impl<S: Sink> Sink for Headless<S> {
 
     fn checkpoint(&mut self, iteration: u64, policy: &Policy) -> Result<(), SinkError> {
         self.inner.checkpoint(iteration, policy)
+    }
+
+    fn directives(&mut self, next: u64) -> Vec<Directive> {
+        self.inner.directives(next)
+    }
+
+    fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {
+        self.inner.event(event)
     }
 }

@@ -3,6 +3,7 @@
 pub mod commands;
 pub mod explorer;
 pub mod headless;
+pub mod live;
 pub mod snapshot;
 pub mod theme;
 pub mod views;

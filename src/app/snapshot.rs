@@ -2,6 +2,7 @@
 //! the iteration under the cursor. Live and replay are the same code with another cursor.
 use std::collections::HashMap;
 
+use crate::engine::control::ControlEvent;
 use crate::engine::search::record::{NodeRecord, TreeRecord};
 use crate::engine::trainer::IterationMetrics;
 use crate::store::{RunRecord, Store, StoreError};
@@ -9,6 +10,8 @@ use crate::store::{RunRecord, Store, StoreError};
 pub struct RunSnapshot {
     pub run: RunRecord,
     pub iterations: Vec<IterationMetrics>,
+    /// Control events (pause, retune, ...), oldest first.
+    pub events: Vec<ControlEvent>,
 }
 
 impl RunSnapshot {
@@ -16,6 +19,7 @@ impl RunSnapshot {
         Ok(Self {
             run: store.require_run(name)?,
             iterations: store.iterations(name)?,
+            events: store.events(name)?,
         })
     }
 

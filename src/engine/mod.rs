@@ -2,6 +2,7 @@
 pub mod adaptive;
 pub mod batch;
 pub mod config;
+pub mod control;
 pub mod countdown;
 pub mod deepsearch;
 pub mod error;

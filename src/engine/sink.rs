@@ -1,5 +1,6 @@
 //! How the engine reports: progress, cached warm starts, iteration commits, checkpoints.
 //! The store implements it for real runs; tests may replace it.
+use super::control::{ControlEvent, Directive};
 use super::policy::Policy;
 use super::search::record::TreeRecord;
 use super::trainer::IterationMetrics;
@@ -45,6 +46,15 @@ pub trait Sink {
         -> Result<(), SinkError>;
     /// Saves the policy as of `iteration`.
     fn checkpoint(&mut self, iteration: u64, policy: &Policy) -> Result<(), SinkError>;
+    /// Directives to apply at this safe point, before iteration `next` starts. A live
+    /// sink blocks here while the run is paused.
+    fn directives(&mut self, _next: u64) -> Vec<Directive> {
+        Vec::new()
+    }
+    /// Records a control action.
+    fn event(&mut self, _event: &ControlEvent) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// A sink that keeps everything in memory, for tests and benchmarks.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adaptive::{keep_in_hard_set, CacheRule, SolutionCache};
 use super::config::{Method, RunConfig};
+use super::control::{retune, ControlEvent, Directive};
 use super::countdown::Problem;
 use super::countdown::RewardKind;
 use super::deepsearch::{search_batch, Registration};
@@ -88,7 +89,7 @@ pub struct Summary {
     pub wall_seconds: f64,
     pub eval_start: EvalResult,
     pub eval_end: EvalResult,
-    /// "iterations" or "budget".
+    /// "iterations", "budget" or "user".
     pub stopped_by: String,
     pub warm_start: String,
     pub parameters: usize,
@@ -133,6 +134,8 @@ pub struct Trainer {
     pub search_totals: SearchMetrics,
     /// Wall seconds spent committing iterations.
     pub store_seconds: f64,
+    /// Training problems left out by the user.
+    pub skipped: std::collections::HashSet<usize>,
 }
 
 impl Trainer {
@@ -172,6 +175,7 @@ impl Trainer {
             generated_tokens: 0,
             search_totals: SearchMetrics::default(),
             store_seconds: 0.0,
+            skipped: std::collections::HashSet::new(),
         };
         trainer.next_problems(0);
         Ok(trainer)
@@ -188,8 +192,13 @@ impl Trainer {
             if out.len() == n {
                 break;
             }
-            out.push(self.order[self.cursor]);
+            let i = self.order[self.cursor];
             self.cursor += 1;
+            // Skipped problems are passed over (unless every problem is skipped).
+            if self.skipped.contains(&i) && self.skipped.len() < self.order.len() {
+                continue;
+            }
+            out.push(i);
         }
         out
     }
@@ -419,7 +428,53 @@ impl Trainer {
         let mut eval_end = eval_start.clone();
         let mut stopped_by = "iterations";
         let total = self.cfg.train.iterations;
-        while self.iteration < total {
+        'run: while self.iteration < total {
+            for d in sink.directives(self.iteration + 1) {
+                let mut ev = ControlEvent {
+                    iteration: self.iteration,
+                    unix_time: unix_now(),
+                    kind: String::new(),
+                    key: None,
+                    old: None,
+                    new: None,
+                    reason: None,
+                };
+                match d {
+                    Directive::Stop => {
+                        ev.kind = "stop".into();
+                        sink.event(&ev)?;
+                        stopped_by = "user";
+                        break 'run;
+                    }
+                    Directive::Checkpoint => {
+                        sink.checkpoint(self.iteration, &self.policy)?;
+                        ev.kind = "checkpoint".into();
+                    }
+                    Directive::Skip { problem } => {
+                        if let Some(i) = self.data.train.iter().position(|p| p.id == problem) {
+                            self.skipped.insert(i);
+                        }
+                        ev.kind = "skip".into();
+                        ev.key = Some(problem);
+                    }
+                    Directive::Retune { key, value } => {
+                        match retune(&mut self.cfg, &key, &value) {
+                            Ok((old, new)) => {
+                                ev.kind = "retune".into();
+                                ev.old = Some(old);
+                                ev.new = Some(new);
+                            }
+                            Err(reason) => {
+                                ev.kind = "refused".into();
+                                ev.new = Some(value);
+                                ev.reason = Some(reason);
+                            }
+                        }
+                        ev.key = Some(key);
+                    }
+                }
+                sink.event(&ev)?;
+            }
             if let Some(b) = self.cfg.train.budget_tokens {
                 if self.generated_tokens >= b {
                     stopped_by = "budget";
@@ -460,8 +515,8 @@ impl Trainer {
             );
             sink.progress(Phase::Train, self.iteration, total, &note);
         }
-        if self.iteration == 0 {
-            sink.checkpoint(0, &self.policy)?;
+        if self.iteration == 0 || stopped_by == "user" {
+            sink.checkpoint(self.iteration, &self.policy)?;
         }
         sink.phase_done(Phase::Train, "done");
         Ok(Summary {

@@ -8,6 +8,7 @@ pub enum Table {
     Iteration,
     Checkpoint,
     Tree,
+    Event,
 }
 
 impl Table {
@@ -17,6 +18,7 @@ impl Table {
             Table::Iteration => b'i',
             Table::Checkpoint => b'c',
             Table::Tree => b't',
+            Table::Event => b'e',
         }
     }
 }
@@ -59,6 +61,12 @@ pub fn tree_key(run: &str, iteration: u64, index: u32) -> Vec<u8> {
 pub fn tree_prefix(run: &str, iteration: u64) -> Vec<u8> {
     let mut k = prefix(Table::Tree, Some(run));
     k.extend_from_slice(&iteration.to_be_bytes());
+    k
+}
+
+pub fn event_key(run: &str, seq: u64) -> Vec<u8> {
+    let mut k = prefix(Table::Event, Some(run));
+    k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 

@@ -16,6 +16,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use error::StoreError;
 
+use crate::engine::control::ControlEvent;
 use crate::engine::search::record::TreeRecord;
 use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
 
@@ -283,6 +284,18 @@ impl Store {
             nodes += t.nodes.len() as u64;
         }
         Ok((bytes, nodes))
+    }
+
+    /// Appends a control event to the run's log and flushes.
+    pub fn append_event(&self, run: &str, event: &ControlEvent) -> Result<(), StoreError> {
+        let seq = self.db.generate_id().map_err(StoreError::Sled)?;
+        self.put_json(&keys::event_key(run, seq), event)?;
+        self.flush()
+    }
+
+    /// The run's control events, oldest first.
+    pub fn events(&self, run: &str) -> Result<Vec<ControlEvent>, StoreError> {
+        self.scan(&prefix(Table::Event, Some(run)))
     }
 
     pub fn put_warm_start(&self, meta: &WarmStartMeta, weights: &[u8]) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! The store as the engine's [`Sink`]: commits iterations, caches warm starts, writes and
 //! indexes checkpoints.
+use crate::engine::control::ControlEvent;
 use crate::engine::policy::{checkpoint, Policy};
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Sink, SinkError};
@@ -50,6 +51,10 @@ impl Sink for StoreSink {
             .map_err(err)?;
         self.run.last_iteration = metrics.iteration;
         Ok(())
+    }
+
+    fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {
+        self.store.append_event(&self.run.name, event).map_err(err)
     }
 
     fn checkpoint(&mut self, iteration: u64, policy: &Policy) -> Result<(), SinkError> {

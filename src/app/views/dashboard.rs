@@ -127,6 +127,26 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if let Some(m) = m {
         let tps = m.sampling.generated_tokens as f64 / m.seconds.sample.max(1e-9);
         lines.push(Line::from(format!("tokens/s   {tps:.0}")));
+        lines.push(Line::from(format!("temp       {}", m.temperature)));
+    }
+    // Control events up to the cursor: the replay shows when the run changed and why.
+    let events: Vec<_> = app
+        .snapshot
+        .events
+        .iter()
+        .filter(|e| e.iteration <= app.iteration)
+        .collect();
+    if !events.is_empty() {
+        lines.push(Line::from("events"));
+        for e in events.iter().rev().take(6) {
+            let what = match (&e.key, &e.old, &e.new, &e.reason) {
+                (Some(k), Some(o), Some(n), _) => format!("{} {k} {o} -> {n}", e.kind),
+                (Some(k), None, Some(n), Some(r)) => format!("{} {k}={n}: {r}", e.kind),
+                (Some(k), _, _, _) => format!("{} {k}", e.kind),
+                _ => e.kind.clone(),
+            };
+            lines.push(Line::from(format!(" it {}: {what}", e.iteration)));
+        }
     }
     f.render_widget(
         Paragraph::new(lines).block(

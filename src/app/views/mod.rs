@@ -25,14 +25,42 @@ pub fn draw(f: &mut Frame, app: &App) {
         Screen::Tree => tree::draw(f, body, app),
         Screen::Wrong => wrong::draw(f, body, app),
     }
-    let hint = if app.message.is_empty() {
-        "q quit  ? help  1-4 views  [ ] iteration  Enter open  Esc back".to_string()
+    if let Some(cmd) = &app.command {
+        f.render_widget(
+            Paragraph::new(format!(":{cmd}")).style(app.theme.accent),
+            footer,
+        );
     } else {
-        app.message.clone()
-    };
-    f.render_widget(Paragraph::new(hint).style(app.theme.muted), footer);
+        let hint = if !app.message.is_empty() {
+            app.message.clone()
+        } else if app.live.is_some() {
+            "q quit  p pause  : command  ? help  1-4 views  [ ] iteration  f freeze".to_string()
+        } else {
+            "q quit  ? help  1-4 views  [ ] iteration  Enter open  Esc back".to_string()
+        };
+        f.render_widget(Paragraph::new(hint).style(app.theme.muted), footer);
+    }
     if app.help {
         draw_help(f, app);
+    }
+    if app.confirm_stop {
+        let area = f.area();
+        let w = area.width.min(50);
+        let popup = Rect::new(
+            area.x + (area.width - w) / 2,
+            area.y + area.height / 2 - 2,
+            w,
+            4,
+        );
+        f.render_widget(Clear, popup);
+        f.render_widget(
+            Paragraph::new(vec![
+                Line::from("Stop training and quit?"),
+                Line::from("y / Enter: stop    n / Esc: keep training"),
+            ])
+            .block(Block::default().borders(Borders::ALL).title(" stop ")),
+            popup,
+        );
     }
 }
 
@@ -40,7 +68,12 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let [top, tabs] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let r = &app.snapshot.run;
     let status = format!("{:?}", r.status).to_lowercase();
-    let line = Line::from(vec![
+    let mode = if app.live.is_some() && app.following {
+        "live"
+    } else {
+        "replay"
+    };
+    let mut spans = vec![
         Span::styled(" arbor ", app.theme.accent),
         Span::styled(
             format!("{} ({}, seed {}) ", r.name, r.method, r.seed),
@@ -48,13 +81,28 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         ),
         Span::styled(
             format!(
-                "replay: iteration {} of {} [{status}]",
+                "{mode}: iteration {} of {}",
                 app.iteration,
                 app.snapshot.last_iteration()
             ),
             app.theme.muted,
         ),
-    ]);
+    ];
+    if app.live.is_some() {
+        let paused = app.live.as_ref().is_some_and(|l| l.control.paused());
+        if app.paused {
+            spans.push(Span::styled("  PAUSED", app.theme.confident_wrong));
+        } else if paused {
+            spans.push(Span::styled(
+                "  pausing at the next safe point",
+                app.theme.confident_wrong,
+            ));
+        }
+        spans.push(Span::styled(format!("  {}", app.phase), app.theme.muted));
+    } else {
+        spans.push(Span::styled(format!(" [{status}]"), app.theme.muted));
+    }
+    let line = Line::from(spans);
     f.render_widget(Paragraph::new(line), top);
     let titles: Vec<&str> = Screen::ALL.iter().map(|s| s.title()).collect();
     let sel = Screen::ALL

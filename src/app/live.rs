@@ -1,0 +1,186 @@
+//! A live run in one process: the trainer on its own thread, the UI reading the store.
+//! The trainer never waits on the UI (notifications go through an unbounded channel and
+//! only say "something new is there"); the UI never blocks the trainer (control is a queue
+//! the trainer drains at its safe points, between iterations).
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::engine::config::RunConfig;
+use crate::engine::control::{ControlEvent, Directive};
+use crate::engine::policy::Policy;
+use crate::engine::search::record::TreeRecord;
+use crate::engine::sink::{Phase, Sink, SinkError};
+use crate::engine::split::RunData;
+use crate::engine::trainer::{unix_now, IterationMetrics, Summary, Trainer};
+use crate::engine::warm_start::prepare_policy;
+use crate::store::sink::StoreSink;
+
+/// What the trainer tells the UI.
+#[derive(Debug)]
+pub enum Note {
+    Progress {
+        phase: Phase,
+        done: u64,
+        total: u64,
+        note: String,
+    },
+    PhaseDone(String),
+    Committed(u64),
+    Paused(bool),
+    Finished(Result<Summary, String>),
+}
+
+/// Shared between the UI and the trainer.
+#[derive(Default)]
+pub struct ControlState {
+    paused: Mutex<bool>,
+    queue: Mutex<Vec<Directive>>,
+    wake: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ControlState {
+    pub fn paused(&self) -> bool {
+        *lock(&self.paused)
+    }
+    pub fn set_paused(&self, p: bool) {
+        *lock(&self.paused) = p;
+        self.wake.notify_all();
+    }
+    pub fn push(&self, d: Directive) {
+        lock(&self.queue).push(d);
+        self.wake.notify_all();
+    }
+}
+
+/// The store sink plus notifications and control.
+pub struct LiveSink {
+    pub inner: StoreSink,
+    notes: UnboundedSender<Note>,
+    control: Arc<ControlState>,
+}
+
+impl Sink for LiveSink {
+    fn progress(&mut self, phase: Phase, done: u64, total: u64, note: &str) {
+        let _ = self.notes.send(Note::Progress {
+            phase,
+            done,
+            total,
+            note: note.to_string(),
+        });
+    }
+    fn phase_done(&mut self, _phase: Phase, note: &str) {
+        let _ = self.notes.send(Note::PhaseDone(note.to_string()));
+    }
+    fn warm_start(&mut self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        self.inner.warm_start(key)
+    }
+    fn save_warm_start(
+        &mut self,
+        key: &str,
+        d: serde_json::Value,
+        w: &[u8],
+    ) -> Result<(), SinkError> {
+        self.inner.save_warm_start(key, d, w)
+    }
+    fn commit(
+        &mut self,
+        metrics: &IterationMetrics,
+        trees: &[TreeRecord],
+    ) -> Result<(), SinkError> {
+        self.inner.commit(metrics, trees)?;
+        let _ = self.notes.send(Note::Committed(metrics.iteration));
+        Ok(())
+    }
+    fn checkpoint(&mut self, iteration: u64, policy: &Policy) -> Result<(), SinkError> {
+        self.inner.checkpoint(iteration, policy)
+    }
+    fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {
+        self.inner.event(event)
+    }
+
+    /// Blocks while paused (unless a stop is queued); records when the pause took effect.
+    fn directives(&mut self, next: u64) -> Vec<Directive> {
+        let mut announced = false;
+        loop {
+            let stop_queued = lock(&self.control.queue)
+                .iter()
+                .any(|d| *d == Directive::Stop);
+            let paused = *lock(&self.control.paused);
+            if !paused || stop_queued {
+                if announced {
+                    let _ = self.inner.event(&event(next - 1, "resume"));
+                    let _ = self.notes.send(Note::Paused(false));
+                }
+                return std::mem::take(&mut *lock(&self.control.queue));
+            }
+            if !announced {
+                announced = true;
+                let _ = self.inner.event(&event(next - 1, "pause"));
+                let _ = self.notes.send(Note::Paused(true));
+            }
+            let guard = lock(&self.control.paused);
+            let _ = self
+                .control
+                .wake
+                .wait_timeout(guard, Duration::from_millis(200));
+        }
+    }
+}
+
+fn event(iteration: u64, kind: &str) -> ControlEvent {
+    ControlEvent {
+        iteration,
+        unix_time: unix_now(),
+        kind: kind.into(),
+        key: None,
+        old: None,
+        new: None,
+        reason: None,
+    }
+}
+
+/// The UI's end of a live run.
+pub struct LiveHandle {
+    pub control: Arc<ControlState>,
+    pub notes: UnboundedReceiver<Note>,
+    pub thread: Option<std::thread::JoinHandle<()>>,
+    /// The settings in force as the UI knows them (retunes validated against a copy).
+    pub cfg: RunConfig,
+}
+
+/// Starts the trainer thread on a run already registered in the store.
+pub fn start(cfg: RunConfig, data: RunData, inner: StoreSink) -> LiveHandle {
+    let (tx, rx) = unbounded_channel();
+    let control = Arc::new(ControlState::default());
+    let mut sink = LiveSink {
+        inner,
+        notes: tx.clone(),
+        control: control.clone(),
+    };
+    let run_cfg = cfg.clone();
+    let thread = std::thread::spawn(move || {
+        let name = sink.inner.run.name.clone();
+        let outcome = (|| {
+            let (policy, key) =
+                prepare_policy(&run_cfg, &data, &mut sink).map_err(|e| e.to_string())?;
+            sink.inner.run.warm_start = Some(key.clone());
+            let mut trainer = Trainer::new(run_cfg, policy, data).map_err(|e| e.to_string())?;
+            trainer
+                .run(&name, &key, &mut sink)
+                .map_err(|e| e.to_string())
+        })();
+        let _ = tx.send(Note::Finished(outcome));
+    });
+    LiveHandle {
+        control,
+        notes: rx,
+        thread: Some(thread),
+        cfg,
+    }
+}

@@ -1,0 +1,111 @@
+//! Steering a run while it runs: directives the trainer applies at safe points (between
+//! iterations, never inside an update), and the retunable settings with their validation.
+use serde::{Deserialize, Serialize};
+
+use super::config::RunConfig;
+
+/// What the trainer is asked to do at its next safe point.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Directive {
+    /// Set a retunable setting (`key`, textual `value`).
+    Retune { key: String, value: String },
+    /// Write a checkpoint now.
+    Checkpoint,
+    /// Leave out a training problem (by id) from now on.
+    Skip { problem: String },
+    /// End the run after the current iteration.
+    Stop,
+}
+
+/// A control action as recorded in the store, with the iteration it took effect at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlEvent {
+    pub iteration: u64,
+    pub unix_time: u64,
+    /// pause, resume, retune, refused, checkpoint, skip, stop.
+    pub kind: String,
+    pub key: Option<String>,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    /// Why a retune was refused.
+    pub reason: Option<String>,
+}
+
+/// The settings that can be changed during a run, by their short names.
+pub const RETUNABLE: [(&str, &str); 9] = [
+    ("lr", "train.lr"),
+    ("temperature", "train.temperature"),
+    ("c_uct", "search.c_uct"),
+    ("l1", "search.l1"),
+    ("l2", "search.l2"),
+    ("l3", "search.l3"),
+    ("width", "search.width"),
+    ("n", "search.n"),
+    ("delta", "adaptive.delta"),
+];
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| format!("{key}: {value:?} is not a valid number"))
+}
+
+/// Applies `key = value` to a copy of `cfg`, validates the copy, and only then commits it.
+/// Returns the old and new values as text; on error `cfg` is unchanged.
+pub fn retune(cfg: &mut RunConfig, key: &str, value: &str) -> Result<(String, String), String> {
+    let mut next = cfg.clone();
+    let old = match key {
+        "lr" => std::mem::replace(&mut next.train.lr, parse(key, value)?).to_string(),
+        "temperature" => {
+            std::mem::replace(&mut next.train.temperature, parse(key, value)?).to_string()
+        }
+        "c_uct" => std::mem::replace(&mut next.search.c_uct, parse(key, value)?).to_string(),
+        "l1" => std::mem::replace(&mut next.search.l1, parse(key, value)?).to_string(),
+        "l2" => std::mem::replace(&mut next.search.l2, parse(key, value)?).to_string(),
+        "l3" => std::mem::replace(&mut next.search.l3, parse(key, value)?).to_string(),
+        "width" => std::mem::replace(&mut next.search.width, parse(key, value)?).to_string(),
+        "n" => std::mem::replace(&mut next.search.n, parse(key, value)?).to_string(),
+        "delta" => std::mem::replace(&mut next.adaptive.delta, parse(key, value)?).to_string(),
+        _ => {
+            return Err(format!(
+                "{key:?} cannot be retuned; retunable settings: {}",
+                RETUNABLE.map(|(k, _)| k).join(", ")
+            ))
+        }
+    };
+    next.validate().map_err(|e| e.to_string())?;
+    let new = value.trim().to_string();
+    *cfg = next;
+    Ok((old, new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_retunes_apply_and_bad_ones_change_nothing() {
+        let mut c = RunConfig::default();
+        assert_eq!(
+            retune(&mut c, "c_uct", "1.5"),
+            Ok(("2".into(), "1.5".into()))
+        );
+        assert_eq!(c.search.c_uct, 1.5);
+        let before = c.clone();
+        for (k, v) in [
+            ("lr", "-1"),
+            ("lr", "fast"),
+            ("temperature", "nan"),
+            ("width", "0"),
+            ("delta", "2"),
+            ("gamma", "1"),
+        ] {
+            let e = retune(&mut c, k, v).unwrap_err();
+            assert!(!e.is_empty());
+            assert_eq!(c, before, "{k}={v} changed the config");
+        }
+        assert!(retune(&mut c, "lr", "-1").unwrap_err().contains("train.lr"));
+        assert!(retune(&mut c, "gamma", "1").unwrap_err().contains("c_uct"));
+    }
+}
