@@ -1,25 +1,64 @@
-//! Throughput of the tiny default policy, release build:
-//! `cargo run --release --example bench`. Prints a table and one JSON line.
+//! arbor's benchmark harness, release build: `cargo run --release --example bench`.
+//! Prints one table and one JSON line. Figures are measured side by side in one run:
 //!
-//! * sampler tokens/s at batch 1 and 16 (KV-cached decoding, 48 tokens per row);
-//! * one training step (forward, backward, AdamW) on 16 x 8 sequences of 40 tokens.
+//! * sampler tokens/s at batch 1, 16 and 64 (KV-cached decoding, 48 tokens per row);
+//! * one policy-gradient training step on 128 sequences of 41 tokens;
+//! * during a DeepSearch iteration: tokens pushed through the model / distinct tree
+//!   tokens, and search bookkeeping (selection, backup, frontier, pick, verification) /
+//!   search wall time;
+//! * store write time / iteration wall time and stored bytes per node;
+//! * explorer frame time for a 10,000-node tree (80x24 and 200x60);
+//! * peak resident memory of the process.
 use std::time::Instant;
 
-use arbor::engine::config::RunConfig;
+use arbor::app::explorer::{App, Screen};
+use arbor::app::theme::Theme;
+use arbor::engine::config::{Method, RunConfig};
 use arbor::engine::objective::Clip;
 use arbor::engine::optim::{AdamW, AdamWConfig};
 use arbor::engine::policy::sampler::{sample, Request, SamplingParams};
 use arbor::engine::policy::tokenizer::BOS;
 use arbor::engine::policy::{CharTokenizer, Policy};
+use arbor::engine::search::mcts::search;
+use arbor::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
+use arbor::engine::split;
+use arbor::engine::trainer::Trainer;
 use arbor::engine::update::{policy_update, Sample, UpdateSettings};
-use arbor::engine::warm_start::policy_config;
+use arbor::engine::warm_start::{policy_config, prepare_policy};
+use arbor::store::sink::StoreSink;
+use arbor::store::{RunRecord, RunStatus, Store};
 use candle_core::Device;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    let mut rows: Vec<(String, f64, String)> = Vec::new();
+    sampler_and_step(&mut rows)?;
+    search_and_store(&mut rows)?;
+    frame_time(&mut rows)?;
+    rows.push((
+        "peak resident memory MiB".into(),
+        peak_mib(),
+        "goal < 2048".into(),
+    ));
+
+    println!("{:<52} {:>12}  goal", "figure", "value");
+    for (name, v, goal) in &rows {
+        println!("{name:<52} {v:>12.3}  {goal}");
+    }
+    let json: serde_json::Map<String, serde_json::Value> = rows
+        .iter()
+        .map(|(k, v, _)| (k.clone(), serde_json::json!((v * 1000.0).round() / 1000.0)))
+        .collect();
+    println!("{}", serde_json::Value::Object(json));
+    Ok(())
+}
+
+fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let tok = CharTokenizer::default();
     let cfg = RunConfig::default();
     let policy = Policy::init(policy_config(&cfg, &tok), tok, 0, &Device::Cpu)?;
@@ -32,46 +71,29 @@ fn main() -> anyhow::Result<()> {
         temperature: 1.0,
         max_tokens: 48,
         stop_at: None,
-        eos: u32::MAX, // never stop early: fixed-length rows
+        eos: u32::MAX, // never stops early: fixed-length rows
     };
-    let mut rows = Vec::new();
     for batch in [1usize, 16, 64] {
         let reps = if batch == 1 { 20 } else { 5 };
-        // Warm-up call.
-        sample(
-            &model,
-            &[Request {
-                context: &prompt,
-                cache: None,
-                copies: batch,
-            }],
-            &params,
-            false,
-            &mut rng,
-        )?;
+        let req = [Request {
+            context: &prompt,
+            cache: None,
+            copies: batch,
+        }];
+        sample(&model, &req, &params, false, &mut rng)?;
         let t = Instant::now();
         let mut tokens = 0;
         for _ in 0..reps {
-            let (_, s) = sample(
-                &model,
-                &[Request {
-                    context: &prompt,
-                    cache: None,
-                    copies: batch,
-                }],
-                &params,
-                false,
-                &mut rng,
-            )?;
-            tokens += s.generated_tokens;
+            tokens += sample(&model, &req, &params, false, &mut rng)?
+                .1
+                .generated_tokens;
         }
-        let secs = t.elapsed().as_secs_f64();
         rows.push((
             format!("sampler tokens/s, batch {batch}"),
-            tokens as f64 / secs,
+            tokens as f64 / t.elapsed().as_secs_f64(),
+            String::new(),
         ));
     }
-
     let mut opt = AdamW::new(
         policy.vars(),
         AdamWConfig {
@@ -101,25 +123,216 @@ fn main() -> anyhow::Result<()> {
         lr: 1e-4,
     };
     policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
-    let reps = 10;
     let t = Instant::now();
-    for _ in 0..reps {
+    for _ in 0..10 {
         policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
     }
-    let step_ms = t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
-    rows.push(("train step ms (128 seqs x 41 tokens)".into(), step_ms));
-
-    println!("{:<42} {:>12}", "figure", "value");
-    for (name, v) in &rows {
-        println!("{name:<42} {v:>12.1}");
-    }
-    let json: serde_json::Map<String, serde_json::Value> = rows
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::json!((v * 10.0).round() / 10.0)))
-        .collect();
-    println!(
-        "{}",
-        serde_json::json!({ "parameters": policy.num_parameters(), "figures": json })
-    );
+    rows.push((
+        "train step ms (128 seqs x 41 tokens)".into(),
+        t.elapsed().as_secs_f64() * 100.0,
+        String::new(),
+    ));
     Ok(())
+}
+
+/// A short warm start (so trees look like real ones), then DeepSearch iterations into a
+/// temporary store.
+fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    let mut cfg = RunConfig {
+        method: Method::DeepSearch,
+        ..RunConfig::default()
+    };
+    cfg.warm_start.steps = 200;
+    cfg.train.iterations = 4;
+    cfg.eval.every = 0;
+    cfg.eval.problems = 16;
+    cfg.adaptive.enabled = false;
+    let data = split::load(&cfg.data)?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("bench.sled"))?;
+    let run = RunRecord {
+        name: "bench".into(),
+        method: "deepsearch".into(),
+        seed: 1,
+        status: RunStatus::Running,
+        created_unix: 0,
+        config_toml: cfg.to_toml(),
+        warm_start: None,
+        last_iteration: 0,
+        summary: None,
+    };
+    store.create_run(&run)?;
+    let mut sink = StoreSink {
+        store: store.clone(),
+        run,
+    };
+    eprintln!("bench: warm start (200 steps)...");
+    let (policy, key) = prepare_policy(&cfg, &data, &mut sink)?;
+
+    // One search of 16 trees, timed directly.
+    let model = policy.sampler_model()?;
+    let problems: Vec<_> = data.train.iter().take(16).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let t = Instant::now();
+    let (results, stats) = search(
+        &model,
+        &policy.tokenizer,
+        &problems,
+        &cfg.search,
+        1.0,
+        &data.rules,
+        &mut rng,
+    )?;
+    let wall = t.elapsed().as_secs_f64();
+    let distinct: u64 = results
+        .iter()
+        .map(|r| {
+            r.tree.prompt.len() as u64
+                + r.tree
+                    .graph
+                    .node_weights()
+                    .map(|n| n.tokens.len() as u64)
+                    .sum::<u64>()
+        })
+        .sum();
+    let book: f64 = results.iter().map(|r| r.bookkeeping_seconds).sum();
+    rows.push((
+        "search: tokens forwarded / distinct tree tokens".into(),
+        stats.forwarded_tokens as f64 / distinct as f64,
+        "goal <= 1.05".into(),
+    ));
+    rows.push((
+        "search: bookkeeping / search wall time".into(),
+        book / wall,
+        "goal < 0.01".into(),
+    ));
+    rows.push((
+        "search: generated tokens/s".into(),
+        stats.generated_tokens as f64 / wall,
+        String::new(),
+    ));
+
+    let t = Instant::now();
+    let mut trainer = Trainer::new(cfg, policy, data)?;
+    let summary = trainer.run("bench", &key, &mut sink)?;
+    let wall = t.elapsed().as_secs_f64();
+    let (mut bytes, mut nodes) = (0, 0);
+    for i in 1..=summary.iterations {
+        let (b, n) = store.tree_bytes("bench", i)?;
+        bytes += b;
+        nodes += n;
+    }
+    rows.push((
+        "store write time / iteration wall time".into(),
+        summary.store_seconds / wall,
+        "goal < 0.03".into(),
+    ));
+    rows.push((
+        "store bytes per node".into(),
+        bytes as f64 / nodes.max(1) as f64,
+        String::new(),
+    ));
+    Ok(())
+}
+
+/// A random 10,000-node tree drawn by the tree view.
+fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let nodes: Vec<NodeRecord> = (0..10_000u32)
+        .map(|id| {
+            let parent = (id > 0).then(|| rng.random_range(0..id));
+            let terminal = id > 0 && rng.random_bool(0.3);
+            NodeRecord {
+                id,
+                parent,
+                depth: 0,
+                tokens: vec![5, 6, 7, 8, 9, 10],
+                text: "12-7=5\n".into(),
+                q: rng.random_range(-1.0..1.0),
+                n: rng.random_range(0..5),
+                entropy: rng.random_range(0.0..2.0),
+                frontier_score: rng.random_bool(0.1).then_some(0.1),
+                terminal_value: terminal.then_some(-1.0),
+                correct: terminal.then(|| rng.random_bool(0.2)),
+                reason: terminal.then(|| "wrong".into()),
+                picked: false,
+                recorded: terminal && rng.random_bool(0.1),
+                confident_wrong: rng.random_bool(0.01),
+                advantage: None,
+            }
+        })
+        .collect();
+    let tree = TreeRecord {
+        problem: "big".into(),
+        prompt: "3 7 12:72\n".into(),
+        source: GroupSource::Search,
+        expansions: 0,
+        cap_event: false,
+        nodes,
+    };
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("f.sled"))?;
+    let run = RunRecord {
+        name: "frame".into(),
+        method: "deepsearch".into(),
+        seed: 1,
+        status: RunStatus::Finished,
+        created_unix: 0,
+        config_toml: String::new(),
+        warm_start: None,
+        last_iteration: 0,
+        summary: None,
+    };
+    store.create_run(&run)?;
+    let bytes = postcard::to_allocvec(&tree)?;
+    let metrics = arbor::engine::trainer::IterationMetrics {
+        iteration: 1,
+        method: "deepsearch".into(),
+        ..Default::default()
+    };
+    store.commit_iteration(
+        &run,
+        1,
+        &metrics,
+        vec![(arbor::store::keys::tree_key("frame", 1, 0), bytes)],
+    )?;
+    let mut app = match App::open(
+        store,
+        "frame",
+        Theme::load("dark").map_err(anyhow::Error::msg)?,
+    ) {
+        Ok(a) => a,
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    app.screen = Screen::Tree;
+    app.node_sel = 5_000;
+    for (w, h) in [(80u16, 24u16), (200, 60)] {
+        let mut term = Terminal::new(TestBackend::new(w, h))?;
+        term.draw(|f| arbor::app::views::draw(f, &app))?;
+        let reps = 50;
+        let t = Instant::now();
+        for i in 0..reps {
+            app.node_sel = 4_000 + i * 37;
+            term.draw(|f| arbor::app::views::draw(f, &app))?;
+        }
+        rows.push((
+            format!("explorer frame ms, 10,000-node tree, {w}x{h}"),
+            t.elapsed().as_secs_f64() * 1000.0 / reps as f64,
+            "goal < 16".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }

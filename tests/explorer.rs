@@ -14,8 +14,10 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 fn trained_store(dir: &std::path::Path) -> Store {
-    let mut cfg = RunConfig::default();
-    cfg.method = Method::DeepSearch;
+    let mut cfg = RunConfig {
+        method: Method::DeepSearch,
+        ..RunConfig::default()
+    };
     cfg.data.train_size = 200;
     cfg.data.test_size = 8;
     cfg.policy.hidden_size = 32;

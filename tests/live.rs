@@ -48,8 +48,10 @@ fn screen(app: &App) -> String {
 
 #[test]
 fn pause_retune_refuse_replay_and_stop_while_training() {
-    let mut cfg = RunConfig::default();
-    cfg.method = Method::DeepSearch;
+    let mut cfg = RunConfig {
+        method: Method::DeepSearch,
+        ..RunConfig::default()
+    };
     cfg.data.train_size = 200;
     cfg.data.test_size = 8;
     cfg.policy.hidden_size = 32;

@@ -521,6 +521,7 @@ impl App {
                 Note::Committed(_) => committed = true,
                 Note::Paused(p) => self.paused = p,
                 Note::Finished(r) => {
+                    let r = *r;
                     self.phase = match &r {
                         Ok(_) => "finished".into(),
                         Err(e) => format!("failed: {e}"),

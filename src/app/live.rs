@@ -29,7 +29,7 @@ pub enum Note {
     PhaseDone(String),
     Committed(u64),
     Paused(bool),
-    Finished(Result<Summary, String>),
+    Finished(Box<Result<Summary, String>>),
 }
 
 /// Shared between the UI and the trainer.
@@ -108,9 +108,7 @@ impl Sink for LiveSink {
     fn directives(&mut self, next: u64) -> Vec<Directive> {
         let mut announced = false;
         loop {
-            let stop_queued = lock(&self.control.queue)
-                .iter()
-                .any(|d| *d == Directive::Stop);
+            let stop_queued = lock(&self.control.queue).contains(&Directive::Stop);
             let paused = *lock(&self.control.paused);
             if !paused || stop_queued {
                 if announced {
@@ -175,7 +173,7 @@ pub fn start(cfg: RunConfig, data: RunData, inner: StoreSink) -> LiveHandle {
                 .run(&name, &key, &mut sink)
                 .map_err(|e| e.to_string())
         })();
-        let _ = tx.send(Note::Finished(outcome));
+        let _ = tx.send(Note::Finished(Box::new(outcome)));
     });
     LiveHandle {
         control,

@@ -90,10 +90,9 @@ pub fn children(t: &TreeRecord) -> HashMap<u32, Vec<u32>> {
 
 /// root..id.
 pub fn path(t: &TreeRecord, id: u32) -> Vec<u32> {
-    let by_id: HashMap<u32, &NodeRecord> = t.nodes.iter().map(|n| (n.id, n)).collect();
     let mut p = vec![id];
     let mut cur = id;
-    while let Some(parent) = by_id.get(&cur).and_then(|n| n.parent) {
+    while let Some(parent) = t.node(cur).and_then(|n| n.parent) {
         p.push(parent);
         cur = parent;
     }
@@ -105,7 +104,7 @@ pub fn path(t: &TreeRecord, id: u32) -> Vec<u32> {
 pub fn path_entropy(t: &TreeRecord, id: u32) -> f64 {
     let (mut sum, mut len) = (0.0, 0usize);
     for i in path(t, id) {
-        if let Some(n) = t.nodes.iter().find(|n| n.id == i) {
+        if let Some(n) = t.node(i) {
             sum += n.entropy as f64 * n.tokens.len() as f64;
             len += n.tokens.len();
         }

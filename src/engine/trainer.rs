@@ -49,7 +49,7 @@ pub struct PhaseSeconds {
 }
 
 /// What one iteration did; committed to the store.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct IterationMetrics {
     pub iteration: u64,
     pub method: String,

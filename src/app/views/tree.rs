@@ -46,10 +46,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     };
     let kids = children(t);
     let rows = app.rows();
-    let items: Vec<ListItem> = rows
+    // Only the rows that fit are built, so trees of thousands of nodes stay responsive.
+    let height = list_area.height.saturating_sub(2).max(1) as usize;
+    let sel = app.node_sel.min(rows.len().saturating_sub(1));
+    let offset = sel
+        .saturating_sub(height / 2)
+        .min(rows.len().saturating_sub(height));
+    let items: Vec<ListItem> = rows[offset..(offset + height).min(rows.len())]
         .iter()
         .filter_map(|&(id, depth)| {
-            let n = t.nodes.iter().find(|n| n.id == id)?;
+            let n = t.node(id)?;
             let folded = app.folded.contains(&id) && kids.contains_key(&id);
             let text = if id == 0 {
                 t.prompt.trim_end().to_string()
@@ -100,8 +106,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .block(Block::default().borders(Borders::ALL).title(title))
         .highlight_style(app.theme.selected)
         .highlight_symbol(">");
-    let mut state =
-        ListState::default().with_selected(Some(app.node_sel.min(rows.len().saturating_sub(1))));
+    let mut state = ListState::default().with_selected(Some(sel - offset));
     f.render_stateful_widget(list, list_area, &mut state);
 
     if let (Some(area), Some(id)) = (detail_area, app.selected_node()) {
@@ -114,7 +119,7 @@ fn detail<'a>(
     t: &'a crate::engine::search::record::TreeRecord,
     id: u32,
 ) -> Paragraph<'a> {
-    let Some(n) = t.nodes.iter().find(|n| n.id == id) else {
+    let Some(n) = t.node(id) else {
         return Paragraph::new("");
     };
     let mut lines = vec![Line::from(Span::styled(
@@ -160,7 +165,7 @@ fn detail<'a>(
     lines.push(Line::from(Span::styled("context", app.theme.accent)));
     lines.push(Line::from(t.prompt.trim_end().to_string()));
     for i in path(t, id).into_iter().skip(1) {
-        if let Some(p) = t.nodes.iter().find(|x| x.id == i) {
+        if let Some(p) = t.node(i) {
             lines.push(Line::from(p.text.trim_end().to_string()));
         }
     }

@@ -17,7 +17,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             let steps: Vec<String> = path(t, w.node)
                 .into_iter()
                 .skip(1)
-                .filter_map(|i| t.nodes.iter().find(|n| n.id == i))
+                .filter_map(|i| t.node(i))
                 .map(|n| n.text.trim_end().replace('\n', " "))
                 .collect();
             let reason = t

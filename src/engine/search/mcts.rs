@@ -34,6 +34,9 @@ pub struct SearchResult {
     pub cap_event: bool,
     /// Tokens sampled for this tree.
     pub generated_tokens: u64,
+    /// Wall seconds of the search's own bookkeeping for this tree (selection, backup,
+    /// frontier, pick), sampling excluded.
+    pub bookkeeping_seconds: f64,
 }
 
 struct State {
@@ -44,6 +47,7 @@ struct State {
     generated: u64,
     cap_event: bool,
     done: bool,
+    bookkeeping: f64,
 }
 
 impl State {
@@ -57,6 +61,7 @@ impl State {
             generated: 0,
             cap_event: false,
             done: n == 0,
+            bookkeeping: 0.0,
         }
     }
 }
@@ -136,7 +141,9 @@ pub fn search<R: Rng>(
                     let v = verify(p, text, rules);
                     (v.is_correct(), v.reason.to_string())
                 };
+                let t0 = std::time::Instant::now();
                 advance(&mut states[i], children, tok, cfg, &judge, rng);
+                states[i].bookkeeping += t0.elapsed().as_secs_f64();
             }
         }
     }
@@ -152,6 +159,7 @@ pub fn search<R: Rng>(
                 expansions: s.expansions,
                 cap_event: s.cap_event,
                 generated_tokens: s.generated,
+                bookkeeping_seconds: s.bookkeeping,
                 tree: s.tree,
             }
         })

@@ -172,6 +172,14 @@ impl TreeRecord {
         });
     }
 
+    /// The node with `id` (ids are positions, so this is a direct lookup).
+    pub fn node(&self, id: u32) -> Option<&NodeRecord> {
+        match self.nodes.get(id as usize) {
+            Some(n) if n.id == id => Some(n),
+            _ => self.nodes.iter().find(|n| n.id == id),
+        }
+    }
+
     /// Whether any recorded trajectory is correct.
     pub fn solved(&self) -> bool {
         self.nodes
