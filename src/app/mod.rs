@@ -5,5 +5,6 @@ pub mod explorer;
 pub mod headless;
 pub mod live;
 pub mod snapshot;
+pub mod steer;
 pub mod theme;
 pub mod views;

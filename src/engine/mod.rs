@@ -13,6 +13,7 @@ pub mod objective;
 pub mod optim;
 pub mod policy;
 pub mod rollout;
+pub mod rounds;
 pub mod search;
 pub mod sink;
 pub mod split;

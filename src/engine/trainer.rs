@@ -7,11 +7,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::adaptive::{keep_in_hard_set, CacheRule, SolutionCache};
+use super::adaptive::SolutionCache;
 use super::config::{Method, RunConfig};
 use super::control::{retune, ControlEvent, Directive};
 use super::countdown::Problem;
-use super::countdown::RewardKind;
 use super::deepsearch::{search_batch, Registration};
 use super::error::EngineError;
 use super::evaluate::{evaluate, EvalSettings};
@@ -19,10 +18,8 @@ use super::groups::{direct_batch, GroupContext, SearchMetrics};
 use super::metrics::EvalResult;
 use super::objective::Clip;
 use super::optim::{AdamW, AdamWConfig};
-use super::policy::sampler::{SampleStats, SamplingParams};
-use super::policy::tokenizer::EOS;
+use super::policy::sampler::SampleStats;
 use super::policy::Policy;
-use super::rollout::rollouts;
 use super::search::record::TreeRecord;
 use super::sink::{Phase, Sink};
 use super::split::RunData;
@@ -118,16 +115,16 @@ pub struct Trainer {
     pub cfg: RunConfig,
     pub policy: Policy,
     pub data: RunData,
-    opt: AdamW,
-    rng: ChaCha8Rng,
+    pub(crate) opt: AdamW,
+    pub(crate) rng: ChaCha8Rng,
     /// Training problems the stream draws from: all, or the round's hard set.
-    pool: Vec<usize>,
-    order: Vec<usize>,
-    cursor: usize,
+    pub(crate) pool: Vec<usize>,
+    pub(crate) order: Vec<usize>,
+    pub(crate) cursor: usize,
     /// Adaptive training: the round, the solution cache and this round's registrations.
     pub round: u64,
     pub cache: SolutionCache,
-    pending: Vec<Registration>,
+    pub(crate) pending: Vec<Registration>,
     pub iteration: u64,
     pub generated_tokens: u64,
     /// Search accounting summed over the run.
@@ -201,82 +198,6 @@ impl Trainer {
             out.push(i);
         }
         out
-    }
-
-    /// At a round boundary: merge the round's registrations into the cache and re-filter
-    /// the hard set with Pass1@K of the current policy (section 7). Returns the tokens and
-    /// seconds the filtering took.
-    fn maybe_start_round(&mut self) -> Result<(u64, f64), EngineError> {
-        let a = self.cfg.adaptive.clone();
-        if (self.iteration - 1) % a.steps_per_round.max(1) != 0 {
-            return Ok((0, 0.0));
-        }
-        let start = Instant::now();
-        self.round += 1;
-        let model = self.policy.sampler_model()?;
-        let tok = self.policy.tokenizer.clone();
-        let params = SamplingParams {
-            temperature: self.cfg.train.temperature,
-            max_tokens: self.cfg.train.max_tokens,
-            stop_at: None,
-            eos: EOS,
-        };
-        let mut tokens = 0;
-        let mut pass1 = |rng: &mut ChaCha8Rng, ids: &[usize]| -> Result<Vec<usize>, EngineError> {
-            let refs: Vec<&Problem> = ids.iter().map(|&i| &self.data.train[i]).collect();
-            let (groups, s) = rollouts(
-                &model,
-                &tok,
-                &refs,
-                a.filter_k,
-                &params,
-                &self.data.rules,
-                RewardKind::Binary,
-                rng,
-            )?;
-            tokens += s.generated_tokens;
-            Ok(groups
-                .iter()
-                .map(|g| g.iter().filter(|t| t.correct()).count())
-                .collect())
-        };
-        let pending = std::mem::take(&mut self.pending);
-        let offered: Vec<usize> = pending.iter().map(|r| r.problem).collect();
-        let keep_offer: Vec<bool> = match a.cache_rule {
-            CacheRule::Code => vec![true; pending.len()],
-            CacheRule::Paper => pass1(&mut self.rng, &offered)?
-                .into_iter()
-                .map(|c| keep_in_hard_set(c, a.filter_k, a.delta))
-                .collect(),
-        };
-        for (r, keep) in pending.into_iter().zip(keep_offer) {
-            if keep {
-                self.cache.register(r.problem, r.solutions, EOS);
-            }
-        }
-        let candidates = if self.round == 1 {
-            (0..self.data.train.len()).collect()
-        } else {
-            self.pool.clone()
-        };
-        let counts = pass1(&mut self.rng, &candidates)?;
-        let hard: Vec<usize> = candidates
-            .into_iter()
-            .zip(counts)
-            .filter(|&(_, c)| keep_in_hard_set(c, a.filter_k, a.delta))
-            .map(|(i, _)| i)
-            .collect();
-        // An empty hard set means the policy solves everything it was given: fall back to
-        // the whole training split rather than stall.
-        self.pool = if hard.is_empty() {
-            (0..self.data.train.len()).collect()
-        } else {
-            hard
-        };
-        self.order = self.pool.clone();
-        self.cursor = self.order.len();
-        self.generated_tokens += tokens;
-        Ok((tokens, start.elapsed().as_secs_f64()))
     }
 
     fn max_tokens(&self) -> usize {
