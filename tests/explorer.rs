@@ -53,8 +53,26 @@ fn trained_store(dir: &std::path::Path) -> Store {
         run,
     };
     let (policy, key) = prepare_policy(&cfg, &data, &mut sink).unwrap();
-    let mut trainer = Trainer::new(cfg, policy, data).unwrap();
+    let mut trainer = Trainer::new(cfg.clone(), policy, data.clone()).unwrap();
     trainer.run("view-test", &key, &mut sink).unwrap();
+
+    // A second run, of another method, for the compare view.
+    cfg.method = Method::Grpo;
+    cfg.train.iterations = 2;
+    let run = RunRecord {
+        name: "grpo-test".into(),
+        method: "grpo".into(),
+        config_toml: cfg.to_toml(),
+        ..sink.run.clone()
+    };
+    store.create_run(&run).unwrap();
+    let mut sink = StoreSink {
+        store: store.clone(),
+        run,
+    };
+    let (policy, key) = prepare_policy(&cfg, &data, &mut sink).unwrap();
+    let mut trainer = Trainer::new(cfg, policy, data).unwrap();
+    trainer.run("grpo-test", &key, &mut sink).unwrap();
     store
 }
 
@@ -152,6 +170,32 @@ fn every_view_shows_what_a_researcher_looks_for() {
     assert!(s.contains("iteration 1 of 3"), "{s}");
     let it1 = app.store.trees("view-test", 1).unwrap();
     assert_eq!(app.trees, it1);
+
+    // Compare: every run of the store, side by side; Enter replays the chosen one.
+    key(&mut app, KeyCode::Char('5'));
+    let names: Vec<String> = app
+        .store
+        .runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(app.compare.len(), 2, "{names:?} {}", app.message);
+    let s = screen(&app, 120, 30);
+    assert!(
+        s.contains("2 runs") && s.contains("grpo-test") && s.contains("view-test"),
+        "{s}"
+    );
+    assert!(s.contains("pass@1 vs generated tokens"), "{s}");
+    let pos = app
+        .compare
+        .iter()
+        .position(|r| r.run.name == "grpo-test")
+        .unwrap();
+    app.compare_sel = pos;
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.snapshot.run.name, "grpo-test");
+    assert_eq!(app.iteration, 2);
 
     // Help lists the keys; Esc closes it; q quits.
     key(&mut app, KeyCode::Char('?'));

@@ -19,14 +19,16 @@ pub enum Screen {
     Problems,
     Tree,
     Wrong,
+    Compare,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 4] = [
+    pub const ALL: [Screen; 5] = [
         Screen::Dashboard,
         Screen::Problems,
         Screen::Tree,
         Screen::Wrong,
+        Screen::Compare,
     ];
     pub fn title(self) -> &'static str {
         match self {
@@ -34,6 +36,7 @@ impl Screen {
             Screen::Problems => "2 Problems",
             Screen::Tree => "3 Tree",
             Screen::Wrong => "4 Confident-wrong",
+            Screen::Compare => "5 Compare",
         }
     }
 }
@@ -115,6 +118,9 @@ pub struct App {
     pub confirm_stop: bool,
     /// The `:` command line being typed.
     pub command: Option<String>,
+    /// Every run of the store, for the compare view (loaded when it opens).
+    pub compare: Vec<RunSnapshot>,
+    pub compare_sel: usize,
 }
 
 impl App {
@@ -147,6 +153,8 @@ impl App {
             finished: None,
             confirm_stop: false,
             command: None,
+            compare: Vec::new(),
+            compare_sel: 0,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -170,6 +178,31 @@ impl App {
             self.node_sel = 0;
             self.folded.clear();
         }
+        Ok(())
+    }
+
+    /// Loads every run of the store for the compare view.
+    pub fn load_compare(&mut self) -> Result<(), StoreError> {
+        let mut runs = Vec::new();
+        for r in self.store.runs()? {
+            runs.push(RunSnapshot::load(&self.store, &r.name)?);
+        }
+        self.compare = runs;
+        self.compare_sel = self.compare_sel.min(self.compare.len().saturating_sub(1));
+        Ok(())
+    }
+
+    /// Switches the replay to another run of the store (not while a run is live here).
+    pub fn open_run(&mut self, name: &str) -> Result<(), StoreError> {
+        if self.live.is_some() {
+            self.message = "a live run is open: replay other runs with arbor view".into();
+            return Ok(());
+        }
+        self.snapshot = RunSnapshot::load(&self.store, name)?;
+        self.trees.clear();
+        self.iteration = 0;
+        self.goto(u64::MAX)?;
+        self.screen = Screen::Dashboard;
         Ok(())
     }
 
@@ -228,6 +261,7 @@ impl App {
             Screen::Problems => self.listed().len(),
             Screen::Tree => self.rows().len(),
             Screen::Wrong => self.wrong_paths().len(),
+            Screen::Compare => self.compare.len(),
         }
     }
 
@@ -237,6 +271,7 @@ impl App {
             Screen::Problems => Some(&mut self.problem_sel),
             Screen::Tree => Some(&mut self.node_sel),
             Screen::Wrong => Some(&mut self.wrong_sel),
+            Screen::Compare => Some(&mut self.compare_sel),
         }
     }
 
@@ -319,24 +354,35 @@ impl App {
                 self.maximized = false;
                 self.screen = match self.screen {
                     Screen::Tree => Screen::Problems,
-                    Screen::Problems | Screen::Wrong => Screen::Dashboard,
+                    Screen::Problems | Screen::Wrong | Screen::Compare => Screen::Dashboard,
                     Screen::Dashboard => Screen::Dashboard,
                 };
             }
-            KeyCode::Char(c @ '1'..='4') => self.screen = Screen::ALL[(c as u8 - b'1') as usize],
+            KeyCode::Char(c @ '1'..='5') => {
+                self.screen = Screen::ALL[(c as u8 - b'1') as usize];
+                if self.screen == Screen::Compare {
+                    self.load_compare()?;
+                }
+            }
             KeyCode::Tab => {
                 let i = Screen::ALL
                     .iter()
                     .position(|s| *s == self.screen)
                     .unwrap_or(0);
-                self.screen = Screen::ALL[(i + 1) % 4];
+                self.screen = Screen::ALL[(i + 1) % Screen::ALL.len()];
+                if self.screen == Screen::Compare {
+                    self.load_compare()?;
+                }
             }
             KeyCode::BackTab => {
                 let i = Screen::ALL
                     .iter()
                     .position(|s| *s == self.screen)
                     .unwrap_or(0);
-                self.screen = Screen::ALL[(i + 3) % 4];
+                self.screen = Screen::ALL[(i + Screen::ALL.len() - 1) % Screen::ALL.len()];
+                if self.screen == Screen::Compare {
+                    self.load_compare()?;
+                }
             }
             KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
             KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
@@ -401,6 +447,12 @@ impl App {
                     }
                 }
                 Screen::Tree => {}
+                Screen::Compare => {
+                    if let Some(c) = self.compare.get(self.compare_sel) {
+                        let name = c.run.name.clone();
+                        self.open_run(&name)?;
+                    }
+                }
             },
             _ => {}
         }
@@ -440,6 +492,10 @@ impl App {
             Screen::Wrong => {
                 v.push(("j k", "move"));
                 v.push(("Enter", "open the path in its tree"));
+            }
+            Screen::Compare => {
+                v.push(("j k", "move"));
+                v.push(("Enter", "open the run (replay)"));
             }
         }
         v

@@ -1,4 +1,5 @@
 //! Drawing: one function per view, all from the App's snapshot of the store.
+mod compare;
 mod dashboard;
 mod problems;
 mod tree;
@@ -24,6 +25,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Screen::Problems => problems::draw(f, body, app),
         Screen::Tree => tree::draw(f, body, app),
         Screen::Wrong => wrong::draw(f, body, app),
+        Screen::Compare => compare::draw(f, body, app),
     }
     if let Some(cmd) = &app.command {
         f.render_widget(
@@ -34,9 +36,9 @@ pub fn draw(f: &mut Frame, app: &App) {
         let hint = if !app.message.is_empty() {
             app.message.clone()
         } else if app.live.is_some() {
-            "q quit  p pause  : command  ? help  1-4 views  [ ] iteration  f freeze".to_string()
+            "q quit  p pause  : command  ? help  1-5 views  [ ] iteration  f freeze".to_string()
         } else {
-            "q quit  ? help  1-4 views  [ ] iteration  Enter open  Esc back".to_string()
+            "q quit  ? help  1-5 views  [ ] iteration  Enter open  Esc back".to_string()
         };
         f.render_widget(Paragraph::new(hint).style(app.theme.muted), footer);
     }
