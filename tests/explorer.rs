@@ -147,6 +147,39 @@ fn every_view_shows_what_a_researcher_looks_for() {
         key(&mut app, KeyCode::Esc);
     }
 
+    // The tree view's node filter lists only terminals (and the root).
+    app.screen = Screen::Tree;
+    key(&mut app, KeyCode::Char('/'));
+    let t = app.tree().unwrap().clone();
+    assert!(app
+        .rows()
+        .iter()
+        .all(|&(id, _)| id == 0 || t.node(id).unwrap().is_terminal()));
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Char('/'));
+    }
+    assert_eq!(app.rows().len(), t.nodes.len().min(app.rows().len()));
+    // Mouse: a click on the tab line switches views; the wheel moves the cursor.
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let click = |column| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row: 1,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.on_mouse(click(2));
+    assert_eq!(app.screen, Screen::Dashboard);
+    app.on_mouse(click(16));
+    assert_eq!(app.screen, Screen::Problems);
+    app.problem_sel = 0;
+    app.on_mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: 10,
+        row: 10,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert_eq!(app.problem_sel, 3.min(app.listed().len() - 1));
+
     // Confident-wrong inspector: each entry is marked "!" and opens its tree at the node.
     app.screen = Screen::Wrong;
     let wrong = app.wrong_paths();

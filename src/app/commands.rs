@@ -421,7 +421,8 @@ pub fn run_ui(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> Result<
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
-    rt.block_on(async {
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    let result = rt.block_on(async {
         let mut events = EventStream::new();
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         let mut dirty = true;
@@ -434,6 +435,10 @@ pub fn run_ui(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> Result<
                 ev = events.next() => match ev {
                     Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press => {
                         app.on_key(k);
+                        dirty = true;
+                    }
+                    Some(Ok(Event::Mouse(m))) => {
+                        app.on_mouse(m);
                         dirty = true;
                     }
                     Some(Ok(Event::Resize(_, _))) => dirty = true,
@@ -449,7 +454,9 @@ pub fn run_ui(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> Result<
             }
         }
         Ok(())
-    })
+    });
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+    result
 }
 
 /// A live run: the trainer on its own thread, the explorer in this one. Returns the

@@ -77,6 +77,43 @@ impl Filter {
     }
 }
 
+/// Which nodes the tree view lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeFilter {
+    All,
+    Terminal,
+    Recorded,
+    ConfidentWrong,
+}
+
+impl NodeFilter {
+    fn next(self) -> Self {
+        match self {
+            NodeFilter::All => NodeFilter::Terminal,
+            NodeFilter::Terminal => NodeFilter::Recorded,
+            NodeFilter::Recorded => NodeFilter::ConfidentWrong,
+            NodeFilter::ConfidentWrong => NodeFilter::All,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            NodeFilter::All => "all nodes",
+            NodeFilter::Terminal => "terminals",
+            NodeFilter::Recorded => "recorded",
+            NodeFilter::ConfidentWrong => "confident-wrong path",
+        }
+    }
+    fn keeps(self, n: &crate::engine::search::record::NodeRecord) -> bool {
+        n.id == 0
+            || match self {
+                NodeFilter::All => true,
+                NodeFilter::Terminal => n.is_terminal(),
+                NodeFilter::Recorded => n.recorded,
+                NodeFilter::ConfidentWrong => n.confident_wrong,
+            }
+    }
+}
+
 /// One confident-wrong path: problem index, terminal node id, its path entropy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WrongPath {
@@ -121,6 +158,8 @@ pub struct App {
     /// Every run of the store, for the compare view (loaded when it opens).
     pub compare: Vec<RunSnapshot>,
     pub compare_sel: usize,
+    /// Nodes listed by the tree view.
+    pub node_filter: NodeFilter,
 }
 
 impl App {
@@ -155,6 +194,7 @@ impl App {
             command: None,
             compare: Vec::new(),
             compare_sel: 0,
+            node_filter: NodeFilter::All,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -218,9 +258,16 @@ impl App {
     }
 
     pub fn rows(&self) -> Vec<(u32, usize)> {
-        self.tree()
-            .map(|t| visible_rows(t, &self.folded))
-            .unwrap_or_default()
+        let Some(t) = self.tree() else {
+            return Vec::new();
+        };
+        let rows = visible_rows(t, &self.folded);
+        if self.node_filter == NodeFilter::All {
+            return rows;
+        }
+        rows.into_iter()
+            .filter(|&(id, _)| t.node(id).is_some_and(|n| self.node_filter.keeps(n)))
+            .collect()
     }
 
     /// The node under the tree cursor.
@@ -280,6 +327,33 @@ impl App {
         if let Some(c) = self.cursor() {
             let max = len.saturating_sub(1) as i64;
             *c = (*c as i64 + delta).clamp(0, max.max(0)) as usize;
+        }
+    }
+
+    /// Mouse: the wheel moves the cursor, a click on the tab line switches views.
+    pub fn on_mouse(&mut self, m: crossterm::event::MouseEvent) {
+        use crossterm::event::{MouseButton, MouseEventKind};
+        match m.kind {
+            MouseEventKind::ScrollDown => self.move_by(3),
+            MouseEventKind::ScrollUp => self.move_by(-3),
+            MouseEventKind::Down(MouseButton::Left) if m.row == 1 => {
+                // Tabs are drawn as "title │ title │ ..." from column 1.
+                let mut x = 1u16;
+                for s in Screen::ALL {
+                    let w = s.title().chars().count() as u16 + 3;
+                    if m.column < x + w {
+                        self.screen = s;
+                        if s == Screen::Compare {
+                            if let Err(e) = self.load_compare() {
+                                self.message = e.to_string();
+                            }
+                        }
+                        break;
+                    }
+                    x += w;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -408,6 +482,11 @@ impl App {
                 self.filter = self.filter.next();
                 self.problem_sel = 0;
             }
+            KeyCode::Char('/') if self.screen == Screen::Tree => {
+                self.node_filter = self.node_filter.next();
+                self.node_sel = 0;
+                self.message = format!("showing {}", self.node_filter.label());
+            }
             KeyCode::Char('e') | KeyCode::Char('z') => self.maximized = !self.maximized,
             KeyCode::Char(' ') if self.screen == Screen::Tree => {
                 if let Some(id) = self.selected_node() {
@@ -487,6 +566,10 @@ impl App {
             Screen::Tree => {
                 v.push(("j k, arrows, PgUp/PgDn", "move"));
                 v.push(("Space", "fold / unfold the node"));
+                v.push((
+                    "/",
+                    "cycle: all nodes, terminals, recorded, confident-wrong path",
+                ));
                 v.push(("h l, Left Right", "fold / unfold"));
             }
             Screen::Wrong => {

@@ -95,12 +95,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     let title = format!(
-        " {} {} · iteration {} · {} nodes · {:?} ",
+        " {} {} · iteration {} · {} nodes · {:?} · {} ",
         t.problem,
         t.prompt.trim_end(),
         app.iteration,
         t.nodes.len(),
-        t.source
+        t.source,
+        app.node_filter.label()
     );
     let list = List::new(items)
         .block(Block::default().borders(Borders::ALL).title(title))
