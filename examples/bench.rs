@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
     sampler_and_step(&mut rows)?;
     search_and_store(&mut rows)?;
     frame_time(&mut rows)?;
+    ui_attached(&mut rows)?;
     rows.push((
         "peak resident memory MiB".into(),
         peak_mib(),
@@ -321,6 +322,87 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
             "goal < 16".into(),
         ));
     }
+    Ok(())
+}
+
+/// Mean iteration time (sampling + update) of the same GRPO iterations, headless and
+/// with the explorer attached (pumping notifications and redrawing at 10 Hz).
+fn ui_attached(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    let mut cfg = RunConfig::default();
+    cfg.warm_start.steps = 50;
+    cfg.train.iterations = 30;
+    cfg.eval.every = 0;
+    cfg.eval.problems = 8;
+    cfg.eval.k = 2;
+    let data = split::load(&cfg.data)?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("ui.sled"))?;
+    let config_toml = cfg.to_toml();
+    let record = |name: &str| RunRecord {
+        name: name.into(),
+        method: "grpo".into(),
+        seed: 1,
+        status: RunStatus::Running,
+        created_unix: 0,
+        config_toml: config_toml.clone(),
+        warm_start: None,
+        last_iteration: 0,
+        summary: None,
+    };
+    let mean_iteration = |name: &str| -> anyhow::Result<f64> {
+        let its: Vec<arbor::engine::trainer::IterationMetrics> = store.iterations(name)?;
+        Ok(its
+            .iter()
+            .map(|m| m.seconds.sample + m.seconds.update)
+            .sum::<f64>()
+            / its.len().max(1) as f64)
+    };
+    store.create_run(&record("headless"))?;
+    let mut sink = StoreSink {
+        store: store.clone(),
+        run: record("headless"),
+    };
+    let (policy, key) = prepare_policy(&cfg, &data, &mut sink)?;
+    Trainer::new(cfg.clone(), policy, data.clone())?.run("headless", &key, &mut sink)?;
+    let headless = mean_iteration("headless")?;
+
+    store.create_run(&record("attached"))?;
+    let handle = arbor::app::live::start(
+        cfg,
+        data,
+        StoreSink {
+            store: store.clone(),
+            run: record("attached"),
+        },
+    );
+    let mut app = App::open(
+        store.clone(),
+        "attached",
+        Theme::load("dark").map_err(anyhow::Error::msg)?,
+    )?;
+    app.live = Some(handle);
+    let mut term = Terminal::new(TestBackend::new(120, 40))?;
+    while app.finished.is_none() {
+        app.pump()?;
+        term.draw(|f| arbor::app::views::draw(f, &app))?;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let attached = mean_iteration("attached")?;
+    rows.push((
+        "iteration ms, headless".into(),
+        headless * 1000.0,
+        String::new(),
+    ));
+    rows.push((
+        "iteration ms, explorer attached".into(),
+        attached * 1000.0,
+        String::new(),
+    ));
+    rows.push((
+        "iteration time attached / headless".into(),
+        attached / headless,
+        "goal ~1.0".into(),
+    ));
     Ok(())
 }
 
