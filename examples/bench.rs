@@ -151,17 +151,7 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
     let data = split::load(&cfg.data)?;
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("bench.sled"))?;
-    let run = RunRecord {
-        name: "bench".into(),
-        method: "deepsearch".into(),
-        seed: 1,
-        status: RunStatus::Running,
-        created_unix: 0,
-        config_toml: cfg.to_toml(),
-        warm_start: None,
-        last_iteration: 0,
-        summary: None,
-    };
+    let run = RunRecord::new("bench", "deepsearch", 1, cfg.to_toml());
     store.create_run(&run)?;
     let mut sink = StoreSink {
         store: store.clone(),
@@ -338,17 +328,7 @@ fn ui_attached(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("ui.sled"))?;
     let config_toml = cfg.to_toml();
-    let record = |name: &str| RunRecord {
-        name: name.into(),
-        method: "grpo".into(),
-        seed: 1,
-        status: RunStatus::Running,
-        created_unix: 0,
-        config_toml: config_toml.clone(),
-        warm_start: None,
-        last_iteration: 0,
-        summary: None,
-    };
+    let record = |name: &str| RunRecord::new(name, "grpo", 1, config_toml.clone());
     let mean_iteration = |name: &str| -> anyhow::Result<f64> {
         let its: Vec<arbor::engine::trainer::IterationMetrics> = store.iterations(name)?;
         Ok(its

@@ -8,7 +8,7 @@ use arbor::engine::split;
 use arbor::engine::trainer::Trainer;
 use arbor::engine::warm_start::prepare_policy;
 use arbor::store::sink::StoreSink;
-use arbor::store::{RunRecord, RunStatus, Store};
+use arbor::store::{RunRecord, Store};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -35,17 +35,7 @@ fn trained_store(dir: &std::path::Path) -> Store {
     cfg.eval.k = 2;
     cfg.eval.every = 2;
     let store = Store::open(&dir.join("s.sled")).unwrap();
-    let run = RunRecord {
-        name: "view-test".into(),
-        method: "deepsearch".into(),
-        seed: 1,
-        status: RunStatus::Running,
-        created_unix: 0,
-        config_toml: cfg.to_toml(),
-        warm_start: None,
-        last_iteration: 0,
-        summary: None,
-    };
+    let run = RunRecord::new("view-test", "deepsearch", 1, cfg.to_toml());
     store.create_run(&run).unwrap();
     let data = split::load(&cfg.data).unwrap();
     let mut sink = StoreSink {

@@ -7,7 +7,7 @@ use arbor::app::views::draw;
 use arbor::engine::config::{Method, RunConfig};
 use arbor::engine::split;
 use arbor::store::sink::StoreSink;
-use arbor::store::{RunRecord, RunStatus, Store};
+use arbor::store::{RunRecord, Store};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -70,17 +70,7 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     cfg.eval.every = 0;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.sled")).unwrap();
-    let run = RunRecord {
-        name: "live".into(),
-        method: "deepsearch".into(),
-        seed: 1,
-        status: RunStatus::Running,
-        created_unix: 0,
-        config_toml: cfg.to_toml(),
-        warm_start: None,
-        last_iteration: 0,
-        summary: None,
-    };
+    let run = RunRecord::new("live", "deepsearch", 1, cfg.to_toml());
     store.create_run(&run).unwrap();
     let data = split::load(&cfg.data).unwrap();
     let handle = arbor::app::live::start(

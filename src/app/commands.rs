@@ -11,7 +11,7 @@ use crate::engine::evaluate::{evaluate, EvalSettings};
 use crate::engine::policy::checkpoint;
 use crate::engine::search::record::NodeRecord;
 use crate::engine::split;
-use crate::engine::trainer::{unix_now, Trainer};
+use crate::engine::trainer::Trainer;
 use crate::engine::warm_start::prepare_policy;
 use crate::store::sink::StoreSink;
 use crate::store::{validate_run_name, RunRecord, RunStatus, Store, DEFAULT_PATH};
@@ -105,17 +105,7 @@ pub fn train(o: TrainOptions) -> Result<()> {
             format!("{base}-{i}")
         }
     };
-    let record = RunRecord {
-        name: name.clone(),
-        method: cfg.method.name().into(),
-        seed: cfg.seed,
-        status: RunStatus::Running,
-        created_unix: unix_now(),
-        config_toml: cfg.to_toml(),
-        warm_start: None,
-        last_iteration: 0,
-        summary: None,
-    };
+    let record = RunRecord::new(&name, cfg.method.name(), cfg.seed, cfg.to_toml());
     store.create_run(&record)?;
     use std::io::IsTerminal;
     let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();

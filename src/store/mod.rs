@@ -67,6 +67,26 @@ pub struct CheckpointRecord {
     pub dir: PathBuf,
 }
 
+impl RunRecord {
+    /// A new run, not started yet.
+    pub fn new(name: &str, method: &str, seed: u64, config_toml: String) -> Self {
+        Self {
+            name: name.to_string(),
+            method: method.to_string(),
+            seed,
+            status: RunStatus::Running,
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            config_toml,
+            warm_start: None,
+            last_iteration: 0,
+            summary: None,
+        }
+    }
+}
+
 /// A cached warm start: its description and safetensors weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WarmStartMeta {

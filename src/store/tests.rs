@@ -1,17 +1,7 @@
 use super::*;
 
 fn run(name: &str) -> RunRecord {
-    RunRecord {
-        name: name.into(),
-        method: "grpo".into(),
-        seed: 1,
-        status: RunStatus::Running,
-        created_unix: 0,
-        config_toml: String::new(),
-        warm_start: None,
-        last_iteration: 0,
-        summary: None,
-    }
+    RunRecord::new(name, "grpo", 1, String::new())
 }
 
 #[test]

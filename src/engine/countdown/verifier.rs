@@ -152,6 +152,20 @@ impl Pool {
         }
     }
 
+    /// Under "exactly once", every number must have been used.
+    fn all_used(&self, rules: &Rules) -> Result<(), Reason> {
+        if rules.use_rule != UseRule::ExactlyOnce || self.available.is_empty() {
+            return Ok(());
+        }
+        let mut missing: Vec<i64> = self
+            .available
+            .iter()
+            .filter_map(|r| r.to_integer())
+            .collect();
+        missing.sort_unstable();
+        Err(Reason::NumbersMissing { missing })
+    }
+
     /// Removes `v`; the error tells whether it was an original number used up.
     fn take(&mut self, v: Rational, line: usize) -> Result<(), Reason> {
         if let Some(i) = self.available.iter().position(|&a| a == v) {
@@ -200,14 +214,8 @@ fn verify_steps(problem: &Problem, text: &str, rules: &Rules) -> Verdict {
             if let Err(r) = pool.take(v, line) {
                 return Verdict::invalid(r);
             }
-            if rules.use_rule == UseRule::ExactlyOnce && !pool.available.is_empty() {
-                let mut missing: Vec<i64> = pool
-                    .available
-                    .iter()
-                    .filter_map(|r| r.to_integer())
-                    .collect();
-                missing.sort_unstable();
-                return Verdict::invalid(Reason::NumbersMissing { missing });
+            if let Err(r) = pool.all_used(rules) {
+                return Verdict::invalid(r);
             }
             return judge(v, problem.target);
         }
@@ -310,14 +318,8 @@ fn verify_expression(problem: &Problem, expr: &str, rules: &Rules) -> Verdict {
             return Verdict::invalid(r);
         }
     }
-    if rules.use_rule == UseRule::ExactlyOnce && !pool.available.is_empty() {
-        let mut missing: Vec<i64> = pool
-            .available
-            .iter()
-            .filter_map(|r| r.to_integer())
-            .collect();
-        missing.sort_unstable();
-        return Verdict::invalid(Reason::NumbersMissing { missing });
+    if let Err(r) = pool.all_used(rules) {
+        return Verdict::invalid(r);
     }
     judge(v, problem.target)
 }
