@@ -137,6 +137,17 @@ fn every_view_shows_what_a_researcher_looks_for() {
         key(&mut app, KeyCode::Esc);
     }
 
+    // Problems sort by tree size, largest first.
+    app.screen = Screen::Problems;
+    key(&mut app, KeyCode::Char('s'));
+    key(&mut app, KeyCode::Char('s'));
+    let sizes: Vec<usize> = app
+        .listed()
+        .iter()
+        .map(|&i| app.trees[i].nodes.len())
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+
     // The tree view's node filter lists only terminals (and the root).
     app.screen = Screen::Tree;
     key(&mut app, KeyCode::Char('/'));

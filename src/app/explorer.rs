@@ -77,6 +77,31 @@ impl Filter {
     }
 }
 
+/// How the Problems view is ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortBy {
+    Order,
+    Success,
+    Nodes,
+}
+
+impl SortBy {
+    fn next(self) -> Self {
+        match self {
+            SortBy::Order => SortBy::Success,
+            SortBy::Success => SortBy::Nodes,
+            SortBy::Nodes => SortBy::Order,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            SortBy::Order => "batch order",
+            SortBy::Success => "success, lowest first",
+            SortBy::Nodes => "tree size, largest first",
+        }
+    }
+}
+
 /// Which nodes the tree view lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeFilter {
@@ -160,6 +185,8 @@ pub struct App {
     pub compare_sel: usize,
     /// Nodes listed by the tree view.
     pub node_filter: NodeFilter,
+    /// Order of the Problems view.
+    pub sort: SortBy,
 }
 
 impl App {
@@ -195,6 +222,7 @@ impl App {
             compare: Vec::new(),
             compare_sel: 0,
             node_filter: NodeFilter::All,
+            sort: SortBy::Order,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -246,11 +274,21 @@ impl App {
         Ok(())
     }
 
-    /// Problems of the iteration that pass the filter (indices into `trees`).
+    /// Problems of the iteration that pass the filter, in the chosen order (indices into
+    /// `trees`).
     pub fn listed(&self) -> Vec<usize> {
-        (0..self.trees.len())
+        let mut v: Vec<usize> = (0..self.trees.len())
             .filter(|&i| self.filter.keeps(status(&self.trees[i])))
-            .collect()
+            .collect();
+        match self.sort {
+            SortBy::Order => {}
+            SortBy::Success => v.sort_by(|&a, &b| {
+                super::snapshot::success(&self.trees[a])
+                    .total_cmp(&super::snapshot::success(&self.trees[b]))
+            }),
+            SortBy::Nodes => v.sort_by_key(|&i| std::cmp::Reverse(self.trees[i].nodes.len())),
+        }
+        v
     }
 
     pub fn tree(&self) -> Option<&TreeRecord> {
@@ -482,6 +520,11 @@ impl App {
                 self.filter = self.filter.next();
                 self.problem_sel = 0;
             }
+            KeyCode::Char('s') if self.screen == Screen::Problems => {
+                self.sort = self.sort.next();
+                self.problem_sel = 0;
+                self.message = format!("sorted by {}", self.sort.label());
+            }
             KeyCode::Char('/') if self.screen == Screen::Tree => {
                 self.node_filter = self.node_filter.next();
                 self.node_sel = 0;
@@ -561,6 +604,7 @@ impl App {
             Screen::Problems => {
                 v.push(("j k, arrows, g g, G", "move"));
                 v.push(("/", "cycle filter: all, solved, wrong only, cached"));
+                v.push(("s", "cycle sort: batch order, success, tree size"));
                 v.push(("Enter", "open the problem's tree"));
             }
             Screen::Tree => {

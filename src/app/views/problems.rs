@@ -34,11 +34,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     let title = format!(
-        " problems of iteration {} ({} of {}, filter: {}) ",
+        " problems of iteration {} ({} of {}, filter: {}, sort: {}) ",
         app.iteration,
         listed.len(),
         app.trees.len(),
-        app.filter.label()
+        app.filter.label(),
+        app.sort.label()
     );
     let table = Table::new(
         rows,

@@ -350,7 +350,8 @@ fn prefill(
 fn extract_row(cache: &KvCache, b: usize, pad: usize) -> Result<RowCache> {
     let take = |t: &Tensor| -> Result<Tensor> {
         let len = t.dim(2)? - pad;
-        t.narrow(0, b, 1)?.narrow(2, pad, len)?.copy()
+        // A compact copy: `copy()` would clone the whole batch buffer behind the view.
+        t.narrow(0, b, 1)?.narrow(2, pad, len)?.force_contiguous()
     };
     Ok(RowCache(KvCache {
         k: cache.k.iter().map(take).collect::<Result<_>>()?,
