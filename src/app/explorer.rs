@@ -4,13 +4,14 @@ use std::collections::HashSet;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::snapshot::{path_entropy, status, visible_rows, ProblemStatus, RunSnapshot};
+use super::snapshot::{path_entropy, status, visible_rows, RunSnapshot};
 use super::theme::Theme;
 use crate::engine::control::Directive;
 use crate::engine::search::record::TreeRecord;
 use crate::engine::trainer::Summary;
 use crate::store::{Store, StoreError};
 
+pub use super::filters::{Filter, NodeFilter, SortBy};
 use super::live::LiveHandle;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,104 +39,6 @@ impl Screen {
             Screen::Wrong => "4 Confident-wrong",
             Screen::Compare => "5 Compare",
         }
-    }
-}
-
-/// Which problems the Problems view lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Filter {
-    All,
-    Solved,
-    WrongOnly,
-    Cached,
-}
-
-impl Filter {
-    fn next(self) -> Self {
-        match self {
-            Filter::All => Filter::Solved,
-            Filter::Solved => Filter::WrongOnly,
-            Filter::WrongOnly => Filter::Cached,
-            Filter::Cached => Filter::All,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            Filter::All => "all",
-            Filter::Solved => "solved",
-            Filter::WrongOnly => "wrong only",
-            Filter::Cached => "cached",
-        }
-    }
-    fn keeps(self, s: ProblemStatus) -> bool {
-        match self {
-            Filter::All => true,
-            Filter::Solved => s == ProblemStatus::Solved,
-            Filter::WrongOnly => s == ProblemStatus::ConfidentWrongOnly,
-            Filter::Cached => s == ProblemStatus::Cached,
-        }
-    }
-}
-
-/// How the Problems view is ordered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortBy {
-    Order,
-    Success,
-    Nodes,
-}
-
-impl SortBy {
-    fn next(self) -> Self {
-        match self {
-            SortBy::Order => SortBy::Success,
-            SortBy::Success => SortBy::Nodes,
-            SortBy::Nodes => SortBy::Order,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            SortBy::Order => "batch order",
-            SortBy::Success => "success, lowest first",
-            SortBy::Nodes => "tree size, largest first",
-        }
-    }
-}
-
-/// Which nodes the tree view lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeFilter {
-    All,
-    Terminal,
-    Recorded,
-    ConfidentWrong,
-}
-
-impl NodeFilter {
-    fn next(self) -> Self {
-        match self {
-            NodeFilter::All => NodeFilter::Terminal,
-            NodeFilter::Terminal => NodeFilter::Recorded,
-            NodeFilter::Recorded => NodeFilter::ConfidentWrong,
-            NodeFilter::ConfidentWrong => NodeFilter::All,
-        }
-    }
-    pub fn label(self) -> &'static str {
-        match self {
-            NodeFilter::All => "all nodes",
-            NodeFilter::Terminal => "terminals",
-            NodeFilter::Recorded => "recorded",
-            NodeFilter::ConfidentWrong => "confident-wrong path",
-        }
-    }
-    fn keeps(self, n: &crate::engine::search::record::NodeRecord) -> bool {
-        n.id == 0
-            || match self {
-                NodeFilter::All => true,
-                NodeFilter::Terminal => n.is_terminal(),
-                NodeFilter::Recorded => n.recorded,
-                NodeFilter::ConfidentWrong => n.confident_wrong,
-            }
     }
 }
 
@@ -579,52 +482,5 @@ impl App {
             _ => {}
         }
         Ok(())
-    }
-
-    /// Keys valid in the current view, for the help popup.
-    pub fn help_lines(&self) -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![
-            ("q, Ctrl-C", "quit (asks before stopping a live run)"),
-            ("p", "pause / resume training at the next safe point"),
-            (
-                ":",
-                "command: set KEY VALUE, goto iter N, checkpoint, skip ID",
-            ),
-            ("c", "checkpoint now"),
-            ("f", "freeze / follow the newest iteration"),
-            ("?, F1", "this help (Esc closes)"),
-            ("1-4, Tab", "switch view"),
-            ("[ ], Left Right", "previous / next iteration (replay)"),
-            ("L", "newest iteration"),
-            ("Esc", "back one level"),
-            ("e, z", "maximize the main pane"),
-        ];
-        match self.screen {
-            Screen::Dashboard => v.push(("Enter", "problems of this iteration")),
-            Screen::Problems => {
-                v.push(("j k, arrows, g g, G", "move"));
-                v.push(("/", "cycle filter: all, solved, wrong only, cached"));
-                v.push(("s", "cycle sort: batch order, success, tree size"));
-                v.push(("Enter", "open the problem's tree"));
-            }
-            Screen::Tree => {
-                v.push(("j k, arrows, PgUp/PgDn", "move"));
-                v.push(("Space", "fold / unfold the node"));
-                v.push((
-                    "/",
-                    "cycle: all nodes, terminals, recorded, confident-wrong path",
-                ));
-                v.push(("h l, Left Right", "fold / unfold"));
-            }
-            Screen::Wrong => {
-                v.push(("j k", "move"));
-                v.push(("Enter", "open the path in its tree"));
-            }
-            Screen::Compare => {
-                v.push(("j k", "move"));
-                v.push(("Enter", "open the run (replay)"));
-            }
-        }
-        v
     }
 }

@@ -2,7 +2,9 @@
 //! renders snapshots of the store.
 pub mod commands;
 pub mod explorer;
+pub mod filters;
 pub mod headless;
+pub mod help;
 pub mod live;
 pub mod snapshot;
 pub mod steer;
