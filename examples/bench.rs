@@ -147,6 +147,7 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         minibatches: 1,
         epochs: 1,
         lr: 1e-4,
+        warmup_steps: 0,
         poison: false,
     };
     policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
@@ -276,6 +277,8 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
                 recorded: terminal && rng.random_bool(0.1),
                 confident_wrong: rng.random_bool(0.01),
                 advantage: None,
+                step: arbor::engine::task::StepKind::Open,
+                multiplicity: 1,
             }
         })
         .collect();

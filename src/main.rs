@@ -59,13 +59,32 @@ struct SaveModelArgs {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// Methods, comma-separated.
+    /// Arms, comma-separated: methods (deepsearch, grpo, dapo, best_of_n) or
+    /// deepsearch-paper (DeepSearch with the paper's switches).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "deepsearch,grpo,dapo,best_of_n"
     )]
-    methods: Vec<Method>,
+    methods: Vec<String>,
+    /// More arms: LABEL=METHOD[:KEY=VALUE...], e.g.
+    /// nomerge=deepsearch:search.merge_siblings=false (repeatable).
+    #[arg(long = "arm")]
+    arms: Vec<String>,
+    /// Start every arm from this checkpoint folder or this run's latest checkpoint (the
+    /// plateau protocol); fresh optimizer for all.
+    #[arg(long)]
+    from: Option<String>,
+    /// Validation problems generated (train, validation and test share no number
+    /// multiset).
+    #[arg(long)]
+    validation_size: Option<usize>,
+    /// Test problems generated.
+    #[arg(long)]
+    test_size: Option<usize>,
+    /// Evaluate on `test` (default) or `validation` (to choose settings).
+    #[arg(long, default_value = "test", value_parser = ["test", "validation"])]
+    eval_on: String,
     /// Generated training tokens per run.
     #[arg(long, default_value_t = 300_000)]
     budget_tokens: u64,
@@ -182,7 +201,7 @@ struct TrainArgs {
     model: Option<PathBuf>,
     /// countdown (default) or math (needs --model, --train-data, --test-data).
     #[arg(long)]
-    task: Option<arbor::engine::task::Task>,
+    task: Option<arbor::engine::task::TaskKind>,
     /// cpu, cuda or auto (falls back to CPU with a message).
     #[arg(long)]
     device: Option<String>,
@@ -204,7 +223,7 @@ struct EvalArgs {
     device: Option<String>,
     /// With --model: countdown (default) or math (needs --test-data).
     #[arg(long)]
-    task: Option<arbor::engine::task::Task>,
+    task: Option<arbor::engine::task::TaskKind>,
     /// Held-out problems as JSONL (default: the run's test split).
     #[arg(long)]
     test_data: Option<PathBuf>,
@@ -234,6 +253,10 @@ struct GenDataArgs {
     /// Held-out problems.
     #[arg(long, default_value_t = 200)]
     test: usize,
+    /// Validation problems (validation.jsonl); with it, the three splits share no number
+    /// multiset and a held-out multiset may give several targets.
+    #[arg(long, default_value_t = 0)]
+    validation: usize,
     /// Output folder for train.jsonl, test.jsonl and split.json.
     #[arg(long)]
     out: PathBuf,
@@ -292,17 +315,30 @@ fn main() -> ExitCode {
             dtype: a.dtype,
         }),
         Some(Command::Compare(a)) => {
-            arbor::app::compare::compare(arbor::app::compare::CompareOptions {
-                methods: a.methods,
-                seeds: a.seeds,
-                budget_tokens: a.budget_tokens,
-                store: a.store,
-                out: a.out,
-                config: a.config,
-                milestones: a.milestones,
-                threshold: a.threshold,
-                eval_k: Some(a.eval_k),
-                name: a.name,
+            let arms = a
+                .methods
+                .iter()
+                .filter(|m| !m.is_empty())
+                .map(|m| arbor::app::arms::Arm::from_method(m))
+                .chain(a.arms.iter().map(|s| arbor::app::arms::Arm::parse(s)))
+                .collect::<anyhow::Result<Vec<_>>>();
+            arms.and_then(|arms| {
+                arbor::app::compare::compare(arbor::app::compare::CompareOptions {
+                    arms,
+                    seeds: a.seeds,
+                    budget_tokens: a.budget_tokens,
+                    store: a.store,
+                    out: a.out,
+                    config: a.config,
+                    milestones: a.milestones,
+                    threshold: a.threshold,
+                    eval_k: Some(a.eval_k),
+                    name: a.name,
+                    from: a.from,
+                    validation_size: a.validation_size,
+                    test_size: a.test_size,
+                    eval_on_validation: a.eval_on == "validation",
+                })
             })
         }
         Some(Command::View(a)) => commands::view(ViewOptions {
@@ -324,6 +360,7 @@ fn main() -> ExitCode {
             seed: a.seed,
             train: a.train,
             test: a.test,
+            validation: a.validation,
             out: a.out,
         }),
     };

@@ -36,6 +36,7 @@ fn data() -> RunData {
     let split = generate(&preset, 11, 400, 16).unwrap();
     RunData {
         train: split.train,
+        validation: Vec::new(),
         test: split.test,
         rules: preset.rules,
         preset: preset.name,

@@ -12,7 +12,7 @@ use arbor::engine::policy::{Policy, Tokenizer};
 use arbor::engine::search::config::StepMode;
 use arbor::engine::sink::MemorySink;
 use arbor::engine::split;
-use arbor::engine::task::Task;
+use arbor::engine::task::TaskKind;
 use arbor::engine::trainer::Trainer;
 use arbor::engine::warm_start::prepare_policy;
 use candle_core::{DType, Device, Tensor};
@@ -197,7 +197,7 @@ fn a_hugging_face_checkpoint_loads_samples_trains_on_math_saves_and_reloads() {
         ..RunConfig::default()
     };
     cfg.policy.model = Some(model_dir.clone());
-    cfg.data.task = Task::Math;
+    cfg.data.task = TaskKind::Math;
     cfg.data.train_data = Some(dir.path().join("train.jsonl"));
     cfg.data.test_data = Some(dir.path().join("test.jsonl"));
     cfg.search.step = StepMode::Chunk;

@@ -35,7 +35,7 @@ pub struct TrainOptions {
     pub set: Vec<String>,
     pub model: Option<PathBuf>,
     pub device: Option<String>,
-    pub task: Option<crate::engine::task::Task>,
+    pub task: Option<crate::engine::task::TaskKind>,
 }
 
 impl Default for TrainOptions {
@@ -191,6 +191,7 @@ pub(crate) fn finish_run(
     match outcome {
         Ok(summary) => {
             let mut json = serde_json::to_value(&summary)?;
+            crate::engine::metrics::strip_per_problem(&mut json);
             let (mut bytes, mut nodes) = (0u64, 0u64);
             for i in 1..=summary.iterations {
                 let (b, n) = store.tree_bytes(name, i)?;
@@ -246,7 +247,7 @@ pub struct EvalOptions {
     pub model: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub device: Option<String>,
-    pub task: Option<crate::engine::task::Task>,
+    pub task: Option<crate::engine::task::TaskKind>,
     pub test_data: Option<PathBuf>,
     pub store: PathBuf,
     pub k: Option<usize>,
@@ -419,6 +420,7 @@ pub fn eval(o: EvalOptions) -> Result<()> {
         &mut |_, _| {},
     )?;
     let mut json = serde_json::to_value(&result)?;
+    crate::engine::metrics::strip_per_problem(&mut json);
     if let Some(obj) = json.as_object_mut() {
         obj.insert("run".into(), run.name.clone().into());
         obj.insert("iteration".into(), ck.iteration.into());
@@ -474,23 +476,42 @@ pub struct GenDataOptions {
     pub seed: u64,
     pub train: usize,
     pub test: usize,
+    /// Validation problems (0: the two-way split of before).
+    pub validation: usize,
     pub out: PathBuf,
 }
 
 pub fn gen_data(o: GenDataOptions) -> Result<()> {
     let preset = Preset::by_name(&o.preset)?;
-    let split = generate(&preset, o.seed, o.train, o.test)?;
+    let (train_set, validation_set, test_set, seed) = if o.validation > 0 {
+        let s = crate::engine::countdown::generate_held_out(
+            &preset,
+            o.seed,
+            o.train,
+            o.validation,
+            o.test,
+        )?;
+        (s.train, s.validation, s.test, s.seed)
+    } else {
+        let s = generate(&preset, o.seed, o.train, o.test)?;
+        (s.train, Vec::new(), s.test, s.seed)
+    };
     std::fs::create_dir_all(&o.out)
         .with_context(|| format!("cannot create {}", o.out.display()))?;
     let train = o.out.join("train.jsonl");
     let test = o.out.join("test.jsonl");
-    write_jsonl(&train, &split.train)?;
-    write_jsonl(&test, &split.test)?;
+    write_jsonl(&train, &train_set)?;
+    write_jsonl(&test, &test_set)?;
+    if o.validation > 0 {
+        write_jsonl(&o.out.join("validation.jsonl"), &validation_set)?;
+    }
     let settings = serde_json::json!({
-        "preset": split.preset,
-        "seed": split.seed,
-        "train": split.train.len(),
-        "test": split.test.len(),
+        "preset": preset,
+        "seed": seed,
+        "train": train_set.len(),
+        "validation": validation_set.len(),
+        "test": test_set.len(),
+        "multisets": "disjoint between splits",
     });
     let meta = o.out.join("split.json");
     std::fs::write(&meta, serde_json::to_vec_pretty(&settings)?)
@@ -499,7 +520,8 @@ pub fn gen_data(o: GenDataOptions) -> Result<()> {
         "{}",
         serde_json::json!({
             "train": train, "test": test, "preset": o.preset, "seed": o.seed,
-            "train_problems": split.train.len(), "test_problems": split.test.len(),
+            "train_problems": train_set.len(), "test_problems": test_set.len(),
+            "validation_problems": validation_set.len(),
         })
     );
     Ok(())
@@ -538,6 +560,8 @@ fn node_json(n: &NodeRecord) -> serde_json::Value {
         "correct": n.correct,
         "reason": n.reason,
         "picked": n.picked,
+        "step": n.step.name(),
+        "multiplicity": n.multiplicity,
         "recorded": n.recorded,
         "confident_wrong": n.confident_wrong,
         "advantage": n.advantage,

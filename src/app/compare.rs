@@ -5,15 +5,25 @@
 //! and is evaluated on the same held-out split each time it crosses a token milestone.
 //! The runs are grouped in the store as one comparison; the table, an SVG plot of
 //! pass@1 against generated tokens and a JSON file go to the output folder.
+//!
+//! Fair terms: every arm takes one optimizer step per `train.tokens_per_step` generated
+//! tokens (2048 unless the config sets it), so a method whose iterations cost more tokens
+//! gets proportionally more updates; warm-up is off (a fresh optimizer on a trained
+//! policy would otherwise spend its first steps at a fraction of the rate). `--from`
+//! starts every arm from one checkpoint (the plateau protocol). The reference arm (the
+//! first DeepSearch arm) is compared with every other arm of the same seed on the same
+//! problems: a paired difference with a bootstrap interval over number multisets.
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::arms::Arm;
 use crate::app::commands::{finish_run, resolve_config, write_file, TrainOptions};
 use crate::app::headless::Headless;
 use crate::app::plot::{line_chart, Series};
 use crate::engine::config::Method;
-use crate::engine::metrics::EvalResult;
+use crate::engine::countdown::Problem;
+use crate::engine::metrics::{paired_bootstrap, EvalResult, PairedDiff};
 use crate::engine::split;
 use crate::engine::trainer::{unix_now, IterationMetrics, Trainer};
 use crate::engine::warm_start::prepare_policy;
@@ -21,7 +31,8 @@ use crate::store::sink::StoreSink;
 use crate::store::{ComparisonRecord, RunRecord, Store};
 
 pub struct CompareOptions {
-    pub methods: Vec<Method>,
+    /// The arms: `--methods` items, then `--arm` specs.
+    pub arms: Vec<Arm>,
     pub seeds: Vec<u64>,
     pub budget_tokens: u64,
     pub store: PathBuf,
@@ -34,6 +45,14 @@ pub struct CompareOptions {
     /// Samples per test problem at each milestone (default: the config's eval.k).
     pub eval_k: Option<usize>,
     pub name: Option<String>,
+    /// Start every arm from this checkpoint folder (Hugging Face layout) or from this
+    /// run's latest checkpoint in the store; fresh optimizer for all.
+    pub from: Option<String>,
+    /// Generated validation and test problems (a three-way split by number multiset).
+    pub validation_size: Option<usize>,
+    pub test_size: Option<usize>,
+    /// Evaluate on the validation split instead of test (for choosing settings).
+    pub eval_on_validation: bool,
 }
 
 /// One run's outcome in the table.
@@ -53,6 +72,22 @@ pub struct RunRow {
     pub tokens_to_threshold: Option<u64>,
     /// (generated tokens, held-out pass@1) at every evaluation, the start included.
     pub curve: Vec<(u64, f64)>,
+    /// Optimizer steps, and per 1,000 generated tokens (filtering included).
+    pub optimizer_steps: u64,
+    pub steps_per_1k_tokens: f64,
+    /// Tokens spent on hard-set filtering (part of `generated_tokens`).
+    pub filter_tokens: u64,
+    /// Problems solved per 1,000 training tokens (filtering excluded).
+    pub solved_per_1k_tokens: f64,
+    /// Response tokens trained on per generated token.
+    pub trained_per_generated: f64,
+    pub wall_seconds: f64,
+    /// Per-problem correct counts of the last evaluation (not in the JSON).
+    #[serde(skip)]
+    pub correct: Vec<u32>,
+    /// The reference arm minus this arm on the same problems (same seed), when this is
+    /// not the reference.
+    pub paired_diff: Option<PairedDiff>,
 }
 
 /// The table's row for one run, from its stored iterations.
@@ -72,12 +107,42 @@ pub fn row_of(
             end = e.clone();
         }
     }
+    let generated = its.last().map_or(0, |m| m.cumulative_generated_tokens);
+    let steps: u64 = its.iter().map(|m| m.update.optimizer_steps).sum();
+    let filter: u64 = its
+        .iter()
+        .filter_map(|m| m.adaptive.map(|a| a.filter_tokens))
+        .sum();
+    let solved: usize = its.iter().map(|m| m.problems_solved).sum();
+    let trained: u64 = its.iter().map(|m| m.update.tokens).sum();
+    let per_1k = |x: f64, t: u64| if t > 0 { x * 1000.0 / t as f64 } else { 0.0 };
+    let wall: f64 = its
+        .iter()
+        .map(|m| {
+            m.seconds.sample
+                + m.seconds.update
+                + m.seconds.eval
+                + m.adaptive.map_or(0.0, |a| a.filter_seconds)
+        })
+        .sum();
     RunRow {
         run: run.to_string(),
         method: method.to_string(),
         seed,
         iterations: its.len() as u64,
-        generated_tokens: its.last().map_or(0, |m| m.cumulative_generated_tokens),
+        generated_tokens: generated,
+        optimizer_steps: steps,
+        steps_per_1k_tokens: per_1k(steps as f64, generated),
+        filter_tokens: filter,
+        solved_per_1k_tokens: per_1k(solved as f64, generated.saturating_sub(filter)),
+        trained_per_generated: if generated > 0 {
+            trained as f64 / generated as f64
+        } else {
+            0.0
+        },
+        wall_seconds: wall,
+        correct: end.correct.clone(),
+        paired_diff: None,
         pass1_start: start.pass1,
         pass1: end.pass1,
         pass1_ci: end.pass1_ci,
@@ -92,26 +157,51 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
-/// The table in Markdown: one row per run, then the mean of each method over seeds.
-pub fn table(rows: &[RunRow], methods: &[String], threshold: f64) -> String {
+/// The table in Markdown: one row per run, then the mean of each arm over seeds.
+/// `reference` names the arm the paired differences are taken against.
+pub fn table(
+    rows: &[RunRow],
+    methods: &[String],
+    threshold: f64,
+    reference: Option<&str>,
+) -> String {
     let k = rows.first().map_or(0, |r| r.k);
+    let diff_head = reference.map_or("paired diff".to_string(), |r| {
+        format!("{r} minus arm (95% CI)")
+    });
     let mut s = format!(
-        "| method | seed | iterations | generated tokens | pass@1 start | pass@1 end (95% CI) | pass@{k} end | tokens to pass@1 >= {} |\n|---|---|---|---|---|---|---|---|\n",
+        "| arm | seed | iterations | generated tokens | filter tokens | optimizer steps | steps / 1k tokens | solved / 1k tokens | wall s | pass@1 start | pass@1 end (95% CI) | pass@{k} end | {diff_head} | tokens to pass@1 >= {} |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         pct(threshold)
     );
     let reach = |t: Option<u64>| t.map_or("not reached".to_string(), |t| t.to_string());
+    let diff = |d: &Option<PairedDiff>| {
+        d.map_or("-".to_string(), |d| {
+            format!(
+                "{:+.1} ({:+.1} to {:+.1})",
+                100.0 * d.mean,
+                100.0 * d.ci95.0,
+                100.0 * d.ci95.1
+            )
+        })
+    };
     for r in rows {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} ({}-{}) | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.2} | {:.0} | {} | {} ({}-{}) | {} | {} | {} |\n",
             r.method,
             r.seed,
             r.iterations,
             r.generated_tokens,
+            r.filter_tokens,
+            r.optimizer_steps,
+            r.steps_per_1k_tokens,
+            r.solved_per_1k_tokens,
+            r.wall_seconds,
             pct(r.pass1_start),
             pct(r.pass1),
             pct(r.pass1_ci.0),
             pct(r.pass1_ci.1),
             pct(r.pass_k),
+            diff(&r.paired_diff),
             reach(r.tokens_to_threshold)
         );
     }
@@ -122,14 +212,32 @@ pub fn table(rows: &[RunRow], methods: &[String], threshold: f64) -> String {
         }
         let n = mine.len() as f64;
         let mean = |f: &dyn Fn(&RunRow) -> f64| mine.iter().map(|r| f(r)).sum::<f64>() / n;
+        let diffs: Vec<f64> = mine
+            .iter()
+            .filter_map(|r| r.paired_diff.map(|d| d.mean))
+            .collect();
+        let mean_diff = if diffs.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "{:+.1}",
+                100.0 * diffs.iter().sum::<f64>() / diffs.len() as f64
+            )
+        };
         s += &format!(
-            "| **{m} mean** | {} seeds | {:.0} | {:.0} | {} | {} | {} | {}/{} reached |\n",
+            "| **{m} mean** | {} seeds | {:.0} | {:.0} | {:.0} | {:.0} | {:.3} | {:.2} | {:.0} | {} | {} | {} | {} | {}/{} reached |\n",
             mine.len(),
             mean(&|r| r.iterations as f64),
             mean(&|r| r.generated_tokens as f64),
+            mean(&|r| r.filter_tokens as f64),
+            mean(&|r| r.optimizer_steps as f64),
+            mean(&|r| r.steps_per_1k_tokens),
+            mean(&|r| r.solved_per_1k_tokens),
+            mean(&|r| r.wall_seconds),
             pct(mean(&|r| r.pass1_start)),
             pct(mean(&|r| r.pass1)),
             pct(mean(&|r| r.pass_k)),
+            mean_diff,
             mine.iter()
                 .filter(|r| r.tokens_to_threshold.is_some())
                 .count(),
@@ -137,6 +245,49 @@ pub fn table(rows: &[RunRow], methods: &[String], threshold: f64) -> String {
         );
     }
     s
+}
+
+/// Paired differences: the reference arm minus every other arm of the same seed, on the
+/// same evaluation problems, clustered by `cluster` (one id per problem).
+pub fn pair_up(rows: &mut [RunRow], reference: &str, cluster: &[u64]) {
+    let refs: Vec<(u64, Vec<f64>, usize)> = rows
+        .iter()
+        .filter(|r| r.method == reference)
+        .map(|r| (r.seed, per_problem(r), r.k))
+        .collect();
+    for r in rows.iter_mut().filter(|r| r.method != reference) {
+        if let Some((_, a, _)) = refs
+            .iter()
+            .find(|(s, a, _)| *s == r.seed && a.len() == r.correct.len())
+        {
+            let b = per_problem(r);
+            r.paired_diff = Some(paired_bootstrap(a, &b, cluster, r.seed ^ 0xd1ff));
+        }
+    }
+}
+
+fn per_problem(r: &RunRow) -> Vec<f64> {
+    r.correct
+        .iter()
+        .map(|&c| c as f64 / r.k.max(1) as f64)
+        .collect()
+}
+
+/// Cluster ids for the bootstrap: a Countdown problem's sorted numbers, else the problem
+/// itself.
+pub fn clusters(problems: &[Problem]) -> Vec<u64> {
+    problems
+        .iter()
+        .map(|p| {
+            if p.nums.is_empty() {
+                crate::engine::split::fnv1a(p.id.as_bytes())
+            } else {
+                let mut n = p.nums.clone();
+                n.sort_unstable();
+                crate::engine::split::fnv1a(format!("{n:?}").as_bytes())
+            }
+        })
+        .collect()
 }
 
 /// The plot: one dashed line per run, a bold one per method (mean over seeds at each
@@ -180,9 +331,40 @@ pub fn plot(name: &str, rows: &[RunRow], methods: &[String]) -> String {
     )
 }
 
+/// `--from`: a checkpoint folder (config.json inside), or a run of the store whose
+/// latest checkpoint folder is used.
+fn resolve_from(from: &str, store: &std::path::Path) -> Result<PathBuf> {
+    let dir = PathBuf::from(from);
+    if dir.join("config.json").is_file() {
+        return Ok(dir);
+    }
+    if dir.exists() {
+        bail!("--from {from}: the folder has no config.json; pass a checkpoint folder (arbor save-model --out DIR) or a run name");
+    }
+    let s = Store::open(store)?;
+    if s.run(from)?.is_none() {
+        bail!(
+            "--from {from}: neither a checkpoint folder nor a run in {}",
+            store.display()
+        );
+    }
+    let ck = s
+        .checkpoints(from)?
+        .into_iter()
+        .rev()
+        .find(|c| c.dir.join("config.json").is_file())
+        .ok_or_else(|| anyhow!("--from {from}: the run has no readable checkpoint"))?;
+    Ok(ck.dir)
+}
+
 pub fn compare(o: CompareOptions) -> Result<()> {
-    if o.methods.is_empty() || o.seeds.is_empty() {
-        bail!("--methods and --seeds need at least one value each");
+    if o.arms.is_empty() || o.seeds.is_empty() {
+        bail!("--methods (or --arm) and --seeds need at least one value each");
+    }
+    let mut labels: Vec<&str> = o.arms.iter().map(|a| a.label.as_str()).collect();
+    labels.sort_unstable();
+    if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+        bail!("arm {} is given twice; give each --arm its own label", w[0]);
     }
     if o.budget_tokens == 0 {
         bail!("--budget-tokens must be at least 1");
@@ -210,9 +392,42 @@ pub fn compare(o: CompareOptions) -> Result<()> {
     base.train.iterations = u64::MAX / 2;
     base.eval.every = 0;
     base.eval.every_tokens = o.budget_tokens.div_ceil(o.milestones);
+    // Equal learning per token, and no warm-up for a fresh optimizer (module docs).
+    if base.train.tokens_per_step == 0 {
+        base.train.tokens_per_step = 2048;
+    }
+    base.train.warmup_steps = 0;
+    if let Some(n) = o.validation_size {
+        base.data.validation_size = n;
+    }
+    if let Some(n) = o.test_size {
+        base.data.test_size = n;
+    }
+    if let Some(from) = &o.from {
+        base.policy.model = Some(resolve_from(from, &o.store)?);
+    }
     base.validate()
         .map_err(|e| anyhow!("compare settings: {e}"))?;
-    let data = split::load(&base.data)?;
+    let arm_configs: Vec<_> = o
+        .arms
+        .iter()
+        .map(|a| a.config(&base))
+        .collect::<Result<_>>()?;
+    let mut data = split::load(&base.data)?;
+    if o.eval_on_validation {
+        if data.validation.is_empty() {
+            bail!("--eval-on validation needs a validation split: pass --validation-size N (or data.validation_data)");
+        }
+        data.test = data.validation.clone();
+    }
+    let cluster = clusters(&data.test);
+    let reference = o
+        .arms
+        .iter()
+        .find(|a| a.method == Method::DeepSearch)
+        .unwrap_or(&o.arms[0])
+        .label
+        .clone();
     if let Some(n) = &o.name {
         crate::store::validate_run_name(n)?;
     }
@@ -234,10 +449,10 @@ pub fn compare(o: CompareOptions) -> Result<()> {
             format!("cmp-{i}")
         }
     };
-    let mut runs: Vec<(Method, u64, String)> = Vec::new();
+    let mut runs: Vec<(usize, u64, String)> = Vec::new();
     for &s in &o.seeds {
-        for &m in &o.methods {
-            runs.push((m, s, format!("{name}-{}-s{s}", m.name())));
+        for (i, a) in o.arms.iter().enumerate() {
+            runs.push((i, s, format!("{name}-{}-s{s}", a.label)));
         }
     }
     for (_, _, r) in &runs {
@@ -252,7 +467,7 @@ pub fn compare(o: CompareOptions) -> Result<()> {
             .unwrap_or(std::path::Path::new("."))
             .join(&name)
     });
-    let method_names: Vec<String> = o.methods.iter().map(|m| m.name().to_string()).collect();
+    let method_names: Vec<String> = o.arms.iter().map(|a| a.label.clone()).collect();
     let mut record = ComparisonRecord {
         name: name.clone(),
         created_unix: unix_now(),
@@ -268,17 +483,17 @@ pub fn compare(o: CompareOptions) -> Result<()> {
     let wall = std::time::Instant::now();
     let mut eval_start: Option<EvalResult> = None;
     let mut rows = Vec::new();
-    for (i, (method, seed, run)) in runs.iter().enumerate() {
+    for (i, (arm, seed, run)) in runs.iter().enumerate() {
+        let label = &o.arms[*arm].label;
         eprintln!(
-            "[{}/{}] {run}: {} seed {seed}, {} tokens",
+            "[{}/{}] {run}: {label} seed {seed}, {} tokens",
             i + 1,
             runs.len(),
-            method.name(),
             o.budget_tokens
         );
-        let mut cfg = base.clone();
-        cfg.method = *method;
+        let mut cfg = arm_configs[*arm].clone();
         cfg.seed = *seed;
+        let method = cfg.method;
         let mut rec = RunRecord::new(run, method.name(), *seed, cfg.to_toml());
         rec.comparison = Some(name.clone());
         store.create_run(&rec)?;
@@ -300,18 +515,14 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         let summary = finish_run(&store, run, outcome, false)?;
         eval_start.get_or_insert(summary.eval_start.clone());
         let its: Vec<IterationMetrics> = store.iterations(run)?;
-        rows.push(row_of(
-            run,
-            method.name(),
-            *seed,
-            &summary.eval_start,
-            &its,
-            o.threshold,
-        ));
+        let mut row = row_of(run, label, *seed, &summary.eval_start, &its, o.threshold);
+        row.wall_seconds = summary.wall_seconds;
+        rows.push(row);
     }
+    pair_up(&mut rows, &reference, &cluster);
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let md = table(&rows, &method_names, o.threshold);
+    let md = table(&rows, &method_names, o.threshold, Some(&reference));
     let svg = plot(&name, &rows, &method_names);
     let json = serde_json::json!({
         "comparison": name,
@@ -323,6 +534,14 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         "threshold": o.threshold,
         "eval_k": base.eval.k,
         "test_problems": match base.eval.problems { 0 => data.test.len(), n => n.min(data.test.len()) },
+        "evaluated_on": if o.eval_on_validation { "validation" } else { "test" },
+        "from": o.from,
+        "reference": reference,
+        "tokens_per_step": base.train.tokens_per_step,
+        "arms": o.arms.iter().map(|a| serde_json::json!({
+            "label": a.label, "method": a.method.name(),
+            "overrides": a.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "wall_seconds": wall.elapsed().as_secs_f64(),
         "table": out_dir.join("table.md"),
         "plot": out_dir.join("pass1_vs_tokens.svg"),
@@ -390,11 +609,56 @@ mod tests {
         assert_eq!(r.tokens_to_threshold, Some(1600));
         let never = row_of("b", "grpo", 2, &eval(0.05), &its[..2], 0.1);
         assert_eq!(never.tokens_to_threshold, None);
-        let md = table(&[r, never], &["grpo".into()], 0.1);
+        let md = table(&[r, never], &["grpo".into()], 0.1, None);
         assert!(
-            md.contains("| grpo | 1 | 4 | 1600 | 5.0% | 12.0% (6.0%-18.0%) | 36.0% | 1600 |"),
+            md.contains("| grpo | 1 | 4 | 1600 | 0 | 0 | 0.000 | 0.00 | 0 | 5.0% | 12.0% (6.0%-18.0%) | 36.0% | - | 1600 |"),
             "{md}"
         );
         assert!(md.contains("not reached") && md.contains("**grpo mean**"));
+    }
+
+    #[test]
+    fn rows_count_steps_filter_tokens_and_solutions_per_token() {
+        let mut its = vec![it(1, 3000, None), it(2, 6000, Some(0.1))];
+        its[0].update.optimizer_steps = 1;
+        its[1].update.optimizer_steps = 2;
+        its[0].problems_solved = 3;
+        its[1].problems_solved = 5;
+        its[0].adaptive = Some(crate::engine::trainer::AdaptiveMetrics {
+            filter_tokens: 2000,
+            ..Default::default()
+        });
+        let r = row_of("a", "deepsearch", 1, &eval(0.05), &its, 0.5);
+        assert_eq!((r.optimizer_steps, r.filter_tokens), (3, 2000));
+        assert!((r.steps_per_1k_tokens - 0.5).abs() < 1e-12);
+        // 8 solved over 4,000 training tokens.
+        assert!((r.solved_per_1k_tokens - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_reference_is_paired_with_each_arm_of_its_seed() {
+        let mut a = row_of("a", "deepsearch", 1, &eval(0.0), &[], 0.5);
+        let mut b = row_of("b", "grpo", 1, &eval(0.0), &[], 0.5);
+        let mut c = row_of("c", "grpo", 2, &eval(0.0), &[], 0.5);
+        a.k = 4;
+        b.k = 4;
+        c.k = 4;
+        a.correct = vec![4, 2, 0, 0];
+        b.correct = vec![2, 2, 0, 0];
+        c.correct = vec![0, 0, 0, 0];
+        let mut rows = vec![a, b, c];
+        pair_up(&mut rows, "deepsearch", &[1, 1, 2, 3]);
+        assert!(rows[0].paired_diff.is_none());
+        let d = rows[1].paired_diff.unwrap();
+        assert!((d.mean - 0.125).abs() < 1e-12);
+        assert!(d.ci95.0 <= d.mean && d.mean <= d.ci95.1);
+        assert!(rows[2].paired_diff.is_none(), "no reference with seed 2");
+        let md = table(
+            &rows,
+            &["deepsearch".into(), "grpo".into()],
+            0.5,
+            Some("deepsearch"),
+        );
+        assert!(md.contains("+12.5 ("), "{md}");
     }
 }

@@ -24,7 +24,8 @@ pub struct AdaptiveConfig {
     /// Hard-subset filtering and the solution cache (deepsearch only). Default true.
     pub enabled: bool,
     /// Iterations per round; the hard set is re-filtered and the cache merged between
-    /// rounds. Default 50.
+    /// rounds. 0: one pass over the hard set (a round ends when every hard problem was
+    /// drawn once). Default 0.
     pub steps_per_round: u64,
     /// K direct samples per problem for Pass1@K (paper: 4).
     pub filter_k: usize,
@@ -35,18 +36,27 @@ pub struct AdaptiveConfig {
     pub cache_rule: CacheRule,
     /// Drop wrong samples that repeat themselves (paper, not in the code). Default false.
     pub repetition_filter: bool,
+    /// Problems filtered first, in random order, to see whether filtering pays: if the
+    /// filter would keep more than `skip_above` of them, the round skips it and trains
+    /// on every problem (the tokens of that sample are still spent and reported). 0:
+    /// always filter everything. Default 200.
+    pub precheck: usize,
+    /// Kept share above which filtering is skipped. Default 0.9.
+    pub skip_above: f64,
 }
 
 impl Default for AdaptiveConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            steps_per_round: 50,
+            steps_per_round: 0,
             filter_k: 4,
             delta: 0.25,
             cache: true,
             cache_rule: CacheRule::Code,
             repetition_filter: false,
+            precheck: 200,
+            skip_above: 0.9,
         }
     }
 }

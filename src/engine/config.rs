@@ -80,7 +80,7 @@ pub struct RunConfig {
 pub struct DataConfig {
     /// countdown (default) or math (JSONL `problem` / `answer` from train_data and
     /// test_data, judged by the last `\boxed{}`; needs policy.model).
-    pub task: crate::engine::task::Task,
+    pub task: crate::engine::task::TaskKind,
     /// Math task's answer comparison: "minerva" (Minerva/DAPO normalisation, the paper's
     /// released reward; default) or "lenient" (also \left/\right, \dfrac, %, trailing
     /// periods, ...).
@@ -95,6 +95,13 @@ pub struct DataConfig {
     pub train_size: usize,
     /// Generated held-out problems. Default 200.
     pub test_size: usize,
+    /// Generated validation problems (0: none). With a validation split, train,
+    /// validation and test come from disjoint number multisets, a held-out multiset
+    /// giving several targets where the preset has few multisets. Settings and plateaus
+    /// are judged on validation, never on test. Default 0.
+    pub validation_size: usize,
+    /// JSONL file of validation problems replacing the generated ones.
+    pub validation_data: Option<PathBuf>,
     /// JSONL file of training problems (`nums`, `target`) replacing the generated ones.
     pub train_data: Option<PathBuf>,
     /// JSONL file of held-out problems replacing the generated ones.
@@ -156,7 +163,8 @@ pub struct TrainConfig {
     pub group_size: usize,
     /// AdamW learning rate (paper: 1e-6 for 1.5B; a tiny model needs far more). Default 1e-4. (R)
     pub lr: f64,
-    /// Linear warm-up steps (paper: 10). Default 10.
+    /// Linear warm-up, in optimizer steps (paper: 10), applied per step also when an
+    /// iteration takes several. Default 10; `arbor compare` turns it off.
     pub warmup_steps: u64,
     /// AdamW weight decay (paper: 0.1). Default 0.0 for the tiny model.
     pub weight_decay: f64,
@@ -175,8 +183,21 @@ pub struct TrainConfig {
     pub max_tokens: usize,
     /// Reward for training: binary, tinyzero or dense. Default binary.
     pub reward: RewardKind,
-    /// Mini-batches per iteration (paper: 8). Default 1.
+    /// Mini-batches per iteration (paper: 8). Default 1. Ignored when
+    /// `tokens_per_step` is set.
     pub minibatches: usize,
+    /// Equal learning per token: one optimizer step per this many generated training
+    /// tokens (the owed fraction carries over between iterations), so methods whose
+    /// iterations cost more tokens take more steps. Never fewer than
+    /// `min_sequences_per_step` sequences in a step. 0: off (`minibatches` per
+    /// iteration). Default 0; `arbor compare` sets 2048.
+    pub tokens_per_step: u64,
+    /// Fewest sequences in one optimizer step under `tokens_per_step`. Default 32.
+    pub min_sequences_per_step: usize,
+    /// Stop once the evaluations plateau (`engine::plateau`: none of the last three
+    /// beats the best before them by more than its 95% half-width); use with
+    /// `eval.split = "validation"`. Default false.
+    pub stop_at_plateau: bool,
     /// Passes over an iteration's samples. Default 1.
     pub epochs: usize,
     /// Save a resumable checkpoint every this many iterations (and at the end); 0: only
@@ -203,6 +224,20 @@ pub struct EvalConfig {
     /// compute milestones. Default 0.
     #[serde(default)]
     pub every_tokens: u64,
+    /// Which split the run's evaluations use: test (default) or validation (to choose
+    /// settings or detect a plateau without looking at test; needs
+    /// data.validation_size or data.validation_data).
+    #[serde(default)]
+    pub split: EvalSplit,
+}
+
+/// The split a run is evaluated on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalSplit {
+    #[default]
+    Test,
+    Validation,
 }
 
 impl Default for RunConfig {
@@ -224,12 +259,14 @@ impl Default for RunConfig {
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
-            task: crate::engine::task::Task::Countdown,
+            task: crate::engine::task::TaskKind::Countdown,
             math_verifier: crate::engine::math::MathVerifier::Minerva,
             preset: "default".into(),
             seed: 1234,
             train_size: 2000,
             test_size: 200,
+            validation_size: 0,
+            validation_data: None,
             train_data: None,
             test_data: None,
         }
@@ -280,6 +317,9 @@ impl Default for TrainConfig {
             max_tokens: 64,
             reward: RewardKind::Binary,
             minibatches: 1,
+            tokens_per_step: 0,
+            min_sequences_per_step: 32,
+            stop_at_plateau: false,
             epochs: 1,
             checkpoint_every: 10,
         }
@@ -294,6 +334,7 @@ impl Default for EvalConfig {
             temperature: 1.0,
             problems: 0,
             every_tokens: 0,
+            split: EvalSplit::Test,
         }
     }
 }
@@ -359,7 +400,7 @@ impl RunConfig {
     /// Checks every value's range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.data;
-        if d.task == crate::engine::task::Task::Math {
+        if d.task == crate::engine::task::TaskKind::Math {
             check(
                 d.train_data.is_some() && d.test_data.is_some(),
                 "data.task",
@@ -497,14 +538,15 @@ impl RunConfig {
             s.overlong_buffer,
             "must not exceed search.overlong_max",
         )?;
+        positive_usize("train.min_sequences_per_step", t.min_sequences_per_step)?;
         let a = &self.adaptive;
-        check(
-            a.steps_per_round > 0,
-            "adaptive.steps_per_round",
-            a.steps_per_round,
-            "must be at least 1",
-        )?;
         positive_usize("adaptive.filter_k", a.filter_k)?;
+        check(
+            a.skip_above.is_finite() && (0.0..=1.0).contains(&a.skip_above),
+            "adaptive.skip_above",
+            a.skip_above,
+            "must be in [0, 1]",
+        )?;
         check(
             a.delta.is_finite() && (0.0..=1.0).contains(&a.delta),
             "adaptive.delta",
@@ -531,7 +573,7 @@ mod tests {
         let cfg = RunConfig::from_toml(include_str!("../../configs/paper.toml")).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.method, Method::DeepSearch);
-        assert_eq!(cfg.data.task, crate::engine::task::Task::Math);
+        assert_eq!(cfg.data.task, crate::engine::task::TaskKind::Math);
         assert_eq!(
             cfg.search.step,
             crate::engine::search::config::StepMode::Chunk

@@ -13,7 +13,11 @@ use super::rollout::{rollouts_n, Trajectory};
 use super::search::mcts::search;
 use super::search::record::{GroupSource, TreeRecord};
 use super::task::verify;
-use super::tree_grpo::{group_token_advantages, ScoreSettings, ScoredPath, TokenScore};
+use super::task::StepKind;
+use super::tree_grpo::{
+    group_token_advantages, negative_path_advantages, ScoreSettings, ScoredPath, TokenScore,
+    Unsolved,
+};
 use super::update::Sample;
 
 /// Solutions a searched problem offers to the cache.
@@ -110,6 +114,7 @@ pub fn search_batch<R: Rng>(
         outcomes: Vec::new(),
         sampling,
         search: None,
+        solved_problems: 0,
     };
     let mut registrations = Vec::new();
     for (i, p) in problems.iter().enumerate() {
@@ -121,7 +126,7 @@ pub fn search_batch<R: Rng>(
                 for (slot, sol) in extra.iter_mut().zip(solutions) {
                     *slot = cached_trajectory(ctx, p, sol);
                 }
-                cached_group(ctx, p, &extra, &mut batch);
+                cached_group(ctx, p, &extra, &mut batch, &mut m);
             }
             Some(r) => {
                 let res = &results[r];
@@ -169,7 +174,11 @@ fn cached_group<R: Rng>(
     p: &Problem,
     group: &[Trajectory],
     batch: &mut Batch,
+    m: &mut SearchMetrics,
 ) {
+    if group.iter().any(|t| t.correct()) {
+        batch.solved_problems += 1;
+    }
     let paths: Vec<ScoredPath> = group
         .iter()
         .map(|t| {
@@ -188,6 +197,7 @@ fn cached_group<R: Rng>(
         record.push_sample(t, adv.first().copied().unwrap_or(0.0));
         batch.outcomes.push(Outcome::of(t));
         if !t.tokens.is_empty() && adv.iter().any(|&a| a != 0.0) && !ctx.filtered(t) {
+            m.advantage_mass += adv.iter().map(|a| a.abs() as f64).sum::<f64>();
             batch.samples.push(Sample {
                 prompt: prompt.clone(),
                 response: t.tokens.clone(),
@@ -196,6 +206,36 @@ fn cached_group<R: Rng>(
         }
     }
     batch.trees.push(record);
+}
+
+/// Token advantages of a tree's group (recorded paths, then padding). A solved group is
+/// scored by Tree-GRPO; an unsolved one as `search.unsolved` says.
+fn tree_advantages<R: Rng>(
+    ctx: &GroupContext<R>,
+    paths: &[ScoredPath],
+    confident_wrong: &[bool],
+    solved: bool,
+) -> Vec<Vec<f32>> {
+    let score = ctx.cfg.search.token_score;
+    let zeros = |p: &ScoredPath| vec![0.0f32; p.steps.iter().map(|s| s.1).sum()];
+    match (solved, ctx.cfg.search.unsolved) {
+        (true, _) | (false, Unsolved::Keep) => group_token_advantages(paths, &settings(ctx, score)),
+        (false, Unsolved::Outcome) => {
+            group_token_advantages(paths, &settings(ctx, TokenScore::Outcome))
+        }
+        (false, Unsolved::Skip) => paths.iter().map(zeros).collect(),
+        (false, Unsolved::Negative) => paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                if confident_wrong.get(i).copied().unwrap_or(false) {
+                    negative_path_advantages(p, &settings(ctx, score))
+                } else {
+                    zeros(p)
+                }
+            })
+            .collect(),
+    }
 }
 
 /// Tree-GRPO group of a searched problem (plus padding); returns its correct solutions.
@@ -219,6 +259,11 @@ fn tree_group<R: Rng>(
             .map(|n| n.tokens.len() as u64)
             .sum::<u64>();
     m.padded += pad.len() as u64;
+    for n in tree.graph.node_weights() {
+        m.merged += u64::from(n.multiplicity.saturating_sub(1));
+        m.invalid_nodes += u64::from(n.step == StepKind::Invalid);
+        m.forced_nodes += u64::from(n.step == StepKind::Forced);
+    }
     let mut paths = Vec::new();
     let mut responses = Vec::new();
     let mut path_nodes = Vec::new();
@@ -237,9 +282,10 @@ fn tree_group<R: Rng>(
         path_nodes.push(nodes);
         let response = tree.response(t);
         batch.outcomes.push(Outcome {
-            reward: value as f32,
+            reward: if value > 0.0 { 1.0 } else { 0.0 },
             correct: value > 0.0,
-            entropy: tree.trajectory_entropy(t),
+            entropy: tree.trajectory_exact_entropy(t),
+            nll: tree.trajectory_entropy(t),
             tokens: response.len(),
         });
         if value > 0.0 {
@@ -251,6 +297,11 @@ fn tree_group<R: Rng>(
     if !correct.is_empty() {
         m.trees_solved += 1;
     }
+    let confident_wrong: Vec<bool> = r
+        .recorded
+        .iter()
+        .map(|&t| tree.node(t).confident_wrong)
+        .collect();
     for t in pad {
         let v = if t.correct() { 1.0 } else { -1.0 };
         paths.push(ScoredPath {
@@ -261,7 +312,16 @@ fn tree_group<R: Rng>(
         right.push(t.correct());
         responses.push(t.tokens.clone());
     }
-    let advs = group_token_advantages(&paths, &settings(ctx, ctx.cfg.search.token_score));
+    let solved = right.iter().any(|&ok| ok);
+    if solved {
+        batch.solved_problems += 1;
+    }
+    let advs = tree_advantages(ctx, &paths, &confident_wrong, solved);
+    let mass: f64 = advs.iter().flatten().map(|a| a.abs() as f64).sum::<f64>();
+    m.advantage_mass += mass;
+    if !solved {
+        m.unsolved_advantage_mass += mass;
+    }
     // Each node's tokens share one advantage: read it at the node's first token.
     let mut node_adv = HashMap::new();
     for (nodes, adv) in path_nodes.iter().zip(&advs) {

@@ -20,22 +20,38 @@ pub struct Batch {
     pub outcomes: Vec<Outcome>,
     pub sampling: SampleStats,
     pub search: Option<SearchMetrics>,
+    /// Problems of the batch with at least one correct trajectory.
+    pub solved_problems: usize,
 }
 
-/// One trajectory's result, for the metrics.
+/// One trajectory's result, for the metrics. Rewards are on the binary 0/1 scale for
+/// searched trajectories (a tree's +-1 terminal values are the search's own math) and
+/// the configured reward for sampled ones (binary, 0/1, by default).
 pub struct Outcome {
     pub reward: f32,
     pub correct: bool,
+    /// Mean exact entropy of the sampling distributions over the tokens (NaN if unknown,
+    /// as for cached solutions).
     pub entropy: f64,
+    /// Mean negative log-likelihood of the sampled tokens (NaN if unknown).
+    pub nll: f64,
     pub tokens: usize,
 }
 
 impl Outcome {
     pub fn of(t: &Trajectory) -> Self {
+        let nan_if_empty = |v: &[f32]| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
+            }
+        };
         Outcome {
             reward: t.reward,
             correct: t.correct(),
-            entropy: t.mean_entropy() as f64,
+            entropy: nan_if_empty(&t.entropies),
+            nll: -nan_if_empty(&t.logprobs),
             tokens: t.tokens.len(),
         }
     }
@@ -43,6 +59,7 @@ impl Outcome {
 
 /// Tree-search accounting of an iteration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchMetrics {
     pub trees: u64,
     /// Trees that recorded at least one correct trajectory.
@@ -60,6 +77,15 @@ pub struct SearchMetrics {
     pub cache_hits: u64,
     /// Problems whose solutions were offered to the cache this iteration.
     pub registrations: u64,
+    /// Sampled steps merged into an identical sibling (`search.merge_siblings`).
+    pub merged: u64,
+    /// Nodes whose step the task judged invalid / forced (`search.step_check`).
+    pub invalid_nodes: u64,
+    pub forced_nodes: u64,
+    /// Sum of |advantage| over the update's tokens from searched and cached groups, and
+    /// the part of it from unsolved trees (no correct trajectory).
+    pub advantage_mass: f64,
+    pub unsolved_advantage_mass: f64,
 }
 
 impl SearchMetrics {
@@ -74,6 +100,20 @@ impl SearchMetrics {
         self.padded += o.padded;
         self.cache_hits += o.cache_hits;
         self.registrations += o.registrations;
+        self.merged += o.merged;
+        self.invalid_nodes += o.invalid_nodes;
+        self.forced_nodes += o.forced_nodes;
+        self.advantage_mass += o.advantage_mass;
+        self.unsolved_advantage_mass += o.unsolved_advantage_mass;
+    }
+
+    /// Share of the update's advantage mass that unsolved trees contribute.
+    pub fn unsolved_share(&self) -> f64 {
+        if self.advantage_mass > 0.0 {
+            self.unsolved_advantage_mass / self.advantage_mass
+        } else {
+            0.0
+        }
     }
 }
 
@@ -123,6 +163,10 @@ pub fn direct_batch<R: Rng>(
     )?;
     let mut samples = Vec::new();
     let mut trees = Vec::new();
+    let solved_problems = groups
+        .iter()
+        .filter(|g| g.iter().any(|t| t.correct()))
+        .count();
     for (p, group) in problems.iter().zip(&groups) {
         let prompt = prompt_tokens(ctx.tok, p);
         let mut record = TreeRecord::direct(&p.id, &p.prompt());
@@ -154,6 +198,7 @@ pub fn direct_batch<R: Rng>(
         outcomes,
         sampling,
         search: None,
+        solved_problems,
     })
 }
 

@@ -39,6 +39,10 @@ pub struct EvalResult {
     pub pass_k_ci: (f64, f64),
     /// How the numbers were produced.
     pub protocol: String,
+    /// Correct samples per problem, in the split's order (for paired comparisons; kept
+    /// in the store, left out of printed summaries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub correct: Vec<u32>,
 }
 
 /// Summarises per-problem correct counts out of `k` samples each.
@@ -56,6 +60,7 @@ pub fn summarise(correct: &[usize], k: usize, protocol: String, seed: u64) -> Ev
         pass1_ci: bootstrap_ci(&p1, seed),
         pass_k_ci: bootstrap_ci(&pk, seed.wrapping_add(1)),
         protocol,
+        correct: correct.iter().map(|&c| c as u32).collect(),
     }
 }
 
@@ -85,6 +90,65 @@ pub fn bootstrap_ci(values: &[f64], seed: u64) -> (f64, f64) {
     (means[25], means[974])
 }
 
+/// Removes the per-problem counts (`correct`) from every evaluation object in `v`, for
+/// printed summaries.
+pub fn strip_per_problem(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            if o.contains_key("pass@1") {
+                o.remove("correct");
+            }
+            for x in o.values_mut() {
+                strip_per_problem(x);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_per_problem),
+        _ => {}
+    }
+}
+
+/// A paired difference with its interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairedDiff {
+    pub mean: f64,
+    pub ci95: (f64, f64),
+}
+
+/// Mean of `a - b` over the same problems, with a 95% cluster bootstrap interval:
+/// `cluster[i]` names problem i's cluster (Countdown: its number multiset), and whole
+/// clusters are resampled, since problems sharing numbers are not independent.
+pub fn paired_bootstrap(a: &[f64], b: &[f64], cluster: &[u64], seed: u64) -> PairedDiff {
+    let n = a.len().min(b.len()).min(cluster.len());
+    if n == 0 {
+        return PairedDiff::default();
+    }
+    let mut groups: std::collections::BTreeMap<u64, (f64, usize)> = Default::default();
+    for i in 0..n {
+        let e = groups.entry(cluster[i]).or_default();
+        e.0 += a[i] - b[i];
+        e.1 += 1;
+    }
+    let g: Vec<(f64, usize)> = groups.into_values().collect();
+    let mean = g.iter().map(|x| x.0).sum::<f64>() / n as f64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut means: Vec<f64> = (0..2000)
+        .map(|_| {
+            let (mut sum, mut count) = (0.0, 0usize);
+            for _ in 0..g.len() {
+                let (s, c) = g[rng.random_range(0..g.len())];
+                sum += s;
+                count += c;
+            }
+            sum / count.max(1) as f64
+        })
+        .collect();
+    means.sort_by(|x, y| x.total_cmp(y));
+    PairedDiff {
+        mean,
+        ci95: (means[50], means[1949]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +163,35 @@ mod tests {
         assert!((pass_at_k(32, 5, 1) - 5.0 / 32.0).abs() < 1e-12);
         // n = k: any correct sample means success.
         assert_eq!(pass_at_k(8, 1, 8), 1.0);
+    }
+
+    #[test]
+    fn paired_bootstrap_by_cluster() {
+        // Identical arms: difference 0 with a degenerate interval.
+        let a = [0.5, 0.25, 0.0, 1.0];
+        let d = paired_bootstrap(&a, &a, &[1, 1, 2, 3], 7);
+        assert_eq!((d.mean, d.ci95), (0.0, (0.0, 0.0)));
+        // A constant gain of 0.1 on every problem: the interval is that point.
+        let b: Vec<f64> = a.iter().map(|x| x - 0.1).collect();
+        let d = paired_bootstrap(&a, &b, &[1, 1, 2, 3], 7);
+        assert!((d.mean - 0.1).abs() < 1e-12);
+        assert!((d.ci95.0 - 0.1).abs() < 1e-9 && (d.ci95.1 - 0.1).abs() < 1e-9);
+        // Gains confined to one of two clusters: resampling clusters gives a wide
+        // interval that still contains the mean.
+        let a2 = [1.0, 1.0, 0.0, 0.0];
+        let b2 = [0.0, 0.0, 0.0, 0.0];
+        let d = paired_bootstrap(&a2, &b2, &[1, 1, 2, 2], 3);
+        assert!((d.mean - 0.5).abs() < 1e-12);
+        assert!(d.ci95.0 <= 0.0 + 1e-12 && d.ci95.1 >= 1.0 - 1e-12, "{d:?}");
+    }
+
+    #[test]
+    fn printed_summaries_leave_out_per_problem_counts() {
+        let r = summarise(&[0, 4, 2, 0], 4, "test".into(), 1);
+        assert_eq!(r.correct, vec![0, 4, 2, 0]);
+        let mut v = serde_json::json!({"eval_end": r, "runs": [{"pass@1": 0.1, "correct": [1]}]});
+        strip_per_problem(&mut v);
+        assert!(!v.to_string().contains("correct"), "{v}");
     }
 
     #[test]

@@ -3,15 +3,14 @@ pub mod adaptive;
 pub mod batch;
 pub mod config;
 pub mod control;
-pub mod countdown;
 pub mod deepsearch;
 pub mod error;
 pub mod evaluate;
 pub mod groups;
-pub mod math;
 pub mod metrics;
 pub mod objective;
 pub mod optim;
+pub mod plateau;
 pub mod policy;
 pub mod resume;
 pub mod rollout;
@@ -27,3 +26,5 @@ pub mod update;
 pub mod warm_start;
 
 pub use error::EngineError;
+/// The tasks are peers under `task/`; these paths stay short.
+pub use task::{countdown, math};

@@ -100,6 +100,20 @@ pub struct TrainerState {
     pub eval_start: Option<EvalResult>,
     /// Consecutive iterations whose every update was non-finite.
     pub nonfinite_streak: u64,
+    /// Generated tokens spent on hard-set filtering (part of `generated_tokens`).
+    #[serde(default)]
+    pub filter_tokens: u64,
+    /// Optimizer steps owed to the tokens generated so far (`train.tokens_per_step`).
+    #[serde(default)]
+    pub steps_owed: f64,
+    /// Problems solved and response tokens trained on so far.
+    #[serde(default)]
+    pub solved_total: u64,
+    #[serde(default)]
+    pub trained_tokens: u64,
+    /// The run's evaluations so far (plateau detection).
+    #[serde(default)]
+    pub eval_history: Vec<EvalResult>,
 }
 
 /// Why a checkpoint was written (scheduled ones are pruned to the newest few).

@@ -2,13 +2,18 @@
 use serde::Serialize;
 
 use super::config::DataConfig;
-use super::countdown::{generate, load_jsonl, Preset, Problem, Rules};
+use super::countdown::{
+    generate, generate_held_out, load_jsonl, HeldOutSplit, Preset, Problem, Rules,
+};
 use super::error::EngineError;
 
 /// Train and test problems with the verifier rules that apply to them.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunData {
     pub train: Vec<Problem>,
+    /// Decides settings and detects plateaus; empty unless asked for.
+    #[serde(default)]
+    pub validation: Vec<Problem>,
     pub test: Vec<Problem>,
     pub rules: Rules,
     pub preset: String,
@@ -16,7 +21,7 @@ pub struct RunData {
 
 /// Test problems only (for `arbor eval`), honouring `test_data`.
 pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
-    if cfg.task == crate::engine::task::Task::Math {
+    if cfg.task == crate::engine::task::TaskKind::Math {
         let load = |p: &Option<std::path::PathBuf>, flag: &str| match p {
             Some(p) => crate::engine::math::load_math_jsonl(p)
                 .map_err(|e| EngineError::Data(e.to_string())),
@@ -26,9 +31,13 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
         };
         return Ok(RunData {
             train: load(&cfg.train_data, "--train-data")?,
+            validation: match &cfg.validation_data {
+                Some(_) => load(&cfg.validation_data, "--validation-data")?,
+                None => Vec::new(),
+            },
             test: load(&cfg.test_data, "--test-data")?,
             rules: Rules {
-                task: crate::engine::task::Task::Math,
+                task: crate::engine::task::TaskKind::Math,
                 math: cfg.math_verifier,
                 ..Rules::default()
             },
@@ -37,6 +46,43 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
     }
     let preset = Preset::by_name(&cfg.preset)
         .map_err(|e| EngineError::Config(format!("data.preset: {e}")))?;
+    let load = |p: &std::path::Path| load_jsonl(p).map_err(|e| EngineError::Data(e.to_string()));
+    let wants_validation = cfg.validation_size > 0 || cfg.validation_data.is_some();
+    if wants_validation {
+        // Three disjoint splits by multiset; files replace the generated parts.
+        let need =
+            cfg.train_data.is_none() || cfg.test_data.is_none() || cfg.validation_data.is_none();
+        let g = if need {
+            Some(
+                generate_held_out(
+                    &preset,
+                    cfg.seed,
+                    cfg.train_size,
+                    cfg.validation_size.max(1),
+                    cfg.test_size,
+                )
+                .map_err(|e| EngineError::Data(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let pick = |file: &Option<std::path::PathBuf>,
+                    part: fn(&HeldOutSplit) -> &Vec<Problem>|
+         -> Result<Vec<Problem>, EngineError> {
+            match (file, &g) {
+                (Some(p), _) => load(p),
+                (None, Some(g)) => Ok(part(g).clone()),
+                (None, None) => Ok(Vec::new()),
+            }
+        };
+        return Ok(RunData {
+            train: pick(&cfg.train_data, |g| &g.train)?,
+            validation: pick(&cfg.validation_data, |g| &g.validation)?,
+            test: pick(&cfg.test_data, |g| &g.test)?,
+            rules: preset.rules,
+            preset: preset.name,
+        });
+    }
     let need_generated = cfg.train_data.is_none() || cfg.test_data.is_none();
     let generated = if need_generated {
         Some(
@@ -46,7 +92,6 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
     } else {
         None
     };
-    let load = |p: &std::path::Path| load_jsonl(p).map_err(|e| EngineError::Data(e.to_string()));
     let train = match (&cfg.train_data, &generated) {
         (Some(p), _) => load(p)?,
         (None, Some(g)) => g.train.clone(),
@@ -59,6 +104,7 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
     };
     Ok(RunData {
         train,
+        validation: Vec::new(),
         test,
         rules: preset.rules,
         preset: preset.name,

@@ -29,7 +29,7 @@ use super::policy::{Qwen2, Tokenizer};
 use super::rollout::rollouts;
 use super::search::config::SearchConfig;
 use super::search::mcts::search;
-use super::task::verify;
+use super::task::{task_of, verify, Task};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,27 +69,12 @@ pub struct StrategyResult {
     pub token_budget: f64,
 }
 
-/// The result a completion claims: the right-hand side of its last `=` line, or the
-/// inside of its last `<answer>` tag; None if it claims nothing.
-pub fn claimed_result(text: &str) -> Option<String> {
-    if let Some(start) = text.rfind("<answer>") {
-        let rest = &text[start + "<answer>".len()..];
-        let inner = rest.split("</answer>").next().unwrap_or(rest);
-        let v: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
-        return (!v.is_empty()).then_some(v);
-    }
-    text.lines()
-        .rev()
-        .find_map(|l| l.rsplit_once('=').map(|(_, r)| r.trim().to_string()))
-        .filter(|r| !r.is_empty())
-}
-
 /// Majority vote: the index of a completion carrying the most common claimed result
 /// (ties: the result seen first); None when no completion claims anything.
-pub fn majority(texts: &[&str]) -> Option<usize> {
+pub fn majority(task: &dyn Task, texts: &[&str]) -> Option<usize> {
     let mut count: HashMap<String, (usize, usize)> = HashMap::new();
     for (i, t) in texts.iter().enumerate() {
-        if let Some(r) = claimed_result(t) {
+        if let Some(r) = task.claimed_answer(t) {
             let e = count.entry(r).or_insert((0, i));
             e.0 += 1;
         }
@@ -147,6 +132,7 @@ pub fn compare_strategies(
 ) -> Result<Vec<StrategyResult>> {
     let refs: Vec<&Problem> = problems.iter().collect();
     let n = problems.len().max(1) as f64;
+    let task = task_of(rules);
     let params = SamplingParams {
         temperature: s.temperature,
         max_tokens: s.max_tokens,
@@ -200,7 +186,9 @@ pub fn compare_strategies(
                         .iter()
                         .map(|g| {
                             let texts: Vec<&str> = g.iter().map(|t| t.text.as_str()).collect();
-                            f64::from(u8::from(majority(&texts).is_some_and(|i| g[i].correct())))
+                            f64::from(u8::from(
+                                majority(task.as_ref(), &texts).is_some_and(|i| g[i].correct()),
+                            ))
                         })
                         .collect();
                     out.push(result(
@@ -240,7 +228,7 @@ pub fn compare_strategies(
                             .collect();
                         solved.push(f64::from(u8::from(ok.iter().any(|&c| c))));
                         let refs: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
-                        let v = majority(&refs)
+                        let v = majority(task.as_ref(), &refs)
                             .is_some_and(|i| verify(p, &texts[i], rules).is_correct());
                         vote.push(f64::from(u8::from(v)));
                     }
@@ -264,21 +252,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn claimed_results_come_from_the_last_equation_or_answer_tag() {
-        assert_eq!(claimed_result("3+5=8\n8*2=16\n"), Some("16".into()));
-        assert_eq!(
-            claimed_result("x <answer> (3+5)*2 </answer>"),
-            Some("(3+5)*2".into())
-        );
-        assert_eq!(claimed_result("no equation here"), None);
-        assert_eq!(claimed_result("3+5=\n"), None);
-    }
-
-    #[test]
     fn majority_picks_the_most_common_claim_first_seen_on_ties() {
-        assert_eq!(majority(&["1+1=2", "2*2=4", "3+1=4", "x"]), Some(1));
-        assert_eq!(majority(&["1+1=2", "2*2=4"]), Some(0));
-        assert_eq!(majority(&["nothing", "claimed"]), None);
-        assert_eq!(majority(&[]), None);
+        let cd = task_of(&Rules::default());
+        let t = cd.as_ref();
+        assert_eq!(majority(t, &["1+1=2", "2*2=4", "3+1=4", "x"]), Some(1));
+        assert_eq!(majority(t, &["1+1=2", "2*2=4"]), Some(0));
+        assert_eq!(majority(t, &["nothing", "claimed"]), None);
+        assert_eq!(majority(t, &[]), None);
+        // Math votes over normalised boxed answers, not Countdown's `=` lines.
+        let m = task_of(&Rules {
+            task: crate::engine::task::TaskKind::Math,
+            ..Rules::default()
+        });
+        let texts = ["x = 3 so \\boxed{4}", "\\boxed{5}", "y=1 \\boxed{ 5 }"];
+        assert_eq!(majority(m.as_ref(), &texts), Some(1));
     }
 }

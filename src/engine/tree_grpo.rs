@@ -11,6 +11,68 @@ pub enum TokenScore {
     Outcome,
 }
 
+/// What Tree-GRPO does with a tree whose recorded trajectories are all wrong. With all n
+/// wrong, mu = -1 and `keep` gives every intermediate token `q_hat - mu > 0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Unsolved {
+    /// The paper's math: A = q_hat - mu.
+    #[default]
+    Keep,
+    /// Outcome token scores for unsolved trees (all advantages 0 but overlong penalties).
+    Outcome,
+    /// Unsolved trees leave the batch, as GRPO drops all-equal groups.
+    Skip,
+    /// "Supervise the confident wrong path": its tokens get their own node scores
+    /// (q_hat of each step, the terminal's -1) without subtracting mu; the other
+    /// unsolved paths are dropped.
+    Negative,
+}
+
+impl Unsolved {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unsolved::Keep => "keep",
+            Unsolved::Outcome => "outcome",
+            Unsolved::Skip => "skip",
+            Unsolved::Negative => "negative",
+        }
+    }
+}
+
+impl std::str::FromStr for Unsolved {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "keep" => Ok(Unsolved::Keep),
+            "outcome" => Ok(Unsolved::Outcome),
+            "skip" => Ok(Unsolved::Skip),
+            "negative" => Ok(Unsolved::Negative),
+            o => Err(format!(
+                "unknown value {o:?}; expected keep, outcome, skip or negative"
+            )),
+        }
+    }
+}
+
+/// Token advantages of the confident-wrong path of an unsolved tree under
+/// `unsolved = "negative"`: each step's own score (q_hat, the terminal's value), no mu.
+pub fn negative_path_advantages(path: &ScoredPath, s: &ScoreSettings) -> Vec<f32> {
+    let last = path.steps.len().saturating_sub(1);
+    path.steps
+        .iter()
+        .enumerate()
+        .flat_map(|(j, &(q, len))| {
+            let score = if j == last {
+                path.terminal_value
+            } else {
+                q_hat(q, s.q_max, s.eps_q)
+            };
+            std::iter::repeat_n(score as f32, len)
+        })
+        .collect()
+}
+
 /// `q_hat = q_max tanh(q / eps_q)`.
 pub fn q_hat(q: f64, q_max: f64, eps_q: f64) -> f64 {
     q_max * (q / eps_q).tanh()
@@ -144,6 +206,21 @@ mod tests {
             assert!(p[0] > 0.0 && p[0] < 1.0, "{p:?}");
             assert!(p[3].abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn the_negative_mode_scores_the_confident_wrong_path_without_mu() {
+        let path = ScoredPath {
+            steps: vec![(-0.5, 2), (-1.0, 1)],
+            terminal_value: -1.0,
+        };
+        let a = negative_path_advantages(&path, &settings());
+        assert_eq!(a.len(), 3);
+        assert!((a[0] + 0.462117).abs() < 1e-5 && (a[1] + 0.462117).abs() < 1e-5);
+        assert_eq!(a[2], -1.0);
+        assert!(a.iter().all(|&x| x < 0.0));
+        assert_eq!("negative".parse::<Unsolved>(), Ok(Unsolved::Negative));
+        assert!("both".parse::<Unsolved>().unwrap_err().contains("keep"));
     }
 
     #[test]

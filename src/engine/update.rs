@@ -32,13 +32,52 @@ pub struct UpdateStats {
     pub skipped_steps: u64,
     /// Response tokens trained on.
     pub tokens: u64,
+    /// Sequences trained on (each counted once per epoch).
+    #[serde(default)]
+    pub sequences: u64,
+    /// Learning rate of the last step taken.
+    #[serde(default)]
+    pub lr: f64,
+}
+
+/// Learning rate of optimizer step `step` (0-based): linear warm-up, then constant.
+pub fn warmup_lr(lr: f64, warmup_steps: u64, step: u64) -> f64 {
+    if warmup_steps > 0 && step < warmup_steps {
+        lr * (step + 1) as f64 / warmup_steps as f64
+    } else {
+        lr
+    }
+}
+
+/// Equal learning per token: the optimizer steps an iteration takes when one step is owed
+/// per `tokens_per_step` generated tokens. `owed` carries the fraction between
+/// iterations. At least one step when there are samples, never a step of fewer than
+/// `min_sequences` of them. Returns the steps and the new balance (kept within +-1 step,
+/// so an iteration capped by its samples does not build a debt for later ones).
+pub fn steps_for_tokens(
+    owed: f64,
+    tokens: u64,
+    tokens_per_step: u64,
+    samples: usize,
+    min_sequences: usize,
+) -> (usize, f64) {
+    let owed = owed + tokens as f64 / tokens_per_step.max(1) as f64;
+    if samples == 0 {
+        return (0, owed.clamp(-1.0, 1.0));
+    }
+    let cap = (samples / min_sequences.max(1)).max(1);
+    let steps = (owed.round().max(1.0) as usize).min(cap);
+    (steps, (owed - steps as f64).clamp(-1.0, 1.0))
 }
 
 pub struct UpdateSettings {
     pub clip: Clip,
     pub minibatches: usize,
     pub epochs: usize,
+    /// Peak learning rate; the warm-up is applied per optimizer step.
     pub lr: f64,
+    /// Linear warm-up over the first this many optimizer steps of the run (0: off).
+    pub warmup_steps: u64,
     /// Fault injection for tests: make every loss of this update NaN.
     pub poison: bool,
 }
@@ -100,7 +139,10 @@ pub fn policy_update<R: Rng>(
                 continue;
             }
             let grads = loss.backward()?;
-            match opt.step(&grads, settings.lr)? {
+            let lr = warmup_lr(settings.lr, settings.warmup_steps, opt.steps_taken());
+            stats.lr = lr;
+            stats.sequences += chunk.len() as u64;
+            match opt.step(&grads, lr)? {
                 StepOutcome::Applied { grad_norm } => {
                     stats.optimizer_steps += 1;
                     norms.push(grad_norm);
@@ -129,6 +171,48 @@ fn batch_of(
         })
         .collect();
     pack(&seqs, dev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_tokens_with_the_fraction_carried() {
+        // A GRPO iteration of ~2,048 tokens: one step each.
+        let (s, o) = steps_for_tokens(0.0, 2048, 2048, 128, 32);
+        assert_eq!((s, o), (1, 0.0));
+        // A tree iteration of 4.3x the tokens: 4 steps, 0.3 carried, then 5 (4.6 owed).
+        let (s, o) = steps_for_tokens(0.0, 8806, 2048, 128, 32);
+        assert_eq!(s, 4);
+        assert!((o - 0.2998).abs() < 1e-3);
+        let (s2, _) = steps_for_tokens(o, 8806, 2048, 160, 32);
+        assert_eq!(s2, 5);
+        // Never a step of fewer than 32 sequences: 70 samples allow 2.
+        assert_eq!(steps_for_tokens(0.0, 20_000, 2048, 70, 32).0, 2);
+        // Few samples still give one step; no samples none, the debt bounded.
+        assert_eq!(steps_for_tokens(0.0, 20_000, 2048, 5, 32).0, 1);
+        let (s, o) = steps_for_tokens(0.0, 20_000, 2048, 0, 32);
+        assert_eq!((s, o), (0, 1.0));
+        // Over a run the steps per token match within rounding.
+        let (mut owed, mut steps) = (0.0, 0);
+        for i in 0..100 {
+            let (s, o) = steps_for_tokens(owed, 3000 + (i % 7) * 300, 2048, 256, 32);
+            steps += s;
+            owed = o;
+        }
+        let tokens: u64 = (0..100).map(|i| 3000 + (i % 7) * 300).sum();
+        let want = tokens as f64 / 2048.0;
+        assert!((steps as f64 - want).abs() <= 1.0, "{steps} vs {want}");
+    }
+
+    #[test]
+    fn warm_up_is_per_optimizer_step() {
+        assert_eq!(warmup_lr(1e-4, 10, 0), 1e-5);
+        assert!((warmup_lr(1e-4, 10, 4) - 5e-5).abs() < 1e-12);
+        assert_eq!(warmup_lr(1e-4, 10, 10), 1e-4);
+        assert_eq!(warmup_lr(1e-4, 0, 0), 1e-4);
+    }
 }
 
 fn mean(v: &[f64]) -> f64 {

@@ -9,6 +9,7 @@
 mod error;
 pub mod fsck;
 pub mod keys;
+mod migrate;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -23,7 +24,9 @@ use crate::engine::search::record::TreeRecord;
 use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
 
 /// Version of the key layout and record encodings this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: tree nodes gained `step` and `multiplicity` (a version-1 store is migrated on
+/// open, see `migrate.rs`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Default location, relative to the working directory.
 pub const DEFAULT_PATH: &str = "runs/arbor.sled";
@@ -174,6 +177,14 @@ impl Store {
         };
         match store.get_json::<Header>(keys::HEADER)? {
             Some(h) if h.schema_version == SCHEMA_VERSION => {}
+            Some(h) if h.schema_version == 1 => {
+                let n = migrate::v1_to_v2(&store)?;
+                eprintln!(
+                    "arbor: migrated store {} from schema 1 to 2 ({n} trees rewritten; runs, \
+                     warm starts and checkpoints unchanged)",
+                    path.display()
+                );
+            }
             Some(h) => {
                 return Err(StoreError::SchemaVersion {
                     path: path.to_path_buf(),

@@ -88,6 +88,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         Line::from(format!("reward     {}", num(m.map(|m| m.train_reward)))),
         Line::from(format!("loss       {}", num(m.map(|m| m.update.loss)))),
         Line::from(format!("entropy    {}", num(m.map(|m| m.mean_entropy)))),
+        Line::from(format!("nll        {}", num(m.map(|m| m.mean_nll)))),
+        Line::from(format!(
+            "solved     {} ({}/1k tok)",
+            m.map_or(0, |m| m.problems_solved),
+            num(m.map(|m| m.solved_per_1k_tokens))
+        )),
+        Line::from(format!(
+            "opt steps  {}",
+            m.map_or(0, |m| m.update.optimizer_steps)
+        )),
         Line::from(format!(
             "lr         {}",
             m.map(|m| format!("{:.2e}", m.lr)).unwrap_or_default()
@@ -119,6 +129,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::from(format!("nodes      {}", s.nodes)));
         lines.push(Line::from(format!("cache hits {}", s.cache_hits)));
         lines.push(Line::from(format!("cap events {}", s.cap_events)));
+        lines.push(Line::from(format!(
+            "steps      {} invalid, {} forced, {} merged",
+            s.invalid_nodes, s.forced_nodes, s.merged
+        )));
+        lines.push(Line::from(format!(
+            "unsolved   {:.0}% of advantage mass",
+            100.0 * s.unsolved_share()
+        )));
     }
     if let Some(a) = m.and_then(|m| m.adaptive.as_ref()) {
         lines.push(Line::from(format!(
@@ -126,6 +144,17 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             a.hard_set_size, a.round
         )));
         lines.push(Line::from(format!("cache size {}", a.cache_size)));
+        if a.filter_tokens > 0 {
+            lines.push(Line::from(format!(
+                "filter     {} tokens{}",
+                a.filter_tokens,
+                if a.filter_skipped {
+                    " (skipped by the precheck)"
+                } else {
+                    ""
+                }
+            )));
+        }
     }
     if let Some(m) = m {
         let tps = m.sampling.generated_tokens as f64 / m.seconds.sample.max(1e-9);

@@ -1,6 +1,7 @@
 //! The tree of one problem: every node with its step, q, N, Q, entropy and frontier score;
 //! correct, recorded and confident-wrong nodes set apart by symbol as well as colour; and a
 //! detail pane with the selected node's full context and the verifier's reason.
+use crate::engine::task::StepKind;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
@@ -91,6 +92,17 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             if n.recorded {
                 spans.push(Span::styled(" [rec]", app.theme.recorded));
             }
+            match n.step {
+                StepKind::Invalid => spans.push(Span::styled(" [invalid]", app.theme.wrong)),
+                StepKind::Forced => spans.push(Span::styled(" [forced]", app.theme.muted)),
+                StepKind::Open => {}
+            }
+            if n.multiplicity > 1 {
+                spans.push(Span::styled(
+                    format!(" x{} merged", n.multiplicity),
+                    app.theme.muted,
+                ));
+            }
             Some(ListItem::new(Line::from(spans)))
         })
         .collect();
@@ -162,6 +174,15 @@ fn detail<'a>(
     }
     if n.confident_wrong {
         flags.push("! confident-wrong path");
+    }
+    match n.step {
+        StepKind::Invalid => flags.push("invalid step (the task ended the path)"),
+        StepKind::Forced => flags.push("forced step (one legal continuation, width 1)"),
+        StepKind::Open => {}
+    }
+    let merged = format!("{} identical samples merged", n.multiplicity);
+    if n.multiplicity > 1 {
+        flags.push(&merged);
     }
     if !flags.is_empty() {
         lines.push(Line::from(flags.join(", ")));

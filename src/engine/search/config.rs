@@ -5,7 +5,7 @@ use super::backup::BackupRule;
 use super::frontier::DepthBonus;
 use super::pick::NegativePick;
 use crate::engine::objective::AdvantageNorm;
-use crate::engine::tree_grpo::TokenScore;
+use crate::engine::tree_grpo::{TokenScore, Unsolved};
 
 /// What one reasoning step (one tree edge) is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -75,6 +75,30 @@ pub struct SearchConfig {
     pub advantage: AdvantageNorm,
     /// Token scores: q (node q-values, Tree-GRPO) or outcome (DAPO).
     pub token_score: TokenScore,
+    /// Judge every step with the task: an invalid step (Countdown: a broken rule) ends
+    /// its path as a wrong terminal at once, a forced one (the answer line once one
+    /// number is left) is expanded with width 1. Off reproduces the paper. Default true.
+    pub step_check: bool,
+    /// Whether a terminal made by an invalid step may be picked and recorded (it teaches
+    /// the policy to avoid the step, but fills recorded slots with short paths). Default
+    /// true.
+    pub record_invalid: bool,
+    /// Merge identical sibling steps (same tokens) into one node with a multiplicity, so
+    /// the recorded slots hold distinct paths. Off reproduces the paper. Default true.
+    pub merge_siblings: bool,
+    /// Trees whose recorded trajectories are all wrong: keep (the paper's A = q_hat - mu),
+    /// outcome (outcome scores: all zero), skip (leave the batch), negative (only the
+    /// confident-wrong path, with its own negative node scores, no mu).
+    pub unsolved: Unsolved,
+}
+
+impl SearchConfig {
+    /// The paper's search: no step judgement, no merging, unsolved trees kept.
+    pub fn paper_switches(&mut self) {
+        self.step_check = false;
+        self.merge_siblings = false;
+        self.unsolved = Unsolved::Keep;
+    }
 }
 
 impl Default for SearchConfig {
@@ -102,6 +126,10 @@ impl Default for SearchConfig {
             overlong_buffer: 0,
             advantage: AdvantageNorm::MeanOnly,
             token_score: TokenScore::Q,
+            step_check: true,
+            record_invalid: true,
+            merge_siblings: true,
+            unsolved: Unsolved::Keep,
         }
     }
 }

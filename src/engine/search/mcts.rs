@@ -19,7 +19,7 @@ use crate::engine::policy::sampler::{
 };
 use crate::engine::policy::{Qwen2, Tokenizer};
 use crate::engine::rollout::{prompt_tokens, MAX_ROWS};
-use crate::engine::task::verify;
+use crate::engine::task::{task_of, StepJudgement, StepKind};
 
 /// A finished search.
 pub struct SearchResult {
@@ -91,6 +91,7 @@ pub fn search<R: Rng>(
         eos: tok.eos(),
     };
     let mut stats = SampleStats::default();
+    let task = task_of(rules);
     let per_call = (MAX_ROWS / cfg.width.max(1)).max(1);
     loop {
         let active: Vec<usize> = (0..states.len()).filter(|&i| !states[i].done).collect();
@@ -120,10 +121,11 @@ pub fn search<R: Rng>(
                     continue;
                 }
                 let node = s.current.unwrap_or(s.tree.root);
+                let forced = s.tree.node(node).step == StepKind::Forced;
                 requests.push(Request {
                     context: &contexts[j],
                     cache: s.tree.node(node).cache.as_ref(),
-                    copies: cfg.width,
+                    copies: if forced { 1 } else { cfg.width },
                 });
                 owners.push(i);
             }
@@ -140,9 +142,12 @@ pub fn search<R: Rng>(
             for (k, children) in per_owner.into_iter().enumerate() {
                 let i = owners[k];
                 let p = problems[i];
-                let judge = |text: &str| {
-                    let v = verify(p, text, rules);
-                    (v.is_correct(), v.reason.to_string())
+                let judge = Judge {
+                    verify: &|text: &str| {
+                        let v = task.verify(p, text);
+                        (v.is_correct(), v.reason.to_string())
+                    },
+                    step: &|text: &str| task.judge_step(p, text),
                 };
                 let t0 = std::time::Instant::now();
                 advance(&mut states[i], children, tok, cfg, &judge, rng);
@@ -184,50 +189,89 @@ pub(crate) fn step_ends(c: &Completion, cfg: &SearchConfig) -> bool {
     }
 }
 
+/// The task's verdicts for one problem: of a whole completion, and of a path after a
+/// step.
+pub(crate) struct Judge<'a> {
+    pub verify: &'a dyn Fn(&str) -> (bool, String),
+    pub step: &'a dyn Fn(&str) -> StepJudgement,
+}
+
+/// Adds the sampled children of the current node (merging identical siblings, judging
+/// each step) and moves the tree to its next node.
 fn advance<R: Rng>(
     s: &mut State,
     children: Vec<Completion>,
     tok: &Tokenizer,
     cfg: &SearchConfig,
-    judge: &dyn Fn(&str) -> (bool, String),
+    judge: &Judge,
     rng: &mut R,
 ) {
     let parent = s.current.unwrap_or(s.tree.root);
     s.expansions += 1;
+    s.tree.node_mut(parent).expanded = true;
     let depth = s.tree.node(parent).depth + 1;
     let mut new_terminals = Vec::new();
     let mut new_open = Vec::new();
     for c in children {
         s.generated += c.tokens.len() as u64;
+        if cfg.merge_siblings {
+            let twin = s
+                .tree
+                .children(parent)
+                .into_iter()
+                .find(|&k| s.tree.node(k).tokens == c.tokens);
+            if let Some(k) = twin {
+                s.tree.node_mut(k).multiplicity += 1;
+                continue;
+            }
+        }
         let mut node = Node::new(depth);
         node.text = tok.decode(&c.tokens);
-        let ends = step_ends(&c, cfg) || depth >= cfg.max_depth;
+        let mut ends = step_ends(&c, cfg) || depth >= cfg.max_depth;
         node.tokens = c.tokens;
         node.logprobs = c.logprobs;
         node.entropies = c.entropies;
-        if !ends {
-            node.n = 1;
-            node.cache = c.cache;
-        }
+        let cache = c.cache;
         let idx = s.tree.add_child(parent, node);
+        let mut verdict = None;
+        if !ends && cfg.step_check {
+            match (judge.step)(&tok.decode(&s.tree.response(idx))) {
+                StepJudgement::Open => {}
+                StepJudgement::Forced => s.tree.node_mut(idx).step = StepKind::Forced,
+                StepJudgement::Invalid(reason) => {
+                    s.tree.node_mut(idx).step = StepKind::Invalid;
+                    verdict = Some((false, reason));
+                    ends = true;
+                }
+                StepJudgement::Decided { correct, reason } => {
+                    verdict = Some((correct, reason));
+                    ends = true;
+                }
+            }
+        }
         if ends {
-            let (correct, reason) = judge(&tok.decode(&s.tree.response(idx)));
+            let (correct, reason) =
+                verdict.unwrap_or_else(|| (judge.verify)(&tok.decode(&s.tree.response(idx))));
             s.tree.node_mut(idx).terminal = Some(Terminal {
                 value: if correct { 1.0 } else { -1.0 },
                 correct,
                 reason,
             });
-            new_terminals.push(idx);
+            let invalid = s.tree.node(idx).step == StepKind::Invalid;
+            if cfg.record_invalid || !invalid {
+                new_terminals.push(idx);
+            }
         } else {
+            let n = s.tree.node_mut(idx);
+            n.n = 1;
+            n.cache = cache;
             new_open.push(idx);
         }
     }
-    // A fully expanded node is never sampled from again: free its cache.
-    if s.tree.children(parent).len() >= cfg.width {
-        s.tree.node_mut(parent).cache = None;
-    }
+    // An expanded node is never sampled from again: free its cache.
+    s.tree.node_mut(parent).cache = None;
 
-    if new_terminals.is_empty() {
+    if new_terminals.is_empty() && !new_open.is_empty() {
         s.current = local_uct(&s.tree, parent, &new_open, cfg.c_uct, rng);
     } else {
         let cands: Vec<Candidate> = new_terminals
@@ -244,6 +288,8 @@ fn advance<R: Rng>(
             s.tree.node_mut(t).recorded = true;
             s.recorded.push(t);
         }
+        // No terminal to pick and no open child (every step invalid and not recordable):
+        // a dead end; the search continues from the frontier.
         s.current = if s.recorded.len() >= cfg.n {
             None
         } else {
@@ -309,7 +355,7 @@ fn local_uct<R: Rng>(
     ties.choose(rng).copied()
 }
 
-/// The frontier: non-terminal nodes other than the root with fewer than `width` children,
+/// The frontier: non-terminal nodes other than the root not yet expanded,
 /// scored across the whole tree; ties go to the first in pre-order.
 fn global_frontier(tree: &mut Tree, cfg: &SearchConfig) -> Option<NodeIndex> {
     let w = FrontierWeights {
@@ -322,9 +368,7 @@ fn global_frontier(tree: &mut Tree, cfg: &SearchConfig) -> Option<NodeIndex> {
     let frontier: Vec<NodeIndex> = tree
         .preorder()
         .into_iter()
-        .filter(|&i| {
-            i != tree.root && tree.node(i).terminal.is_none() && tree.children(i).len() < cfg.width
-        })
+        .filter(|&i| i != tree.root && tree.node(i).expandable())
         .collect();
     let scores: Vec<f64> = frontier
         .iter()
@@ -340,14 +384,14 @@ fn global_frontier(tree: &mut Tree, cfg: &SearchConfig) -> Option<NodeIndex> {
 }
 
 /// The paper's `uct` baseline: from the root, follow argmax UCT down to a node with fewer
-/// than `width` children.
+/// not yet expanded.
 fn descend_uct<R: Rng>(tree: &Tree, cfg: &SearchConfig, rng: &mut R) -> Option<NodeIndex> {
     let mut cur = tree.root;
     loop {
-        let children = tree.children(cur);
-        if children.len() < cfg.width && cur != tree.root {
+        if tree.node(cur).expandable() && cur != tree.root {
             return Some(cur);
         }
+        let children = tree.children(cur);
         let open: Vec<NodeIndex> = children
             .into_iter()
             .filter(|&c| tree.node(c).terminal.is_none())

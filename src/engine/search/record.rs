@@ -2,6 +2,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::tree::Tree;
+use crate::engine::task::StepKind;
 
 /// One node as stored. `id` is the node's index in the tree; the root is 0.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,11 @@ pub struct NodeRecord {
     pub confident_wrong: bool,
     /// Advantage of this node's tokens in the update, if it was trained on.
     pub advantage: Option<f32>,
+    /// How the task judged the step: open, forced or invalid.
+    pub step: StepKind,
+    /// Identical sibling samples merged into this node (1: none). A merged node counts
+    /// once in N (1 + the recorded terminals below it), whatever its multiplicity.
+    pub multiplicity: u32,
 }
 
 impl NodeRecord {
@@ -101,6 +107,8 @@ impl TreeRecord {
                     recorded: n.recorded,
                     confident_wrong: n.confident_wrong,
                     advantage: advantages.get(&id).copied(),
+                    step: n.step,
+                    multiplicity: n.multiplicity,
                 }
             })
             .collect();
@@ -139,6 +147,8 @@ impl TreeRecord {
                 recorded: false,
                 confident_wrong: false,
                 advantage: None,
+                step: StepKind::Open,
+                multiplicity: 1,
             }],
         }
     }
@@ -169,6 +179,8 @@ impl TreeRecord {
             recorded: true,
             confident_wrong: false,
             advantage: Some(advantage),
+            step: StepKind::Open,
+            multiplicity: 1,
         });
     }
 
@@ -224,6 +236,14 @@ impl TreeRecord {
             }
             if n.recorded {
                 label.push_str(" [rec]");
+            }
+            match n.step {
+                StepKind::Invalid => label.push_str(" [invalid]"),
+                StepKind::Forced => label.push_str(" [forced]"),
+                StepKind::Open => {}
+            }
+            if n.multiplicity > 1 {
+                label.push_str(&format!(" x{}", n.multiplicity));
             }
             if n.confident_wrong {
                 label.push_str(" !");

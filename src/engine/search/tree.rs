@@ -5,6 +5,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 
 use crate::engine::policy::sampler::RowCache;
+use crate::engine::task::StepKind;
 
 /// How a terminal node ended and what the verifier said.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +40,13 @@ pub struct Node {
     pub confident_wrong: bool,
     /// Keys and values of the context up to this node, kept while it may be expanded.
     pub cache: Option<RowCache>,
+    /// How the task judged this step (open unless `search.step_check`).
+    pub step: StepKind,
+    /// Identical sibling samples merged into this node (1: none merged).
+    pub multiplicity: u32,
+    /// Children were sampled from it: it is never expanded again. (A node's children can
+    /// number fewer than `width` after merging or a forced expansion.)
+    pub expanded: bool,
 }
 
 impl Node {
@@ -57,6 +65,9 @@ impl Node {
             recorded: false,
             confident_wrong: false,
             cache: None,
+            step: StepKind::Open,
+            multiplicity: 1,
+            expanded: false,
         }
     }
 
@@ -67,6 +78,11 @@ impl Node {
         } else {
             self.q / self.n as f64
         }
+    }
+
+    /// Whether the frontier or UCT descent may still pick it for expansion.
+    pub fn expandable(&self) -> bool {
+        self.terminal.is_none() && !self.expanded
     }
 
     /// H(s): mean negative log-probability of this step's sampled tokens.
@@ -160,6 +176,21 @@ impl Tree {
             .into_iter()
             .flat_map(|n| self.graph[n].tokens.clone())
             .collect()
+    }
+
+    /// Mean exact entropy of the sampling distributions over the response tokens on
+    /// root..t (NaN when no token recorded one).
+    pub fn trajectory_exact_entropy(&self, t: NodeIndex) -> f64 {
+        let h: Vec<f32> = self
+            .path(t)
+            .into_iter()
+            .flat_map(|n| self.graph[n].entropies.clone())
+            .collect();
+        if h.is_empty() {
+            f64::NAN
+        } else {
+            h.iter().map(|&x| x as f64).sum::<f64>() / h.len() as f64
+        }
     }
 
     /// H_bar(t): mean negative log-probability of all response tokens on root..t.

@@ -22,7 +22,7 @@ fn child(
             "ans 0"
         }
     } else {
-        "1+1=2\n"
+        ["1+1=2\n", "2+2=4\n", "3+3=6\n", "4+4=8\n"][rng.random_range(0..4)]
     };
     let tokens = tok.encode(text).unwrap_or_default();
     let logprobs: Vec<f32> = tokens
@@ -39,10 +39,26 @@ fn child(
     }
 }
 
-fn judge(text: &str) -> (bool, String) {
+fn verdict(text: &str) -> (bool, String) {
     let ok = text.ends_with("ans 1");
     (ok, if ok { "correct".into() } else { "wrong".into() })
 }
+
+/// Synthetic step judgement: `3+3=6` breaks a rule, `2+2=4` leaves one continuation.
+fn step_judgement(text: &str) -> StepJudgement {
+    if text.ends_with("3+3=6\n") {
+        StepJudgement::Invalid("three".into())
+    } else if text.ends_with("2+2=4\n") {
+        StepJudgement::Forced
+    } else {
+        StepJudgement::Open
+    }
+}
+
+const JUDGE: Judge = Judge {
+    verify: &verdict,
+    step: &step_judgement,
+};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
@@ -55,6 +71,9 @@ proptest! {
         width in 1usize..5,
         n in 1usize..6,
         uct_selection in any::<bool>(),
+        step_check in any::<bool>(),
+        merge_siblings in any::<bool>(),
+        record_invalid in any::<bool>(),
     ) {
         let tok = Tokenizer::default();
         let cfg = SearchConfig {
@@ -63,15 +82,21 @@ proptest! {
             max_depth: 6,
             max_expansions: 40,
             selection: if uct_selection { Selection::Uct } else { Selection::Frontier },
+            step_check,
+            merge_siblings,
+            record_invalid,
             ..SearchConfig::default()
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut s = State::new(Tree::new(vec![1]), n);
         let mut picked_total = 0;
         while !s.done {
-            let kids: Vec<Completion> = (0..width).map(|_| child(&mut rng, p_end, p_correct, &tok)).collect();
+            let cur = s.current.unwrap_or(s.tree.root);
+            prop_assert!(s.tree.node(cur).expandable(), "only unexpanded nodes are expanded");
+            let copies = if s.tree.node(cur).step == StepKind::Forced { 1 } else { width };
+            let kids: Vec<Completion> = (0..copies).map(|_| child(&mut rng, p_end, p_correct, &tok)).collect();
             let before = s.recorded.len();
-            advance(&mut s, kids, &tok, &cfg, &judge, &mut rng);
+            advance(&mut s, kids, &tok, &cfg, &JUDGE, &mut rng);
             // Exactly one terminal is backed up per expansion that produced terminals.
             prop_assert!(s.recorded.len() <= before + 1);
             picked_total = s.recorded.len();
@@ -98,7 +123,25 @@ proptest! {
             if on_correct {
                 prop_assert!(node.q >= 0.0, "q {} on a correct path", node.q);
             }
-            prop_assert!(t.children(i).is_empty() || t.children(i).len() == width);
+            // Children's multiplicities add up to the samples drawn: width, or 1 for a
+            // forced step; without merging every sample is its own node.
+            let kids = t.children(i);
+            let drawn: u32 = kids.iter().map(|&k| t.node(k).multiplicity).sum();
+            let copies = if node.step == StepKind::Forced { 1 } else { width as u32 };
+            prop_assert!(kids.is_empty() || drawn == copies, "{drawn} of {copies}");
+            if !merge_siblings {
+                prop_assert!(kids.iter().all(|&k| t.node(k).multiplicity == 1));
+            } else {
+                let mut texts: Vec<&Vec<u32>> = kids.iter().map(|&k| &t.node(k).tokens).collect();
+                texts.sort();
+                texts.dedup();
+                prop_assert_eq!(texts.len(), kids.len(), "siblings are distinct");
+            }
+            prop_assert_eq!(node.expanded, !kids.is_empty());
+            if node.step == StepKind::Invalid {
+                prop_assert!(step_check && node.terminal.as_ref().is_some_and(|x| !x.correct));
+                prop_assert!(record_invalid || !node.recorded);
+            }
         }
         // The confident-wrong path is marked exactly when nothing correct was recorded.
         let solved = s.recorded.iter().any(|&r| t.node(r).terminal.as_ref().is_some_and(|x| x.correct));

@@ -263,6 +263,50 @@ fn verify_steps(problem: &Problem, text: &str, rules: &Rules) -> Verdict {
     Verdict::no_answer(Reason::NoAnswer)
 }
 
+/// Where a partial step-format response stands after its complete lines (the text up to
+/// and including its last newline): broken, answered, or the numbers still available.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Replay {
+    /// A complete line breaks a rule: the verifier's reason.
+    Broken(Reason),
+    /// A complete `ans` line: the verdict is final whatever follows.
+    Answered(Verdict),
+    /// Every complete line is a legal step; these numbers remain.
+    Remaining(Vec<Rational>),
+}
+
+/// Replays the complete lines of `text` with the verifier's own checks.
+pub(super) fn replay_lines(problem: &Problem, text: &str, rules: &Rules) -> Replay {
+    if text.len() > MAX_INPUT {
+        return Replay::Broken(Reason::TooLong { bytes: text.len() });
+    }
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    let mut pool = Pool::new(&problem.nums);
+    for (i, raw) in complete.split('\n').enumerate() {
+        let line = i + 1;
+        let l = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+        if l.is_empty() {
+            continue;
+        }
+        if let Some(c) = l
+            .chars()
+            .find(|c| !(c.is_ascii_digit() || "+-*/=() ans".contains(*c)))
+        {
+            return Replay::Broken(Reason::BadToken { line, found: c });
+        }
+        if l.starts_with("ans") {
+            return Replay::Answered(verify_steps(problem, complete, rules));
+        }
+        if let Err(r) = apply_step(&mut pool, l, line, rules) {
+            return Replay::Broken(r);
+        }
+    }
+    Replay::Remaining(pool.available)
+}
+
 /// The tokens of one step line. Spaces may separate tokens but not split a number (so
 /// `1 2` is not 12); a `-` directly before digits where a number is expected is its sign.
 struct Tokens<'a> {

@@ -34,7 +34,7 @@ pub enum GenerateError {
 
 /// One candidate problem (numbers and target), or None when the numbers reach no target
 /// in range.
-fn candidate(preset: &Preset, rng: &mut ChaCha8Rng) -> Option<(Vec<i64>, i64)> {
+pub(super) fn candidate(preset: &Preset, rng: &mut ChaCha8Rng) -> Option<(Vec<i64>, i64)> {
     let count = rng.random_range(preset.count_min..=preset.count_max);
     let nums: Vec<i64> = (0..count)
         .map(|_| rng.random_range(preset.num_min..=preset.num_max))
@@ -96,7 +96,7 @@ fn rarest(nums: &[i64], preset: &Preset, samples: usize, rng: &mut ChaCha8Rng) -
         .map(|(t, _)| t)
 }
 
-fn problem(id: String, nums: Vec<i64>, target: i64, preset: &Preset) -> Option<Problem> {
+pub(super) fn problem(id: String, nums: Vec<i64>, target: i64, preset: &Preset) -> Option<Problem> {
     let info = solve(&nums, &preset.rules).get(target).cloned()?;
     Some(Problem {
         id,

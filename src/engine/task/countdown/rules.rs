@@ -17,7 +17,7 @@ pub enum UseRule {
 pub struct Rules {
     /// Which verifier applies: Countdown's (these rules) or math's boxed answers.
     #[serde(default)]
-    pub task: crate::engine::task::Task,
+    pub task: crate::engine::task::TaskKind,
     /// Math task: minerva (the paper's released reward, default) or lenient.
     #[serde(default)]
     pub math: crate::engine::math::MathVerifier,
@@ -29,7 +29,7 @@ pub struct Rules {
 impl Default for Rules {
     fn default() -> Self {
         Self {
-            task: crate::engine::task::Task::Countdown,
+            task: crate::engine::task::TaskKind::Countdown,
             math: crate::engine::math::MathVerifier::Minerva,
             use_rule: UseRule::ExactlyOnce,
             nonneg_integers: true,

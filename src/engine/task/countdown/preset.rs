@@ -34,12 +34,12 @@ pub struct Preset {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown preset {0:?}; valid presets: default, tinyzero, sos, distill")]
+#[error("unknown preset {0:?}; valid presets: default, default4, tinyzero, sos, distill")]
 pub struct PresetError(pub String);
 
 impl Preset {
-    pub fn names() -> [&'static str; 4] {
-        ["default", "tinyzero", "sos", "distill"]
+    pub fn names() -> [&'static str; 5] {
+        ["default", "default4", "tinyzero", "sos", "distill"]
     }
 
     pub fn by_name(name: &str) -> Result<Preset, PresetError> {
@@ -65,6 +65,9 @@ impl Preset {
             // arbor's own: small numbers a tiny character-level model can do arithmetic on,
             // three of them so a warm start reaches the target by chance only sometimes.
             "default" => p(3, 3, 12, 1, 100, strict, TargetChoice::RandomExpression),
+            // The default's rules with a fourth number: three decisive steps before the
+            // answer, for the experiments where steps matter.
+            "default4" => p(4, 4, 12, 1, 100, strict, TargetChoice::RandomExpression),
             // TinyZero's Countdown-Tasks-3to4.
             "tinyzero" => p(
                 3,

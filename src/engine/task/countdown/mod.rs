@@ -3,12 +3,14 @@
 //! parsing verifier with reasons, the three rewards, and JSONL files.
 pub mod data;
 pub mod generator;
+pub mod held_out;
 pub mod preset;
 pub mod problem;
 pub mod rational;
 pub mod reward;
 pub mod rules;
 pub mod solver;
+pub mod step;
 pub mod trace;
 pub mod verifier;
 
@@ -17,6 +19,7 @@ mod properties;
 
 pub use data::{load_jsonl, write_jsonl, DataError};
 pub use generator::{generate, GenerateError, Split};
+pub use held_out::{generate_held_out, HeldOutSplit};
 pub use preset::{Preset, PresetError, TargetChoice};
 pub use problem::Problem;
 pub use rational::Rational;
