@@ -42,6 +42,10 @@ checkpoint_every = 2
 [search]
 width = 3
 n = 3
+# An untrained model's steps are mostly invalid, and one-step invalid paths of unsolved
+# trees carry no advantage: without step judgement every iteration has samples to update
+# on, which the NaN test needs.
+step_check = false
 
 [adaptive]
 steps_per_round = 5

@@ -49,7 +49,7 @@ fn newer_schema_is_refused_with_the_version() {
     }
     let err = Store::open(&path).err().unwrap().to_string();
     assert!(
-        err.contains("schema version 2") && err.contains("s.sled"),
+        err.contains(&format!("schema version {}", SCHEMA_VERSION + 1)) && err.contains("s.sled"),
         "{err}"
     );
 }
