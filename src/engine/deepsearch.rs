@@ -10,6 +10,7 @@ use super::countdown::{reward, Problem, RewardKind};
 use super::groups::{Batch, GroupContext, Outcome, SearchMetrics};
 use super::policy::sampler::Finish;
 use super::rollout::{rollouts_n, Trajectory};
+use super::search::config::SearchConfig;
 use super::search::mcts::search;
 use super::search::record::{GroupSource, TreeRecord};
 use super::task::verify;
@@ -29,7 +30,10 @@ pub struct Registration {
 }
 
 fn settings<R: Rng>(ctx: &GroupContext<R>, token_score: TokenScore) -> ScoreSettings {
-    let sc = &ctx.cfg.search;
+    score_settings(&ctx.cfg.search, token_score)
+}
+
+fn score_settings(sc: &SearchConfig, token_score: TokenScore) -> ScoreSettings {
     ScoreSettings {
         q_max: sc.q_max,
         eps_q: sc.eps_q,
@@ -210,18 +214,20 @@ fn cached_group<R: Rng>(
 
 /// Token advantages of a tree's group (recorded paths, then padding). A solved group is
 /// scored by Tree-GRPO; an unsolved one as `search.unsolved` says.
-fn tree_advantages<R: Rng>(
-    ctx: &GroupContext<R>,
+pub fn tree_advantages(
+    sc: &SearchConfig,
     paths: &[ScoredPath],
     confident_wrong: &[bool],
     solved: bool,
 ) -> Vec<Vec<f32>> {
-    let score = ctx.cfg.search.token_score;
+    let score = sc.token_score;
     let zeros = |p: &ScoredPath| vec![0.0f32; p.steps.iter().map(|s| s.1).sum()];
-    match (solved, ctx.cfg.search.unsolved) {
-        (true, _) | (false, Unsolved::Keep) => group_token_advantages(paths, &settings(ctx, score)),
+    match (solved, sc.unsolved) {
+        (true, _) | (false, Unsolved::Keep) => {
+            group_token_advantages(paths, &score_settings(sc, score))
+        }
         (false, Unsolved::Outcome) => {
-            group_token_advantages(paths, &settings(ctx, TokenScore::Outcome))
+            group_token_advantages(paths, &score_settings(sc, TokenScore::Outcome))
         }
         (false, Unsolved::Skip) => paths.iter().map(zeros).collect(),
         (false, Unsolved::Negative) => paths
@@ -229,7 +235,7 @@ fn tree_advantages<R: Rng>(
             .enumerate()
             .map(|(i, p)| {
                 if confident_wrong.get(i).copied().unwrap_or(false) {
-                    negative_path_advantages(p, &settings(ctx, score))
+                    negative_path_advantages(p, &score_settings(sc, score))
                 } else {
                     zeros(p)
                 }
@@ -316,7 +322,7 @@ fn tree_group<R: Rng>(
     if solved {
         batch.solved_problems += 1;
     }
-    let advs = tree_advantages(ctx, &paths, &confident_wrong, solved);
+    let advs = tree_advantages(&ctx.cfg.search, &paths, &confident_wrong, solved);
     let mass: f64 = advs.iter().flatten().map(|a| a.abs() as f64).sum::<f64>();
     m.advantage_mass += mass;
     if !solved {
@@ -359,4 +365,80 @@ fn tree_group<R: Rng>(
         }
     }
     correct
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group built by hand: two recorded paths through the tree and a padded rollout.
+    /// Path 1: a step with q = 0.5 (2 tokens) then a correct answer (1 token); path 2: a
+    /// step with q = -0.6 (1 token) then a wrong answer (2 tokens); the pad: 3 wrong
+    /// tokens scored by outcome.
+    fn group(first_correct: bool) -> Vec<ScoredPath> {
+        let v = if first_correct { 1.0 } else { -1.0 };
+        vec![
+            ScoredPath {
+                steps: vec![(0.5, 2), (v, 1)],
+                terminal_value: v,
+            },
+            ScoredPath {
+                steps: vec![(-0.6, 1), (-1.0, 2)],
+                terminal_value: -1.0,
+            },
+            ScoredPath {
+                steps: vec![(-1.0, 3)],
+                terminal_value: -1.0,
+            },
+        ]
+    }
+
+    fn cfg(unsolved: Unsolved) -> SearchConfig {
+        SearchConfig {
+            unsolved,
+            ..SearchConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_solved_group_is_tree_grpo_whatever_the_unsolved_mode() {
+        // mu = (1 - 1 - 1) / 3 = -1/3.
+        let mu = -1.0 / 3.0;
+        for mode in [
+            Unsolved::Keep,
+            Unsolved::Outcome,
+            Unsolved::Skip,
+            Unsolved::Negative,
+        ] {
+            let a = tree_advantages(&cfg(mode), &group(true), &[false, false], true);
+            let want0 = (0.5f64.tanh() - mu) as f32;
+            assert!((a[0][0] - want0).abs() < 1e-6 && (a[0][1] - want0).abs() < 1e-6);
+            assert!((a[0][2] - (1.0 - mu) as f32).abs() < 1e-6);
+            assert!((a[1][0] - ((-0.6f64).tanh() - mu) as f32).abs() < 1e-6);
+            assert!((a[1][1] - (-1.0 - mu) as f32).abs() < 1e-6);
+            assert_eq!(a[2], vec![(-1.0 - mu) as f32; 3]);
+        }
+    }
+
+    #[test]
+    fn unsolved_groups_follow_the_mode() {
+        let paths = group(false);
+        let cw = [false, true];
+        // keep: mu = -1, intermediate tokens pushed up, terminals 0.
+        let keep = tree_advantages(&cfg(Unsolved::Keep), &paths, &cw, false);
+        assert!((keep[0][0] - (0.5f64.tanh() + 1.0) as f32).abs() < 1e-6);
+        assert!(keep[1][0] > 0.0 && keep[1][1] == 0.0 && keep[2] == vec![0.0; 3]);
+        // outcome: every token R - mu = 0.
+        let outcome = tree_advantages(&cfg(Unsolved::Outcome), &paths, &cw, false);
+        assert!(outcome.iter().flatten().all(|&a| a == 0.0));
+        // skip: nothing.
+        let skip = tree_advantages(&cfg(Unsolved::Skip), &paths, &cw, false);
+        assert!(skip.iter().flatten().all(|&a| a == 0.0));
+        assert_eq!(skip[1].len(), 3);
+        // negative: only the confident-wrong path, its own scores, no mu.
+        let neg = tree_advantages(&cfg(Unsolved::Negative), &paths, &cw, false);
+        assert!(neg[0].iter().chain(&neg[2]).all(|&a| a == 0.0));
+        assert!((neg[1][0] - (-0.6f64).tanh() as f32).abs() < 1e-6);
+        assert_eq!(&neg[1][1..], &[-1.0, -1.0]);
+    }
 }

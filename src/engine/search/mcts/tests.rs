@@ -236,3 +236,87 @@ fn the_sampler_reports_eos_when_it_is_the_last_token_a_chunk_allows() {
     }
     assert!(eos_seen > 0, "no EOS drawn in 400 tries at temperature 3");
 }
+
+/// The example on numbers 4 6 12: `4/1=4` (no 1) and `6*16=126` end at once as
+/// wrong terminals with the verifier's reason, identical siblings merge, and once one
+/// number is left the answer line is expanded with width 1.
+#[test]
+fn countdown_steps_are_judged_merged_and_forced() {
+    use crate::engine::countdown::{Problem, Rules};
+    use crate::engine::task::task_of;
+    let tok = Tokenizer::default();
+    let p = Problem::new("t", vec![4, 6, 12], 22);
+    let rules = Rules::default();
+    let task = task_of(&rules);
+    let verify = |text: &str| {
+        let v = task.verify(&p, text);
+        (v.is_correct(), v.reason.to_string())
+    };
+    let step = |text: &str| task.judge_step(&p, text);
+    let judge = Judge {
+        verify: &verify,
+        step: &step,
+    };
+    let cfg = SearchConfig {
+        width: 4,
+        n: 2,
+        ..SearchConfig::default()
+    };
+    let line = |t: &str, finish| completion(tok.encode(t).unwrap(), finish);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut s = State::new(Tree::new(vec![1]), cfg.n);
+    let kids = vec![
+        line("4/1=4\n", Finish::Delimiter),
+        line("6*16=126\n", Finish::Delimiter),
+        line("4+6=10\n", Finish::Delimiter),
+        line("4+6=10\n", Finish::Delimiter),
+    ];
+    advance(&mut s, kids, &tok, &cfg, &judge, &mut rng);
+    let t = &s.tree;
+    let kids = t.children(t.root);
+    assert_eq!(kids.len(), 3, "the two 4+6=10 merged");
+    let invalid: Vec<_> = kids
+        .iter()
+        .filter(|&&k| t.node(k).step == StepKind::Invalid)
+        .collect();
+    assert_eq!(invalid.len(), 2);
+    assert_eq!(
+        t.node(*invalid[0]).terminal.as_ref().unwrap().reason,
+        "line 1: 1 is not available"
+    );
+    let open = kids
+        .iter()
+        .copied()
+        .find(|&k| t.node(k).terminal.is_none())
+        .unwrap();
+    assert_eq!(t.node(open).multiplicity, 2);
+    // One of the invalid terminals was recorded (record_invalid), so the search moves on
+    // to the frontier: the open node.
+    assert_eq!(s.recorded.len(), 1);
+    assert_eq!(s.current, Some(open));
+    // 10+12=22 leaves one number: forced.
+    advance(
+        &mut s,
+        vec![line("10+12=22\n", Finish::Delimiter); 4],
+        &tok,
+        &cfg,
+        &judge,
+        &mut rng,
+    );
+    let forced = s.current.unwrap();
+    assert_eq!(s.tree.node(forced).step, StepKind::Forced);
+    assert_eq!(s.tree.node(forced).multiplicity, 4);
+    advance(
+        &mut s,
+        vec![line("ans 22", Finish::Eos)],
+        &tok,
+        &cfg,
+        &judge,
+        &mut rng,
+    );
+    assert!(s.done);
+    let last = *s.recorded.last().unwrap();
+    assert!(s.tree.node(last).terminal.as_ref().unwrap().correct);
+    // N counts a merged node once: 1 + the recorded terminal below it.
+    assert_eq!(s.tree.node(forced).n, 2);
+}
