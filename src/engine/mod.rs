@@ -1,30 +1,20 @@
-//! The computation: task, policy, search, objective, trainer. No terminal, no sled types.
-pub mod adaptive;
-pub mod batch;
+//! The computation, grouped by the stages of the loop: the task (`task/`: Countdown and
+//! math behind one trait), the policy (`policy/`: model, tokenizers, sampler,
+//! checkpoints), DeepSearch (`deepsearch/`: search, Tree-GRPO, adaptive training) and
+//! training (`training/`: trainer, update, objective, optimizer, warm start, evaluation,
+//! resume, control). No terminal, no sled types: results go through `training::sink`.
 pub mod config;
-pub mod control;
 pub mod deepsearch;
 pub mod error;
-pub mod evaluate;
-pub mod groups;
-pub mod metrics;
-pub mod objective;
-pub mod optim;
-pub mod plateau;
 pub mod policy;
-pub mod resume;
-pub mod rollout;
-pub mod rounds;
-pub mod search;
-pub mod sink;
-pub mod split;
 pub mod task;
-pub mod test_time;
-pub mod trainer;
-pub mod tree_grpo;
-pub mod update;
-pub mod warm_start;
+pub mod training;
 
 pub use error::EngineError;
-/// The tasks are peers under `task/`; these paths stay short.
+// Short paths for the stages' modules.
+pub use deepsearch::{adaptive, rounds, search, tree_grpo};
 pub use task::{countdown, math};
+pub use training::{
+    batch, control, evaluate, groups, metrics, objective, optim, plateau, resume, rollout, sink,
+    split, test_time, trainer, update, warm_start,
+};

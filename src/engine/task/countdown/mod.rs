@@ -1,4 +1,4 @@
-//! Countdown, arbor's default task (countdown.md): reach a target from a few numbers with
+//! Countdown, arbor's default task: reach a target from a few numbers with
 //! the four operations and parentheses. Generation, exact solving, leak-free splits, a
 //! parsing verifier with reasons, the three rewards, and JSONL files.
 pub mod data;

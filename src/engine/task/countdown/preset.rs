@@ -1,4 +1,4 @@
-//! Generator presets: arbor's default and the three public variants (countdown.md).
+//! Generator presets: arbor's default and the public variants: TinyZero, Stream of Search and the tree-search distillation write-up.
 use serde::{Deserialize, Serialize};
 
 use super::{Rules, UseRule};

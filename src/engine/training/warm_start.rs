@@ -9,20 +9,20 @@ type EngineResult<T> = std::result::Result<T, EngineError>;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::batch::{pack, Sequence};
-use super::config::RunConfig;
-use super::config::WarmStartConfig;
-use super::countdown::{random_trace, Problem, Rules};
-use super::error::EngineError;
-use super::optim::{AdamW, AdamWConfig};
-use super::policy::checkpoint::{weights_from_bytes, weights_to_bytes};
-use super::policy::model::token_logprobs;
-use super::policy::tokenizer::EOS;
-use super::policy::Policy;
-use super::policy::{CharTokenizer, PolicyConfig};
-use super::rollout::prompt_tokens;
-use super::sink::{Phase, Sink};
-use super::split::{fnv1a, RunData};
+use crate::engine::batch::{pack, Sequence};
+use crate::engine::config::RunConfig;
+use crate::engine::config::WarmStartConfig;
+use crate::engine::countdown::{random_trace, Problem, Rules};
+use crate::engine::error::EngineError;
+use crate::engine::optim::{AdamW, AdamWConfig};
+use crate::engine::policy::checkpoint::{weights_from_bytes, weights_to_bytes};
+use crate::engine::policy::model::token_logprobs;
+use crate::engine::policy::tokenizer::EOS;
+use crate::engine::policy::Policy;
+use crate::engine::policy::{CharTokenizer, PolicyConfig};
+use crate::engine::rollout::prompt_tokens;
+use crate::engine::sink::{Phase, Sink};
+use crate::engine::split::{fnv1a, RunData};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WarmStartReport {
@@ -102,7 +102,7 @@ pub fn warm_start(
 
 /// The policy architecture a run config asks for.
 pub fn policy_config(cfg: &RunConfig, tok: &CharTokenizer) -> PolicyConfig {
-    let mut p = PolicyConfig::tiny(tok.vocab_size(), super::policy::tokenizer::BOS, EOS);
+    let mut p = PolicyConfig::tiny(tok.vocab_size(), crate::engine::policy::tokenizer::BOS, EOS);
     p.hidden_size = cfg.policy.hidden_size;
     p.intermediate_size = cfg.policy.intermediate_size;
     p.num_hidden_layers = cfg.policy.num_hidden_layers;
@@ -135,13 +135,13 @@ pub fn prepare_policy(
     sink: &mut dyn Sink,
 ) -> EngineResult<(Policy, String)> {
     let (device, note) =
-        super::policy::device::choose(&cfg.policy.device).map_err(EngineError::Config)?;
+        crate::engine::policy::device::choose(&cfg.policy.device).map_err(EngineError::Config)?;
     if let Some(n) = note {
         sink.phase_done(Phase::WarmStart, &n);
     }
     if let Some(dir) = &cfg.policy.model {
         // A real checkpoint: loaded as it is, no warm start.
-        let policy = super::policy::checkpoint::load(dir, &device)
+        let policy = crate::engine::policy::checkpoint::load(dir, &device)
             .map_err(|e| EngineError::Config(format!("--model: {e}")))?;
         sink.phase_done(
             Phase::WarmStart,

@@ -1,11 +1,11 @@
 //! The problems of a run: generated from a preset, or loaded from JSONL files.
 use serde::Serialize;
 
-use super::config::DataConfig;
-use super::countdown::{
+use crate::engine::config::DataConfig;
+use crate::engine::countdown::{
     generate, generate_held_out, load_jsonl, HeldOutSplit, Preset, Problem, Rules,
 };
-use super::error::EngineError;
+use crate::engine::error::EngineError;
 
 /// Train and test problems with the verifier rules that apply to them.
 #[derive(Clone, Debug, Serialize)]

@@ -1,7 +1,7 @@
 //! Packs (prompt, response) token sequences into right-padded training tensors.
 use candle_core::{Device, Result, Tensor};
 
-use super::policy::tokenizer::PAD;
+use crate::engine::policy::tokenizer::PAD;
 
 /// Inputs, next-token targets, a response mask and per-token advantages, all
 /// `(batch, len)`: position `j` predicts token `j + 1` of the sequence.

@@ -3,15 +3,15 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::adaptive::is_repetitive;
-use super::config::{Method, RunConfig};
-use super::countdown::{Problem, Rules};
-use super::objective::{group_advantages, AdvantageNorm};
-use super::policy::sampler::{SampleStats, SamplingParams};
-use super::policy::{Qwen2, Tokenizer};
-use super::rollout::{prompt_tokens, rollouts, Trajectory};
-use super::search::record::TreeRecord;
-use super::update::Sample;
+use crate::engine::adaptive::is_repetitive;
+use crate::engine::config::{Method, RunConfig};
+use crate::engine::countdown::{Problem, Rules};
+use crate::engine::objective::{group_advantages, AdvantageNorm};
+use crate::engine::policy::sampler::{SampleStats, SamplingParams};
+use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::rollout::{prompt_tokens, rollouts, Trajectory};
+use crate::engine::search::record::TreeRecord;
+use crate::engine::update::Sample;
 
 /// What a sampling phase produced for the update and for the metrics.
 pub struct Batch {

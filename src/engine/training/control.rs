@@ -2,7 +2,7 @@
 //! iterations, never inside an update), and the retunable settings with their validation.
 use serde::{Deserialize, Serialize};
 
-use super::config::RunConfig;
+use crate::engine::config::RunConfig;
 
 /// What the trainer is asked to do at its next safe point.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,7 +36,7 @@ impl ControlEvent {
     pub fn new(iteration: u64, kind: &str) -> Self {
         Self {
             iteration,
-            unix_time: super::trainer::unix_now(),
+            unix_time: crate::engine::trainer::unix_now(),
             kind: kind.into(),
             key: None,
             old: None,

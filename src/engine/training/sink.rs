@@ -1,9 +1,9 @@
 //! How the engine reports: progress, cached warm starts, iteration commits, checkpoints.
 //! The store implements it for real runs; tests may replace it.
-use super::control::{ControlEvent, Directive};
-use super::resume::TrainingCheckpoint;
-use super::search::record::TreeRecord;
-use super::trainer::IterationMetrics;
+use crate::engine::control::{ControlEvent, Directive};
+use crate::engine::resume::TrainingCheckpoint;
+use crate::engine::search::record::TreeRecord;
+use crate::engine::trainer::IterationMetrics;
 
 /// Phases shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

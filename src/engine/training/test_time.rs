@@ -21,15 +21,15 @@ use candle_core::Result;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::countdown::{Problem, RewardKind, Rules};
-use super::evaluate::EVAL_SEED;
-use super::metrics::bootstrap_ci;
-use super::policy::sampler::SamplingParams;
-use super::policy::{Qwen2, Tokenizer};
-use super::rollout::rollouts;
-use super::search::config::SearchConfig;
-use super::search::mcts::search;
-use super::task::{task_of, verify, Task};
+use crate::engine::countdown::{Problem, RewardKind, Rules};
+use crate::engine::evaluate::EVAL_SEED;
+use crate::engine::metrics::bootstrap_ci;
+use crate::engine::policy::sampler::SamplingParams;
+use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::rollout::rollouts;
+use crate::engine::search::config::SearchConfig;
+use crate::engine::search::mcts::search;
+use crate::engine::task::{task_of, verify, Task};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,7 +142,8 @@ pub fn compare_strategies(
     let mut out = Vec::new();
     // One sample's mean length, the unit of every budget.
     let mut unit: Option<f64> = None;
-    let mut sampled: HashMap<usize, (Vec<Vec<super::rollout::Trajectory>>, f64)> = HashMap::new();
+    let mut sampled: HashMap<usize, (Vec<Vec<crate::engine::rollout::Trajectory>>, f64)> =
+        HashMap::new();
     // Sampling runs for every budget: it is two strategies, and the unit of the others.
     {
         for &b in s.budgets {

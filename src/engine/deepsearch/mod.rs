@@ -1,25 +1,34 @@
+//! DeepSearch (arXiv 2509.25454): the search (`search/`, sections 3-6), Tree-GRPO's
+//! scores (`tree_grpo`, section 8) and adaptive training (`adaptive`, `rounds`, section
+//! 7). This file builds an iteration's groups.
+//!
 //! DeepSearch's groups: one MCTS tree per problem whose n recorded trajectories are scored
 //! with Tree-GRPO, or, for problems the solution cache knows, cached solutions plus fresh
 //! rollouts scored by outcome (the search is skipped: a cache hit).
+pub mod adaptive;
+pub mod rounds;
+pub mod search;
+pub mod tree_grpo;
+
 use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::adaptive::{is_repetitive, register_by_code_rule, CacheRule, SolutionCache};
-use super::countdown::{reward, Problem, RewardKind};
-use super::groups::{Batch, GroupContext, Outcome, SearchMetrics};
-use super::policy::sampler::Finish;
-use super::rollout::{rollouts_n, Trajectory};
-use super::search::config::SearchConfig;
-use super::search::mcts::search;
-use super::search::record::{GroupSource, TreeRecord};
-use super::task::verify;
-use super::task::StepKind;
-use super::tree_grpo::{
+use crate::engine::adaptive::{is_repetitive, register_by_code_rule, CacheRule, SolutionCache};
+use crate::engine::countdown::{reward, Problem, RewardKind};
+use crate::engine::groups::{Batch, GroupContext, Outcome, SearchMetrics};
+use crate::engine::policy::sampler::Finish;
+use crate::engine::rollout::{rollouts_n, Trajectory};
+use crate::engine::search::config::SearchConfig;
+use crate::engine::search::mcts::search;
+use crate::engine::search::record::{GroupSource, TreeRecord};
+use crate::engine::task::verify;
+use crate::engine::task::StepKind;
+use crate::engine::tree_grpo::{
     group_token_advantages, negative_path_advantages, ScoreSettings, ScoredPath, TokenScore,
     Unsolved,
 };
-use super::update::Sample;
+use crate::engine::update::Sample;
 
 /// Solutions a searched problem offers to the cache.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -194,7 +203,7 @@ fn cached_group<R: Rng>(
         })
         .collect();
     let advs = group_token_advantages(&paths, &settings(ctx, TokenScore::Outcome));
-    let prompt = super::rollout::prompt_tokens(ctx.tok, p);
+    let prompt = crate::engine::rollout::prompt_tokens(ctx.tok, p);
     let mut record = TreeRecord::direct(&p.id, &p.prompt());
     record.source = GroupSource::Cached;
     for (t, adv) in group.iter().zip(advs) {
@@ -248,7 +257,7 @@ pub fn tree_advantages(
 fn tree_group<R: Rng>(
     ctx: &GroupContext<R>,
     p: &Problem,
-    r: &super::search::mcts::SearchResult,
+    r: &crate::engine::search::mcts::SearchResult,
     pad: &[Trajectory],
     batch: &mut Batch,
     m: &mut SearchMetrics,

@@ -2,11 +2,11 @@
 use candle_core::Result;
 use rand::SeedableRng;
 
-use super::countdown::{Problem, RewardKind, Rules};
-use super::metrics::{summarise, EvalResult};
-use super::policy::sampler::{SampleStats, SamplingParams};
-use super::policy::{Qwen2, Tokenizer};
-use super::rollout::rollouts;
+use crate::engine::countdown::{Problem, RewardKind, Rules};
+use crate::engine::metrics::{summarise, EvalResult};
+use crate::engine::policy::sampler::{SampleStats, SamplingParams};
+use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::rollout::rollouts;
 
 /// Every evaluation draws from this seed, so two evaluations of the same weights agree and
 /// before/after comparisons share their sampling noise.
@@ -44,7 +44,7 @@ pub fn evaluate(
     };
     let mut correct = Vec::with_capacity(problems.len());
     let mut stats = SampleStats::default();
-    let chunk = (super::rollout::MAX_ROWS / k.max(1)).max(1) * 4;
+    let chunk = (crate::engine::rollout::MAX_ROWS / k.max(1)).max(1) * 4;
     for (ci, part) in problems.chunks(chunk).enumerate() {
         let refs: Vec<&Problem> = part.iter().collect();
         let (groups, s) = rollouts(

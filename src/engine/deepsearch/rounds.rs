@@ -12,12 +12,12 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::adaptive::{keep_in_hard_set, CacheRule};
-use super::countdown::{Problem, RewardKind};
-use super::error::EngineError;
-use super::policy::sampler::SamplingParams;
-use super::rollout::rollouts;
-use super::trainer::Trainer;
+use crate::engine::adaptive::{keep_in_hard_set, CacheRule};
+use crate::engine::countdown::{Problem, RewardKind};
+use crate::engine::error::EngineError;
+use crate::engine::policy::sampler::SamplingParams;
+use crate::engine::rollout::rollouts;
+use crate::engine::trainer::Trainer;
 
 impl Trainer {
     /// At a round boundary: merge the round's registrations into the cache and re-filter
@@ -138,7 +138,11 @@ pub fn filtering_pays(kept: usize, checked: usize, skip_above: f64) -> bool {
     checked == 0 || (kept as f64) <= skip_above * checked as f64
 }
 
-fn keep(ids: &[usize], counts: &[usize], a: &super::adaptive::AdaptiveConfig) -> Vec<usize> {
+fn keep(
+    ids: &[usize],
+    counts: &[usize],
+    a: &crate::engine::adaptive::AdaptiveConfig,
+) -> Vec<usize> {
     ids.iter()
         .zip(counts)
         .filter(|&(_, &c)| keep_in_hard_set(c, a.filter_k, a.delta))

@@ -7,24 +7,28 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::adaptive::SolutionCache;
-use super::config::{EvalSplit, Method, RunConfig};
-use super::control::{retune, ControlEvent, Directive};
-use super::countdown::Problem;
-use super::deepsearch::{search_batch, Registration};
-use super::error::EngineError;
-use super::evaluate::{evaluate, EvalSettings};
-use super::groups::{direct_batch, GroupContext, SearchMetrics};
-use super::metrics::EvalResult;
-use super::objective::Clip;
-use super::optim::{AdamW, AdamWConfig};
-use super::policy::sampler::SampleStats;
-use super::policy::Policy;
-use super::resume::{CheckpointKind, RngState, TrainerState, TrainingCheckpoint, STATE_VERSION};
-use super::search::record::TreeRecord;
-use super::sink::{Phase, Sink};
-use super::split::RunData;
-use super::update::{policy_update, steps_for_tokens, warmup_lr, UpdateSettings, UpdateStats};
+use crate::engine::adaptive::SolutionCache;
+use crate::engine::config::{EvalSplit, Method, RunConfig};
+use crate::engine::control::{retune, ControlEvent, Directive};
+use crate::engine::countdown::Problem;
+use crate::engine::deepsearch::{search_batch, Registration};
+use crate::engine::error::EngineError;
+use crate::engine::evaluate::{evaluate, EvalSettings};
+use crate::engine::groups::{direct_batch, GroupContext, SearchMetrics};
+use crate::engine::metrics::EvalResult;
+use crate::engine::objective::Clip;
+use crate::engine::optim::{AdamW, AdamWConfig};
+use crate::engine::policy::sampler::SampleStats;
+use crate::engine::policy::Policy;
+use crate::engine::resume::{
+    CheckpointKind, RngState, TrainerState, TrainingCheckpoint, STATE_VERSION,
+};
+use crate::engine::search::record::TreeRecord;
+use crate::engine::sink::{Phase, Sink};
+use crate::engine::split::RunData;
+use crate::engine::update::{
+    policy_update, steps_for_tokens, warmup_lr, UpdateSettings, UpdateStats,
+};
 
 /// Adaptive-training state after an iteration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -210,7 +214,7 @@ impl Trainer {
             ));
         }
         if cfg.method == Method::DeepSearch
-            && cfg.search.step == super::search::config::StepMode::Newline
+            && cfg.search.step == crate::engine::search::config::StepMode::Newline
             && policy.tokenizer.newline().is_none()
         {
             return Err(EngineError::Config(
@@ -518,7 +522,7 @@ impl Trainer {
 
         let o = &batch.outcomes;
         let n = o.len().max(1) as f64;
-        let finite_mean = |f: &dyn Fn(&super::groups::Outcome) -> f64| {
+        let finite_mean = |f: &dyn Fn(&crate::engine::groups::Outcome) -> f64| {
             let v: Vec<f64> = o.iter().map(f).filter(|x| x.is_finite()).collect();
             if v.is_empty() {
                 0.0
@@ -663,7 +667,7 @@ impl Trainer {
             }
             let plateau = m.eval.is_some()
                 && self.cfg.train.stop_at_plateau
-                && super::plateau::plateaued(&self.eval_history);
+                && crate::engine::plateau::plateaued(&self.eval_history);
             phase_log("commit", self.iteration);
             let c0 = Instant::now();
             sink.commit(&m, &trees)?;
@@ -703,7 +707,7 @@ impl Trainer {
                 sink.event(&ControlEvent {
                     reason: Some(format!(
                         "evaluation pass@1 has plateaued: the last {} evaluations gain no more than the best earlier one's 95% half-width",
-                        super::plateau::WINDOW
+                        crate::engine::plateau::WINDOW
                     )),
                     ..ControlEvent::new(self.iteration, "plateau")
                 })?;

@@ -2,10 +2,10 @@
 use candle_core::Result;
 use rand::Rng;
 
-use super::countdown::{reward, Problem, RewardKind, Rules, Verdict};
-use super::policy::sampler::{sample, Finish, Request, SampleStats, SamplingParams};
-use super::policy::{Qwen2, Tokenizer};
-use super::task::verify;
+use crate::engine::countdown::{reward, Problem, RewardKind, Rules, Verdict};
+use crate::engine::policy::sampler::{sample, Finish, Request, SampleStats, SamplingParams};
+use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::task::verify;
 
 /// Rows per sampler call: large batches amortise the per-op overhead of tiny models.
 pub const MAX_ROWS: usize = 256;

@@ -7,11 +7,11 @@ use candle_core::Result;
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::batch::{pack, Sequence};
-use super::objective::{policy_loss, Clip};
-use super::optim::{AdamW, StepOutcome};
-use super::policy::model::token_logprobs;
-use super::policy::Policy;
+use crate::engine::batch::{pack, Sequence};
+use crate::engine::objective::{policy_loss, Clip};
+use crate::engine::optim::{AdamW, StepOutcome};
+use crate::engine::policy::model::token_logprobs;
+use crate::engine::policy::Policy;
 
 /// A scored training sample.
 pub struct Sample {
@@ -161,7 +161,7 @@ fn batch_of(
     samples: &[Sample],
     idx: &[usize],
     dev: &candle_core::Device,
-) -> Result<super::batch::TokenBatch> {
+) -> Result<crate::engine::batch::TokenBatch> {
     let seqs: Vec<Sequence> = idx
         .iter()
         .map(|&i| Sequence {

@@ -13,12 +13,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::adaptive::SolutionCache;
-use super::deepsearch::Registration;
-use super::groups::SearchMetrics;
-use super::metrics::EvalResult;
-use super::optim::AdamW;
-use super::policy::{checkpoint, Policy};
+use crate::engine::adaptive::SolutionCache;
+use crate::engine::deepsearch::Registration;
+use crate::engine::groups::SearchMetrics;
+use crate::engine::metrics::EvalResult;
+use crate::engine::optim::AdamW;
+use crate::engine::policy::{checkpoint, Policy};
 
 /// Version of `trainer_state.json`; a newer one is refused.
 pub const STATE_VERSION: u32 = 1;

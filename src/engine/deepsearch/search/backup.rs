@@ -61,7 +61,7 @@ mod tests {
 
     #[test]
     fn reproduces_the_worked_backup_vector() {
-        // deepsearch.md section 6. Non-terminal nodes start with N = 1 from creation; the
+        // DeepSearch (arXiv 2509.25454) section 6. Non-terminal nodes start with N = 1 from creation; the
         // root and terminals start at N = 0.
         let mut root = Node { q: 0.0, n: 0 };
         let (mut a, mut b, mut c) = (

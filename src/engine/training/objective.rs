@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn mean_only_matches_the_worked_example() {
-        // deepsearch.md section 8: 2 correct, 6 wrong -> mu = -0.5; correct +1.5, wrong -0.5.
+        // DeepSearch (arXiv 2509.25454) section 8: 2 correct, 6 wrong -> mu = -0.5; correct +1.5, wrong -0.5.
         let r = [1., 1., -1., -1., -1., -1., -1., -1.];
         let a = group_advantages(&r, AdvantageNorm::MeanOnly);
         assert!((a[0] - 1.5).abs() < 1e-6 && (a[2] + 0.5).abs() < 1e-6);
