@@ -72,7 +72,8 @@ pub struct RunRow {
     pub tokens_to_threshold: Option<u64>,
     /// (generated tokens, held-out pass@1) at every evaluation, the start included.
     pub curve: Vec<(u64, f64)>,
-    /// Optimizer steps, and per 1,000 generated tokens (filtering included).
+    /// Optimizer steps, and per 1,000 training tokens (generated tokens, filtering
+    /// excluded: the filter's tokens are its own column).
     pub optimizer_steps: u64,
     pub steps_per_1k_tokens: f64,
     /// Tokens spent on hard-set filtering (part of `generated_tokens`).
@@ -132,7 +133,7 @@ pub fn row_of(
         iterations: its.len() as u64,
         generated_tokens: generated,
         optimizer_steps: steps,
-        steps_per_1k_tokens: per_1k(steps as f64, generated),
+        steps_per_1k_tokens: per_1k(steps as f64, generated.saturating_sub(filter)),
         filter_tokens: filter,
         solved_per_1k_tokens: per_1k(solved as f64, generated.saturating_sub(filter)),
         trained_per_generated: if generated > 0 {
@@ -170,7 +171,7 @@ pub fn table(
         format!("{r} minus arm (95% CI)")
     });
     let mut s = format!(
-        "| arm | seed | iterations | generated tokens | filter tokens | optimizer steps | steps / 1k tokens | solved / 1k tokens | wall s | pass@1 start | pass@1 end (95% CI) | pass@{k} end | {diff_head} | tokens to pass@1 >= {} |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| arm | seed | iterations | generated tokens | filter tokens | optimizer steps | steps / 1k train tokens | solved / 1k train tokens | wall s | pass@1 start | pass@1 end (95% CI) | pass@{k} end | {diff_head} | tokens to pass@1 >= {} |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         pct(threshold)
     );
     let reach = |t: Option<u64>| t.map_or("not reached".to_string(), |t| t.to_string());
@@ -630,7 +631,8 @@ mod tests {
         });
         let r = row_of("a", "deepsearch", 1, &eval(0.05), &its, 0.5);
         assert_eq!((r.optimizer_steps, r.filter_tokens), (3, 2000));
-        assert!((r.steps_per_1k_tokens - 0.5).abs() < 1e-12);
+        // 3 steps over 4,000 training tokens (6,000 generated, 2,000 filtering).
+        assert!((r.steps_per_1k_tokens - 0.75).abs() < 1e-12);
         // 8 solved over 4,000 training tokens.
         assert!((r.solved_per_1k_tokens - 2.0).abs() < 1e-12);
     }

@@ -106,6 +106,9 @@ pub struct TrainerState {
     /// Optimizer steps owed to the tokens generated so far (`train.tokens_per_step`).
     #[serde(default)]
     pub steps_owed: f64,
+    /// Samples waiting for their optimizer step.
+    #[serde(default)]
+    pub buffered: Vec<crate::engine::update::Sample>,
     /// Problems solved and response tokens trained on so far.
     #[serde(default)]
     pub solved_total: u64,

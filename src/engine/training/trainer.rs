@@ -189,6 +189,8 @@ pub struct Trainer {
     pub filter_tokens: u64,
     /// Optimizer steps owed to the tokens generated (`train.tokens_per_step`).
     pub(crate) steps_owed: f64,
+    /// Scored samples waiting for the step they are owed (`train.tokens_per_step`).
+    pub(crate) buffered: Vec<super::update::Sample>,
     /// The run's evaluations in order (start included), for plateau detection.
     pub eval_history: Vec<EvalResult>,
     /// Problems solved and response tokens trained on, over the run.
@@ -263,6 +265,7 @@ impl Trainer {
                 .unwrap_or_default(),
             filter_tokens: 0,
             steps_owed: 0.0,
+            buffered: Vec::new(),
             solved_total: 0,
             trained_tokens: 0,
             eval_history: Vec::new(),
@@ -296,6 +299,7 @@ impl Trainer {
             nonfinite_streak: self.nonfinite_streak,
             filter_tokens: self.filter_tokens,
             steps_owed: self.steps_owed,
+            buffered: self.buffered.clone(),
             solved_total: self.solved_total,
             trained_tokens: self.trained_tokens,
             eval_history: self.eval_history.clone(),
@@ -344,6 +348,7 @@ impl Trainer {
         t.nonfinite_streak = state.nonfinite_streak;
         t.filter_tokens = state.filter_tokens;
         t.steps_owed = state.steps_owed;
+        t.buffered = state.buffered;
         t.solved_total = state.solved_total;
         t.trained_tokens = state.trained_tokens;
         t.eval_history = state.eval_history;
@@ -477,35 +482,47 @@ impl Trainer {
             },
             dual: (t.dual_clip > 0.0).then_some(t.dual_clip),
         };
-        let minibatches = if t.tokens_per_step > 0 {
+        // Equal learning per token: samples wait in a buffer until a step is owed and
+        // there are enough of them (the weights do not change meanwhile, so they stay
+        // on-policy); otherwise every iteration updates with `minibatches` steps.
+        let (minibatches, samples) = if t.tokens_per_step > 0 {
+            self.buffered.extend(batch.samples);
             let (steps, owed) = steps_for_tokens(
                 self.steps_owed,
                 batch.sampling.generated_tokens,
                 t.tokens_per_step,
-                batch.samples.len(),
+                self.buffered.len(),
                 t.min_sequences_per_step,
             );
             self.steps_owed = owed;
-            steps.max(1)
+            if steps == 0 {
+                (0, Vec::new())
+            } else {
+                (steps, std::mem::take(&mut self.buffered))
+            }
         } else {
-            t.minibatches
+            (t.minibatches, batch.samples)
         };
         phase_log("update", self.iteration);
         let update_start = Instant::now();
-        let update = policy_update(
-            &self.policy,
-            &mut self.opt,
-            &batch.samples,
-            &UpdateSettings {
-                clip,
-                minibatches,
-                epochs: t.epochs,
-                lr: t.lr,
-                warmup_steps: t.warmup_steps,
-                poison: self.fault_nan.contains(&self.iteration),
-            },
-            &mut self.rng,
-        )?;
+        let update = if minibatches == 0 {
+            UpdateStats::default()
+        } else {
+            policy_update(
+                &self.policy,
+                &mut self.opt,
+                &samples,
+                &UpdateSettings {
+                    clip,
+                    minibatches,
+                    epochs: t.epochs,
+                    lr: t.lr,
+                    warmup_steps: t.warmup_steps,
+                    poison: self.fault_nan.contains(&self.iteration),
+                },
+                &mut self.rng,
+            )?
+        };
         let lr = if update.optimizer_steps > 0 {
             update.lr
         } else {
@@ -516,7 +533,7 @@ impl Trainer {
         let update_secs = update_start.elapsed().as_secs_f64();
         if update.skipped_steps > 0 && update.optimizer_steps == 0 {
             self.nonfinite_streak += 1;
-        } else {
+        } else if update.optimizer_steps > 0 {
             self.nonfinite_streak = 0;
         }
 

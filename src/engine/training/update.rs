@@ -14,6 +14,7 @@ use crate::engine::policy::model::token_logprobs;
 use crate::engine::policy::Policy;
 
 /// A scored training sample.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     pub prompt: Vec<u32>,
     pub response: Vec<u32>,
@@ -49,11 +50,17 @@ pub fn warmup_lr(lr: f64, warmup_steps: u64, step: u64) -> f64 {
     }
 }
 
-/// Equal learning per token: the optimizer steps an iteration takes when one step is owed
-/// per `tokens_per_step` generated tokens. `owed` carries the fraction between
-/// iterations. At least one step when there are samples, never a step of fewer than
-/// `min_sequences` of them. Returns the steps and the new balance (kept within +-1 step,
-/// so an iteration capped by its samples does not build a debt for later ones).
+/// Most optimizer steps a run may owe (steps held back because too few samples were
+/// buffered) before the debt is forgiven.
+pub const MAX_STEPS_OWED: f64 = 4.0;
+
+/// Equal learning per token: how many optimizer steps to take now when one step is owed
+/// per `tokens_per_step` generated tokens. `owed` carries between iterations; `samples`
+/// is the number of buffered samples (an iteration that takes no step keeps its samples
+/// for the next, still on-policy since the weights did not change). A step never has
+/// fewer than `min_sequences` samples, so a method whose iterations yield few trainable
+/// sequences per token waits for more instead of taking tiny steps. Returns the steps
+/// (0: wait) and the new balance.
 pub fn steps_for_tokens(
     owed: f64,
     tokens: u64,
@@ -62,12 +69,9 @@ pub fn steps_for_tokens(
     min_sequences: usize,
 ) -> (usize, f64) {
     let owed = owed + tokens as f64 / tokens_per_step.max(1) as f64;
-    if samples == 0 {
-        return (0, owed.clamp(-1.0, 1.0));
-    }
-    let cap = (samples / min_sequences.max(1)).max(1);
-    let steps = (owed.round().max(1.0) as usize).min(cap);
-    (steps, (owed - steps as f64).clamp(-1.0, 1.0))
+    let cap = samples / min_sequences.max(1);
+    let steps = (owed.floor().max(0.0) as usize).min(cap);
+    (steps, (owed - steps as f64).min(MAX_STEPS_OWED))
 }
 
 pub struct UpdateSettings {
@@ -180,21 +184,21 @@ mod tests {
     #[test]
     fn steps_follow_tokens_with_the_fraction_carried() {
         // A GRPO iteration of ~2,048 tokens: one step each.
-        let (s, o) = steps_for_tokens(0.0, 2048, 2048, 128, 32);
-        assert_eq!((s, o), (1, 0.0));
-        // A tree iteration of 4.3x the tokens: 4 steps, 0.3 carried, then 5 (4.6 owed).
+        assert_eq!(steps_for_tokens(0.0, 2048, 2048, 128, 32), (1, 0.0));
+        // Half that: wait (the samples stay buffered), then step on both iterations'.
+        let (s, o) = steps_for_tokens(0.0, 1024, 2048, 64, 32);
+        assert_eq!((s, o), (0, 0.5));
+        assert_eq!(steps_for_tokens(o, 1024, 2048, 128, 32), (1, 0.0));
+        // A tree iteration of 4.3x the tokens: 4 steps, 0.3 carried.
         let (s, o) = steps_for_tokens(0.0, 8806, 2048, 128, 32);
         assert_eq!(s, 4);
         assert!((o - 0.2998).abs() < 1e-3);
-        let (s2, _) = steps_for_tokens(o, 8806, 2048, 160, 32);
-        assert_eq!(s2, 5);
-        // Never a step of fewer than 32 sequences: 70 samples allow 2.
-        assert_eq!(steps_for_tokens(0.0, 20_000, 2048, 70, 32).0, 2);
-        // Few samples still give one step; no samples none, the debt bounded.
-        assert_eq!(steps_for_tokens(0.0, 20_000, 2048, 5, 32).0, 1);
-        let (s, o) = steps_for_tokens(0.0, 20_000, 2048, 0, 32);
-        assert_eq!((s, o), (0, 1.0));
-        // Over a run the steps per token match within rounding.
+        // Never a step of fewer than 32 samples: 70 buffered allow 2, the rest is owed
+        // (at most 4 steps), and 20 samples allow none.
+        let (s, o) = steps_for_tokens(0.0, 20_000, 2048, 70, 32);
+        assert_eq!((s, o), (2, MAX_STEPS_OWED));
+        assert_eq!(steps_for_tokens(0.0, 20_000, 2048, 20, 32), (0, 4.0));
+        // Over a run the steps per token match within one step.
         let (mut owed, mut steps) = (0.0, 0);
         for i in 0..100 {
             let (s, o) = steps_for_tokens(owed, 3000 + (i % 7) * 300, 2048, 256, 32);
