@@ -177,6 +177,14 @@ fn batch_of(
     pack(&seqs, dev)
 }
 
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,13 +224,5 @@ mod tests {
         assert!((warmup_lr(1e-4, 10, 4) - 5e-5).abs() < 1e-12);
         assert_eq!(warmup_lr(1e-4, 10, 10), 1e-4);
         assert_eq!(warmup_lr(1e-4, 0, 0), 1e-4);
-    }
-}
-
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
     }
 }
