@@ -82,6 +82,9 @@ struct CompareArgs {
     /// Test problems generated.
     #[arg(long)]
     test_size: Option<usize>,
+    /// The arm paired differences are taken against (default: the first DeepSearch arm).
+    #[arg(long)]
+    reference: Option<String>,
     /// Evaluate on `test` (default) or `validation` (to choose settings).
     #[arg(long, default_value = "test", value_parser = ["test", "validation"])]
     eval_on: String,
@@ -338,6 +341,7 @@ fn main() -> ExitCode {
                     validation_size: a.validation_size,
                     test_size: a.test_size,
                     eval_on_validation: a.eval_on == "validation",
+                    reference: a.reference,
                 })
             })
         }

@@ -53,6 +53,9 @@ pub struct CompareOptions {
     pub test_size: Option<usize>,
     /// Evaluate on the validation split instead of test (for choosing settings).
     pub eval_on_validation: bool,
+    /// The arm paired differences are taken against (default: the first DeepSearch arm,
+    /// else the first arm).
+    pub reference: Option<String>,
 }
 
 /// One run's outcome in the table.
@@ -422,13 +425,24 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         data.test = data.validation.clone();
     }
     let cluster = clusters(&data.test);
-    let reference = o
-        .arms
-        .iter()
-        .find(|a| a.method == Method::DeepSearch)
-        .unwrap_or(&o.arms[0])
-        .label
-        .clone();
+    let reference = match &o.reference {
+        Some(r) if o.arms.iter().any(|a| &a.label == r) => r.clone(),
+        Some(r) => bail!(
+            "--reference {r} is not one of the arms ({})",
+            o.arms
+                .iter()
+                .map(|a| a.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => o
+            .arms
+            .iter()
+            .find(|a| a.method == Method::DeepSearch)
+            .unwrap_or(&o.arms[0])
+            .label
+            .clone(),
+    };
     if let Some(n) = &o.name {
         crate::store::validate_run_name(n)?;
     }
