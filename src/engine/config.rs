@@ -556,6 +556,14 @@ impl RunConfig {
         let e = &self.eval;
         positive_usize("eval.k", e.k)?;
         check(
+            e.split == EvalSplit::Test
+                || self.data.validation_size > 0
+                || self.data.validation_data.is_some(),
+            "eval.split",
+            "\"validation\"",
+            "needs a validation split: set data.validation_size (or data.validation_data)",
+        )?;
+        check(
             e.temperature.is_finite() && e.temperature >= 0.0,
             "eval.temperature",
             e.temperature,
