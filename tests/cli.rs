@@ -495,3 +495,132 @@ fn compare_runs_methods_at_equal_tokens_and_writes_table_plot_and_store_group() 
         rows.iter().map(|r| r["pass1_start"].to_string()).collect();
     assert_eq!(starts.len(), 1);
 }
+
+/// The plateau protocol's contract: every arm starts from one checkpoint (a folder, or a
+/// run's latest checkpoint), on a three-way split, and the JSON carries the fair-terms
+/// accounting and a paired difference per non-reference arm.
+#[test]
+fn compare_from_a_checkpoint_pairs_every_arm_with_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = tiny_config(d);
+    let cfg = cfg.to_str().unwrap();
+    let o = arbor(
+        &[
+            "train",
+            "--headless",
+            "--method",
+            "grpo",
+            "--iterations",
+            "2",
+            "--config",
+            cfg,
+            "--store",
+            "s.sled",
+            "--run",
+            "base",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = arbor(
+        &[
+            "save-model",
+            "--run",
+            "base",
+            "--store",
+            "s.sled",
+            "--out",
+            "model",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let common = [
+        "--seeds",
+        "1",
+        "--budget-tokens",
+        "2500",
+        "--milestones",
+        "1",
+        "--eval-k",
+        "2",
+        "--config",
+        cfg,
+        "--validation-size",
+        "10",
+        "--test-size",
+        "12",
+        "--methods",
+        "grpo,deepsearch-paper",
+        "--arm",
+        "arb=deepsearch:adaptive.enabled=false",
+        "--reference",
+        "arb",
+    ];
+    let mut args = vec![
+        "compare", "--from", "model", "--store", "c.sled", "--out", "cmp",
+    ];
+    args.extend(common);
+    let o = arbor(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = last_json(&o);
+    assert_eq!(line["from"], "model");
+    assert_eq!(line["reference"], "arb");
+    assert_eq!(line["evaluated_on"], "test");
+    assert_eq!(line["test_problems"], 12);
+    assert_eq!(line["tokens_per_step"], 2048);
+    let rows = line["runs"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        for f in [
+            "optimizer_steps",
+            "steps_per_1k_tokens",
+            "filter_tokens",
+            "solved_per_1k_tokens",
+            "trained_per_generated",
+            "wall_seconds",
+        ] {
+            assert!(r[f].is_number(), "{f} in {r}");
+        }
+        if r["method"] == "arb" {
+            assert!(r["paired_diff"].is_null());
+            assert_eq!(r["filter_tokens"], 0, "the arm turned filtering off");
+        } else {
+            let ci = r["paired_diff"]["ci95"].as_array().unwrap();
+            let mean = r["paired_diff"]["mean"].as_f64().unwrap();
+            assert!(
+                ci[0].as_f64().unwrap() <= mean + 1e-12 && mean <= ci[1].as_f64().unwrap() + 1e-12
+            );
+        }
+        assert!(
+            !r.to_string().contains("\"correct\""),
+            "per-problem counts stay out"
+        );
+    }
+    let starts: std::collections::HashSet<String> =
+        rows.iter().map(|r| r["pass1_start"].to_string()).collect();
+    assert_eq!(starts.len(), 1, "one starting checkpoint");
+    let table = std::fs::read_to_string(d.join("cmp/table.md")).unwrap();
+    assert!(table.contains("arb minus arm (95% CI)") && table.contains("optimizer steps"));
+    // The store's run records the checkpoint as its start.
+    let store = arbor::store::Store::open_existing(&d.join("c.sled")).unwrap();
+    let run = store.require_run(rows[0]["run"].as_str().unwrap()).unwrap();
+    assert!(run.warm_start.unwrap().starts_with("model:"));
+    drop(store);
+
+    // --from a run of the store: its latest checkpoint.
+    let mut args = vec![
+        "compare", "--from", "base", "--store", "s.sled", "--out", "cmp2",
+    ];
+    args.extend(common);
+    let o = arbor(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["from"], "base");
+    // An unknown run or folder is named.
+    let mut args = vec!["compare", "--from", "nope", "--store", "s.sled"];
+    args.extend(common);
+    let o = arbor(&args, d);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--from nope"), "{}", stderr(&o));
+}
