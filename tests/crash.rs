@@ -331,3 +331,45 @@ fn non_finite_updates_are_skipped_recorded_and_repeated_ones_pause_the_run() {
         .any(|e| e.kind == "retune" && e.new.as_deref() == Some("5e-5")));
     assert_eq!(ev.iter().filter(|e| e.kind == "nonfinite").count(), 3);
 }
+
+/// SIGTERM on a headless run stops it at the next safe point with a checkpoint and the
+/// JSON summary (`stopped_by: "signal"`); the run resumes with nothing committed lost.
+#[test]
+fn sigterm_stops_a_headless_run_gracefully_and_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 400);
+    let store = dir.path().join("s.sled");
+    let mut child = train(&store, &cfg, &[]).spawn().unwrap();
+    // Wait for the first scheduled checkpoint: the run is past its warm start.
+    let ck = PathBuf::from(format!("{}.checkpoints/r/iter-000002", store.display()));
+    let t0 = Instant::now();
+    while !ck.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    succeeded(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).unwrap();
+    assert_eq!(summary["stopped_by"], "signal", "{summary}");
+    let done = summary["iterations"].as_u64().unwrap();
+    assert!((2..400).contains(&done), "{done}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGTERM"));
+    // A checkpoint of the last committed iteration exists, and the store is sound.
+    let last = PathBuf::from(format!("{}.checkpoints/r/iter-{done:06}", store.display()));
+    assert!(last.exists(), "no checkpoint at iteration {done}");
+    fsck(&store);
+    assert_eq!(iterations(&store).len() as u64, done);
+    let out = resume(&store)
+        .args(["--iterations", &(done + 2).to_string()])
+        .output()
+        .unwrap();
+    succeeded(&out);
+    assert_eq!(iterations(&store).len() as u64, done + 2);
+}

@@ -164,7 +164,9 @@ pub(crate) fn drive(
     let mut sink = Headless::new(StoreSink {
         store: store.clone(),
         run: record,
-    });
+    })
+    .with_signals()
+    .context("cannot watch SIGTERM and SIGINT")?;
     let outcome = (|| -> Result<_> {
         let (mut trainer, key) = match begin {
             Begin::Fresh(data) => {
@@ -206,7 +208,7 @@ pub(crate) fn finish_run(
                 };
                 obj.insert("store_bytes_per_node".into(), per_node.into());
             }
-            run.status = if summary.stopped_by == "user" || summary.stopped_by == "nonfinite" {
+            run.status = if matches!(summary.stopped_by.as_str(), "user" | "signal" | "nonfinite") {
                 RunStatus::Stopped
             } else {
                 RunStatus::Finished

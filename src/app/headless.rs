@@ -1,5 +1,17 @@
 //! Headless progress: indicatif bars on stderr around any [`Sink`], one bar per phase
-//! (the training bar stays while evaluations come and go).
+//! (the training bar stays while evaluations come and go). When stderr is not a terminal
+//! (nohup, a scheduler's log) the bars are hidden and a plain progress line is written
+//! instead, at most every 10 seconds and at every evaluation, so a log of a long run shows
+//! its progress.
+//!
+//! `arbor train --headless` also stops gracefully on SIGTERM or SIGINT (what a scheduler
+//! sends before it kills a job): the run ends at its next safe point with a checkpoint and
+//! the JSON summary (`stopped_by: "signal"`); a second signal exits at once (status 130),
+//! and `--resume` loses nothing committed.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::control::{ControlEvent, Directive};
@@ -11,7 +23,14 @@ pub struct Headless<S: Sink> {
     pub inner: S,
     multi: MultiProgress,
     bars: Vec<(Phase, ProgressBar)>,
+    /// The signal number received (0: none), when signals are watched.
+    signal: Option<Arc<AtomicUsize>>,
+    signal_sent: bool,
+    last_line: Option<Instant>,
 }
+
+/// Plain progress lines in a log: at most this often (and at every evaluation).
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl<S: Sink> Headless<S> {
     pub fn new(inner: S) -> Self {
@@ -19,7 +38,26 @@ impl<S: Sink> Headless<S> {
             inner,
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Vec::new(),
+            signal: None,
+            signal_sent: false,
+            last_line: None,
         }
+    }
+
+    /// Watches SIGTERM and SIGINT: the first asks the run to stop at its next safe point,
+    /// a second exits at once with status 130.
+    pub fn with_signals(mut self) -> std::io::Result<Self> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let received = Arc::new(AtomicUsize::new(0));
+        let again = Arc::new(AtomicBool::new(false));
+        for sig in [SIGTERM, SIGINT] {
+            // Registered first, so it sees the flag the first signal set.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&again))?;
+            signal_hook::flag::register(sig, Arc::clone(&again))?;
+            signal_hook::flag::register_usize(sig, Arc::clone(&received), sig as usize)?;
+        }
+        self.signal = Some(received);
+        Ok(self)
     }
 
     fn bar(&mut self, phase: Phase, total: u64) -> ProgressBar {
@@ -45,6 +83,13 @@ impl<S: Sink> Sink for Headless<S> {
         bar.set_length(total);
         bar.set_position(done);
         bar.set_message(note.to_string());
+        if self.multi.is_hidden() && phase == Phase::Train {
+            let due = self.last_line.is_none_or(|t| t.elapsed() >= LOG_EVERY);
+            if due || note.contains("eval") {
+                self.last_line = Some(Instant::now());
+                eprintln!("{:>10} {done}/{total} {note}", phase.label());
+            }
+        }
     }
 
     fn phase_done(&mut self, phase: Phase, note: &str) {
@@ -91,7 +136,19 @@ impl<S: Sink> Sink for Headless<S> {
     }
 
     fn directives(&mut self, next: u64) -> Vec<Directive> {
-        self.inner.directives(next)
+        let mut d = self.inner.directives(next);
+        let sig = self.signal.as_ref().map_or(0, |s| s.load(Ordering::SeqCst));
+        if sig != 0 && !self.signal_sent {
+            self.signal_sent = true;
+            let name = match sig as i32 {
+                signal_hook::consts::SIGTERM => "SIGTERM",
+                signal_hook::consts::SIGINT => "SIGINT",
+                _ => "signal",
+            };
+            eprintln!("{name}: stopping at the next safe point (send it again to exit at once)");
+            d.push(Directive::Signal { name: name.into() });
+        }
+        d
     }
 
     fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {

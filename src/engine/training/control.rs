@@ -15,6 +15,9 @@ pub enum Directive {
     Skip { problem: String },
     /// End the run after the current iteration.
     Stop,
+    /// End the run after the current iteration because the process got SIGTERM or
+    /// SIGINT (`stopped_by: "signal"`).
+    Signal { name: String },
 }
 
 /// A control action as recorded in the store, with the iteration it took effect at.

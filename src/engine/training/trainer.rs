@@ -105,7 +105,7 @@ pub struct Summary {
     pub wall_seconds: f64,
     pub eval_start: EvalResult,
     pub eval_end: EvalResult,
-    /// "iterations", "budget", "user", "nonfinite" or "plateau".
+    /// "iterations", "budget", "user", "signal", "nonfinite" or "plateau".
     pub stopped_by: String,
     pub warm_start: String,
     pub parameters: usize,
@@ -622,6 +622,15 @@ impl Trainer {
                         stopped_by = "user";
                         break 'run;
                     }
+                    Directive::Signal { name } => {
+                        ev.kind = "stop".into();
+                        ev.reason = Some(format!(
+                            "{name}: stopped at a safe point with a checkpoint; continue with --resume"
+                        ));
+                        sink.event(&ev)?;
+                        stopped_by = "signal";
+                        break 'run;
+                    }
                     Directive::Checkpoint => {
                         self.checkpoint(sink, CheckpointKind::Requested)?;
                         ev.kind = "checkpoint".into();
@@ -747,7 +756,7 @@ impl Trainer {
                 }
             }
         }
-        if self.iteration == 0 || stopped_by == "user" || stopped_by == "nonfinite" {
+        if self.iteration == 0 || matches!(stopped_by, "user" | "nonfinite" | "signal") {
             self.checkpoint(sink, CheckpointKind::Final)?;
         }
         sink.phase_done(Phase::Train, "done");
