@@ -607,6 +607,14 @@ fn compare_from_a_checkpoint_pairs_every_arm_with_the_reference() {
     let store = arbor::store::Store::open_existing(&d.join("c.sled")).unwrap();
     let run = store.require_run(rows[0]["run"].as_str().unwrap()).unwrap();
     assert!(run.warm_start.unwrap().starts_with("model:"));
+    // The start-of-run evaluation rides on iteration 1's record (the dashboard shows it).
+    let its: Vec<arbor::engine::trainer::IterationMetrics> = store.iterations(&run.name).unwrap();
+    let start = its[0]
+        .eval_start
+        .as_ref()
+        .expect("eval_start on iteration 1");
+    assert_eq!(start.pass1, rows[0]["pass1_start"].as_f64().unwrap());
+    assert!(its[1..].iter().all(|m| m.eval_start.is_none()));
     drop(store);
 
     // --from a run of the store: its latest checkpoint.

@@ -6,7 +6,7 @@ impl App {
     pub fn help_lines(&self) -> Vec<(&'static str, &'static str)> {
         let mut v = vec![
             ("q, Ctrl-C", "quit (asks before stopping a live run)"),
-            ("p", "pause / resume training at the next safe point"),
+            ("p", "pause / resume (at a safe point)"),
             (
                 ":",
                 "command: set KEY VALUE, goto iter N, checkpoint, skip ID",
@@ -18,7 +18,7 @@ impl App {
             ("c", "checkpoint now"),
             ("f", "freeze / follow the newest iteration"),
             ("?, F1", "this help (Esc closes)"),
-            ("1-4, Tab", "switch view"),
+            ("1-5, Tab", "dashboard, problems, tree, wrong, compare"),
             ("[ ], Left Right", "previous / next iteration (replay)"),
             ("L", "newest iteration"),
             ("Esc", "back one level"),
@@ -41,6 +41,9 @@ impl App {
                 ));
                 v.push(("h l, Left Right", "fold / unfold"));
                 v.push(("Shift-Left/Right", "fold / unfold the whole subtree"));
+                v.push(("✓ ✗ !", "correct, wrong, confident-wrong path"));
+                v.push(("[invalid] [forced]", "step judged invalid / one legal step"));
+                v.push(("xN merged", "N identical samples in one node"));
             }
             Screen::Wrong => {
                 v.push(("j k", "move"));

@@ -21,9 +21,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .map(|m| (m.iteration as f64, m.train_accuracy))
         .collect();
-    let eval: Vec<(f64, f64)> = upto
-        .iter()
-        .filter_map(|m| m.eval.as_ref().map(|e| (m.iteration as f64, e.pass1)))
+    // The start-of-run evaluation rides on the first iteration's record; it is the
+    // point at 0.
+    let start = app
+        .snapshot
+        .iterations
+        .first()
+        .and_then(|m| m.eval_start.as_ref());
+    let eval: Vec<(f64, f64)> = start
+        .map(|e| (0.0, e.pass1))
+        .into_iter()
+        .chain(
+            upto.iter()
+                .filter_map(|m| m.eval.as_ref().map(|e| (m.iteration as f64, e.pass1))),
+        )
         .collect();
     let ent: Vec<(f64, f64)> = upto
         .iter()
@@ -81,7 +92,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(chart, bottom);
 
     let m = app.snapshot.metrics(app.iteration);
-    let last_eval = upto.iter().rev().find_map(|m| m.eval.as_ref());
+    let last_eval = upto
+        .iter()
+        .rev()
+        .find_map(|m| m.eval.as_ref())
+        .or(start.filter(|_| !upto.is_empty()));
     let mut lines = vec![
         Line::from(format!("iteration  {}", app.iteration)),
         Line::from(format!("train acc  {}", num(m.map(|m| m.train_accuracy)))),

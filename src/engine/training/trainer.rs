@@ -91,6 +91,10 @@ pub struct IterationMetrics {
     pub cumulative_generated_tokens: u64,
     pub seconds: PhaseSeconds,
     pub eval: Option<EvalResult>,
+    /// The evaluation before the first iteration (on iteration 1's record only), so the
+    /// explorer can show it from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_start: Option<EvalResult>,
     pub unix_time: u64,
 }
 
@@ -583,6 +587,7 @@ impl Trainer {
                 eval: 0.0,
             },
             eval: None,
+            eval_start: None,
             unix_time: unix_now(),
         };
         Ok((metrics, batch.trees))
@@ -694,6 +699,9 @@ impl Trainer {
             let plateau = m.eval.is_some()
                 && self.cfg.train.stop_at_plateau
                 && crate::engine::plateau::plateaued(&self.eval_history);
+            if self.iteration == 1 {
+                m.eval_start = Some(eval_start.clone());
+            }
             phase_log("commit", self.iteration);
             let c0 = Instant::now();
             sink.commit(&m, &trees)?;
