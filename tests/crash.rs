@@ -339,7 +339,7 @@ fn sigterm_stops_a_headless_run_gracefully_and_it_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), 400);
     let store = dir.path().join("s.sled");
-    let mut child = train(&store, &cfg, &[]).spawn().unwrap();
+    let child = train(&store, &cfg, &[]).spawn().unwrap();
     // Wait for the first scheduled checkpoint: the run is past its warm start.
     let ck = PathBuf::from(format!("{}.checkpoints/r/iter-000002", store.display()));
     let t0 = Instant::now();
