@@ -227,6 +227,40 @@ fn parse_int(s: &str, line: usize) -> Result<i64, Reason> {
 }
 
 fn verify_steps(problem: &Problem, text: &str, rules: &Rules) -> Verdict {
+    match walk_lines(problem, text, rules) {
+        Replay::Broken(r) => Verdict::invalid(r),
+        Replay::Answered(v) => v,
+        Replay::Remaining(_) => Verdict::no_answer(Reason::NoAnswer),
+    }
+}
+
+/// Where a step-format text stands after its lines: broken, answered, or the numbers
+/// still available.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Replay {
+    /// A line breaks a rule: the verifier's reason.
+    Broken(Reason),
+    /// An `ans` line: the verdict is final whatever follows.
+    Answered(Verdict),
+    /// Every line is a legal step; these numbers remain.
+    Remaining(Vec<Rational>),
+}
+
+/// Replays the complete lines of a partial response (the text up to and including its
+/// last newline) with the verifier's own checks: the search's step judgement.
+pub(super) fn replay_lines(problem: &Problem, text: &str, rules: &Rules) -> Replay {
+    if text.len() > MAX_INPUT {
+        return Replay::Broken(Reason::TooLong { bytes: text.len() });
+    }
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    walk_lines(problem, complete, rules)
+}
+
+/// Checks and applies the lines of `text` in order, up to the first answer line.
+fn walk_lines(problem: &Problem, text: &str, rules: &Rules) -> Replay {
     let mut pool = Pool::new(&problem.nums);
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
@@ -239,66 +273,19 @@ fn verify_steps(problem: &Problem, text: &str, rules: &Rules) -> Verdict {
             .chars()
             .find(|c| !(c.is_ascii_digit() || "+-*/=() ans".contains(*c)))
         {
-            return Verdict::invalid(Reason::BadToken { line, found: c });
+            return Replay::Broken(Reason::BadToken { line, found: c });
         }
         if let Some(rest) = l.strip_prefix("ans") {
             let mut t = Tokens::new(rest, line);
-            let n = match t.int().and_then(|n| t.end().map(|()| n)) {
-                Ok(n) => n,
-                Err(r) => return Verdict::invalid(r),
-            };
-            let v = Rational::from_int(n);
-            if let Err(r) = pool.take(v, line) {
-                return Verdict::invalid(r);
-            }
-            if let Err(r) = pool.all_used(rules) {
-                return Verdict::invalid(r);
-            }
-            return judge(v, problem.target);
-        }
-        if let Err(r) = apply_step(&mut pool, l, line, rules) {
-            return Verdict::invalid(r);
-        }
-    }
-    Verdict::no_answer(Reason::NoAnswer)
-}
-
-/// Where a partial step-format response stands after its complete lines (the text up to
-/// and including its last newline): broken, answered, or the numbers still available.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) enum Replay {
-    /// A complete line breaks a rule: the verifier's reason.
-    Broken(Reason),
-    /// A complete `ans` line: the verdict is final whatever follows.
-    Answered(Verdict),
-    /// Every complete line is a legal step; these numbers remain.
-    Remaining(Vec<Rational>),
-}
-
-/// Replays the complete lines of `text` with the verifier's own checks.
-pub(super) fn replay_lines(problem: &Problem, text: &str, rules: &Rules) -> Replay {
-    if text.len() > MAX_INPUT {
-        return Replay::Broken(Reason::TooLong { bytes: text.len() });
-    }
-    let complete = match text.rfind('\n') {
-        Some(i) => &text[..=i],
-        None => "",
-    };
-    let mut pool = Pool::new(&problem.nums);
-    for (i, raw) in complete.split('\n').enumerate() {
-        let line = i + 1;
-        let l = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(c) = l
-            .chars()
-            .find(|c| !(c.is_ascii_digit() || "+-*/=() ans".contains(*c)))
-        {
-            return Replay::Broken(Reason::BadToken { line, found: c });
-        }
-        if l.starts_with("ans") {
-            return Replay::Answered(verify_steps(problem, complete, rules));
+            let answered = t
+                .int()
+                .and_then(|n| t.end().map(|()| Rational::from_int(n)))
+                .and_then(|v| pool.take(v, line).map(|()| v))
+                .and_then(|v| pool.all_used(rules).map(|()| v));
+            return Replay::Answered(match answered {
+                Ok(v) => judge(v, problem.target),
+                Err(r) => Verdict::invalid(r),
+            });
         }
         if let Err(r) = apply_step(&mut pool, l, line, rules) {
             return Replay::Broken(r);
