@@ -7,7 +7,7 @@ mod wrong;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
 use super::explorer::{App, Screen};
@@ -175,8 +175,16 @@ fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {
 }
 
 fn draw_help(f: &mut Frame, app: &App) {
-    let lines: Vec<Line> = app
-        .help_lines()
+    let entries = app.help_lines();
+    // As wide as the longest line (key column, text, borders), as the screen allows;
+    // narrower screens wrap.
+    let width = entries
+        .iter()
+        .map(|(_, v)| 24 + v.chars().count() as u16 + 2)
+        .max()
+        .unwrap_or(64)
+        .max(40);
+    let lines: Vec<Line> = entries
         .into_iter()
         .map(|(k, v)| {
             Line::from(vec![
@@ -185,10 +193,12 @@ fn draw_help(f: &mut Frame, app: &App) {
             ])
         })
         .collect();
-    let popup = centered(f.area(), 64, lines.len() as u16 + 2);
+    let popup = centered(f.area(), width, lines.len() as u16 + 2);
     f.render_widget(Clear, popup);
     f.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" keys ")),
         popup,
     );
 }
