@@ -21,7 +21,7 @@ use super::arms::Arm;
 use crate::app::commands::{finish_run, resolve_config, write_file, TrainOptions};
 use crate::app::headless::Headless;
 use crate::app::plot::{line_chart, Series};
-use crate::engine::config::Method;
+use crate::engine::config::{EvalSplit, Method};
 use crate::engine::countdown::Problem;
 use crate::engine::metrics::{paired_bootstrap, EvalResult, PairedDiff};
 use crate::engine::split;
@@ -120,15 +120,6 @@ pub fn row_of(
     let solved: usize = its.iter().map(|m| m.problems_solved).sum();
     let trained: u64 = its.iter().map(|m| m.update.tokens).sum();
     let per_1k = |x: f64, t: u64| if t > 0 { x * 1000.0 / t as f64 } else { 0.0 };
-    let wall: f64 = its
-        .iter()
-        .map(|m| {
-            m.seconds.sample
-                + m.seconds.update
-                + m.seconds.eval
-                + m.adaptive.map_or(0.0, |a| a.filter_seconds)
-        })
-        .sum();
     RunRow {
         run: run.to_string(),
         method: method.to_string(),
@@ -144,7 +135,9 @@ pub fn row_of(
         } else {
             0.0
         },
-        wall_seconds: wall,
+        // The run's measured wall time is in its summary, not its iterations: the caller
+        // sets it.
+        wall_seconds: 0.0,
         correct: end.correct.clone(),
         paired_diff: None,
         pass1_start: start.pass1,
@@ -345,7 +338,11 @@ fn resolve_from(from: &str, store: &std::path::Path) -> Result<PathBuf> {
     if dir.exists() {
         bail!("--from {from}: the folder has no config.json; pass a checkpoint folder (arbor save-model --out DIR) or a run name");
     }
-    let s = Store::open(store)?;
+    let s = Store::open_existing(store).map_err(|e| {
+        anyhow!(
+            "--from {from}: not a checkpoint folder, and no run can be read from the store: {e}"
+        )
+    })?;
     if s.run(from)?.is_none() {
         bail!(
             "--from {from}: neither a checkpoint folder nor a run in {}",
@@ -410,6 +407,12 @@ pub fn compare(o: CompareOptions) -> Result<()> {
     if let Some(from) = &o.from {
         base.policy.model = Some(resolve_from(from, &o.store)?);
     }
+    if o.eval_on_validation {
+        if base.data.validation_size == 0 && base.data.validation_data.is_none() {
+            bail!("--eval-on validation needs a validation split: pass --validation-size N (or data.validation_data)");
+        }
+        base.eval.split = EvalSplit::Validation;
+    }
     base.validate()
         .map_err(|e| anyhow!("compare settings: {e}"))?;
     let arm_configs: Vec<_> = o
@@ -417,14 +420,13 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         .iter()
         .map(|a| a.config(&base))
         .collect::<Result<_>>()?;
-    let mut data = split::load(&base.data)?;
-    if o.eval_on_validation {
-        if data.validation.is_empty() {
-            bail!("--eval-on validation needs a validation split: pass --validation-size N (or data.validation_data)");
-        }
-        data.test = data.validation.clone();
-    }
-    let cluster = clusters(&data.test);
+    let data = split::load(&base.data)?;
+    // The problems every run is evaluated on (`eval.split`).
+    let evaluated = match base.eval.split {
+        EvalSplit::Test => &data.test,
+        EvalSplit::Validation => &data.validation,
+    };
+    let cluster = clusters(evaluated);
     let reference = match &o.reference {
         Some(r) if o.arms.iter().any(|a| &a.label == r) => r.clone(),
         Some(r) => bail!(
@@ -548,8 +550,8 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         "milestone_tokens": record.milestone_tokens,
         "threshold": o.threshold,
         "eval_k": base.eval.k,
-        "test_problems": match base.eval.problems { 0 => data.test.len(), n => n.min(data.test.len()) },
-        "evaluated_on": if o.eval_on_validation { "validation" } else { "test" },
+        "test_problems": match base.eval.problems { 0 => evaluated.len(), n => n.min(evaluated.len()) },
+        "evaluated_on": match base.eval.split { EvalSplit::Test => "test", EvalSplit::Validation => "validation" },
         "from": o.from,
         "reference": reference,
         "tokens_per_step": base.train.tokens_per_step,

@@ -38,10 +38,6 @@ pub struct Registration {
     pub solutions: Vec<Vec<u32>>,
 }
 
-fn settings<R: Rng>(ctx: &GroupContext<R>, token_score: TokenScore) -> ScoreSettings {
-    score_settings(&ctx.cfg.search, token_score)
-}
-
 fn score_settings(sc: &SearchConfig, token_score: TokenScore) -> ScoreSettings {
     ScoreSettings {
         q_max: sc.q_max,
@@ -202,7 +198,10 @@ fn cached_group<R: Rng>(
             }
         })
         .collect();
-    let advs = group_token_advantages(&paths, &settings(ctx, TokenScore::Outcome));
+    let advs = group_token_advantages(
+        &paths,
+        &score_settings(&ctx.cfg.search, TokenScore::Outcome),
+    );
     let prompt = crate::engine::rollout::prompt_tokens(ctx.tok, p);
     let mut record = TreeRecord::direct(&p.id, &p.prompt());
     record.source = GroupSource::Cached;

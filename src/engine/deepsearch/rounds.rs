@@ -87,19 +87,15 @@ impl Trainer {
             candidates.shuffle(&mut self.rng);
             let (first, rest) = candidates.split_at(a.precheck);
             let counts = pass1(&mut self.rng, first)?;
-            let kept = counts
-                .iter()
-                .filter(|&&c| keep_in_hard_set(c, a.filter_k, a.delta))
-                .count();
-            if filtering_pays(kept, first.len(), a.skip_above) {
-                let mut hard = keep(first, &counts, &a);
+            let mut hard = keep(first, &counts, &a);
+            if filtering_pays(hard.len(), first.len(), a.skip_above) {
                 let counts = pass1(&mut self.rng, rest)?;
                 hard.extend(keep(rest, &counts, &a));
                 hard
             } else {
                 skipped = true;
                 candidates.sort_unstable();
-                candidates.clone()
+                candidates
             }
         } else {
             let counts = pass1(&mut self.rng, &candidates)?;

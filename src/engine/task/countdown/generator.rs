@@ -34,7 +34,7 @@ pub enum GenerateError {
 
 /// One candidate problem (numbers and target), or None when the numbers reach no target
 /// in range.
-pub(super) fn candidate(preset: &Preset, rng: &mut ChaCha8Rng) -> Option<(Vec<i64>, i64)> {
+fn candidate(preset: &Preset, rng: &mut ChaCha8Rng) -> Option<(Vec<i64>, i64)> {
     let count = rng.random_range(preset.count_min..=preset.count_max);
     let nums: Vec<i64> = (0..count)
         .map(|_| rng.random_range(preset.num_min..=preset.num_max))
@@ -96,7 +96,7 @@ fn rarest(nums: &[i64], preset: &Preset, samples: usize, rng: &mut ChaCha8Rng) -
         .map(|(t, _)| t)
 }
 
-pub(super) fn problem(id: String, nums: Vec<i64>, target: i64, preset: &Preset) -> Option<Problem> {
+fn problem(id: String, nums: Vec<i64>, target: i64, preset: &Preset) -> Option<Problem> {
     let info = solve(&nums, &preset.rules).get(target).cloned()?;
     Some(Problem {
         id,
@@ -110,13 +110,14 @@ pub(super) fn problem(id: String, nums: Vec<i64>, target: i64, preset: &Preset) 
     })
 }
 
-/// Generates `n_test` then `n_train` problems, deterministically for `(preset, seed)`.
-pub fn generate(
-    preset: &Preset,
-    seed: u64,
-    n_train: usize,
-    n_test: usize,
-) -> Result<Split, GenerateError> {
+/// Which number multisets a split may draw from, told of every multiset it took.
+pub(super) trait Admission {
+    fn admits(&self, multiset: &[i64]) -> bool;
+    fn joined(&mut self, multiset: Vec<i64>);
+}
+
+/// The preset's ranges are not empty.
+pub(super) fn check_ranges(preset: &Preset) -> Result<(), GenerateError> {
     if preset.num_min > preset.num_max
         || preset.target_min > preset.target_max
         || preset.count_min == 0
@@ -124,47 +125,102 @@ pub fn generate(
     {
         return Err(GenerateError::EmptyRange(preset.name.clone()));
     }
+    Ok(())
+}
+
+/// Draws `wanted` problems named `<split>-NNNNNN` from at most `budget` candidates,
+/// unique by (sorted numbers, target) across every draw sharing `keys`, from the
+/// multisets `admission` admits.
+pub(super) fn draw_split(
+    preset: &Preset,
+    rng: &mut ChaCha8Rng,
+    wanted: usize,
+    split: &'static str,
+    budget: usize,
+    keys: &mut HashSet<(Vec<i64>, i64)>,
+    admission: &mut dyn Admission,
+) -> Result<Vec<Problem>, GenerateError> {
+    let mut out = Vec::with_capacity(wanted);
+    for _ in 0..budget {
+        if out.len() == wanted {
+            break;
+        }
+        let Some((nums, target)) = candidate(preset, rng) else {
+            continue;
+        };
+        let mut sorted = nums.clone();
+        sorted.sort_unstable();
+        if !admission.admits(&sorted) || !keys.insert((sorted.clone(), target)) {
+            continue;
+        }
+        let id = format!("{split}-{:06}", out.len());
+        if let Some(p) = problem(id, nums, target, preset) {
+            admission.joined(sorted);
+            out.push(p);
+        }
+    }
+    if out.len() < wanted {
+        return Err(GenerateError::Exhausted {
+            preset: preset.name.clone(),
+            split,
+            wanted,
+            got: out.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// The two-way split: test takes any multiset and remembers it; train avoids those.
+struct TestMultisets {
+    sets: HashSet<Vec<i64>>,
+    test: bool,
+}
+
+impl Admission for TestMultisets {
+    fn admits(&self, multiset: &[i64]) -> bool {
+        self.test || !self.sets.contains(multiset)
+    }
+    fn joined(&mut self, multiset: Vec<i64>) {
+        if self.test {
+            self.sets.insert(multiset);
+        }
+    }
+}
+
+/// Generates `n_test` then `n_train` problems, deterministically for `(preset, seed)`.
+pub fn generate(
+    preset: &Preset,
+    seed: u64,
+    n_train: usize,
+    n_test: usize,
+) -> Result<Split, GenerateError> {
+    check_ranges(preset)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut keys = HashSet::new();
-    let mut test_sets: HashSet<Vec<i64>> = HashSet::new();
-    let mut draw = |wanted: usize, split: &'static str, rng: &mut ChaCha8Rng, test: bool| {
-        let mut out = Vec::with_capacity(wanted);
-        let budget = 200 * wanted + 10_000;
-        for _ in 0..budget {
-            if out.len() == wanted {
-                break;
-            }
-            let Some((nums, target)) = candidate(preset, rng) else {
-                continue;
-            };
-            let mut sorted = nums.clone();
-            sorted.sort_unstable();
-            if !test && test_sets.contains(&sorted) {
-                continue;
-            }
-            if !keys.insert((sorted.clone(), target)) {
-                continue;
-            }
-            let id = format!("{split}-{:06}", out.len());
-            if let Some(p) = problem(id, nums, target, preset) {
-                if test {
-                    test_sets.insert(sorted);
-                }
-                out.push(p);
-            }
-        }
-        if out.len() < wanted {
-            return Err(GenerateError::Exhausted {
-                preset: preset.name.clone(),
-                split,
-                wanted,
-                got: out.len(),
-            });
-        }
-        Ok(out)
+    let budget = |wanted: usize| 200 * wanted + 10_000;
+    let mut sets = TestMultisets {
+        sets: HashSet::new(),
+        test: true,
     };
-    let test = draw(n_test, "test", &mut rng, true)?;
-    let train = draw(n_train, "train", &mut rng, false)?;
+    let test = draw_split(
+        preset,
+        &mut rng,
+        n_test,
+        "test",
+        budget(n_test),
+        &mut keys,
+        &mut sets,
+    )?;
+    sets.test = false;
+    let train = draw_split(
+        preset,
+        &mut rng,
+        n_train,
+        "train",
+        budget(n_train),
+        &mut keys,
+        &mut sets,
+    )?;
     Ok(Split {
         preset: preset.clone(),
         seed,

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::generator::{candidate, problem, GenerateError};
+use super::generator::{check_ranges, draw_split, Admission, GenerateError};
 use super::{Preset, Problem};
 
 #[derive(Clone, Debug, Serialize)]
@@ -52,6 +52,29 @@ pub fn multiset_cap(total: u128, wanted: usize, all: usize) -> usize {
     (share.min(wanted as f64) as usize).max(1)
 }
 
+/// A three-way split: each multiset belongs to the first split that draws it; a held-out
+/// split takes at most `cap` multisets.
+struct Owners {
+    owner: HashMap<Vec<i64>, u8>,
+    me: u8,
+    cap: Option<usize>,
+    mine: usize,
+}
+
+impl Admission for Owners {
+    fn admits(&self, multiset: &[i64]) -> bool {
+        match self.owner.get(multiset) {
+            Some(&o) => o == self.me,
+            None => self.cap.is_none_or(|c| self.mine < c),
+        }
+    }
+    fn joined(&mut self, multiset: Vec<i64>) {
+        if self.owner.insert(multiset, self.me).is_none() {
+            self.mine += 1;
+        }
+    }
+}
+
 /// Generates test, then validation, then train problems, deterministically for
 /// `(preset, seed)`. No multiset appears in two splits; (multiset, target) is unique.
 pub fn generate_held_out(
@@ -61,64 +84,31 @@ pub fn generate_held_out(
     n_validation: usize,
     n_test: usize,
 ) -> Result<HeldOutSplit, GenerateError> {
-    if preset.num_min > preset.num_max
-        || preset.target_min > preset.target_max
-        || preset.count_min == 0
-        || preset.count_min > preset.count_max
-    {
-        return Err(GenerateError::EmptyRange(preset.name.clone()));
-    }
+    check_ranges(preset)?;
     let total = multiset_count(preset);
     let all = n_train + n_validation + n_test;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0b5e_7a11_d000_0000);
-    // multiset -> split that owns it (0 test, 1 validation, 2 train).
-    let mut owner: HashMap<Vec<i64>, u8> = HashMap::new();
     let mut keys = HashSet::new();
-    let mut draw = |wanted: usize,
-                    split: &'static str,
-                    me: u8,
-                    cap: Option<usize>,
-                    rng: &mut ChaCha8Rng|
-     -> Result<Vec<Problem>, GenerateError> {
-        let mut out = Vec::with_capacity(wanted);
-        let mut mine = 0usize;
-        let budget = 400 * wanted + 20_000;
-        for _ in 0..budget {
-            if out.len() == wanted {
-                break;
-            }
-            let Some((nums, target)) = candidate(preset, rng) else {
-                continue;
-            };
-            let mut sorted = nums.clone();
-            sorted.sort_unstable();
-            match owner.get(&sorted) {
-                Some(&o) if o != me => continue,
-                Some(_) => {}
-                None if cap.is_some_and(|c| mine >= c) => continue,
-                None => {}
-            }
-            if keys.contains(&(sorted.clone(), target)) {
-                continue;
-            }
-            let id = format!("{split}-{:06}", out.len());
-            if let Some(p) = problem(id, nums, target, preset) {
-                keys.insert((sorted.clone(), target));
-                if owner.insert(sorted, me).is_none() {
-                    mine += 1;
-                }
-                out.push(p);
-            }
-        }
-        if out.len() < wanted {
-            return Err(GenerateError::Exhausted {
-                preset: preset.name.clone(),
-                split,
-                wanted,
-                got: out.len(),
-            });
-        }
-        Ok(out)
+    let mut owners = Owners {
+        owner: HashMap::new(),
+        me: 0,
+        cap: None,
+        mine: 0,
+    };
+    let budget = |wanted: usize| 400 * wanted + 20_000;
+    let mut draw = |wanted: usize, split, me, cap, rng: &mut ChaCha8Rng| {
+        owners.me = me;
+        owners.cap = cap;
+        owners.mine = 0;
+        draw_split(
+            preset,
+            rng,
+            wanted,
+            split,
+            budget(wanted),
+            &mut keys,
+            &mut owners,
+        )
     };
     let test = draw(
         n_test,
