@@ -27,7 +27,7 @@ use arbor::engine::search::mcts::search;
 use arbor::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
 use arbor::engine::split;
 use arbor::engine::trainer::Trainer;
-use arbor::engine::update::{policy_update, Sample, UpdateSettings};
+use arbor::engine::update::{policy_update, PolicyObjective, Sample, UpdateSettings};
 use arbor::engine::warm_start::{policy_config, prepare_policy};
 use arbor::store::sink::StoreSink;
 use arbor::store::{RunRecord, RunStatus, Store};
@@ -136,14 +136,18 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
             prompt: prompt.clone(),
             response: (0..30).map(|j| 3 + ((i + j) % 20) as u32).collect(),
             advantages: vec![if i % 2 == 0 { 1.0 } else { -1.0 }; 30],
+            returns: Vec::new(),
         })
         .collect();
     let settings = UpdateSettings {
-        clip: Clip {
+        objective: PolicyObjective::Clipped(Clip {
             low: 0.2,
             high: 0.28,
             dual: Some(10.0),
-        },
+        }),
+        value_coef: 0.0,
+        kl_coef: 0.0,
+        reference: None,
         minibatches: 1,
         epochs: 1,
         lr: 1e-4,
@@ -279,6 +283,11 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
                 advantage: None,
                 step: arbor::engine::task::StepKind::Open,
                 multiplicity: 1,
+                prior: None,
+                value: None,
+                distilled: false,
+                expanded_at: None,
+                runner_up: None,
             }
         })
         .collect();

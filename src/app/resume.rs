@@ -83,10 +83,10 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
         );
     }
     let (from, mut cfg, begin) = match found {
-        Some((ck, (policy, moments, state))) => {
-            let cfg = RunConfig::from_toml(&state.config_toml)
+        Some((ck, loaded)) => {
+            let cfg = RunConfig::from_toml(&loaded.state.config_toml)
                 .map_err(|e| anyhow!("{}: settings in the checkpoint: {e}", ck.dir.display()))?;
-            (ck.iteration, cfg, Some((policy, moments, state)))
+            (ck.iteration, cfg, Some(loaded))
         }
         // No checkpoint yet: the run restarts from its beginning with the same seed.
         None => {
@@ -105,10 +105,10 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
     cfg.validate()
         .map_err(|e| anyhow!("resume of {name}: {e}"))?;
     let done_by_count = cfg.train.iterations <= from;
-    let done_by_budget = begin.as_ref().is_some_and(|(_, _, s)| {
+    let done_by_budget = begin.as_ref().is_some_and(|l| {
         cfg.train
             .budget_tokens
-            .is_some_and(|b| s.generated_tokens >= b)
+            .is_some_and(|b| l.state.generated_tokens >= b)
     });
     if run.status == RunStatus::Finished && (done_by_count || done_by_budget) {
         bail!(
@@ -120,9 +120,16 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
     }
     let data = split::load(&cfg.data).with_context(|| format!("resume of {name}"))?;
     let begin = match begin {
-        Some((policy, moments, state)) => Begin::Resume(Box::new(
-            Trainer::restore(cfg.clone(), policy, data, state, &moments)
-                .with_context(|| format!("resume of {name}"))?,
+        Some(l) => Begin::Resume(Box::new(
+            Trainer::restore(
+                cfg.clone(),
+                l.policy,
+                data,
+                l.state,
+                &l.moments,
+                l.reference,
+            )
+            .with_context(|| format!("resume of {name}"))?,
         )),
         None => Begin::Fresh(data),
     };

@@ -25,10 +25,24 @@ pub enum Method {
     Dapo,
     /// Sample n, train on the best (distillation).
     BestOfN,
+    /// AlphaZero-style search distillation ("Tree Search Distillation for Language Models
+    /// using PPO"): pUCT search with a value head, the most-visited path trained with the
+    /// CISPO loss. Settings under `[tree_distill]`.
+    TreeDistill,
+    /// GRPO-style groups with the CISPO loss (TRL's `loss_type = "cispo"`). Settings under
+    /// `[cispo]`.
+    Cispo,
 }
 
 impl Method {
-    pub const NAMES: [&'static str; 4] = ["deepsearch", "grpo", "dapo", "best_of_n"];
+    pub const NAMES: [&'static str; 6] = [
+        "deepsearch",
+        "grpo",
+        "dapo",
+        "best_of_n",
+        "tree_distill",
+        "cispo",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +50,8 @@ impl Method {
             Method::Grpo => "grpo",
             Method::Dapo => "dapo",
             Method::BestOfN => "best_of_n",
+            Method::TreeDistill => "tree_distill",
+            Method::Cispo => "cispo",
         }
     }
 }
@@ -48,6 +64,8 @@ impl FromStr for Method {
             "grpo" => Ok(Method::Grpo),
             "dapo" => Ok(Method::Dapo),
             "best_of_n" | "best-of-n" => Ok(Method::BestOfN),
+            "tree_distill" | "tree-distill" => Ok(Method::TreeDistill),
+            "cispo" => Ok(Method::Cispo),
             _ => Err(format!(
                 "unknown method {s:?}; valid methods: {}",
                 Method::NAMES.join(", ")
@@ -72,6 +90,8 @@ pub struct RunConfig {
     pub search: SearchConfig,
     pub adaptive: AdaptiveConfig,
     pub eval: EvalConfig,
+    pub tree_distill: crate::engine::tree_distill::TreeDistillConfig,
+    pub cispo: crate::engine::cispo::CispoConfig,
 }
 
 /// Where problems come from.
@@ -252,6 +272,8 @@ impl Default for RunConfig {
             search: SearchConfig::default(),
             adaptive: AdaptiveConfig::default(),
             eval: EvalConfig::default(),
+            tree_distill: Default::default(),
+            cispo: Default::default(),
         }
     }
 }

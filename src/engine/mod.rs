@@ -9,12 +9,13 @@ pub mod error;
 pub mod policy;
 pub mod task;
 pub mod training;
+pub mod tree_distill;
 
 pub use error::EngineError;
 // Short paths for the stages' modules.
 pub use deepsearch::{adaptive, rounds, search, tree_grpo};
 pub use task::{countdown, math};
 pub use training::{
-    batch, control, evaluate, groups, metrics, objective, optim, plateau, resume, rollout, sink,
-    split, test_time, trainer, update, warm_start,
+    batch, cispo, control, evaluate, groups, metrics, objective, optim, plateau, resume, rollout,
+    sink, split, test_time, trainer, update, warm_start,
 };

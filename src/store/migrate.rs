@@ -1,13 +1,16 @@
-//! Store schema migrations. Version 2 added two fields to every stored tree node (`step`:
-//! how the task judged the step; `multiplicity`: merged identical siblings). Tree records
-//! are postcard (not self-describing), so a version-1 store is rewritten once, in one
-//! batch, when this build opens it: old nodes become `open` with multiplicity 1, which is
-//! what a search without step judgement or merging made. Everything else (runs, metrics,
-//! warm starts, checkpoints) is JSON or raw bytes and reads as it is.
+//! Store schema migrations. Tree records are postcard (not self-describing), so an older
+//! store is rewritten once, in one batch, when this build opens it. Everything else (runs,
+//! metrics, warm starts, checkpoints) is JSON or raw bytes and reads as it is.
+//!
+//! * Version 2 added `step` (how the task judged the step) and `multiplicity` (merged
+//!   identical siblings): old nodes become `open` with multiplicity 1, which is what a
+//!   search without step judgement or merging made.
+//! * Version 3 added search distillation's `prior`, `value` and `distilled`, and the
+//!   search replay's `expanded_at` and `runner_up`: old nodes have none of them.
 use serde::{Deserialize, Serialize};
 
 use super::keys::{prefix, Table};
-use super::{Store, StoreError};
+use super::{Store, StoreError, SCHEMA_VERSION};
 use crate::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::task::StepKind;
 
@@ -31,72 +34,152 @@ struct NodeV1 {
     advantage: Option<f32>,
 }
 
+/// Schema 2's node: schema 1's fields, then `step` and `multiplicity`.
 #[derive(Deserialize, Serialize)]
-struct TreeV1 {
+struct NodeV2Fields {
+    id: u32,
+    parent: Option<u32>,
+    depth: u32,
+    tokens: Vec<u32>,
+    text: String,
+    q: f32,
+    n: u32,
+    entropy: f32,
+    frontier_score: Option<f32>,
+    terminal_value: Option<f32>,
+    correct: Option<bool>,
+    reason: Option<String>,
+    picked: bool,
+    recorded: bool,
+    confident_wrong: bool,
+    advantage: Option<f32>,
+    step: StepKind,
+    multiplicity: u32,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Tree<N> {
     problem: String,
     prompt: String,
     source: GroupSource,
     expansions: u32,
     cap_event: bool,
-    nodes: Vec<NodeV1>,
+    nodes: Vec<N>,
 }
 
-fn upgrade(t: TreeV1) -> TreeRecord {
+fn v1_node(n: NodeV1) -> NodeV2Fields {
+    NodeV2Fields {
+        id: n.id,
+        parent: n.parent,
+        depth: n.depth,
+        tokens: n.tokens,
+        text: n.text,
+        q: n.q,
+        n: n.n,
+        entropy: n.entropy,
+        frontier_score: n.frontier_score,
+        terminal_value: n.terminal_value,
+        correct: n.correct,
+        reason: n.reason,
+        picked: n.picked,
+        recorded: n.recorded,
+        confident_wrong: n.confident_wrong,
+        advantage: n.advantage,
+        step: StepKind::Open,
+        multiplicity: 1,
+    }
+}
+
+fn v2_node(n: NodeV2Fields) -> NodeRecord {
+    NodeRecord {
+        id: n.id,
+        parent: n.parent,
+        depth: n.depth,
+        tokens: n.tokens,
+        text: n.text,
+        q: n.q,
+        n: n.n,
+        entropy: n.entropy,
+        frontier_score: n.frontier_score,
+        terminal_value: n.terminal_value,
+        correct: n.correct,
+        reason: n.reason,
+        picked: n.picked,
+        recorded: n.recorded,
+        confident_wrong: n.confident_wrong,
+        advantage: n.advantage,
+        step: n.step,
+        multiplicity: n.multiplicity,
+        prior: None,
+        value: None,
+        distilled: false,
+        expanded_at: None,
+        runner_up: None,
+    }
+}
+
+fn map_tree<A, B>(t: Tree<A>, f: impl Fn(A) -> B) -> Tree<B> {
+    Tree {
+        problem: t.problem,
+        prompt: t.prompt,
+        source: t.source,
+        expansions: t.expansions,
+        cap_event: t.cap_event,
+        nodes: t.nodes.into_iter().map(f).collect(),
+    }
+}
+
+fn current(t: Tree<NodeRecord>) -> TreeRecord {
     TreeRecord {
         problem: t.problem,
         prompt: t.prompt,
         source: t.source,
         expansions: t.expansions,
         cap_event: t.cap_event,
-        nodes: t
-            .nodes
-            .into_iter()
-            .map(|n| NodeRecord {
-                id: n.id,
-                parent: n.parent,
-                depth: n.depth,
-                tokens: n.tokens,
-                text: n.text,
-                q: n.q,
-                n: n.n,
-                entropy: n.entropy,
-                frontier_score: n.frontier_score,
-                terminal_value: n.terminal_value,
-                correct: n.correct,
-                reason: n.reason,
-                picked: n.picked,
-                recorded: n.recorded,
-                confident_wrong: n.confident_wrong,
-                advantage: n.advantage,
-                step: StepKind::Open,
-                multiplicity: 1,
-            })
-            .collect(),
+        nodes: t.nodes,
     }
 }
 
-/// Rewrites every tree of a version-1 store as version 2 and updates the header, in one
-/// sled batch (all or nothing), then flushes. Returns the number of trees rewritten.
-pub(super) fn v1_to_v2(store: &Store) -> Result<usize, StoreError> {
+/// Decodes a tree record written under schema `from` as today's.
+fn upgrade(bytes: &[u8], from: u32) -> Result<TreeRecord, postcard::Error> {
+    Ok(match from {
+        1 => current(map_tree(
+            map_tree(postcard::from_bytes::<Tree<NodeV1>>(bytes)?, v1_node),
+            v2_node,
+        )),
+        _ => current(map_tree(
+            postcard::from_bytes::<Tree<NodeV2Fields>>(bytes)?,
+            v2_node,
+        )),
+    })
+}
+
+/// Whether this build can migrate a store of schema `from`.
+pub(super) fn can_migrate(from: u32) -> bool {
+    (1..SCHEMA_VERSION).contains(&from)
+}
+
+/// Rewrites every tree of a store of schema `from` as today's and updates the header, in
+/// one sled batch (all or nothing), then flushes. Returns the number of trees rewritten.
+pub(super) fn migrate(store: &Store, from: u32) -> Result<usize, StoreError> {
     let mut batch = sled::Batch::default();
     let mut n = 0;
     for kv in store.db.scan_prefix(prefix(Table::Tree, None)) {
         let (k, v) = kv.map_err(|e| store.access(e))?;
-        let old: TreeV1 = postcard::from_bytes(&v).map_err(|e| {
+        let new = upgrade(&v, from).map_err(|e| {
             StoreError::Corrupt(format!(
-                "record {} cannot be migrated from schema 1: {e}",
+                "record {} cannot be migrated from schema {from}: {e}",
                 super::keys::show(&k)
             ))
         })?;
-        let new =
-            postcard::to_allocvec(&upgrade(old)).map_err(|e| StoreError::Encode(e.to_string()))?;
+        let new = postcard::to_allocvec(&new).map_err(|e| StoreError::Encode(e.to_string()))?;
         batch.insert(k, new);
         n += 1;
     }
     let header = super::Header {
-        schema_version: 2,
+        schema_version: SCHEMA_VERSION,
         created_by: format!(
-            "arbor {} (migrated from schema 1)",
+            "arbor {} (migrated from schema {from})",
             env!("CARGO_PKG_VERSION")
         ),
     };
@@ -126,7 +209,7 @@ mod tests {
                 serde_json::to_vec(&header).unwrap(),
             )
             .unwrap();
-            let tree = TreeV1 {
+            let tree = Tree {
                 problem: "p".into(),
                 prompt: "3 4 5:12\n".into(),
                 source: GroupSource::Search,
@@ -164,9 +247,77 @@ mod tests {
         assert_eq!(trees[0].nodes[0].q, 0.5);
         assert_eq!(trees[0].nodes[0].step, StepKind::Open);
         assert_eq!(trees[0].nodes[0].multiplicity, 1);
+        assert_eq!(trees[0].nodes[0].prior, None);
+        assert!(!trees[0].nodes[0].distilled);
         drop(store);
-        // Opening again finds version 2 and changes nothing.
+        // Opening again finds the current version and changes nothing.
         let again = Store::open(&path).unwrap();
         assert_eq!(again.trees("r", 1).unwrap(), trees);
+    }
+}
+
+#[cfg(test)]
+mod v2_tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_2_store_keeps_its_step_judgements_and_gains_empty_distill_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.sled");
+        {
+            let db = sled::open(&path).unwrap();
+            let header = super::super::Header {
+                schema_version: 2,
+                created_by: "arbor 0.2.0".into(),
+            };
+            db.insert(
+                super::super::keys::HEADER,
+                serde_json::to_vec(&header).unwrap(),
+            )
+            .unwrap();
+            let mut node = v1_node(NodeV1 {
+                id: 0,
+                parent: None,
+                depth: 0,
+                tokens: vec![3],
+                text: "x".into(),
+                q: -1.0,
+                n: 3,
+                entropy: 0.2,
+                frontier_score: Some(0.4),
+                terminal_value: None,
+                correct: None,
+                reason: None,
+                picked: false,
+                recorded: false,
+                confident_wrong: true,
+                advantage: Some(0.5),
+            });
+            node.step = StepKind::Forced;
+            node.multiplicity = 3;
+            let tree = Tree {
+                problem: "p".into(),
+                prompt: "3 4 5:12\n".into(),
+                source: GroupSource::Search,
+                expansions: 1,
+                cap_event: false,
+                nodes: vec![node],
+            };
+            db.insert(
+                super::super::keys::tree_key("r", 1, 0),
+                postcard::to_allocvec(&tree).unwrap(),
+            )
+            .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let t = &store.trees("r", 1).unwrap()[0];
+        let n = &t.nodes[0];
+        assert_eq!(
+            (n.step, n.multiplicity, n.q, n.n),
+            (StepKind::Forced, 3, -1.0, 3)
+        );
+        assert_eq!((n.advantage, n.confident_wrong), (Some(0.5), true));
+        assert_eq!((n.prior, n.value, n.expanded_at), (None, None, None));
     }
 }

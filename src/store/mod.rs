@@ -24,9 +24,9 @@ use crate::engine::search::record::TreeRecord;
 use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
 
 /// Version of the key layout and record encodings this build reads and writes.
-/// 2: tree nodes gained `step` and `multiplicity` (a version-1 store is migrated on
-/// open, see `migrate.rs`).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 2: tree nodes gained `step` and `multiplicity`; 3: `prior`, `value`, `distilled`,
+/// `expanded_at` and `runner_up` (older stores are migrated on open, see `migrate.rs`).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Default location, relative to the working directory.
 pub const DEFAULT_PATH: &str = "runs/arbor.sled";
@@ -177,12 +177,13 @@ impl Store {
         };
         match store.get_json::<Header>(keys::HEADER)? {
             Some(h) if h.schema_version == SCHEMA_VERSION => {}
-            Some(h) if h.schema_version == 1 => {
-                let n = migrate::v1_to_v2(&store)?;
+            Some(h) if migrate::can_migrate(h.schema_version) => {
+                let n = migrate::migrate(&store, h.schema_version)?;
                 eprintln!(
-                    "arbor: migrated store {} from schema 1 to 2 ({n} trees rewritten; runs, \
-                     warm starts and checkpoints unchanged)",
-                    path.display()
+                    "arbor: migrated store {} from schema {} to {SCHEMA_VERSION} ({n} trees \
+                     rewritten; runs, warm starts and checkpoints unchanged)",
+                    path.display(),
+                    h.schema_version
                 );
             }
             Some(h) => {

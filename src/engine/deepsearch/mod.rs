@@ -214,6 +214,7 @@ fn cached_group<R: Rng>(
                 prompt: prompt.clone(),
                 response: t.tokens.clone(),
                 advantages: adv,
+                returns: Vec::new(),
             });
         }
     }
@@ -369,6 +370,7 @@ fn tree_group<R: Rng>(
                 prompt: prompt.clone(),
                 response,
                 advantages: adv,
+                returns: Vec::new(),
             });
         }
     }

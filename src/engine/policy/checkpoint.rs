@@ -64,12 +64,17 @@ pub fn save(policy: &Policy, dir: &Path) -> Result<(), CheckpointError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let weights = dir.join("model.safetensors");
-    let bytes = weights_to_bytes(policy).map_err(|message| CheckpointError::Weights {
-        path: weights.clone(),
-        message,
-    })?;
+    let weights = dir.join(WEIGHTS);
+    let (model, head) = split_value_head(policy.tensors());
+    let bytes =
+        safetensors::serialize(model.iter().map(|(k, v)| (k.as_str(), v)), None).map_err(|e| {
+            CheckpointError::Weights {
+                path: weights.clone(),
+                message: e.to_string(),
+            }
+        })?;
     write_atomic(&weights, &bytes)?;
+    save_value_head(dir, &head)?;
     let cfg_path = dir.join("config.json");
     let file = ConfigFile {
         config: policy.config.clone(),
@@ -122,6 +127,15 @@ pub fn load(dir: &Path, device: &Device) -> Result<Policy, CheckpointError> {
     file.config.validate().map_err(config_error)?;
     let policy =
         Policy::init(file.config, tokenizer, 0, device).map_err(|e| config_error(e.to_string()))?;
+    if policy.config.arbor_value_head && !dir.join(VALUE_HEAD_WEIGHTS).exists() {
+        return Err(CheckpointError::Weights {
+            path: dir.join(VALUE_HEAD_WEIGHTS),
+            message: "config.json says the policy has a value head (arbor_value_head) but \
+                      its weights are missing; copy value_head.safetensors back or remove \
+                      the key to load the language model alone"
+                .into(),
+        });
+    }
     let tensors = read_weights(dir, device)?;
     policy
         .load_tensors(&tensors)
@@ -154,11 +168,60 @@ pub fn check_folder(dir: &Path) -> Result<(), CheckpointError> {
 }
 
 const WEIGHTS: &str = "model.safetensors";
+/// The value head's weights (`tree_distill`), beside a plain Qwen2 model.safetensors.
+pub const VALUE_HEAD_WEIGHTS: &str = "value_head.safetensors";
+
+/// Splits a policy's tensors into the language model's and the value head's.
+fn split_value_head(
+    tensors: impl IntoIterator<Item = (String, Tensor)>,
+) -> (Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
+    tensors
+        .into_iter()
+        .partition(|(k, _)| !k.starts_with(super::model::VALUE_HEAD_PREFIX))
+}
+
+/// Writes the value head's tensors (if any) to `dir/value_head.safetensors`.
+fn save_value_head(dir: &Path, head: &[(String, Tensor)]) -> Result<(), CheckpointError> {
+    if head.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(VALUE_HEAD_WEIGHTS);
+    let bytes =
+        safetensors::serialize(head.iter().map(|(k, v)| (k.as_str(), v)), None).map_err(|e| {
+            CheckpointError::Weights {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+    write_atomic(&path, &bytes)
+}
 const INDEX: &str = "model.safetensors.index.json";
 
 /// Every tensor of `dir/model.safetensors`, or of the shards its
 /// `model.safetensors.index.json` lists (any dtype; converted when loaded).
 pub fn read_weights(
+    dir: &Path,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, CheckpointError> {
+    let mut all = read_model_weights(dir, device)?;
+    let head = dir.join(VALUE_HEAD_WEIGHTS);
+    if head.exists() {
+        let bytes = std::fs::read(&head).map_err(|source| CheckpointError::Io {
+            path: head.clone(),
+            source,
+        })?;
+        let t = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| {
+            CheckpointError::Weights {
+                path: head.clone(),
+                message: format!("not readable safetensors ({e}); is the file complete?"),
+            }
+        })?;
+        all.extend(t);
+    }
+    Ok(all)
+}
+
+fn read_model_weights(
     dir: &Path,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, CheckpointError> {
@@ -258,8 +321,9 @@ pub fn save_hf(policy: &Policy, dir: &Path, dtype: SaveDtype) -> Result<(), Chec
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let weights = dir.join(WEIGHTS);
-    let tensors: Vec<(String, Tensor)> = policy
-        .tensors()
+    let (model, head) = split_value_head(policy.tensors());
+    save_value_head(dir, &head)?;
+    let tensors: Vec<(String, Tensor)> = model
         .into_iter()
         .map(|(k, v)| v.to_dtype(dtype.dtype()).map(|v| (k, v)))
         .collect::<candle_core::Result<_>>()

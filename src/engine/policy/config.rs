@@ -48,6 +48,11 @@ pub struct PolicyConfig {
     pub sliding_window: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_window_layers: Option<usize>,
+    /// arbor's own key: the policy carries a value head (`tree_distill`). Hugging Face
+    /// tooling ignores it; the head's weights are saved beside the model's
+    /// (`value_head.safetensors`), so model.safetensors stays a plain Qwen2 checkpoint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub arbor_value_head: bool,
 }
 
 /// A token id given as a number, a list of numbers, or null.
@@ -101,6 +106,7 @@ impl PolicyConfig {
             use_sliding_window: false,
             sliding_window: None,
             max_window_layers: None,
+            arbor_value_head: false,
         }
     }
 

@@ -73,6 +73,45 @@ impl Policy {
         &self.device
     }
 
+    /// Gives the policy a freshly initialised value head (`tree_distill`), deterministic
+    /// for `seed`; a policy that has one keeps it.
+    pub fn add_value_head(&mut self, seed: u64) -> candle_core::Result<()> {
+        if self.config.arbor_value_head {
+            return Ok(());
+        }
+        self.config.arbor_value_head = true;
+        // Building the model on the VarMap registers the head's parameters.
+        Qwen2::new(
+            &self.config,
+            VarBuilder::from_varmap(&self.varmap, DType::F32, &self.device),
+        )?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x7a1e_0000);
+        for (name, var) in self.vars() {
+            if !name.starts_with(model::VALUE_HEAD_PREFIX) {
+                continue;
+            }
+            let n = var.elem_count();
+            let values: Vec<f32> = if name.ends_with(".bias") {
+                vec![0.0; n]
+            } else {
+                (0..n).map(|_| 0.02 * standard_normal(&mut rng)).collect()
+            };
+            var.set(&Tensor::from_vec(values, var.shape(), &self.device)?)?;
+        }
+        Ok(())
+    }
+
+    /// The language model on `tensors` (value head ignored), for a reference policy.
+    pub fn reference_model(
+        config: &PolicyConfig,
+        tensors: std::collections::HashMap<String, Tensor>,
+        device: &Device,
+    ) -> candle_core::Result<Qwen2> {
+        let mut cfg = config.clone();
+        cfg.arbor_value_head = false;
+        Qwen2::new(&cfg, VarBuilder::from_tensors(tensors, DType::F32, device))
+    }
+
     /// Parameters by checkpoint name, in name order.
     pub fn vars(&self) -> Vec<(String, Var)> {
         let data = self.varmap.data().lock();

@@ -54,9 +54,38 @@ struct Block {
     mlp: Mlp,
 }
 
+/// The value head of AlphaZero-style search distillation: a tanh MLP on the final hidden
+/// state, `Linear d->4d, ReLU, Linear 4d->d, ReLU, Linear d->1, tanh`, so a value lies in
+/// (-1, 1). Its tensors are named `value_head.*`.
+struct ValueHead {
+    fc1: Linear,
+    fc2: Linear,
+    out: Linear,
+}
+
+/// Prefix of the value head's tensor names.
+pub const VALUE_HEAD_PREFIX: &str = "value_head.";
+
+impl ValueHead {
+    fn new(vb: &VarBuilder, h: usize) -> Result<Self> {
+        Ok(Self {
+            fc1: linear(&vb.pp("fc1"), h, 4 * h, true)?,
+            fc2: linear(&vb.pp("fc2"), 4 * h, h, true)?,
+            out: linear(&vb.pp("out"), h, 1, true)?,
+        })
+    }
+
+    fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        let x = self.fc1.forward(hidden)?.relu()?;
+        let x = self.fc2.forward(&x)?.relu()?;
+        self.out.forward(&x)?.tanh()?.squeeze(D::Minus1)
+    }
+}
+
 /// The model. Cheap to clone (tensors are reference counted).
 pub struct Qwen2 {
     cfg: PolicyConfig,
+    value_head: Option<ValueHead>,
     embed: Tensor,
     blocks: Vec<Block>,
     norm: Tensor,
@@ -155,8 +184,14 @@ impl Qwen2 {
             )?
         };
         let (cos, sin) = rope_tables(cfg, vb.dtype(), vb.device())?;
+        let value_head = if cfg.arbor_value_head {
+            Some(ValueHead::new(&vb.pp("value_head"), h)?)
+        } else {
+            None
+        };
         Ok(Self {
             cfg: cfg.clone(),
+            value_head,
             embed,
             blocks,
             norm,
@@ -218,6 +253,33 @@ impl Qwen2 {
         Ok((x, new_cache))
     }
 
+    /// Whether the model carries a value head.
+    pub fn has_value_head(&self) -> bool {
+        self.value_head.is_some()
+    }
+
+    /// The value head's estimates `(batch, len)` of hidden states `(batch, len, hidden)`.
+    pub fn values(&self, hidden: &Tensor) -> Result<Tensor> {
+        match &self.value_head {
+            Some(v) => v.forward(hidden),
+            None => candle_core::bail!(
+                "this policy has no value head (only tree_distill runs train one)"
+            ),
+        }
+    }
+
+    /// Full-sequence forward for training: final hidden states `(batch, len, hidden)`
+    /// under a causal mask, positions 0..len for every row (sequences are right-padded).
+    pub fn hidden_train(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, t as u32, ids.device())?
+            .unsqueeze(0)?
+            .broadcast_as((b, t))?
+            .contiguous()?;
+        let mask = causal_mask(t, self.embed.dtype(), ids.device())?;
+        Ok(self.hidden(ids, &positions, &mask, None)?.0)
+    }
+
     /// Projects hidden states to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         hidden.broadcast_matmul(&self.lm_head.t()?)
@@ -226,14 +288,7 @@ impl Qwen2 {
     /// Full-sequence forward for training: logits `(batch, len, vocab)` under a causal mask,
     /// positions 0..len for every row (sequences are right-padded).
     pub fn forward_train(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let positions = Tensor::arange(0u32, t as u32, ids.device())?
-            .unsqueeze(0)?
-            .broadcast_as((b, t))?
-            .contiguous()?;
-        let mask = causal_mask(t, self.embed.dtype(), ids.device())?;
-        let (h, _) = self.hidden(ids, &positions, &mask, None)?;
-        self.logits(&h)
+        self.logits(&self.hidden_train(ids)?)
     }
 }
 

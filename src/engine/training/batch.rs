@@ -10,6 +10,11 @@ pub struct TokenBatch {
     pub targets: Tensor,
     pub mask: Tensor,
     pub advantages: Tensor,
+    /// Per-token returns the value head is trained towards (search distillation); zeros
+    /// where a sequence has none.
+    pub returns: Tensor,
+    /// Whether any sequence carries returns.
+    pub has_returns: bool,
     /// Response tokens in the batch.
     pub tokens: usize,
 }
@@ -20,6 +25,8 @@ pub struct Sequence<'a> {
     pub prompt: &'a [u32],
     pub response: &'a [u32],
     pub advantages: &'a [f32],
+    /// One return per response token, or empty.
+    pub returns: &'a [f32],
 }
 
 pub fn pack(seqs: &[Sequence], dev: &Device) -> Result<TokenBatch> {
@@ -34,6 +41,7 @@ pub fn pack(seqs: &[Sequence], dev: &Device) -> Result<TokenBatch> {
     let mut targets = vec![PAD; b * width];
     let mut mask = vec![0f32; b * width];
     let mut adv = vec![0f32; b * width];
+    let mut ret = vec![0f32; b * width];
     let mut tokens = 0;
     for (r, s) in seqs.iter().enumerate() {
         let full: Vec<u32> = s.prompt.iter().chain(s.response).copied().collect();
@@ -46,6 +54,7 @@ pub fn pack(seqs: &[Sequence], dev: &Device) -> Result<TokenBatch> {
                 let k = j + 1 - s.prompt.len();
                 mask[row + j] = 1.0;
                 adv[row + j] = s.advantages.get(k).copied().unwrap_or(0.0);
+                ret[row + j] = s.returns.get(k).copied().unwrap_or(0.0);
                 tokens += 1;
             }
         }
@@ -55,6 +64,8 @@ pub fn pack(seqs: &[Sequence], dev: &Device) -> Result<TokenBatch> {
         targets: Tensor::from_vec(targets, (b, width), dev)?,
         mask: Tensor::from_vec(mask, (b, width), dev)?,
         advantages: Tensor::from_vec(adv, (b, width), dev)?,
+        returns: Tensor::from_vec(ret, (b, width), dev)?,
+        has_returns: seqs.iter().any(|s| !s.returns.is_empty()),
         tokens,
     })
 }
@@ -70,11 +81,13 @@ mod tests {
                 prompt: &[1, 5, 6],
                 response: &[7, 2],
                 advantages: &[0.5, -1.0],
+                returns: &[],
             },
             Sequence {
                 prompt: &[1, 5],
                 response: &[9],
                 advantages: &[2.0],
+                returns: &[0.25],
             },
         ];
         let b = pack(&s, &Device::Cpu)?;
@@ -94,6 +107,11 @@ mod tests {
             b.advantages.to_vec2::<f32>()?,
             vec![vec![0., 0., 0.5, -1.0], vec![0., 2.0, 0., 0.]]
         );
+        assert_eq!(
+            b.returns.to_vec2::<f32>()?,
+            vec![vec![0., 0., 0., 0.], vec![0., 0.25, 0., 0.]]
+        );
+        assert!(b.has_returns);
         assert_eq!(b.tokens, 3);
         Ok(())
     }

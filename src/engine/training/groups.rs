@@ -86,6 +86,10 @@ pub struct SearchMetrics {
     /// the part of it from unsolved trees (no correct trajectory).
     pub advantage_mass: f64,
     pub unsolved_advantage_mass: f64,
+    /// Search distillation: simulations run, and token positions of the prior-and-value
+    /// scoring pass (compute beside the sampler's).
+    pub simulations: u64,
+    pub scoring_tokens: u64,
 }
 
 impl SearchMetrics {
@@ -105,6 +109,8 @@ impl SearchMetrics {
         self.forced_nodes += o.forced_nodes;
         self.advantage_mass += o.advantage_mass;
         self.unsolved_advantage_mass += o.unsolved_advantage_mass;
+        self.simulations += o.simulations;
+        self.scoring_tokens += o.scoring_tokens;
     }
 
     /// Share of the update's advantage mass that unsolved trees contribute.
@@ -151,15 +157,12 @@ pub fn direct_batch<R: Rng>(
     let t = &ctx.cfg.train;
     let refs: Vec<&Problem> = problems.iter().collect();
     let params = ctx.direct_params();
+    let group_size = match ctx.cfg.method {
+        Method::Cispo => ctx.cfg.cispo.group_size,
+        _ => t.group_size,
+    };
     let (groups, sampling) = rollouts(
-        ctx.model,
-        ctx.tok,
-        &refs,
-        t.group_size,
-        &params,
-        ctx.rules,
-        t.reward,
-        ctx.rng,
+        ctx.model, ctx.tok, &refs, group_size, &params, ctx.rules, t.reward, ctx.rng,
     )?;
     let mut samples = Vec::new();
     let mut trees = Vec::new();
@@ -172,9 +175,9 @@ pub fn direct_batch<R: Rng>(
         let mut record = TreeRecord::direct(&p.id, &p.prompt());
         let rewards: Vec<f32> = group.iter().map(|t| t.reward).collect();
         let advantages: Vec<f32> = match ctx.cfg.method {
-            Method::Grpo => group_advantages(&rewards, AdvantageNorm::MeanStd),
+            Method::Grpo | Method::Cispo => group_advantages(&rewards, AdvantageNorm::MeanStd),
             Method::BestOfN => best_of_n_weights(group),
-            Method::Dapo | Method::DeepSearch => {
+            Method::Dapo | Method::DeepSearch | Method::TreeDistill => {
                 group_advantages(&rewards, AdvantageNorm::MeanOnly)
             }
         };
@@ -186,6 +189,7 @@ pub fn direct_batch<R: Rng>(
                     prompt: prompt.clone(),
                     response: traj.tokens.clone(),
                     advantages: vec![a; traj.tokens.len()],
+                    returns: Vec::new(),
                 });
             }
         }

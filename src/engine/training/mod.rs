@@ -2,6 +2,7 @@
 //! start, held-out and test-time evaluation, resumable checkpoints, live control, and the
 //! sink results go through.
 pub mod batch;
+pub mod cispo;
 pub mod control;
 pub mod evaluate;
 pub mod groups;

@@ -132,6 +132,8 @@ pub enum CheckpointKind {
 /// What a checkpoint write receives from the trainer.
 pub struct TrainingCheckpoint<'a> {
     pub policy: &'a Policy,
+    /// The initial policy's weights, when the run's loss has a KL to it.
+    pub reference: Option<&'a HashMap<String, Tensor>>,
     pub optimizer: &'a AdamW,
     pub state: TrainerState,
     pub kind: CheckpointKind,
@@ -172,6 +174,17 @@ pub fn save(dir: &Path, ck: &TrainingCheckpoint) -> Result<(), ResumeError> {
             message: e.to_string(),
         })?;
     write_synced(&opt_path, &bytes)?;
+    if let Some(reference) = ck.reference {
+        let path = tmp.join(REFERENCE_FILE);
+        let mut named: Vec<(&String, &Tensor)> = reference.iter().collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        let bytes = safetensors::serialize(named.into_iter().map(|(k, v)| (k.as_str(), v)), None)
+            .map_err(|e| ResumeError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_synced(&path, &bytes)?;
+    }
     let state_path = tmp.join(STATE_FILE);
     let json = serde_json::to_vec_pretty(&ck.state).map_err(|e| ResumeError::Invalid {
         path: state_path.clone(),
@@ -216,15 +229,43 @@ pub fn load_optimizer(dir: &Path, device: &Device) -> Result<HashMap<String, Ten
     })
 }
 
-/// Loads everything: policy, optimizer moments, trainer state.
-pub fn load(
-    dir: &Path,
-    device: &Device,
-) -> Result<(Policy, HashMap<String, Tensor>, TrainerState), ResumeError> {
+/// The initial policy's weights of a run with a KL penalty (none for other runs).
+pub const REFERENCE_FILE: &str = "reference.safetensors";
+
+/// What a checkpoint folder holds.
+pub struct Loaded {
+    pub policy: Policy,
+    pub moments: HashMap<String, Tensor>,
+    pub state: TrainerState,
+    /// The KL penalty's reference weights, if the run has them.
+    pub reference: Option<HashMap<String, Tensor>>,
+}
+
+/// Loads everything: policy, optimizer moments, trainer state, reference weights.
+pub fn load(dir: &Path, device: &Device) -> Result<Loaded, ResumeError> {
     let state = load_state(dir)?;
     let policy = checkpoint::load(dir, device)?;
-    let opt = load_optimizer(dir, device)?;
-    Ok((policy, opt, state))
+    let moments = load_optimizer(dir, device)?;
+    let path = dir.join(REFERENCE_FILE);
+    let reference = if path.exists() {
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        Some(
+            candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| {
+                ResumeError::Invalid {
+                    path,
+                    message: format!("cannot read the reference policy: {e}"),
+                }
+            })?,
+        )
+    } else {
+        None
+    };
+    Ok(Loaded {
+        policy,
+        moments,
+        state,
+        reference,
+    })
 }
 
 #[cfg(test)]

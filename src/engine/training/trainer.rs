@@ -27,7 +27,7 @@ use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink};
 use crate::engine::split::RunData;
 use crate::engine::update::{
-    policy_update, steps_for_tokens, warmup_lr, UpdateSettings, UpdateStats,
+    policy_update, steps_for_tokens, warmup_lr, PolicyObjective, UpdateSettings, UpdateStats,
 };
 
 /// Adaptive-training state after an iteration.
@@ -200,13 +200,25 @@ pub struct Trainer {
     /// Problems solved and response tokens trained on, over the run.
     solved_total: u64,
     trained_tokens: u64,
+    /// The initial policy's weights, for a KL penalty to it (tree_distill, cispo with
+    /// `kl_coef > 0`).
+    pub(crate) reference: Option<std::collections::HashMap<String, candle_core::Tensor>>,
+}
+
+/// The KL coefficient of the run's method (0 for methods without one).
+fn kl_coef(cfg: &RunConfig) -> f64 {
+    match cfg.method {
+        Method::TreeDistill => cfg.tree_distill.kl_coef,
+        Method::Cispo => cfg.cispo.kl_coef,
+        _ => 0.0,
+    }
 }
 
 /// Consecutive all-non-finite iterations after which the run pauses.
 pub const NONFINITE_PAUSE: u64 = 3;
 
 impl Trainer {
-    pub fn new(cfg: RunConfig, policy: Policy, data: RunData) -> Result<Self, EngineError> {
+    pub fn new(cfg: RunConfig, mut policy: Policy, data: RunData) -> Result<Self, EngineError> {
         if data.train.is_empty() || data.test.is_empty() {
             return Err(EngineError::Data(
                 "a run needs at least one training and one test problem".into(),
@@ -229,6 +241,24 @@ impl Trainer {
                     .into(),
             ));
         }
+        if cfg.method == Method::TreeDistill {
+            // The value head joins the policy (and so AdamW, checkpoints and resume).
+            policy.add_value_head(cfg.seed)?;
+        }
+        let reference = if kl_coef(&cfg) > 0.0 {
+            Some(
+                policy
+                    .tensors()
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        !k.starts_with(crate::engine::policy::model::VALUE_HEAD_PREFIX)
+                    })
+                    .map(|(k, v)| Ok((k, v.copy()?)))
+                    .collect::<candle_core::Result<_>>()?,
+            )
+        } else {
+            None
+        };
         let t = &cfg.train;
         let opt = AdamW::new(
             policy.vars(),
@@ -273,6 +303,7 @@ impl Trainer {
             solved_total: 0,
             trained_tokens: 0,
             eval_history: Vec::new(),
+            reference,
         };
         trainer.next_problems(0);
         Ok(trainer)
@@ -318,6 +349,7 @@ impl Trainer {
         data: RunData,
         state: TrainerState,
         moments: &std::collections::HashMap<String, candle_core::Tensor>,
+        reference: Option<std::collections::HashMap<String, candle_core::Tensor>>,
     ) -> Result<Self, EngineError> {
         let n = data.train.len();
         let bad = |what: &str| {
@@ -334,6 +366,20 @@ impl Trainer {
             return Err(bad("the hard set"));
         }
         let mut t = Self::new(cfg, policy, data)?;
+        if t.reference.is_some() {
+            // The KL's reference is the policy the run started from, not the checkpoint's.
+            match reference {
+                Some(r) => t.reference = Some(r),
+                None => {
+                    return Err(EngineError::Data(format!(
+                        "checkpoint of iteration {}: the run's loss has a KL to its initial \
+                         policy but the checkpoint has no reference.safetensors; resume with \
+                         --set tree_distill.kl_coef=0 (or cispo.kl_coef=0) to go on without it",
+                        state.iteration
+                    )))
+                }
+            }
+        }
         t.opt.load_state(moments, state.optimizer_steps)?;
         t.rng = state.rng.restore().map_err(EngineError::Data)?;
         t.data_rng = state.data_rng.restore().map_err(EngineError::Data)?;
@@ -363,6 +409,7 @@ impl Trainer {
         phase_log("checkpoint", self.iteration);
         let ck = TrainingCheckpoint {
             policy: &self.policy,
+            reference: self.reference.as_ref(),
             optimizer: &self.opt,
             state: self.state(),
             kind,
@@ -444,7 +491,7 @@ impl Trainer {
         let idx = self.next_problems(t.problems_per_step);
         let problems: Vec<Problem> = idx.iter().map(|&i| self.data.train[i].clone()).collect();
         phase_log(
-            if method == Method::DeepSearch {
+            if matches!(method, Method::DeepSearch | Method::TreeDistill) {
                 "search"
             } else {
                 "sample"
@@ -469,6 +516,7 @@ impl Trainer {
                 self.pending.extend(regs);
                 batch
             }
+            Method::TreeDistill => crate::engine::tree_distill::distill_batch(&mut ctx, &problems)?,
             _ => direct_batch(&mut ctx, &problems)?,
         };
         let sample_secs = sample_start.elapsed().as_secs_f64();
@@ -512,12 +560,32 @@ impl Trainer {
         let update = if minibatches == 0 {
             UpdateStats::default()
         } else {
+            let reference = match &self.reference {
+                Some(r) => Some(Policy::reference_model(
+                    &self.policy.config,
+                    r.clone(),
+                    self.policy.device(),
+                )?),
+                None => None,
+            };
+            let objective = match method {
+                Method::TreeDistill => PolicyObjective::Cispo {
+                    eps_high: self.cfg.tree_distill.eps_high,
+                },
+                Method::Cispo => PolicyObjective::Cispo {
+                    eps_high: self.cfg.cispo.eps_high,
+                },
+                _ => PolicyObjective::Clipped(clip),
+            };
             policy_update(
                 &self.policy,
                 &mut self.opt,
                 &samples,
                 &UpdateSettings {
-                    clip,
+                    objective,
+                    value_coef: self.cfg.tree_distill.value_coef,
+                    kl_coef: kl_coef(&self.cfg),
+                    reference: reference.as_ref(),
                     minibatches,
                     epochs: t.epochs,
                     lr: t.lr,

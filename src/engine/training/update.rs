@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use crate::engine::batch::{pack, Sequence};
+use crate::engine::cispo::{cispo_loss, kl_k3, value_loss};
 use crate::engine::objective::{policy_loss, Clip};
 use crate::engine::optim::{AdamW, StepOutcome};
 use crate::engine::policy::model::token_logprobs;
@@ -18,8 +19,12 @@ use crate::engine::policy::Policy;
 pub struct Sample {
     pub prompt: Vec<u32>,
     pub response: Vec<u32>,
-    /// One advantage per response token.
+    /// One advantage per response token; empty when the update computes them from the
+    /// value head (`returns - V(s_t)`, search distillation).
     pub advantages: Vec<f32>,
+    /// One return per response token for the value head (search distillation), or empty.
+    #[serde(default)]
+    pub returns: Vec<f32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -39,6 +44,14 @@ pub struct UpdateStats {
     /// Learning rate of the last step taken.
     #[serde(default)]
     pub lr: f64,
+    /// Mean value-head loss and k3 KL to the initial policy over the steps that had them.
+    #[serde(default)]
+    pub value_loss: f64,
+    #[serde(default)]
+    pub kl: f64,
+    /// Token positions the reference policy (KL) was run on: compute beside the update's.
+    #[serde(default)]
+    pub reference_tokens: u64,
 }
 
 /// Learning rate of optimizer step `step` (0-based): linear warm-up, then constant.
@@ -74,8 +87,23 @@ pub fn steps_for_tokens(
     (steps, (owed - steps as f64).min(MAX_STEPS_OWED))
 }
 
-pub struct UpdateSettings {
-    pub clip: Clip,
+/// The policy-gradient loss of an update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PolicyObjective {
+    /// PPO's clipped surrogate (grpo, dapo, best_of_n, deepsearch).
+    Clipped(Clip),
+    /// CISPO: the clipped importance weight is detached (cispo, tree_distill).
+    Cispo { eps_high: f64 },
+}
+
+pub struct UpdateSettings<'a> {
+    pub objective: PolicyObjective,
+    /// Weight of the value head's squared error (samples with returns only).
+    pub value_coef: f64,
+    /// Weight of the k3 KL to `reference` (0: off).
+    pub kl_coef: f64,
+    /// The initial policy, for the KL penalty.
+    pub reference: Option<&'a crate::engine::policy::Qwen2>,
     pub minibatches: usize,
     pub epochs: usize,
     /// Peak learning rate; the warm-up is applied per optimizer step.
@@ -106,8 +134,10 @@ pub fn policy_update<R: Rng>(
         .map(|i| order.iter().skip(i).step_by(mb).copied().collect())
         .collect();
     let single = mb == 1 && settings.epochs == 1;
-    // Old log-probs per chunk, from the weights before any step of this update.
-    let old: Vec<Option<candle_core::Tensor>> = if single {
+    // Old log-probs (and values, for advantages from the value head) per chunk, from the
+    // weights before any step of this update.
+    type Old = Option<(candle_core::Tensor, Option<candle_core::Tensor>)>;
+    let old: Vec<Old> = if single {
         vec![None]
     } else {
         let frozen = policy.sampler_model()?;
@@ -115,24 +145,61 @@ pub fn policy_update<R: Rng>(
             .iter()
             .map(|c| {
                 let b = batch_of(samples, c, &dev)?;
-                Ok(Some(token_logprobs(
-                    &frozen.forward_train(&b.ids)?,
-                    &b.targets,
-                )?))
+                let h = frozen.hidden_train(&b.ids)?;
+                let logp = token_logprobs(&frozen.logits(&h)?, &b.targets)?;
+                let v = if b.has_returns && frozen.has_value_head() {
+                    Some(frozen.values(&h)?)
+                } else {
+                    None
+                };
+                Ok(Some((logp, v)))
             })
             .collect::<Result<_>>()?
     };
     let mut losses = Vec::new();
     let mut norms = Vec::new();
+    let mut value_losses = Vec::new();
+    let mut kls = Vec::new();
     for _ in 0..settings.epochs {
         for (ci, chunk) in chunks.iter().enumerate() {
             let b = batch_of(samples, chunk, &dev)?;
-            let logp = token_logprobs(&model.forward_train(&b.ids)?, &b.targets)?;
-            let logp_old = match &old[ci.min(old.len() - 1)] {
-                Some(t) => t.clone(),
-                None => logp.detach(),
+            let hidden = model.hidden_train(&b.ids)?;
+            let logp = token_logprobs(&model.logits(&hidden)?, &b.targets)?;
+            let (logp_old, values_old) = match &old[ci.min(old.len() - 1)] {
+                Some((t, v)) => (t.clone(), v.clone()),
+                None => (logp.detach(), None),
             };
-            let mut loss = policy_loss(&logp, &logp_old, &b.advantages, &b.mask, &settings.clip)?;
+            // With returns, advantages come from the value head: A_t = R - V(s_t), the
+            // value taken before the step (detached).
+            let values = if b.has_returns && model.has_value_head() {
+                Some(model.values(&hidden)?)
+            } else {
+                None
+            };
+            let advantages = match (&values_old, &values) {
+                (Some(v), _) | (None, Some(v)) => (&b.returns - v.detach())?,
+                (None, None) => b.advantages.clone(),
+            };
+            let mut loss = match settings.objective {
+                PolicyObjective::Clipped(clip) => {
+                    policy_loss(&logp, &logp_old, &advantages, &b.mask, &clip)?
+                }
+                PolicyObjective::Cispo { eps_high } => {
+                    cispo_loss(&logp, &logp_old, &advantages, &b.mask, eps_high)?
+                }
+            };
+            if let Some(v) = &values {
+                let vl = value_loss(v, &b.returns, &b.mask)?;
+                value_losses.push(vl.to_scalar::<f32>()? as f64);
+                loss = (loss + (vl * settings.value_coef)?)?;
+            }
+            if let (Some(reference), true) = (settings.reference, settings.kl_coef > 0.0) {
+                let logp_ref = token_logprobs(&reference.forward_train(&b.ids)?, &b.targets)?;
+                stats.reference_tokens += b.ids.elem_count() as u64;
+                let kl = kl_k3(&logp, &logp_ref, &b.mask)?;
+                kls.push(kl.to_scalar::<f32>()? as f64);
+                loss = (loss + (kl * settings.kl_coef)?)?;
+            }
             if settings.poison {
                 loss = (loss * f64::NAN)?;
             }
@@ -158,6 +225,8 @@ pub fn policy_update<R: Rng>(
     }
     stats.loss = mean(&losses);
     stats.grad_norm = mean(&norms);
+    stats.value_loss = mean(&value_losses);
+    stats.kl = mean(&kls);
     Ok(stats)
 }
 
@@ -172,6 +241,7 @@ fn batch_of(
             prompt: &samples[i].prompt,
             response: &samples[i].response,
             advantages: &samples[i].advantages,
+            returns: &samples[i].returns,
         })
         .collect();
     pack(&seqs, dev)

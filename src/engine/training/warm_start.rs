@@ -83,6 +83,7 @@ pub fn warm_start(
                 prompt: p,
                 response: r,
                 advantages: a,
+                returns: &[],
             })
             .collect();
         let b = pack(&seqs, policy.device())?;

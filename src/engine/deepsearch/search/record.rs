@@ -35,6 +35,18 @@ pub struct NodeRecord {
     /// Identical sibling samples merged into this node (1: none). A merged node counts
     /// once in N (1 + the recorded terminals below it), whatever its multiplicity.
     pub multiplicity: u32,
+    /// Search distillation: prior P among siblings, the value head's estimate of the state
+    /// after this step, and whether the node is on the distilled (most-visited) path. In
+    /// such a tree `q` is W (the sum of backed-up values) and `n` the visits.
+    pub prior: Option<f32>,
+    pub value: Option<f32>,
+    pub distilled: bool,
+    /// When the node was expanded: 0 for the tree's first expansion, 1 for the next...
+    /// (none: never expanded, or a store older than schema 3).
+    pub expanded_at: Option<u32>,
+    /// The score of the best candidate not chosen when this node was picked for expansion
+    /// (the frontier's runner-up), if recorded.
+    pub runner_up: Option<f32>,
 }
 
 impl NodeRecord {
@@ -61,6 +73,9 @@ pub enum GroupSource {
     Direct,
     /// Cached solutions plus fresh rollouts (search skipped).
     Cached,
+    /// An AlphaZero-style pUCT tree whose most-visited path is trained on
+    /// (`tree_distill`).
+    Distill,
 }
 
 /// One problem's tree in one iteration.
@@ -109,6 +124,11 @@ impl TreeRecord {
                     advantage: advantages.get(&id).copied(),
                     step: n.step,
                     multiplicity: n.multiplicity,
+                    prior: n.prior.map(|x| x as f32),
+                    value: n.value.map(|x| x as f32),
+                    distilled: n.distilled,
+                    expanded_at: n.expanded_at,
+                    runner_up: n.runner_up.map(|x| x as f32),
                 }
             })
             .collect();
@@ -149,6 +169,11 @@ impl TreeRecord {
                 advantage: None,
                 step: StepKind::Open,
                 multiplicity: 1,
+                prior: None,
+                value: None,
+                distilled: false,
+                expanded_at: None,
+                runner_up: None,
             }],
         }
     }
@@ -181,6 +206,11 @@ impl TreeRecord {
             advantage: Some(advantage),
             step: StepKind::Open,
             multiplicity: 1,
+            prior: None,
+            value: None,
+            distilled: false,
+            expanded_at: None,
+            runner_up: None,
         });
     }
 

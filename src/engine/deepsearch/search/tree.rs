@@ -47,6 +47,16 @@ pub struct Node {
     /// Children were sampled from it: it is never expanded again. (A node's children can
     /// number fewer than `width` after merging or a forced expansion.)
     pub expanded: bool,
+    /// Search distillation (`tree_distill`): the prior P among siblings, the value head's
+    /// estimate of the state after this step, and whether the node is on the distilled
+    /// (most-visited) path. `q` holds W, the sum of backed-up values.
+    pub prior: Option<f64>,
+    pub value: Option<f64>,
+    pub distilled: bool,
+    /// Order of this node's expansion in its tree (0 first), and the runner-up's score
+    /// when it was chosen, for replaying the search.
+    pub expanded_at: Option<u32>,
+    pub runner_up: Option<f64>,
 }
 
 impl Node {
@@ -68,6 +78,11 @@ impl Node {
             step: StepKind::Open,
             multiplicity: 1,
             expanded: false,
+            prior: None,
+            value: None,
+            distilled: false,
+            expanded_at: None,
+            runner_up: None,
         }
     }
 

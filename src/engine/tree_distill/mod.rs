@@ -1,0 +1,254 @@
+//! AlphaZero-style search distillation, as the Countdown write-up "Tree Search
+//! Distillation for Language Models using PPO" describes and releases it: a pUCT search
+//! over reasoning steps with priors from the policy and leaf values from a value head,
+//! then the most-visited path trained with the CISPO loss (advantage `R - V(s_t)`), the
+//! value head's squared error and a k3 KL to the initial policy.
+//!
+//! `puct.rs` selection, `scoring.rs` the prior and value pass, `search.rs` the batched
+//! simulations, `target.rs` the most-visited path; this file turns trees into a training
+//! batch.
+pub mod puct;
+pub mod scoring;
+pub mod search;
+pub mod target;
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::countdown::{reward, Problem, RewardKind};
+use crate::engine::groups::{Batch, GroupContext, Outcome, SearchMetrics};
+use crate::engine::rollout::prompt_tokens;
+use crate::engine::search::record::{GroupSource, TreeRecord};
+use crate::engine::task::{task_of, verify};
+use crate::engine::update::Sample;
+use search::DistillJudge;
+
+/// How a simulation picks among siblings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistillSelection {
+    /// `Q + c_puct P sqrt(N(s)) / (1 + N(s, a))` (the write-up).
+    #[default]
+    Puct,
+    /// Local UCT without a prior: `Q + c sqrt(ln N(s) / N(s, a))`.
+    Uct,
+}
+
+/// The reward terminals back up and the distilled path is trained towards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistillReward {
+    /// Countdown's distance reward `1 - 2 min(|y - T| / T, 1)`, -0.9 invalid, -1 no
+    /// answer (the write-up's training reward).
+    #[default]
+    Dense,
+    /// 1 correct, 0 otherwise.
+    Binary,
+}
+
+/// `[tree_distill]`: search distillation's settings (write-up defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TreeDistillConfig {
+    /// Simulations per tree. Default 16: a tree then costs about what a DeepSearch tree
+    /// costs on the default4 preset (measured: README "Search distillation").
+    pub simulations: usize,
+    /// Children sampled per expansion, K (write-up: 4).
+    pub width: usize,
+    /// Exploration constant (write-up: 0.5).
+    pub c_puct: f64,
+    /// Sampling temperature of expansions (write-up: 0.8).
+    pub temperature: f32,
+    /// puct (default) or uct (no prior).
+    pub selection: DistillSelection,
+    /// dense (default, the write-up's training reward) or binary.
+    pub reward: DistillReward,
+    /// Reward of a distilled path that ends before a terminal. Default -1.
+    pub unfinished_reward: f64,
+    /// Most tokens in one step (a line). Default 24.
+    pub step_max_tokens: usize,
+    /// Deepest step. Default 16.
+    pub max_depth: usize,
+    /// Judge each step with the task (invalid steps end the path). The write-up has no
+    /// step judgement. Default false.
+    pub step_check: bool,
+    /// CISPO's cap on the importance weight. Default 5.
+    pub eps_high: f64,
+    /// Coefficient of the k3 KL to the initial policy. Default 0.05.
+    pub kl_coef: f64,
+    /// Weight of the value head's squared error. Default 1.
+    pub value_coef: f64,
+}
+
+impl Default for TreeDistillConfig {
+    fn default() -> Self {
+        Self {
+            simulations: 16,
+            width: 4,
+            c_puct: 0.5,
+            temperature: 0.8,
+            selection: DistillSelection::Puct,
+            reward: DistillReward::Dense,
+            unfinished_reward: -1.0,
+            step_max_tokens: 24,
+            max_depth: 16,
+            step_check: false,
+            eps_high: 5.0,
+            kl_coef: 0.05,
+            value_coef: 1.0,
+        }
+    }
+}
+
+impl TreeDistillConfig {
+    pub fn reward_kind(&self) -> RewardKind {
+        match self.reward {
+            DistillReward::Dense => RewardKind::Dense,
+            DistillReward::Binary => RewardKind::Binary,
+        }
+    }
+}
+
+/// tree_distill: one searched tree per problem, its most-visited path trained on.
+pub fn distill_batch<R: Rng>(
+    ctx: &mut GroupContext<R>,
+    problems: &[Problem],
+) -> candle_core::Result<Batch> {
+    let cfg = &ctx.cfg.tree_distill;
+    let task = task_of(ctx.rules);
+    let rules = ctx.rules;
+    let kind = cfg.reward_kind();
+    let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(ctx.tok, p)).collect();
+    let rewards: Vec<Box<dyn Fn(&str) -> (f64, bool, String) + '_>> = problems
+        .iter()
+        .map(|p| {
+            Box::new(move |text: &str| {
+                let v = verify(p, text, rules);
+                (
+                    reward(kind, &v, p.target) as f64,
+                    v.is_correct(),
+                    v.reason.to_string(),
+                )
+            }) as Box<dyn Fn(&str) -> (f64, bool, String)>
+        })
+        .collect();
+    let steps: Vec<Box<dyn Fn(&str) -> crate::engine::task::StepJudgement + '_>> = problems
+        .iter()
+        .map(|p| {
+            let task = &task;
+            Box::new(move |text: &str| task.judge_step(p, text))
+                as Box<dyn Fn(&str) -> crate::engine::task::StepJudgement>
+        })
+        .collect();
+    let judges: Vec<DistillJudge> = rewards
+        .iter()
+        .zip(&steps)
+        .map(|(r, s)| DistillJudge {
+            reward: r.as_ref(),
+            step: s.as_ref(),
+        })
+        .collect();
+    let (trees, sampling, scoring) =
+        search::search(ctx.model, ctx.tok, &prompts, &judges, cfg, ctx.rng)?;
+    let mut m = SearchMetrics {
+        scoring_tokens: scoring.tokens,
+        ..SearchMetrics::default()
+    };
+    let mut batch = Batch {
+        samples: Vec::new(),
+        trees: Vec::new(),
+        outcomes: Vec::new(),
+        sampling,
+        search: None,
+        solved_problems: 0,
+    };
+    for ((p, prompt), mut t) in problems.iter().zip(prompts).zip(trees) {
+        let tree = &mut t.tree;
+        let (path, at_terminal) = target::most_visited_path(tree);
+        let solved = tree
+            .graph
+            .node_weights()
+            .any(|n| n.terminal.as_ref().is_some_and(|x| x.correct));
+        m.trees += 1;
+        m.trees_solved += solved as u64;
+        batch.solved_problems += solved as usize;
+        m.expansions += t.expansions as u64;
+        m.simulations += t.simulations as u64;
+        m.cap_events += t.cap_event as u64;
+        m.nodes += tree.len() as u64;
+        m.tree_tokens_distinct += prompt.len() as u64
+            + tree
+                .graph
+                .node_weights()
+                .map(|n| n.tokens.len() as u64)
+                .sum::<u64>();
+        let end = path.last().copied();
+        let (ret, correct) = match end.and_then(|e| tree.node(e).terminal.as_ref()) {
+            Some(term) if at_terminal => (term.value, term.correct),
+            _ => (cfg.unfinished_reward, false),
+        };
+        let root = tree.root;
+        let mut advantages = HashMap::new();
+        for &i in &path {
+            tree.node_mut(i).distilled = true;
+            let parent = tree.parent(i).unwrap_or(root);
+            let v = tree.node(parent).value.unwrap_or(0.0);
+            advantages.insert(i.index() as u32, (ret - v) as f32);
+        }
+        tree.node_mut(root).distilled = true;
+        let response: Vec<u32> = path
+            .iter()
+            .flat_map(|&i| tree.node(i).tokens.clone())
+            .collect();
+        let logprobs: Vec<f32> = path
+            .iter()
+            .flat_map(|&i| tree.node(i).logprobs.clone())
+            .collect();
+        let entropies: Vec<f32> = path
+            .iter()
+            .flat_map(|&i| tree.node(i).entropies.clone())
+            .collect();
+        let mean = |v: &[f32]| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
+            }
+        };
+        batch.outcomes.push(Outcome {
+            reward: if correct { 1.0 } else { 0.0 },
+            correct,
+            entropy: mean(&entropies),
+            nll: -mean(&logprobs),
+            tokens: response.len(),
+        });
+        let mut record = TreeRecord::from_tree(
+            &p.id,
+            &p.prompt(),
+            tree,
+            t.expansions,
+            t.cap_event,
+            &advantages,
+        );
+        record.source = GroupSource::Distill;
+        batch.trees.push(record);
+        if !response.is_empty() {
+            m.advantage_mass += advantages.values().map(|a| a.abs() as f64).sum::<f64>();
+            if !solved {
+                m.unsolved_advantage_mass +=
+                    advantages.values().map(|a| a.abs() as f64).sum::<f64>();
+            }
+            batch.samples.push(Sample {
+                prompt,
+                returns: vec![ret as f32; response.len()],
+                response,
+                advantages: Vec::new(),
+            });
+        }
+    }
+    m.search_tokens_forwarded = batch.sampling.forwarded_tokens;
+    batch.search = Some(m);
+    Ok(batch)
+}
