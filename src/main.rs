@@ -59,7 +59,7 @@ struct SaveModelArgs {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// Arms, comma-separated: methods (deepsearch, grpo, dapo, best_of_n) or
+    /// Arms, comma-separated: methods (deepsearch, grpo, dapo, best_of_n, tree_distill, cispo) or
     /// deepsearch-paper (DeepSearch with the paper's switches).
     #[arg(
         long,
@@ -159,7 +159,7 @@ struct ExportArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// deepsearch, grpo, dapo or best_of_n (default: the config's, grpo).
+    /// deepsearch, grpo, dapo, best_of_n, tree_distill or cispo (default: the config's, grpo).
     #[arg(long)]
     method: Option<Method>,
     /// Progress bars on stderr instead of the explorer.
@@ -235,7 +235,7 @@ struct EvalArgs {
     /// Samples per problem (default: the run's eval.k).
     #[arg(long)]
     k: Option<usize>,
-    /// Compare test-time strategies at equal token budgets: sample, best_of_n, mcts.
+    /// Compare test-time strategies at equal token budgets: sample, best_of_n, mcts, puct (needs a tree_distill run: value head).
     #[arg(long, value_delimiter = ',')]
     strategies: Vec<arbor::engine::test_time::Strategy>,
     /// Budgets in samples' worth of tokens per problem (with --strategies).

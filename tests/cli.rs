@@ -632,3 +632,156 @@ fn compare_from_a_checkpoint_pairs_every_arm_with_the_reference() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--from nope"), "{}", stderr(&o));
 }
+
+/// Search distillation and CISPO: trained, checkpointed with their value head and KL
+/// reference, resumed, exported with P, V, N and the distilled path, checked by fsck, and
+/// searched at test time (refused without a value head).
+#[test]
+fn tree_distill_and_cispo_train_resume_export_and_search_at_test_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path());
+    let store = dir.path().join("s.sled");
+    let s = store.to_str().unwrap();
+    let c = cfg.to_str().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--headless", "--config", c, "--store", s];
+        args.extend_from_slice(extra);
+        arbor(&args, dir.path())
+    };
+    let o = train(&[
+        "--method",
+        "tree_distill",
+        "--run",
+        "td",
+        "--iterations",
+        "2",
+    ]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    assert_eq!(last_json(&o)["method"], "tree_distill");
+    // The checkpoint keeps the head beside a plain Qwen2 model, and the KL's reference.
+    let ck = dir.path().join("s.sled.checkpoints/td/iter-000002");
+    for f in [
+        "model.safetensors",
+        "value_head.safetensors",
+        "reference.safetensors",
+    ] {
+        assert!(ck.join(f).exists(), "{f} missing in {}", ck.display());
+    }
+    let e = arbor(
+        &["export", "--run", "td", "--iteration", "2", "--store", s],
+        dir.path(),
+    );
+    assert!(e.status.success(), "export failed: {}", stderr(&e));
+    let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    let trees = v["trees"].as_array().unwrap();
+    assert_eq!(trees.len(), 4);
+    for t in trees {
+        assert_eq!(t["source"], "distill");
+        let nodes = t["nodes"].as_array().unwrap();
+        let root = &nodes[0];
+        assert_eq!(root["distilled"], true);
+        assert!(root["visits"].as_u64().unwrap() > 0, "{root}");
+        // Children carry a prior (summing to 1 over siblings) and a value estimate.
+        let kids: Vec<&serde_json::Value> = nodes.iter().filter(|n| n["parent"] == 0).collect();
+        assert!(!kids.is_empty());
+        let p: f64 = kids.iter().map(|n| n["prior"].as_f64().unwrap()).sum();
+        assert!((p - 1.0).abs() < 1e-4, "priors sum to {p}");
+        assert!(kids.iter().all(|n| n["value"].as_f64().is_some()));
+        assert!(nodes.iter().filter(|n| n["distilled"] == true).count() >= 2);
+    }
+    // The Hugging Face export stays a plain Qwen2 checkpoint, the head saved beside it.
+    let hf = dir.path().join("hf");
+    let o = arbor(
+        &[
+            "save-model",
+            "--run",
+            "td",
+            "--out",
+            hf.to_str().unwrap(),
+            "--store",
+            s,
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "save-model failed: {}", stderr(&o));
+    let names = |f: &str| -> Vec<String> {
+        let bytes = std::fs::read(hf.join(f)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        st.names().into_iter().map(|n| n.to_string()).collect()
+    };
+    assert!(names("model.safetensors")
+        .iter()
+        .all(|n| !n.starts_with("value_head.")));
+    assert_eq!(names("value_head.safetensors").len(), 6);
+    // Resume goes on from the checkpoint with the same reference.
+    let r = arbor(
+        &[
+            "train",
+            "--headless",
+            "--store",
+            s,
+            "--resume",
+            "td",
+            "--iterations",
+            "3",
+        ],
+        dir.path(),
+    );
+    assert!(r.status.success(), "resume failed: {}", stderr(&r));
+    assert_eq!(last_json(&r)["iterations"], 3);
+    let o = train(&["--method", "cispo", "--run", "cs", "--iterations", "1"]);
+    assert!(o.status.success(), "cispo failed: {}", stderr(&o));
+    assert_eq!(last_json(&o)["method"], "cispo");
+    let f = arbor(&["fsck", "--store", s], dir.path());
+    assert!(
+        f.status.success(),
+        "fsck: {}{}",
+        stderr(&f),
+        String::from_utf8_lossy(&f.stdout)
+    );
+
+    // Test time: pUCT with the value head, at equal tokens with best-of-N.
+    let e = arbor(
+        &[
+            "eval",
+            "--run",
+            "td",
+            "--strategies",
+            "best_of_n,puct",
+            "--budgets",
+            "2",
+            "--store",
+            s,
+        ],
+        dir.path(),
+    );
+    assert!(e.status.success(), "eval failed: {}", stderr(&e));
+    let v = last_json(&e);
+    let puct = v["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["strategy"] == "puct")
+        .cloned()
+        .unwrap();
+    let mv = puct["most_visited"].as_f64().unwrap();
+    assert!(mv <= puct["accuracy"].as_f64().unwrap() + 1e-12, "{puct}");
+    assert!(puct["tokens_per_problem"].as_f64().unwrap() > 0.0);
+    // A run without a value head cannot use it.
+    let e = arbor(
+        &[
+            "eval",
+            "--run",
+            "cs",
+            "--strategies",
+            "puct",
+            "--budgets",
+            "2",
+            "--store",
+            s,
+        ],
+        dir.path(),
+    );
+    assert!(!e.status.success());
+    assert!(stderr(&e).contains("value head"), "{}", stderr(&e));
+}

@@ -377,15 +377,16 @@ pub fn eval(o: EvalOptions) -> Result<()> {
                 temperature: cfg.eval.temperature,
                 max_tokens: cfg.train.max_tokens,
                 search: &cfg.search,
+                distill: &cfg.tree_distill,
             },
             &mut |s| eprintln!("{s}..."),
         )?;
         eprintln!(
-            "| strategy | budget | tokens/problem (allowed) | accuracy (95% CI) | majority vote |\n|---|---|---|---|---|"
+            "| strategy | budget | tokens/problem (allowed) | accuracy (95% CI) | majority vote | most-visited path |\n|---|---|---|---|---|---|"
         );
         for r in &results {
             eprintln!(
-                "| {} | {} | {:.0} ({:.0}) | {:.1}% ({:.1}-{:.1}) | {} |",
+                "| {} | {} | {:.0} ({:.0}) | {:.1}% ({:.1}-{:.1}) | {} | {} |",
                 serde_json::to_value(r.strategy)?.as_str().unwrap_or(""),
                 r.budget,
                 r.tokens_per_problem,
@@ -394,6 +395,8 @@ pub fn eval(o: EvalOptions) -> Result<()> {
                 100.0 * r.accuracy_ci95.0,
                 100.0 * r.accuracy_ci95.1,
                 r.majority
+                    .map_or("-".to_string(), |m| format!("{:.1}%", 100.0 * m)),
+                r.most_visited
                     .map_or("-".to_string(), |m| format!("{:.1}%", 100.0 * m))
             );
         }
@@ -567,6 +570,12 @@ fn node_json(n: &NodeRecord) -> serde_json::Value {
         "recorded": n.recorded,
         "confident_wrong": n.confident_wrong,
         "advantage": n.advantage,
+        "prior": n.prior,
+        "value": n.value,
+        "visits": n.n,
+        "distilled": n.distilled,
+        "expanded_at": n.expanded_at,
+        "runner_up": n.runner_up,
         "text": n.text,
         "tokens": n.tokens,
     })

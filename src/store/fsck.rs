@@ -84,8 +84,48 @@ pub fn tree_problems(t: &TreeRecord) -> Vec<String> {
         if n.recorded && !n.is_terminal() {
             out.push(format!("node {} is recorded but not terminal", n.id));
         }
+        if n.distilled && t.source != GroupSource::Distill {
+            out.push(format!(
+                "node {} is marked distilled in a {:?} tree (only tree_distill trees have a distilled path)",
+                n.id, t.source
+            ));
+        }
         if !n.q.is_finite() || !n.entropy.is_finite() {
             out.push(format!("node {} has a non-finite q or entropy", n.id));
+        }
+    }
+    if t.source == GroupSource::Distill {
+        out.extend(distilled_path_problems(t));
+    }
+    out
+}
+
+/// A tree_distill tree's distilled nodes must form one path down from the root. The path
+/// may end before a terminal (then it was trained with the unfinished reward): that is
+/// accepted for this method only.
+fn distilled_path_problems(t: &TreeRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    let distilled: BTreeMap<u32, Option<u32>> = t
+        .nodes
+        .iter()
+        .filter(|n| n.distilled)
+        .map(|n| (n.id, n.parent))
+        .collect();
+    let mut children: BTreeMap<u32, usize> = BTreeMap::new();
+    for (&id, &parent) in &distilled {
+        match parent {
+            None => {}
+            Some(p) if distilled.contains_key(&p) => *children.entry(p).or_default() += 1,
+            Some(p) => out.push(format!(
+                "node {id} is on the distilled path but its parent {p} is not"
+            )),
+        }
+    }
+    for (p, n) in children {
+        if n > 1 {
+            out.push(format!(
+                "node {p} has {n} distilled children (the distilled path is a single path)"
+            ));
         }
     }
     out
@@ -104,7 +144,7 @@ fn iteration_problems(m: &IterationMetrics, trees: &[TreeRecord]) -> Vec<String>
     if let Some(s) = &m.search {
         let searched: Vec<&TreeRecord> = trees
             .iter()
-            .filter(|t| t.source == GroupSource::Search)
+            .filter(|t| matches!(t.source, GroupSource::Search | GroupSource::Distill))
             .collect();
         let checks = [
             ("searched trees", searched.len() as u64, s.trees),

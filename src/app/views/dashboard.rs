@@ -152,6 +152,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             "unsolved   {:.0}% of advantage mass",
             100.0 * s.unsolved_share()
         )));
+        if s.simulations > 0 {
+            lines.push(Line::from(format!(
+                "distill    {:.1} sims/tree, {} scoring tokens",
+                s.simulations as f64 / s.trees.max(1) as f64,
+                s.scoring_tokens
+            )));
+        }
+    }
+    if let Some(m) = m.filter(|m| m.update.value_loss > 0.0 || m.update.kl > 0.0) {
+        lines.push(Line::from(format!(
+            "value/KL   {} / {}",
+            num(Some(m.update.value_loss)),
+            num(Some(m.update.kl))
+        )));
     }
     if let Some(a) = m.and_then(|m| m.adaptive.as_ref()) {
         lines.push(Line::from(format!(

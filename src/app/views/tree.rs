@@ -1,4 +1,5 @@
-//! The tree of one problem: every node with its step, q, N, Q, entropy and frontier score;
+//! The tree of one problem: every node with its step, q, N, Q, entropy and frontier score
+//! (search distillation's trees: prior P, value V and the distilled path as well);
 //! correct, recorded and confident-wrong nodes set apart by symbol as well as colour; and a
 //! detail pane with the selected node's full context and the verifier's reason.
 use crate::engine::task::StepKind;
@@ -89,6 +90,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             if let Some(fs) = n.frontier_score {
                 spans.push(Span::styled(format!(" F={fs:+.3}"), app.theme.muted));
             }
+            if let Some(p) = n.prior {
+                spans.push(Span::styled(format!(" P={p:.2}"), app.theme.muted));
+            }
+            if let Some(v) = n.value {
+                spans.push(Span::styled(format!(" V={v:+.2}"), app.theme.muted));
+            }
+            if n.distilled && id != 0 {
+                spans.push(Span::styled(" [distilled]", app.theme.recorded));
+            }
             if n.recorded {
                 spans.push(Span::styled(" [rec]", app.theme.recorded));
             }
@@ -153,11 +163,27 @@ fn detail<'a>(
             .filter(|h| h.is_finite())
             .map_or("-".to_string(), |h| format!("{h:.3}"))
     )));
-    lines.push(Line::from(format!(
-        "frontier score = {}   advantage = {}",
-        super::num(n.frontier_score.map(f64::from)),
-        super::num(n.advantage.map(f64::from))
-    )));
+    if t.source == crate::engine::search::record::GroupSource::Distill {
+        lines.push(Line::from(format!(
+            "prior P = {}   value V = {}   W = {:.4}   visits N = {}",
+            super::num(n.prior.map(f64::from)),
+            super::num(n.value.map(f64::from)),
+            n.q,
+            n.n
+        )));
+        lines.push(Line::from(format!(
+            "expanded {}   advantage R - V(parent) = {}",
+            n.expanded_at
+                .map_or("never".to_string(), |k| format!("#{}", k + 1)),
+            super::num(n.advantage.map(f64::from))
+        )));
+    } else {
+        lines.push(Line::from(format!(
+            "frontier score = {}   advantage = {}",
+            super::num(n.frontier_score.map(f64::from)),
+            super::num(n.advantage.map(f64::from))
+        )));
+    }
     let verdict = match (n.correct, &n.reason) {
         (Some(true), _) => "✓ correct".to_string(),
         (Some(false), Some(r)) => format!("✗ wrong: {r}"),
@@ -174,6 +200,9 @@ fn detail<'a>(
     }
     if n.confident_wrong {
         flags.push("! confident-wrong path");
+    }
+    if n.distilled && id != 0 {
+        flags.push("on the distilled (most-visited) path");
     }
     match n.step {
         StepKind::Invalid => flags.push("invalid step (the task ended the path)"),

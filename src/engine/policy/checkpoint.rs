@@ -171,10 +171,10 @@ const WEIGHTS: &str = "model.safetensors";
 /// The value head's weights (`tree_distill`), beside a plain Qwen2 model.safetensors.
 pub const VALUE_HEAD_WEIGHTS: &str = "value_head.safetensors";
 
+type Named = Vec<(String, Tensor)>;
+
 /// Splits a policy's tensors into the language model's and the value head's.
-fn split_value_head(
-    tensors: impl IntoIterator<Item = (String, Tensor)>,
-) -> (Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
+fn split_value_head(tensors: impl IntoIterator<Item = (String, Tensor)>) -> (Named, Named) {
     tensors
         .into_iter()
         .partition(|(k, _)| !k.starts_with(super::model::VALUE_HEAD_PREFIX))

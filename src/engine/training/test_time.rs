@@ -13,6 +13,11 @@
 //!   (as in training), so its `verifier` column is comparable with best_of_n's, and its
 //!   `majority` column votes over the recorded trajectories' claimed results.
 //!
+//! * `puct`: search distillation's pUCT search with the policy's value head (a
+//!   tree_distill run's), its generated tokens capped at b * L; `accuracy` is the
+//!   verifier over every terminal it reached (comparable with best_of_n's), and
+//!   `most_visited` the answer of the most-visited path, chosen without the verifier.
+//!
 //! Every strategy draws from the evaluation seed, and the tokens each actually spent per
 //! problem are reported beside its accuracy.
 use std::collections::HashMap;
@@ -37,6 +42,8 @@ pub enum Strategy {
     Sample,
     BestOfN,
     Mcts,
+    /// Search distillation's pUCT search with the policy's value head.
+    Puct,
 }
 
 impl std::str::FromStr for Strategy {
@@ -46,8 +53,9 @@ impl std::str::FromStr for Strategy {
             "sample" => Ok(Self::Sample),
             "best_of_n" => Ok(Self::BestOfN),
             "mcts" => Ok(Self::Mcts),
+            "puct" => Ok(Self::Puct),
             other => Err(format!(
-                "unknown strategy {other:?}; expected sample, best_of_n or mcts"
+                "unknown strategy {other:?}; expected sample, best_of_n, mcts or puct"
             )),
         }
     }
@@ -63,6 +71,8 @@ pub struct StrategyResult {
     pub accuracy_ci95: (f64, f64),
     /// Majority vote over claimed results (best_of_n, mcts).
     pub majority: Option<f64>,
+    /// puct: the answer of the most-visited path (no verifier in the choice).
+    pub most_visited: Option<f64>,
     /// Mean generated tokens per problem actually spent.
     pub tokens_per_problem: f64,
     /// The token allowance per problem (b * L).
@@ -107,6 +117,7 @@ fn result(
         accuracy: mean(per_problem),
         accuracy_ci95: bootstrap_ci(per_problem, EVAL_SEED),
         majority,
+        most_visited: None,
         tokens_per_problem: tokens,
         token_budget,
     }
@@ -119,6 +130,8 @@ pub struct TestTimeSettings<'a> {
     pub temperature: f32,
     pub max_tokens: usize,
     pub search: &'a SearchConfig,
+    /// The `puct` strategy's search (its simulations are capped by the token budget).
+    pub distill: &'a crate::engine::tree_distill::TreeDistillConfig,
 }
 
 /// Runs every strategy at every budget on `problems`.
@@ -130,6 +143,12 @@ pub fn compare_strategies(
     s: &TestTimeSettings,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<StrategyResult>> {
+    if s.strategies.contains(&Strategy::Puct) && !model.has_value_head() {
+        candle_core::bail!(
+            "the puct strategy needs a value head: evaluate a tree_distill run (its checkpoint \
+             has value_head.safetensors); use mcts for search without one"
+        );
+    }
     let refs: Vec<&Problem> = problems.iter().collect();
     let n = problems.len().max(1) as f64;
     let task = task_of(rules);
@@ -241,6 +260,39 @@ pub fn compare_strategies(
                         tokens as f64 / n,
                         token_budget,
                     ));
+                }
+                Strategy::Puct => {
+                    progress(&format!("pUCT search with {b} samples' tokens per problem"));
+                    let mut cfg = s.distill.clone();
+                    // The token budget ends the search; simulations only bound it.
+                    cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
+                    cfg.simulations = cfg.simulations.max(8 * b);
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
+                    let (trees, _, _) = crate::engine::tree_distill::run_search(
+                        model, tok, problems, rules, &cfg, &mut rng,
+                    )?;
+                    let mut solved = Vec::new();
+                    let mut chosen = Vec::new();
+                    let mut tokens = 0u64;
+                    for t in &trees {
+                        tokens += t.generated_tokens;
+                        let any = t
+                            .tree
+                            .graph
+                            .node_weights()
+                            .any(|n| n.terminal.as_ref().is_some_and(|x| x.correct));
+                        solved.push(f64::from(u8::from(any)));
+                        let (path, at_terminal) =
+                            crate::engine::tree_distill::target::most_visited_path(&t.tree);
+                        let ok = at_terminal
+                            && path.last().is_some_and(|&e| {
+                                t.tree.node(e).terminal.as_ref().is_some_and(|x| x.correct)
+                            });
+                        chosen.push(f64::from(u8::from(ok)));
+                    }
+                    let mut r = result(strategy, b, &solved, None, tokens as f64 / n, token_budget);
+                    r.most_visited = Some(mean(&chosen));
+                    out.push(r);
                 }
             }
         }

@@ -288,6 +288,79 @@ mod tests {
         assert!((steps as f64 - want).abs() <= 1.0, "{steps} vs {want}");
     }
 
+    /// The value head trains towards the returns, and the KL to a reference equal to the
+    /// starting weights starts at zero and grows as the policy moves.
+    #[test]
+    fn value_head_learns_the_returns_and_the_kl_starts_at_zero() {
+        use crate::engine::optim::AdamWConfig;
+        use crate::engine::policy::{CharTokenizer, Policy, PolicyConfig};
+        use rand::SeedableRng;
+        let tok = CharTokenizer::default();
+        let mut cfg = PolicyConfig::tiny(tok.vocab_size(), 1, 2);
+        cfg.num_hidden_layers = 1;
+        cfg.hidden_size = 32;
+        cfg.intermediate_size = 64;
+        cfg.num_attention_heads = 2;
+        cfg.num_key_value_heads = 1;
+        let mut policy = Policy::init(cfg, tok.into(), 5, &candle_core::Device::Cpu).unwrap();
+        policy.add_value_head(2).unwrap();
+        let reference = Policy::reference_model(
+            &policy.config,
+            policy
+                .tensors()
+                .into_iter()
+                .map(|(k, v)| (k, v.copy().unwrap()))
+                .collect(),
+            policy.device(),
+        )
+        .unwrap();
+        let mut opt = AdamW::new(
+            policy.vars(),
+            AdamWConfig {
+                lr: 3e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                max_grad_norm: 1.0,
+            },
+        )
+        .unwrap();
+        let samples: Vec<Sample> = (0..8)
+            .map(|i| Sample {
+                prompt: vec![1, 5, 6],
+                response: vec![7 + i % 3, 8, 2],
+                advantages: Vec::new(),
+                // The return is a function of the response, so it can be learnt.
+                returns: vec![if i % 3 == 0 { 0.8 } else { -0.6 }; 3],
+            })
+            .collect();
+        let settings = UpdateSettings {
+            objective: PolicyObjective::Cispo { eps_high: 5.0 },
+            value_coef: 1.0,
+            kl_coef: 0.05,
+            reference: Some(&reference),
+            minibatches: 1,
+            epochs: 1,
+            lr: 3e-3,
+            warmup_steps: 0,
+            poison: false,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let first = policy_update(&policy, &mut opt, &samples, &settings, &mut rng).unwrap();
+        assert!(first.kl.abs() < 1e-6, "{first:?}");
+        assert!(first.reference_tokens > 0);
+        let mut last = first;
+        for _ in 0..30 {
+            last = policy_update(&policy, &mut opt, &samples, &settings, &mut rng).unwrap();
+        }
+        assert!(
+            last.value_loss < 0.5 * first.value_loss,
+            "{first:?} -> {last:?}"
+        );
+        assert!(last.kl > 0.0, "{last:?}");
+    }
+
     #[test]
     fn warm_up_is_per_optimizer_step() {
         assert_eq!(warmup_lr(1e-4, 10, 0), 1e-5);

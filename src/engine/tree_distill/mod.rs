@@ -17,11 +17,12 @@ use std::collections::HashMap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::countdown::{reward, Problem, RewardKind};
+use crate::engine::countdown::{reward, Problem, RewardKind, Rules};
 use crate::engine::groups::{Batch, GroupContext, Outcome, SearchMetrics};
+use crate::engine::policy::sampler::SampleStats;
 use crate::engine::rollout::prompt_tokens;
 use crate::engine::search::record::{GroupSource, TreeRecord};
-use crate::engine::task::{task_of, verify};
+use crate::engine::task::{task_of, verify, StepJudgement};
 use crate::engine::update::Sample;
 use search::DistillJudge;
 
@@ -74,6 +75,9 @@ pub struct TreeDistillConfig {
     /// Judge each step with the task (invalid steps end the path). The write-up has no
     /// step judgement. Default false.
     pub step_check: bool,
+    /// Most tokens generated per tree (0: no cap; test-time `puct` sets it to the budget).
+    /// Default 0.
+    pub max_tree_tokens: usize,
     /// CISPO's cap on the importance weight. Default 5.
     pub eps_high: f64,
     /// Coefficient of the k3 KL to the initial policy. Default 0.05.
@@ -95,6 +99,7 @@ impl Default for TreeDistillConfig {
             step_max_tokens: 24,
             max_depth: 16,
             step_check: false,
+            max_tree_tokens: 0,
             eps_high: 5.0,
             kl_coef: 0.05,
             value_coef: 1.0,
@@ -111,17 +116,21 @@ impl TreeDistillConfig {
     }
 }
 
-/// tree_distill: one searched tree per problem, its most-visited path trained on.
-pub fn distill_batch<R: Rng>(
-    ctx: &mut GroupContext<R>,
+/// Searches one tree per problem with the task's verifier and step judgement.
+pub fn run_search<R: Rng>(
+    model: &crate::engine::policy::Qwen2,
+    tok: &crate::engine::policy::Tokenizer,
     problems: &[Problem],
-) -> candle_core::Result<Batch> {
-    let cfg = &ctx.cfg.tree_distill;
-    let task = task_of(ctx.rules);
-    let rules = ctx.rules;
+    rules: &Rules,
+    cfg: &TreeDistillConfig,
+    rng: &mut R,
+) -> candle_core::Result<(Vec<search::DistillTree>, SampleStats, scoring::ScoringStats)> {
+    let task = task_of(rules);
     let kind = cfg.reward_kind();
-    let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(ctx.tok, p)).collect();
-    let rewards: Vec<Box<dyn Fn(&str) -> (f64, bool, String) + '_>> = problems
+    let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(tok, p)).collect();
+    type RewardFn<'a> = Box<dyn Fn(&str) -> (f64, bool, String) + 'a>;
+    type StepFn<'a> = Box<dyn Fn(&str) -> StepJudgement + 'a>;
+    let rewards: Vec<RewardFn> = problems
         .iter()
         .map(|p| {
             Box::new(move |text: &str| {
@@ -131,16 +140,13 @@ pub fn distill_batch<R: Rng>(
                     v.is_correct(),
                     v.reason.to_string(),
                 )
-            }) as Box<dyn Fn(&str) -> (f64, bool, String)>
+            }) as RewardFn
         })
         .collect();
-    let steps: Vec<Box<dyn Fn(&str) -> crate::engine::task::StepJudgement + '_>> = problems
+    let task = &task;
+    let steps: Vec<StepFn> = problems
         .iter()
-        .map(|p| {
-            let task = &task;
-            Box::new(move |text: &str| task.judge_step(p, text))
-                as Box<dyn Fn(&str) -> crate::engine::task::StepJudgement>
-        })
+        .map(|p| Box::new(move |text: &str| task.judge_step(p, text)) as StepFn)
         .collect();
     let judges: Vec<DistillJudge> = rewards
         .iter()
@@ -150,8 +156,17 @@ pub fn distill_batch<R: Rng>(
             step: s.as_ref(),
         })
         .collect();
+    search::search(model, tok, &prompts, &judges, cfg, rng)
+}
+
+/// tree_distill: one searched tree per problem, its most-visited path trained on.
+pub fn distill_batch<R: Rng>(
+    ctx: &mut GroupContext<R>,
+    problems: &[Problem],
+) -> candle_core::Result<Batch> {
+    let cfg = &ctx.cfg.tree_distill;
     let (trees, sampling, scoring) =
-        search::search(ctx.model, ctx.tok, &prompts, &judges, cfg, ctx.rng)?;
+        run_search(ctx.model, ctx.tok, problems, ctx.rules, cfg, ctx.rng)?;
     let mut m = SearchMetrics {
         scoring_tokens: scoring.tokens,
         ..SearchMetrics::default()
@@ -164,7 +179,8 @@ pub fn distill_batch<R: Rng>(
         search: None,
         solved_problems: 0,
     };
-    for ((p, prompt), mut t) in problems.iter().zip(prompts).zip(trees) {
+    for (p, mut t) in problems.iter().zip(trees) {
+        let prompt = t.tree.prompt.clone();
         let tree = &mut t.tree;
         let (path, at_terminal) = target::most_visited_path(tree);
         let solved = tree

@@ -107,7 +107,8 @@ pub fn backup(tree: &mut Tree, path: &[NodeIndex], v: f64) {
 /// Runs simulations until the tree needs the model (a leaf to expand) or its budget is
 /// spent. Terminal leaves back up their reward here.
 pub(crate) fn simulate_until_expansion(s: &mut State, cfg: &TreeDistillConfig, max_pos: usize) {
-    while s.pending.is_none() && s.simulations < cfg.simulations {
+    let capped = |s: &State| cfg.max_tree_tokens > 0 && s.generated >= cfg.max_tree_tokens as u64;
+    while s.pending.is_none() && s.simulations < cfg.simulations && !capped(s) {
         let path = descend(&s.tree, cfg);
         let leaf = *path.last().unwrap_or(&s.tree.root);
         if let Some(t) = &s.tree.node(leaf).terminal {
@@ -337,4 +338,169 @@ pub fn search<R: Rng>(
         })
         .collect();
     Ok((trees, stats, scoring))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::search::record::{GroupSource, TreeRecord};
+
+    fn completion(tok: &Tokenizer, text: &str, finish: Finish) -> Completion {
+        let tokens = tok.encode(text).unwrap_or_default();
+        Completion {
+            request: 0,
+            logprobs: vec![-0.5; tokens.len()],
+            entropies: vec![0.5; tokens.len()],
+            tokens,
+            finish,
+            cache: None,
+        }
+    }
+
+    fn reward(text: &str) -> (f64, bool, String) {
+        let ok = text.ends_with("ans 1");
+        (
+            if ok { 1.0 } else { 0.0 },
+            ok,
+            if ok { "correct" } else { "wrong" }.into(),
+        )
+    }
+
+    fn open(_: &str) -> StepJudgement {
+        StepJudgement::Open
+    }
+
+    const JUDGE: DistillJudge = DistillJudge {
+        reward: &reward,
+        step: &open,
+    };
+
+    fn cfg(simulations: usize) -> TreeDistillConfig {
+        TreeDistillConfig {
+            simulations,
+            ..TreeDistillConfig::default()
+        }
+    }
+
+    /// Root (value 0.2) expanded into a correct terminal `a` (prior 0.75) and an open `b`
+    /// (prior 0.25, value -0.3).
+    fn expanded_root(tok: &Tokenizer, c: &TreeDistillConfig) -> (State, NodeIndex, NodeIndex) {
+        let mut s = State::new(Tree::new(vec![1, 5]));
+        let root = s.tree.root;
+        s.tree.node_mut(root).value = Some(0.2);
+        simulate_until_expansion(&mut s, c, 128);
+        assert_eq!(s.pending, Some(vec![root]));
+        let added = add_children(
+            &mut s,
+            vec![
+                completion(tok, "ans 1", Finish::Eos),
+                completion(tok, "1+1=2\n", Finish::Delimiter),
+            ],
+            tok,
+            c,
+            &JUDGE,
+        );
+        finish_expansion(
+            &mut s,
+            &added,
+            &[0.75f64.ln(), 0.25f64.ln()],
+            &[Some(0.9), Some(-0.3)],
+        );
+        (s, added[0], added[1])
+    }
+
+    #[test]
+    fn expansion_sets_priors_and_backs_up_the_leaf_value() {
+        let tok = Tokenizer::default();
+        let c = cfg(1);
+        let (s, a, b) = expanded_root(&tok, &c);
+        let root = s.tree.root;
+        assert!((s.tree.node(a).prior.unwrap() - 0.75).abs() < 1e-12);
+        assert!((s.tree.node(b).prior.unwrap() - 0.25).abs() < 1e-12);
+        // The expanded leaf's own value went up its path (the root alone here).
+        assert_eq!((s.tree.node(root).n, s.tree.node(root).q), (1, 0.2));
+        assert_eq!(s.tree.node(root).expanded_at, Some(0));
+        assert!(s.tree.node(a).terminal.as_ref().unwrap().correct);
+        assert!(s.tree.node(b).terminal.is_none());
+        assert_eq!(s.simulations, 1);
+    }
+
+    #[test]
+    fn puct_revisits_the_rewarding_terminal_and_distills_it() {
+        let tok = Tokenizer::default();
+        let c = cfg(4);
+        let (mut s, a, b) = expanded_root(&tok, &c);
+        let root = s.tree.root;
+        // Simulation 2, N(root) = 1: pUCT(a) = 0 + 0.5 * 0.75 * 1 / 1 = 0.375 beats
+        // pUCT(b) = 0.125, and a is terminal: reward 1 backs up without the model.
+        assert_eq!(select_child(&s.tree, root, &c), Some(a));
+        simulate_until_expansion(&mut s, &c, 128);
+        // Simulations 3 and 4 also pick a: Q(a) = 1 dominates b's exploration term.
+        assert_eq!(s.simulations, 4);
+        assert!(s.pending.is_none());
+        assert_eq!((s.tree.node(a).n, s.tree.node(a).q), (3, 3.0));
+        assert_eq!(s.tree.node(root).n, 4);
+        assert!((s.tree.node(root).q - 3.2).abs() < 1e-12);
+        assert_eq!(s.tree.node(b).n, 0);
+        assert_eq!(
+            super::super::target::most_visited_path(&s.tree),
+            (vec![a], true)
+        );
+    }
+
+    #[test]
+    fn uct_without_a_prior_ignores_the_priors() {
+        let tok = Tokenizer::default();
+        let c = TreeDistillConfig {
+            selection: DistillSelection::Uct,
+            ..cfg(1)
+        };
+        let (mut s, a, b) = expanded_root(&tok, &c);
+        // Both unvisited: UCT is 0 for both, ties go to the first child whatever the prior.
+        s.tree.node_mut(a).prior = Some(0.01);
+        s.tree.node_mut(b).prior = Some(0.99);
+        assert_eq!(select_child(&s.tree, s.tree.root, &c), Some(a));
+    }
+
+    #[test]
+    fn an_open_most_visited_path_is_kept_and_fsck_accepts_it_for_distill_trees_only() {
+        let tok = Tokenizer::default();
+        let c = cfg(2);
+        let (mut s, a, b) = expanded_root(&tok, &c);
+        // Make the terminal's prior tiny: pUCT(a) = 0.5 * 0.01 = 0.005 < pUCT(b) = 0.125,
+        // so b is expanded next (it needs the model).
+        s.tree.node_mut(a).prior = Some(0.01);
+        simulate_until_expansion(&mut s, &c, 128);
+        let root = s.tree.root;
+        assert_eq!(s.pending, Some(vec![root, b]));
+        let added = add_children(
+            &mut s,
+            vec![completion(&tok, "2+2=4\n", Finish::Delimiter)],
+            &tok,
+            &c,
+            &JUDGE,
+        );
+        finish_expansion(&mut s, &added, &[-1.0], &[Some(0.1)]);
+        // b's value -0.3 went up root..b.
+        assert_eq!((s.tree.node(b).n, s.tree.node(b).q), (1, -0.3));
+        let (path, at_terminal) = super::super::target::most_visited_path(&s.tree);
+        assert_eq!((path.clone(), at_terminal), (vec![b], false));
+        for &i in path.iter().chain([&root]) {
+            s.tree.node_mut(i).distilled = true;
+        }
+        let mut record =
+            TreeRecord::from_tree("p", "1 2:3\n", &s.tree, 2, false, &Default::default());
+        record.source = GroupSource::Distill;
+        assert!(crate::store::fsck::tree_problems(&record).is_empty());
+        record.source = GroupSource::Search;
+        assert!(!crate::store::fsck::tree_problems(&record).is_empty());
+        // Two distilled siblings are not a path.
+        record.source = GroupSource::Distill;
+        record.nodes[a.index()].distilled = true;
+        let problems = crate::store::fsck::tree_problems(&record);
+        assert!(
+            problems.iter().any(|p| p.contains("distilled children")),
+            "{problems:?}"
+        );
+    }
 }
