@@ -44,6 +44,10 @@ impl App {
                 v.push(("✓ ✗ !", "correct, wrong, confident-wrong path"));
                 v.push(("[invalid] [forced]", "step judged invalid / one legal step"));
                 v.push(("xN merged", "N identical samples in one node"));
+                v.push((
+                    "P V [distilled]",
+                    "tree_distill: prior, value estimate, most-visited path",
+                ));
             }
             Screen::Wrong => {
                 v.push(("j k", "move"));

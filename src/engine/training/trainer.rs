@@ -803,7 +803,16 @@ impl Trainer {
                     .map(|e| format!(" | eval pass@1 {:.3}", e.pass1))
                     .unwrap_or_default()
             );
-            sink.progress(Phase::Train, self.iteration, total, &note);
+            // Under a token budget the iterations left are estimated from the tokens per
+            // iteration so far (`arbor compare` sets no iteration limit).
+            let shown = match self.cfg.train.budget_tokens {
+                Some(b) if self.generated_tokens > 0 => total.min(
+                    (self.iteration as f64 * b as f64 / self.generated_tokens as f64).ceil() as u64,
+                ),
+                _ => total,
+            }
+            .max(self.iteration);
+            sink.progress(Phase::Train, self.iteration, shown, &note);
             if plateau {
                 stopped_by = "plateau";
                 sink.event(&ControlEvent {
