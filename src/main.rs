@@ -265,9 +265,27 @@ struct GenDataArgs {
     out: PathBuf,
 }
 
+/// Commands that only write to stdout end quietly when its reader goes away (`arbor
+/// export ... | head`): SIGPIPE gets its default action back, as for `cat` (Rust ignores
+/// it, which turns the next write into a panic). Training keeps ignoring it, so a closed
+/// pipe never kills a run between commits.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal's disposition to SIG_DFL has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     arbor::default_threads();
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Some(Command::Export(_) | Command::Fsck(_) | Command::Eval(_))
+    ) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         // The embedded default: a live DeepSearch run on Countdown.
         None => commands::train(TrainOptions {

@@ -785,3 +785,49 @@ fn tree_distill_and_cispo_train_resume_export_and_search_at_test_time() {
     assert!(!e.status.success());
     assert!(stderr(&e).contains("value head"), "{}", stderr(&e));
 }
+
+/// `arbor export ... | head`: a reader that goes away ends the command quietly.
+#[test]
+fn export_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path());
+    let store = dir.path().join("s.sled");
+    let s = store.to_str().unwrap();
+    let o = arbor(
+        &[
+            "train",
+            "--headless",
+            "--method",
+            "grpo",
+            "--run",
+            "g",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--store",
+            s,
+            "--iterations",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    for args in [
+        vec!["export", "--run", "g", "--iteration", "2", "--store", s],
+        vec!["export", "--run", "g", "--metrics", "--store", s],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arbor"))
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the first write, like `head` that already has
+        // what it wanted.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.trim().is_empty(), "{args:?}: {err}");
+    }
+}
