@@ -657,7 +657,14 @@ fn tree_distill_and_cispo_train_resume_export_and_search_at_test_time() {
         "2",
     ]);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
-    assert_eq!(last_json(&o)["method"], "tree_distill");
+    let summary = last_json(&o);
+    assert_eq!(summary["method"], "tree_distill");
+    // Compute beside generation is reported: the prior-and-value pass and the KL forward.
+    assert!(summary["scoring_tokens"].as_u64().unwrap() > 0, "{summary}");
+    assert!(
+        summary["reference_tokens"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
     // The checkpoint keeps the head beside a plain Qwen2 model, and the KL's reference.
     let ck = dir.path().join("s.sled.checkpoints/td/iter-000002");
     for f in [

@@ -114,6 +114,9 @@ pub struct TrainerState {
     pub solved_total: u64,
     #[serde(default)]
     pub trained_tokens: u64,
+    /// Token positions the KL reference was run on (compute beside the update's).
+    #[serde(default)]
+    pub reference_tokens: u64,
     /// The run's evaluations so far (plateau detection).
     #[serde(default)]
     pub eval_history: Vec<EvalResult>,

@@ -133,6 +133,10 @@ pub struct Summary {
     pub solved_per_1k_tokens: f64,
     /// Response tokens trained on per generated token (filtering included).
     pub trained_per_generated: f64,
+    /// Compute beside generation (tree_distill, KL runs): token positions of the
+    /// prior-and-value scoring pass, and of the KL reference's forward in updates.
+    pub scoring_tokens: u64,
+    pub reference_tokens: u64,
 }
 
 /// For the crash harness: with `ARBOR_PHASE_LOG=FILE`, each phase's start is appended to
@@ -200,6 +204,7 @@ pub struct Trainer {
     /// Problems solved and response tokens trained on, over the run.
     solved_total: u64,
     trained_tokens: u64,
+    reference_tokens: u64,
     /// The initial policy's weights, for a KL penalty to it (tree_distill, cispo with
     /// `kl_coef > 0`).
     pub(crate) reference: Option<std::collections::HashMap<String, candle_core::Tensor>>,
@@ -302,6 +307,7 @@ impl Trainer {
             buffered: Vec::new(),
             solved_total: 0,
             trained_tokens: 0,
+            reference_tokens: 0,
             eval_history: Vec::new(),
             reference,
         };
@@ -337,6 +343,7 @@ impl Trainer {
             buffered: self.buffered.clone(),
             solved_total: self.solved_total,
             trained_tokens: self.trained_tokens,
+            reference_tokens: self.reference_tokens,
             eval_history: self.eval_history.clone(),
         }
     }
@@ -401,6 +408,7 @@ impl Trainer {
         t.buffered = state.buffered;
         t.solved_total = state.solved_total;
         t.trained_tokens = state.trained_tokens;
+        t.reference_tokens = state.reference_tokens;
         t.eval_history = state.eval_history;
         Ok(t)
     }
@@ -602,6 +610,7 @@ impl Trainer {
         };
         self.solved_total += batch.solved_problems as u64;
         self.trained_tokens += update.tokens;
+        self.reference_tokens += update.reference_tokens;
         let update_secs = update_start.elapsed().as_secs_f64();
         if update.skipped_steps > 0 && update.optimizer_steps == 0 {
             self.nonfinite_streak += 1;
@@ -878,6 +887,8 @@ impl Trainer {
             } else {
                 0.0
             },
+            scoring_tokens: self.search_totals.scoring_tokens,
+            reference_tokens: self.reference_tokens,
         })
     }
 }
