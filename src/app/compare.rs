@@ -85,6 +85,10 @@ pub struct RunRow {
     pub solved_per_1k_tokens: f64,
     /// Response tokens trained on per generated token.
     pub trained_per_generated: f64,
+    /// Compute beside generation: token positions of tree_distill's prior-and-value pass
+    /// and of the KL reference's forward in updates.
+    pub scoring_tokens: u64,
+    pub reference_tokens: u64,
     pub wall_seconds: f64,
     /// Per-problem correct counts of the last evaluation (not in the JSON).
     #[serde(skip)]
@@ -119,6 +123,11 @@ pub fn row_of(
         .sum();
     let solved: usize = its.iter().map(|m| m.problems_solved).sum();
     let trained: u64 = its.iter().map(|m| m.update.tokens).sum();
+    let scoring: u64 = its
+        .iter()
+        .filter_map(|m| m.search.map(|s| s.scoring_tokens))
+        .sum();
+    let reference: u64 = its.iter().map(|m| m.update.reference_tokens).sum();
     let per_1k = |x: f64, t: u64| if t > 0 { x * 1000.0 / t as f64 } else { 0.0 };
     RunRow {
         run: run.to_string(),
@@ -135,6 +144,8 @@ pub fn row_of(
         } else {
             0.0
         },
+        scoring_tokens: scoring,
+        reference_tokens: reference,
         // The run's measured wall time is in its summary, not its iterations: the caller
         // sets it.
         wall_seconds: 0.0,
