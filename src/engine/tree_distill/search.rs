@@ -483,8 +483,9 @@ mod tests {
         finish_expansion(&mut s, &added, &[-1.0], &[Some(0.1)]);
         // b's value -0.3 went up root..b.
         assert_eq!((s.tree.node(b).n, s.tree.node(b).q), (1, -0.3));
+        // The path follows b (visited) into its one unvisited child, a leaf: unfinished.
         let (path, at_terminal) = super::super::target::most_visited_path(&s.tree);
-        assert_eq!((path.clone(), at_terminal), (vec![b], false));
+        assert_eq!((path.clone(), at_terminal), (vec![b, added[0]], false));
         for &i in path.iter().chain([&root]) {
             s.tree.node_mut(i).distilled = true;
         }

@@ -1,5 +1,9 @@
 //! The distillation target: the path that always takes the most-visited child, from the
-//! root to a terminal, or to where the tree ends (then with a negative reward).
+//! root to a terminal, or to where the tree ends (a node without children; then with a
+//! negative reward). Where every child is still unvisited (the children of the last
+//! expansion), the first is taken: its step was sampled from the policy like the others,
+//! and stopping there instead would cut most Countdown paths one line before their
+//! answer (measured on default4: 11 of 16 distilled paths ended unfinished that way).
 //!
 //! Ties: the first maximal child in creation order. The write-up's released code took the
 //! last (Python's `max` over reversed children); first-in-creation-order is the order
@@ -11,7 +15,7 @@ use petgraph::graph::NodeIndex;
 use crate::engine::search::tree::Tree;
 
 /// The most-visited path below the root (root excluded) and whether it ends at a
-/// terminal. An unvisited child is never followed: the path ends where visits stop.
+/// terminal.
 pub fn most_visited_path(tree: &Tree) -> (Vec<NodeIndex>, bool) {
     let mut path = Vec::new();
     let mut cur = tree.root;
@@ -28,11 +32,11 @@ pub fn most_visited_path(tree: &Tree) -> (Vec<NodeIndex>, bool) {
             }
         }
         match best {
-            Some((c, n)) if n > 0 => {
+            Some((c, _)) => {
                 path.push(c);
                 cur = c;
             }
-            _ => return (path, false),
+            None => return (path, false),
         }
     }
 }
@@ -69,13 +73,22 @@ mod tests {
     }
 
     #[test]
-    fn ends_where_visits_stop_without_a_terminal() {
+    fn takes_the_first_unvisited_child_and_ends_where_the_tree_ends() {
         let mut t = Tree::new(vec![1]);
         let r = t.root;
         let a = child(&mut t, r, 1);
-        let _ = child(&mut t, a, 0);
-        let _ = child(&mut t, a, 0);
-        assert_eq!(most_visited_path(&t), (vec![a], false));
+        let a1 = child(&mut t, a, 0);
+        let a2 = child(&mut t, a, 0);
+        // a1 is a leaf that is not terminal: the path ends there, unfinished.
+        assert_eq!(most_visited_path(&t), (vec![a, a1], false));
+        // An unvisited terminal child is taken like any other.
+        t.node_mut(a1).terminal = Some(Terminal {
+            value: -0.9,
+            correct: false,
+            reason: "wrong".into(),
+        });
+        assert_eq!(most_visited_path(&t), (vec![a, a1], true));
+        let _ = a2;
         // A root never expanded: an empty path.
         assert_eq!(most_visited_path(&Tree::new(vec![1])), (vec![], false));
     }
