@@ -12,17 +12,25 @@
 //! * sampler speed against PyTorch eager on the same weights (bench/torch_sampler.py),
 //!   and iteration time with the explorer attached / headless.
 //!
-//! `cargo run --release --example bench -- sampler|search|frame|ui` runs one part.
+//! * search bookkeeping per expansion on synthetic trees of 100 to 100,000 nodes (a stub
+//!   generator returns fixed children: no model, only the bookkeeping is timed);
+//!
+//! `cargo run --release --example bench -- sampler|search|tree|frame|ui` runs one part.
 use std::time::Instant;
 
 use arbor::app::explorer::{App, Screen};
 use arbor::app::theme::Theme;
 use arbor::engine::config::{Method, RunConfig};
+use arbor::engine::countdown::{Problem, Rules};
 use arbor::engine::objective::Clip;
 use arbor::engine::optim::{AdamW, AdamWConfig};
-use arbor::engine::policy::sampler::{sample, Request, SamplingParams};
+use arbor::engine::policy::sampler::{
+    sample, Completion, Finish, Request, SampleStats, SamplingParams,
+};
 use arbor::engine::policy::tokenizer::BOS;
+use arbor::engine::policy::Generator;
 use arbor::engine::policy::{CharTokenizer, Policy};
+use arbor::engine::search::config::SearchConfig;
 use arbor::engine::search::mcts::search;
 use arbor::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
 use arbor::engine::split;
@@ -50,6 +58,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("search") {
         search_and_store(&mut rows)?;
+    }
+    if want("tree") {
+        bookkeeping_scaling(&mut rows)?;
     }
     if want("frame") {
         frame_time(&mut rows)?;
@@ -214,6 +225,7 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         })
         .sum();
     let book: f64 = results.iter().map(|r| r.bookkeeping_seconds).sum();
+    let judging: f64 = results.iter().map(|r| r.judging_seconds).sum();
     rows.push((
         "search: tokens forwarded / distinct tree tokens".into(),
         stats.forwarded_tokens as f64 / distinct as f64,
@@ -223,6 +235,11 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         "search: bookkeeping / search wall time".into(),
         book / wall,
         "goal < 0.01".into(),
+    ));
+    rows.push((
+        "search: judging (decode, steps, verifier) / wall".into(),
+        judging / wall,
+        String::new(),
     ));
     rows.push((
         "search: generated tokens/s".into(),
@@ -249,6 +266,120 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         "store bytes per node".into(),
         bytes as f64 / nodes.max(1) as f64,
         String::new(),
+    ));
+    Ok(())
+}
+
+/// Children without a model: every request gets `copies` distinct two-token steps, a
+/// quarter of them ending (EOS), with log-probabilities drawn from the rng, so the tree
+/// grows wide and deep and terminals are backed up while only bookkeeping costs time.
+struct FixedChildren;
+
+impl Generator for FixedChildren {
+    fn max_context(&self) -> usize {
+        usize::MAX / 2
+    }
+
+    fn generate(
+        &self,
+        requests: &[Request],
+        _params: &SamplingParams,
+        _keep_cache: bool,
+        rng: &mut dyn rand::RngCore,
+    ) -> candle_core::Result<(Vec<Completion>, SampleStats)> {
+        let mut out = Vec::new();
+        for (r, req) in requests.iter().enumerate() {
+            for k in 0..req.copies {
+                let ends = rng.next_u32() % 4 == 0;
+                let tokens = vec![5 + k as u32, if ends { 2 } else { 9 }];
+                let logprobs: Vec<f32> = tokens
+                    .iter()
+                    .map(|_| -((rng.next_u32() % 1000) as f32 + 1.0) / 400.0)
+                    .collect();
+                out.push(Completion {
+                    request: r,
+                    entropies: logprobs.iter().map(|l| -l).collect(),
+                    tokens,
+                    logprobs,
+                    finish: if ends { Finish::Eos } else { Finish::Delimiter },
+                    cache: None,
+                });
+            }
+        }
+        let generated = out.iter().map(|c| c.tokens.len() as u64).sum();
+        let stats = SampleStats {
+            forwarded_tokens: generated,
+            forward_passes: 1,
+            generated_tokens: generated,
+        };
+        Ok((out, stats))
+    }
+}
+
+/// Search bookkeeping (selection, backup, frontier maintenance, terminal pick) per
+/// expansion as one tree grows to 100, 1k, 10k and 100k nodes, at the paper's width 8 and
+/// depth 64, with the stub generator above.
+fn bookkeeping_scaling(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    let tok: arbor::engine::policy::Tokenizer = CharTokenizer::default().into();
+    let problem = Problem::new("bench", vec![4, 6, 12], 22);
+    let rules = Rules::default();
+    let mut per_expansion = Vec::new();
+    for size in [100usize, 1_000, 10_000, 100_000] {
+        let cfg = SearchConfig {
+            width: 8,
+            n: usize::MAX,
+            max_depth: 64,
+            max_expansions: size / 8,
+            max_tree_tokens: usize::MAX,
+            step_check: false,
+            ..SearchConfig::default()
+        };
+        // Small trees are grown many times (different seeds) so every size times at least
+        // 12,500 expansions; the median tree's figure is reported (another process on
+        // the machine disturbs single trees).
+        let reps = (100_000 / size).max(9) as u64;
+        let mut rates = Vec::new();
+        let mut last = None;
+        for seed in 0..reps {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let (mut results, _) = search(
+                &FixedChildren,
+                &tok,
+                &[&problem],
+                &cfg,
+                1.0,
+                &rules,
+                &mut rng,
+            )?;
+            let r = &results[0];
+            rates.push(r.bookkeeping_seconds * 1e6 / r.expansions.max(1) as f64);
+            last = results.pop();
+        }
+        let r = last.ok_or_else(|| anyhow::anyhow!("search returned no tree"))?;
+        rates.sort_by(f64::total_cmp);
+        let us = rates[rates.len() / 2];
+        per_expansion.push(us);
+        let deepest = r
+            .tree
+            .graph
+            .node_weights()
+            .map(|n| n.depth)
+            .max()
+            .unwrap_or(0);
+        rows.push((
+            format!("search bookkeeping us/expansion, {size}-node tree"),
+            us,
+            format!(
+                "{} nodes, {} expansions, depth {deepest}, median of {reps} trees",
+                r.tree.len(),
+                r.expansions
+            ),
+        ));
+    }
+    rows.push((
+        "search bookkeeping growth 1k -> 100k nodes".into(),
+        per_expansion[3] / per_expansion[1],
+        "goal < 3".into(),
     ));
     Ok(())
 }

@@ -65,9 +65,10 @@ pub fn argmax_first(scores: &[f64]) -> Option<usize> {
     best.map(|(i, _)| i)
 }
 
-/// One frontier node: its score and its place in depth-first pre-order, as the node ids
-/// on its root..node path (root left out). Siblings are numbered in creation order, so
-/// comparing paths lexicographically is comparing pre-order positions.
+/// A frontier node's place in the order: its score and its place in depth-first
+/// pre-order, as the node ids on its root..node path (root left out, the node last).
+/// Siblings are numbered in creation order, so comparing paths lexicographically is
+/// comparing pre-order positions.
 #[derive(Clone, Debug)]
 struct Entry {
     score: f64,
@@ -82,6 +83,10 @@ impl Entry {
         } else {
             self.score
         }
+    }
+
+    fn node(&self) -> usize {
+        self.path.last().map_or(0, |&i| i as usize)
     }
 }
 
@@ -108,20 +113,47 @@ impl PartialEq for Entry {
 
 impl Eq for Entry {}
 
-/// The frontier's nodes ordered by score, ties first in pre-order: picks exactly what
-/// `argmax_first` over the pre-order scan picks. Nodes are the tree's dense indices.
-#[derive(Debug, Default)]
+/// A frontier node, kept with the inputs of its score other than its parent's Q.
+#[derive(Clone, Debug)]
+struct Member {
+    entropy: f64,
+    depth: usize,
+    entry: Entry,
+}
+
+/// The frontier children of one parent, in creation order, and the best of them.
+#[derive(Clone, Debug, Default)]
+struct Group {
+    members: Vec<Member>,
+    best: Option<Entry>,
+}
+
+/// The frontier ordered by score, ties to the first in pre-order: picks exactly what
+/// `argmax_first` over the pre-order scan picks. Siblings share their parent's Q, so
+/// nodes are grouped by parent and only each group's best is ordered globally: a backup
+/// rescores the groups of the nodes on its path (a few arithmetic operations per child)
+/// and moves one ordered entry per path node. Nodes are the tree's dense indices.
+#[derive(Debug)]
 pub struct FrontierIndex {
+    weights: FrontierWeights,
+    /// Each group's best, best first.
     ordered: BTreeSet<Entry>,
-    /// Each member's entry, by node index (NaN scores are members but never ordered: they
-    /// never win).
-    entries: Vec<Option<Entry>>,
+    /// Groups by parent index.
+    groups: Vec<Option<Group>>,
+    /// Parent of each member, by node index.
+    parent_of: Vec<Option<u32>>,
     members: usize,
 }
 
 impl FrontierIndex {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(weights: FrontierWeights) -> Self {
+        Self {
+            weights,
+            ordered: BTreeSet::new(),
+            groups: Vec::new(),
+            parent_of: Vec::new(),
+            members: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -133,59 +165,102 @@ impl FrontierIndex {
     }
 
     pub fn contains(&self, node: usize) -> bool {
-        self.entries.get(node).is_some_and(|e| e.is_some())
+        self.parent_of.get(node).is_some_and(|p| p.is_some())
     }
 
-    /// Adds `node`, whose root..node path (root left out, `node` last) is `path`.
-    pub fn insert(&mut self, node: usize, path: Arc<[u32]>, score: f64) {
-        self.remove(node);
-        if self.entries.len() <= node {
-            self.entries.resize(node + 1, None);
+    /// Adds `node`, the newest child of `parent`, whose root..node path (root left out,
+    /// `node` last) is `path`, with its step entropy and depth and its parent's Q.
+    pub fn add(
+        &mut self,
+        parent: usize,
+        path: Arc<[u32]>,
+        entropy: f64,
+        depth: usize,
+        q_parent: f64,
+    ) {
+        let node = path.last().map_or(0, |&i| i as usize);
+        if self.parent_of.len() <= node {
+            self.parent_of.resize(node + 1, None);
         }
-        let e = Entry { score, path };
-        if !score.is_nan() {
-            self.ordered.insert(e.clone());
+        self.parent_of[node] = Some(parent as u32);
+        if self.groups.len() <= parent {
+            self.groups.resize(parent + 1, None);
         }
-        self.entries[node] = Some(e);
+        let score = frontier_score(q_parent, entropy, depth, &self.weights);
+        let group = self.groups[parent].get_or_insert_with(Group::default);
+        group.members.push(Member {
+            entropy,
+            depth,
+            entry: Entry { score, path },
+        });
         self.members += 1;
+        self.refresh(parent);
     }
 
     /// Takes `node` out (it was expanded); returns its path.
     pub fn remove(&mut self, node: usize) -> Option<Arc<[u32]>> {
-        let e = self.entries.get_mut(node)?.take()?;
+        let parent = self.parent_of.get_mut(node)?.take()? as usize;
+        let group = self.groups.get_mut(parent)?.as_mut()?;
+        let k = group.members.iter().position(|m| m.entry.node() == node)?;
+        let m = group.members.remove(k);
         self.members -= 1;
-        if !e.score.is_nan() {
-            self.ordered.remove(&e);
-        }
-        Some(e.path)
+        self.refresh(parent);
+        Some(m.entry.path)
     }
 
-    /// Gives a member a new score; a node not in the frontier is left out.
-    pub fn rescore(&mut self, node: usize, score: f64) {
-        let Some(Some(e)) = self.entries.get(node) else {
+    /// `parent`'s Q changed (a backup passed through it): rescores its frontier children.
+    pub fn rescore(&mut self, parent: usize, q_parent: f64) {
+        let Some(Some(group)) = self.groups.get_mut(parent) else {
             return;
         };
-        if e.score.to_bits() == score.to_bits() {
-            return;
+        for m in &mut group.members {
+            m.entry.score = frontier_score(q_parent, m.entropy, m.depth, &self.weights);
         }
-        let path = e.path.clone();
-        self.insert(node, path, score);
+        self.refresh(parent);
+    }
+
+    /// Re-picks a group's best (first in creation order among the highest scores, as
+    /// `argmax_first` does) and moves its ordered entry.
+    fn refresh(&mut self, parent: usize) {
+        let Some(Some(group)) = self.groups.get_mut(parent) else {
+            return;
+        };
+        // argmax_first's rule (strictly greater wins, NaN never) without collecting.
+        let mut best: Option<&Entry> = None;
+        for m in &group.members {
+            let s = m.entry.score;
+            if !s.is_nan() && best.is_none_or(|b| s > b.score) {
+                best = Some(&m.entry);
+            }
+        }
+        let best = best.cloned();
+        if let Some(old) = std::mem::replace(&mut group.best, best.clone()) {
+            self.ordered.remove(&old);
+        }
+        if let Some(b) = best {
+            self.ordered.insert(b);
+        }
+        if group.members.is_empty() {
+            self.groups[parent] = None;
+        }
     }
 
     /// The best node and its score: the highest, ties to the first in pre-order.
     pub fn best(&self) -> Option<(usize, f64)> {
-        self.ordered.first().map(|e| {
-            let node = e.path.last().map_or(0, |&i| i as usize);
-            (node, e.score)
-        })
+        self.ordered.first().map(|e| (e.node(), e.score))
     }
 
-    /// Every ordered member, best first (NaN scores left out).
+    /// Every member with a score (NaN left out), best first: for tests.
     pub fn ranked(&self) -> Vec<(usize, f64)> {
-        self.ordered
+        let mut all: Vec<&Entry> = self
+            .groups
             .iter()
-            .map(|e| (e.path.last().map_or(0, |&i| i as usize), e.score))
-            .collect()
+            .flatten()
+            .flat_map(|g| g.members.iter().map(|m| &m.entry))
+            .filter(|e| !e.score.is_nan())
+            .collect();
+        all.sort();
+        all.into_iter().map(|e| (e.node(), e.score)).collect()
     }
 }
 
@@ -195,26 +270,40 @@ mod tests {
 
     #[test]
     fn orders_by_score_then_preorder_and_skips_nan() {
+        // Score = tanh(Q(parent)) + H: l1 1, l2 1, no depth bonus.
+        let w = FrontierWeights {
+            l1: 1.0,
+            l2: 1.0,
+            l3: 0.0,
+            bonus: DepthBonus::Linear,
+            max_depth: 8,
+        };
         let p = |v: &[u32]| -> Arc<[u32]> { v.into() };
-        let mut f = FrontierIndex::new();
-        f.insert(3, p(&[1, 3]), 0.5);
-        f.insert(2, p(&[2]), 0.5);
-        f.insert(4, p(&[1, 4]), -0.0);
-        f.insert(5, p(&[1, 3, 5]), f64::NAN);
-        // 1 -> 3 -> 5 and 1 -> 4 come before 2 in pre-order.
+        let mut f = FrontierIndex::new(w);
+        f.add(0, p(&[2]), 0.5, 1, 0.0);
+        f.add(1, p(&[1, 3]), 0.5, 2, 0.0);
+        f.add(1, p(&[1, 4]), -0.0, 2, 0.0);
+        f.add(3, p(&[1, 3, 5]), f64::NAN, 3, 0.0);
+        // 1 -> 3 comes before 2 in pre-order.
         assert_eq!(f.best(), Some((3, 0.5)));
-        f.rescore(3, 0.0);
+        f.rescore(1, -1.0);
         assert_eq!(f.best(), Some((2, 0.5)));
-        f.rescore(2, 0.0);
-        // 3 and 4 (-0) tie with 2 at zero: 3 is first in pre-order.
-        assert_eq!(f.best().map(|b| b.0), Some(3));
+        assert_eq!(
+            f.ranked().iter().map(|r| r.0).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+        f.rescore(1, 0.0);
+        // 3 ties with 2 at 0.5 and is first in pre-order.
+        assert_eq!(f.best(), Some((3, 0.5)));
         assert_eq!(f.remove(3).as_deref(), Some(&[1u32, 3][..]));
-        assert_eq!(f.best().map(|b| b.0), Some(4));
+        assert_eq!(f.best(), Some((2, 0.5)));
         assert_eq!(f.len(), 3);
         assert!(f.contains(5) && !f.contains(3));
-        f.remove(4);
         f.remove(2);
+        assert_eq!(f.best().map(|b| b.0), Some(4));
+        f.remove(4);
         assert_eq!(f.best(), None, "a NaN score never wins");
+        assert!(!f.is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rand::Rng;
 
 use super::backup::{backed_up_q, depth_weight};
 use super::config::{SearchConfig, Selection, StepMode};
-use super::frontier::{frontier_score, FrontierIndex, FrontierWeights};
+use super::frontier::{FrontierIndex, FrontierWeights};
 use super::pick::{pick_terminal, Candidate};
 use super::tree::{Node, Terminal, Tree};
 use super::uct::uct;
@@ -235,7 +235,6 @@ fn advance<R: Rng>(
         Some(p) => p,
         None => preorder_path(&s.tree, parent),
     };
-    let w = weights(cfg);
     let depth = s.tree.node(parent).depth + 1;
     let mut new_terminals = Vec::new();
     let mut new_open = Vec::new();
@@ -306,7 +305,9 @@ fn advance<R: Rng>(
                     .copied()
                     .chain([idx.index() as u32])
                     .collect();
-                f.insert(idx.index(), path, score_of(&s.tree, idx, &w));
+                let q_parent = s.tree.node(parent).mean_q();
+                let entropy = s.tree.node(idx).step_entropy();
+                f.add(parent.index(), path, entropy, depth, q_parent);
             }
         }
     }
@@ -326,8 +327,11 @@ fn advance<R: Rng>(
         if let Some(k) = pick_terminal(&cands, cfg.negative, rng) {
             let t = new_terminals[k];
             let path = backup(&mut s.tree, t, cfg);
+            // Only the Q of the nodes on the path moved: rescore their children.
             if let Some(f) = s.frontier.as_mut() {
-                rescore_below(f, &s.tree, &path, &w);
+                for p in path {
+                    f.rescore(p.index(), s.tree.node(p).mean_q());
+                }
             }
             s.tree.node_mut(t).picked = true;
             s.tree.node_mut(t).recorded = true;
@@ -414,8 +418,11 @@ fn weights(cfg: &SearchConfig) -> FrontierWeights {
     }
 }
 
-/// A frontier node's score from the tree as it stands.
+/// A frontier node's score from the tree as it stands (the oracle's; the index keeps
+/// the same inputs).
+#[cfg(test)]
 fn score_of(tree: &Tree, i: NodeIndex, w: &FrontierWeights) -> f64 {
+    use super::frontier::frontier_score;
     let q_parent = tree.parent(i).map_or(0.0, |p| tree.node(p).mean_q());
     let n = tree.node(i);
     frontier_score(q_parent, n.step_entropy(), n.depth, w)
@@ -437,26 +444,22 @@ fn preorder_path(tree: &Tree, i: NodeIndex) -> Arc<[u32]> {
 
 /// The frontier of a tree built so far (one scan, when a search starts).
 fn build_frontier(tree: &Tree, cfg: &SearchConfig) -> FrontierIndex {
-    let w = weights(cfg);
-    let mut f = FrontierIndex::new();
+    let mut f = FrontierIndex::new(weights(cfg));
+    // Index order is creation order: each parent's children are added in order.
     for i in tree.graph.node_indices() {
-        if on_frontier(tree, i) {
-            f.insert(i.index(), preorder_path(tree, i), score_of(tree, i, &w));
+        if let (true, Some(p)) = (on_frontier(tree, i), tree.parent(i)) {
+            let n = tree.node(i);
+            let q_parent = tree.node(p).mean_q();
+            f.add(
+                p.index(),
+                preorder_path(tree, i),
+                n.step_entropy(),
+                n.depth,
+                q_parent,
+            );
         }
     }
     f
-}
-
-/// After a backup along `path`, the Q of every node on it changed: rescore their
-/// children on the frontier (nothing else moved).
-fn rescore_below(f: &mut FrontierIndex, tree: &Tree, path: &[NodeIndex], w: &FrontierWeights) {
-    for &p in path {
-        for c in tree.children(p) {
-            if f.contains(c.index()) {
-                f.rescore(c.index(), score_of(tree, c, w));
-            }
-        }
-    }
 }
 
 /// The frontier's best node (highest score, ties to the first in pre-order), with its
