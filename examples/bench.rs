@@ -49,6 +49,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     arbor::default_threads();
+    arbor::keep_freed_memory();
     let mut rows: Vec<(String, f64, String)> = Vec::new();
     // `-- sampler` (or search, frame, ui) runs one part only.
     let only = std::env::args().nth(1);
@@ -68,6 +69,9 @@ fn main() -> anyhow::Result<()> {
     }
     if want("tree") {
         bookkeeping_scaling(&mut rows)?;
+    }
+    if want("profile") {
+        update_profile(&mut rows)?;
     }
     if want("frame") {
         frame_time(&mut rows)?;
@@ -1104,6 +1108,73 @@ fn update_vs_torch(rows: &mut Vec<(String, f64, String)>, peak: f64) -> anyhow::
             "PyTorch update comparison: not measured".into(),
             f64::NAN,
             format!("{e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where arbor's update step spends its time at batch 128 (one thread): packing, the
+/// model view, the forward to logits, log-probabilities and loss, backward, AdamW.
+fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    use arbor::engine::batch::{pack, Sequence};
+    let policy = fresh_policy()?;
+    let prompt = bench_prompt(&CharTokenizer::default())?;
+    let mut opt = bench_adamw(&policy)?;
+    let samples = update_samples(&prompt, 128);
+    let mut spans = [0f64; 6];
+    let reps = 4;
+    for rep in 0..=reps {
+        let mut t = Instant::now();
+        let mut lap = |k: usize, spans: &mut [f64; 6]| {
+            if rep > 0 {
+                spans[k] += t.elapsed().as_secs_f64();
+            }
+            t = Instant::now();
+        };
+        let seqs: Vec<Sequence> = samples
+            .iter()
+            .map(|s| Sequence {
+                prompt: &s.prompt,
+                response: &s.response,
+                advantages: &s.advantages,
+            })
+            .collect();
+        let b = pack(&seqs, &Device::Cpu)?;
+        lap(0, &mut spans);
+        let model = policy.trainable()?;
+        lap(1, &mut spans);
+        let logits = model.forward_train(&b.ids)?;
+        lap(2, &mut spans);
+        let logp = arbor::engine::policy::model::token_logprobs(&logits, &b.targets)?;
+        let loss = arbor::engine::objective::policy_loss(
+            &logp,
+            &logp.detach(),
+            &b.advantages,
+            &b.mask,
+            &UPDATE_CLIP,
+        )?;
+        loss.to_scalar::<f32>()?;
+        lap(3, &mut spans);
+        let grads = loss.backward()?;
+        lap(4, &mut spans);
+        opt.step(&grads, 1e-4)?;
+        lap(5, &mut spans);
+    }
+    for (k, name) in [
+        "pack",
+        "model view",
+        "forward to logits",
+        "log-probs and loss",
+        "backward",
+        "AdamW",
+    ]
+    .iter()
+    .enumerate()
+    {
+        rows.push((
+            format!("update profile ms, batch 128: {name}"),
+            spans[k] * 1000.0 / reps as f64,
+            String::new(),
         ));
     }
     Ok(())

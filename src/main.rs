@@ -267,6 +267,7 @@ struct GenDataArgs {
 
 fn main() -> ExitCode {
     arbor::default_threads();
+    arbor::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         // The embedded default: a live DeepSearch run on Countdown.

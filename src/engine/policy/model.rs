@@ -220,7 +220,11 @@ impl Qwen2 {
 
     /// Projects hidden states to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        hidden.broadcast_matmul(&self.lm_head.t()?)
+        let (b, t, h) = hidden.dims3()?;
+        hidden
+            .reshape((b * t, h))?
+            .matmul(&self.lm_head.t()?)?
+            .reshape((b, t, self.cfg.vocab_size))
     }
 
     /// Full-sequence forward for training: logits `(batch, len, vocab)` under a causal mask,
@@ -250,9 +254,9 @@ impl Attention {
         let split = |y: Tensor, heads: usize| -> Result<Tensor> {
             y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)
         };
-        let q = split(self.q.forward(x)?, self.heads)?;
-        let k = split(self.k.forward(x)?, self.kv_heads)?;
-        let v = split(self.v.forward(x)?, self.kv_heads)?.contiguous()?;
+        let q = split(linear3(&self.q, x)?, self.heads)?;
+        let k = split(linear3(&self.k, x)?, self.kv_heads)?;
+        let v = split(linear3(&self.v, x)?, self.kv_heads)?.contiguous()?;
         let q = (q.broadcast_mul(cos)? + rotate_half(&q)?.broadcast_mul(sin)?)?;
         let k = (k.broadcast_mul(cos)? + rotate_half(&k)?.broadcast_mul(sin)?)?;
         let (k, v) = match past {
@@ -273,15 +277,25 @@ impl Attention {
                 .matmul(&vr)?
                 .transpose(1, 2)?
                 .reshape((b, t, self.heads * self.head_dim))?;
-        Ok((self.o.forward(&out)?, k, v))
+        Ok((linear3(&self.o, &out)?, k, v))
     }
 }
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?.silu()?;
-        self.down.forward(&(gate * self.up.forward(x)?)?)
+        let gate = linear3(&self.gate, x)?.silu()?;
+        linear3(&self.down, &(gate * linear3(&self.up, x)?)?)
     }
+}
+
+/// A linear layer over `(batch, len, in)` as one `(batch * len, in)` matmul. candle's
+/// `Linear` broadcasts its weight over the batch for 3-D inputs, which turns backward into
+/// a batch of small matmuls and a sum over them: most of the update step's time.
+fn linear3(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    let (b, t, i) = x.dims3()?;
+    let y = l.forward(&x.reshape((b * t, i))?)?;
+    let o = y.dim(1)?;
+    y.reshape((b, t, o))
 }
 
 fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {
