@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+mod fused;
 pub mod generator;
 pub mod hf_tokenizer;
 pub mod model;

@@ -84,14 +84,7 @@ fn linear(vb: &VarBuilder, inp: usize, out: usize, bias: bool) -> Result<Linear>
 }
 
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    candle_nn::ops::rms_norm_slow(x, w, eps as f32)
-}
-
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let x1 = x.narrow(D::Minus1, 0, half)?;
-    let x2 = x.narrow(D::Minus1, half, half)?;
-    Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)
+    super::fused::rms_norm(x, w, eps)
 }
 
 impl Qwen2 {
@@ -257,8 +250,8 @@ impl Attention {
         let q = split(linear3(&self.q, x)?, self.heads)?;
         let k = split(linear3(&self.k, x)?, self.kv_heads)?;
         let v = split(linear3(&self.v, x)?, self.kv_heads)?.contiguous()?;
-        let q = (q.broadcast_mul(cos)? + rotate_half(&q)?.broadcast_mul(sin)?)?;
-        let k = (k.broadcast_mul(cos)? + rotate_half(&k)?.broadcast_mul(sin)?)?;
+        let q = super::fused::rope(&q, cos, sin)?;
+        let k = super::fused::rope(&k, cos, sin)?;
         let (k, v) = match past {
             Some((pk, pv)) if pk.dim(2)? > 0 => (
                 Tensor::cat(&[pk, &k], 2)?.contiguous()?,
@@ -270,8 +263,8 @@ impl Attention {
         let kr = repeat_kv(&k, rep)?;
         let vr = repeat_kv(&v, rep)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.contiguous()?.matmul(&kr.t()?)? * scale)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let scores = q.contiguous()?.matmul(&kr.t()?)?;
+        let probs = super::fused::masked_softmax(&scores, mask, scale)?;
         let out =
             probs
                 .matmul(&vr)?
@@ -283,8 +276,9 @@ impl Attention {
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = linear3(&self.gate, x)?.silu()?;
-        linear3(&self.down, &(gate * linear3(&self.up, x)?)?)
+        let gate = linear3(&self.gate, x)?;
+        let up = linear3(&self.up, x)?;
+        linear3(&self.down, &super::fused::swiglu(&gate, &up)?)
     }
 }
 
