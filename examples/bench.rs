@@ -4,18 +4,23 @@
 //! * sampler tokens/s at batch 1, 16 and 64 (KV-cached decoding, 48 tokens per row);
 //! * one policy-gradient training step on 128 sequences of 41 tokens;
 //! * during a DeepSearch iteration: tokens pushed through the model / distinct tree
-//!   tokens, and search bookkeeping (selection, backup, frontier, pick, verification) /
-//!   search wall time;
+//!   tokens, search bookkeeping (selection, backup, frontier, pick) / search wall time,
+//!   and judging (decoding, step judgement, verification) / search wall time;
 //! * store write time / iteration wall time and stored bytes per node;
 //! * explorer frame time for a 10,000-node tree (80x24 and 200x60);
 //! * peak resident memory of the process;
 //! * sampler speed against PyTorch eager on the same weights (bench/torch_sampler.py),
-//!   and iteration time with the explorer attached / headless.
-//!
+//!   and iteration time with the explorer attached / headless;
 //! * search bookkeeping per expansion on synthetic trees of 100 to 100,000 nodes (a stub
 //!   generator returns fixed children: no model, only the bookkeeping is timed);
+//! * one core's fp32 matmul peak, and the sampler's and update step's useful FLOP/s as a
+//!   fraction of it;
+//! * the update step against PyTorch eager (bench/torch_update.py): the same step checked
+//!   for equal loss, gradients and AdamW moments, then timed at batch 16 and 128;
+//! * where DeepSearch iterations spend their time, by phase.
 //!
-//! `cargo run --release --example bench -- sampler|search|tree|frame|ui` runs one part.
+//! `cargo run --release --example bench -- sampler|search|tree|profile|frame|ui` runs one
+//! part (`profile`: the update step's time by stage, not in the full run).
 use std::time::Instant;
 
 use arbor::app::explorer::{App, Screen};
@@ -70,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     if want("tree") {
         bookkeeping_scaling(&mut rows)?;
     }
-    if want("profile") {
+    if only.as_deref() == Some("profile") {
         update_profile(&mut rows)?;
     }
     if want("frame") {
@@ -356,6 +361,20 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         "store bytes per node".into(),
         bytes as f64 / nodes.max(1) as f64,
         String::new(),
+    ));
+    // Where the DeepSearch iterations' time went, measured span by span.
+    let ph = summary.phase_seconds;
+    for (name, secs) in ph.phases() {
+        rows.push((
+            format!("iteration time share: {name}"),
+            secs / ph.wall.max(1e-12),
+            String::new(),
+        ));
+    }
+    rows.push((
+        "iteration phases sum / iteration wall time".into(),
+        ph.total() / ph.wall.max(1e-12),
+        "goal 1 +- 0.05; other < 0.05".into(),
     ));
     Ok(())
 }
