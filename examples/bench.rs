@@ -56,6 +56,20 @@ fn main() -> anyhow::Result<()> {
     arbor::default_threads();
     arbor::keep_freed_memory();
     let mut rows: Vec<(String, f64, String)> = Vec::new();
+    // Other processes on the machine distort timings, 2-thread ones most: say how busy
+    // it was when the run started.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN);
+    rows.push((
+        "machine load average (1 min) at start".into(),
+        load,
+        format!(
+            "{} cores; above ~0 other processes share them",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+    ));
     // `-- sampler` (or search, frame, ui) runs one part only.
     let only = std::env::args().nth(1);
     if only.as_deref() == Some("update-child") {
