@@ -9,7 +9,11 @@ use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use petgraph::graph::NodeIndex;
 use serde::{Deserialize, Serialize};
+
+use super::config::SearchConfig;
+use super::tree::Tree;
 
 /// The depth bonus D.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -262,6 +266,77 @@ impl FrontierIndex {
         all.sort();
         all.into_iter().map(|e| (e.node(), e.score)).collect()
     }
+}
+
+// The frontier on a search tree: which nodes belong to it, their scores and places in
+// pre-order, and the linear scan the index replaced (the tests' oracle).
+
+pub(crate) fn weights(cfg: &SearchConfig) -> FrontierWeights {
+    FrontierWeights {
+        l1: cfg.l1,
+        l2: cfg.l2,
+        l3: cfg.l3,
+        bonus: cfg.depth_bonus,
+        max_depth: cfg.max_depth,
+    }
+}
+
+/// A frontier node's score from the tree as it stands (the oracle's; the index keeps
+/// the same inputs).
+#[cfg(test)]
+pub(crate) fn score_of(tree: &Tree, i: NodeIndex, w: &FrontierWeights) -> f64 {
+    let q_parent = tree.parent(i).map_or(0.0, |p| tree.node(p).mean_q());
+    let n = tree.node(i);
+    frontier_score(q_parent, n.step_entropy(), n.depth, w)
+}
+
+/// Whether `i` belongs to the frontier: not the root, not terminal, not expanded.
+pub(crate) fn on_frontier(tree: &Tree, i: NodeIndex) -> bool {
+    i != tree.root && tree.node(i).expandable()
+}
+
+/// The node ids on root..i, root left out: `i`'s place in pre-order.
+pub(crate) fn preorder_path(tree: &Tree, i: NodeIndex) -> Arc<[u32]> {
+    tree.path(i)
+        .into_iter()
+        .skip(1)
+        .map(|n| n.index() as u32)
+        .collect()
+}
+
+/// The frontier of a tree built so far (one scan, when a search starts).
+pub(crate) fn build_frontier(tree: &Tree, cfg: &SearchConfig) -> FrontierIndex {
+    let mut f = FrontierIndex::new(weights(cfg));
+    // Index order is creation order: each parent's children are added in order.
+    for i in tree.graph.node_indices() {
+        if let (true, Some(p)) = (on_frontier(tree, i), tree.parent(i)) {
+            let n = tree.node(i);
+            let q_parent = tree.node(p).mean_q();
+            f.add(
+                p.index(),
+                preorder_path(tree, i),
+                n.step_entropy(),
+                n.depth,
+                q_parent,
+            );
+        }
+    }
+    f
+}
+
+/// The linear scan the frontier index replaces, kept as its test oracle: every frontier
+/// node in pre-order, scored; the best, ties to the first.
+#[cfg(test)]
+pub(crate) fn linear_frontier(tree: &Tree, cfg: &SearchConfig) -> Option<(NodeIndex, f64)> {
+    let w = weights(cfg);
+    let frontier: Vec<NodeIndex> = tree
+        .preorder()
+        .into_iter()
+        .filter(|&i| on_frontier(tree, i))
+        .collect();
+    let scores: Vec<f64> = frontier.iter().map(|&i| score_of(tree, i, &w)).collect();
+    let k = argmax_first(&scores)?;
+    Some((frontier[k], scores[k]))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use rand::Rng;
 
 use super::backup::{backed_up_q, depth_weight};
 use super::config::{SearchConfig, Selection, StepMode};
-use super::frontier::{FrontierIndex, FrontierWeights};
+use super::frontier::{build_frontier, preorder_path, FrontierIndex};
 use super::pick::{pick_terminal, Candidate};
 use super::tree::{Node, Terminal, Tree};
 use super::uct::uct;
@@ -408,60 +408,6 @@ fn local_uct<R: Rng>(
     ties.choose(rng).copied()
 }
 
-fn weights(cfg: &SearchConfig) -> FrontierWeights {
-    FrontierWeights {
-        l1: cfg.l1,
-        l2: cfg.l2,
-        l3: cfg.l3,
-        bonus: cfg.depth_bonus,
-        max_depth: cfg.max_depth,
-    }
-}
-
-/// A frontier node's score from the tree as it stands (the oracle's; the index keeps
-/// the same inputs).
-#[cfg(test)]
-fn score_of(tree: &Tree, i: NodeIndex, w: &FrontierWeights) -> f64 {
-    use super::frontier::frontier_score;
-    let q_parent = tree.parent(i).map_or(0.0, |p| tree.node(p).mean_q());
-    let n = tree.node(i);
-    frontier_score(q_parent, n.step_entropy(), n.depth, w)
-}
-
-/// Whether `i` belongs to the frontier: not the root, not terminal, not expanded.
-fn on_frontier(tree: &Tree, i: NodeIndex) -> bool {
-    i != tree.root && tree.node(i).expandable()
-}
-
-/// The node ids on root..i, root left out: `i`'s place in pre-order.
-fn preorder_path(tree: &Tree, i: NodeIndex) -> Arc<[u32]> {
-    tree.path(i)
-        .into_iter()
-        .skip(1)
-        .map(|n| n.index() as u32)
-        .collect()
-}
-
-/// The frontier of a tree built so far (one scan, when a search starts).
-fn build_frontier(tree: &Tree, cfg: &SearchConfig) -> FrontierIndex {
-    let mut f = FrontierIndex::new(weights(cfg));
-    // Index order is creation order: each parent's children are added in order.
-    for i in tree.graph.node_indices() {
-        if let (true, Some(p)) = (on_frontier(tree, i), tree.parent(i)) {
-            let n = tree.node(i);
-            let q_parent = tree.node(p).mean_q();
-            f.add(
-                p.index(),
-                preorder_path(tree, i),
-                n.step_entropy(),
-                n.depth,
-                q_parent,
-            );
-        }
-    }
-    f
-}
-
 /// The frontier's best node (highest score, ties to the first in pre-order), with its
 /// score noted on it.
 fn global_frontier(s: &mut State) -> Option<NodeIndex> {
@@ -469,22 +415,6 @@ fn global_frontier(s: &mut State) -> Option<NodeIndex> {
     let i = NodeIndex::new(i);
     s.tree.node_mut(i).frontier_score = Some(score);
     Some(i)
-}
-
-/// The linear scan the frontier index replaces, kept as its test oracle: every frontier
-/// node in pre-order, scored; the best, ties to the first.
-#[cfg(test)]
-fn linear_frontier(tree: &Tree, cfg: &SearchConfig) -> Option<(NodeIndex, f64)> {
-    use super::frontier::argmax_first;
-    let w = weights(cfg);
-    let frontier: Vec<NodeIndex> = tree
-        .preorder()
-        .into_iter()
-        .filter(|&i| on_frontier(tree, i))
-        .collect();
-    let scores: Vec<f64> = frontier.iter().map(|&i| score_of(tree, i, &w)).collect();
-    let k = argmax_first(&scores)?;
-    Some((frontier[k], scores[k]))
 }
 
 /// The paper's `uct` baseline: from the root, follow argmax UCT down to a node with fewer

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
-use super::super::frontier::DepthBonus;
+use super::super::frontier::{linear_frontier, on_frontier, score_of, weights, DepthBonus};
 use super::super::pick::NegativePick;
 use super::*;
 use crate::engine::policy::tokenizer::Tokenizer;
