@@ -213,7 +213,7 @@ fn every_method_trains_and_commits() {
                 s.wall
             );
             assert!(s.phases().iter().all(|p| p.1 >= 0.0), "{s:?}");
-            assert!(s.sample > 0.0 && s.update > 0.0 && s.store > 0.0, "{s:?}");
+            assert!(s.sample > 0.0 && s.store > 0.0, "{s:?}");
             total.add(&s);
         }
         assert_eq!(
