@@ -4,25 +4,38 @@
 //! * sampler tokens/s at batch 1, 16 and 64 (KV-cached decoding, 48 tokens per row);
 //! * one policy-gradient training step on 128 sequences of 41 tokens;
 //! * during a DeepSearch iteration: tokens pushed through the model / distinct tree
-//!   tokens, and search bookkeeping (selection, backup, frontier, pick, verification) /
-//!   search wall time;
+//!   tokens, search bookkeeping (selection, backup, frontier, pick) / search wall time,
+//!   and judging (decoding, step judgement, verification) / search wall time;
 //! * store write time / iteration wall time and stored bytes per node;
 //! * explorer frame time for a 10,000-node tree (80x24 and 200x60);
 //! * peak resident memory of the process;
 //! * sampler speed against PyTorch eager on the same weights (bench/torch_sampler.py),
-//!   and iteration time with the explorer attached / headless.
+//!   and iteration time with the explorer attached / headless;
+//! * search bookkeeping per expansion on synthetic trees of 100 to 100,000 nodes (a stub
+//!   generator returns fixed children: no model, only the bookkeeping is timed);
+//! * one core's fp32 matmul peak, and the sampler's and update step's useful FLOP/s as a
+//!   fraction of it;
+//! * the update step against PyTorch eager (bench/torch_update.py): the same step checked
+//!   for equal loss, gradients and AdamW moments, then timed at batch 16 and 128;
+//! * where DeepSearch iterations spend their time, by phase.
 //!
-//! `cargo run --release --example bench -- sampler|search|frame|ui` runs one part.
+//! `cargo run --release --example bench -- sampler|search|tree|profile|frame|ui` runs one
+//! part (`profile`: the update step's time by stage, not in the full run).
 use std::time::Instant;
 
 use arbor::app::explorer::{App, Screen};
 use arbor::app::theme::Theme;
 use arbor::engine::config::{Method, RunConfig};
+use arbor::engine::countdown::{Problem, Rules};
 use arbor::engine::objective::Clip;
 use arbor::engine::optim::{AdamW, AdamWConfig};
-use arbor::engine::policy::sampler::{sample, Request, SamplingParams};
+use arbor::engine::policy::sampler::{
+    sample, Completion, Finish, Request, SampleStats, SamplingParams,
+};
 use arbor::engine::policy::tokenizer::BOS;
+use arbor::engine::policy::Generator;
 use arbor::engine::policy::{CharTokenizer, Policy};
+use arbor::engine::search::config::SearchConfig;
 use arbor::engine::search::mcts::search;
 use arbor::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
 use arbor::engine::split;
@@ -41,15 +54,43 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     arbor::default_threads();
+    arbor::keep_freed_memory();
     let mut rows: Vec<(String, f64, String)> = Vec::new();
+    // Other processes on the machine distort timings, 2-thread ones most: say how busy
+    // it was when the run started.
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN);
+    rows.push((
+        "machine load average (1 min) at start".into(),
+        load,
+        format!(
+            "{} cores; above ~0 other processes share them",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+    ));
     // `-- sampler` (or search, frame, ui) runs one part only.
     let only = std::env::args().nth(1);
+    if only.as_deref() == Some("update-child") {
+        // Run by `update_vs_torch` with another RAYON_NUM_THREADS: arbor's update times.
+        for (b, ms) in arbor_update_ms()? {
+            println!("{}", serde_json::json!({"batch": b, "ms": ms}));
+        }
+        return Ok(());
+    }
     let want = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if want("sampler") {
         sampler_and_step(&mut rows)?;
     }
     if want("search") {
         search_and_store(&mut rows)?;
+    }
+    if want("tree") {
+        bookkeeping_scaling(&mut rows)?;
+    }
+    if only.as_deref() == Some("profile") {
+        update_profile(&mut rows)?;
     }
     if want("frame") {
         frame_time(&mut rows)?;
@@ -95,6 +136,13 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         stop_at: None,
         eos: u32::MAX, // never stops early: fixed-length rows
     };
+    let peak = matmul_peak()?;
+    rows.push((
+        "fp32 matmul GFLOP/s, one core (candle, 1024^3)".into(),
+        peak / 1e9,
+        "the machine's measured peak".into(),
+    ));
+    let pc = policy.config.clone();
     let mut arbor_tps = Vec::new();
     for batch in [1usize, 16, 64] {
         let reps = if batch == 1 { 20 } else { 5 };
@@ -105,18 +153,36 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         }];
         sample(&model, &req, &params, false, &mut rng)?;
         let t = Instant::now();
-        let mut tokens = 0;
+        let (mut tokens, mut forwarded) = (0, 0);
         for _ in 0..reps {
-            tokens += sample(&model, &req, &params, false, &mut rng)?
-                .1
-                .generated_tokens;
+            let st = sample(&model, &req, &params, false, &mut rng)?.1;
+            tokens += st.generated_tokens;
+            forwarded += st.forwarded_tokens;
         }
-        let tps = tokens as f64 / t.elapsed().as_secs_f64();
+        let secs = t.elapsed().as_secs_f64();
+        let tps = tokens as f64 / secs;
         arbor_tps.push((batch, tps));
         rows.push((
             format!("sampler tokens/s, batch {batch}"),
             tps,
             String::new(),
+        ));
+        // Useful work: every forwarded position through the blocks, the LM head for the
+        // sampled tokens only, attention over the positions before each.
+        let per_row = forwarded as f64 / (reps * batch) as f64;
+        let rows_done = (reps * batch) as f64;
+        let flops = rows_done
+            * (2.0 * body_params(&pc) * per_row
+                + 2.0 * head_params(&pc) * (tokens as f64 / rows_done)
+                + attention_flops(&pc, per_row));
+        rows.push((
+            format!("sampler useful FLOP/s / peak, batch {batch}"),
+            flops / secs / peak,
+            if batch == 64 {
+                "goal >= 0.25".into()
+            } else {
+                String::new()
+            },
         ));
     }
     torch_ratio(&policy, &prompt, &arbor_tps, rows);
@@ -159,12 +225,66 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
     for _ in 0..10 {
         policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
     }
+    let step_secs = t.elapsed().as_secs_f64() / 10.0;
     rows.push((
         "train step ms (128 seqs x 41 tokens)".into(),
-        t.elapsed().as_secs_f64() * 100.0,
+        step_secs * 1000.0,
         String::new(),
     ));
+    rows.push((
+        "train step useful FLOP/s / peak (128 x 41)".into(),
+        update_flops(&pc, 128, 40) / step_secs / peak,
+        String::new(),
+    ));
+    update_vs_torch(rows, peak)?;
     Ok(())
+}
+
+/// One core's fp32 matmul throughput: a 1024 x 1024 by 1024 x 1024 candle matmul (the
+/// bench runs on one thread), best of five.
+fn matmul_peak() -> anyhow::Result<f64> {
+    let n = 1024;
+    let a = candle_core::Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
+    let b = candle_core::Tensor::randn(0f32, 1.0, (n, n), &Device::Cpu)?;
+    a.matmul(&b)?;
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        std::hint::black_box(&c);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (n * n * n) as f64 / best)
+}
+
+/// Weights the transformer blocks multiply by (attention and MLP projections).
+fn body_params(c: &arbor::engine::policy::PolicyConfig) -> f64 {
+    let (h, hd) = (c.hidden_size, c.head_dim());
+    let q = h * c.num_attention_heads * hd;
+    let kv = 2 * h * c.num_key_value_heads * hd;
+    let o = c.num_attention_heads * hd * h;
+    let mlp = 3 * h * c.intermediate_size;
+    (c.num_hidden_layers * (q + kv + o + mlp)) as f64
+}
+
+/// The LM head's weights (tied or not, it is one matmul per scored position).
+fn head_params(c: &arbor::engine::policy::PolicyConfig) -> f64 {
+    (c.hidden_size * c.vocab_size) as f64
+}
+
+/// Scores and weighted values of one row whose `positions` positions each attend to
+/// every position up to themselves: 2 matmuls x 2 FLOP x layers x query width x keys.
+fn attention_flops(c: &arbor::engine::policy::PolicyConfig, positions: f64) -> f64 {
+    let width = (c.num_attention_heads * c.head_dim()) as f64;
+    4.0 * c.num_hidden_layers as f64 * width * positions * (positions + 1.0) / 2.0
+}
+
+/// A training step's useful FLOPs: forward plus backward (twice the forward) over every
+/// position of `batch` rows of `positions`, LM head included.
+fn update_flops(c: &arbor::engine::policy::PolicyConfig, batch: usize, positions: usize) -> f64 {
+    let p = positions as f64;
+    let forward = 2.0 * (body_params(c) + head_params(c)) * p + attention_flops(c, p);
+    3.0 * forward * batch as f64
 }
 
 /// A short warm start (so trees look like real ones), then DeepSearch iterations into a
@@ -218,6 +338,7 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         })
         .sum();
     let book: f64 = results.iter().map(|r| r.bookkeeping_seconds).sum();
+    let judging: f64 = results.iter().map(|r| r.judging_seconds).sum();
     rows.push((
         "search: tokens forwarded / distinct tree tokens".into(),
         stats.forwarded_tokens as f64 / distinct as f64,
@@ -227,6 +348,11 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         "search: bookkeeping / search wall time".into(),
         book / wall,
         "goal < 0.01".into(),
+    ));
+    rows.push((
+        "search: judging (decode, steps, verifier) / wall".into(),
+        judging / wall,
+        String::new(),
     ));
     rows.push((
         "search: generated tokens/s".into(),
@@ -253,6 +379,134 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         "store bytes per node".into(),
         bytes as f64 / nodes.max(1) as f64,
         String::new(),
+    ));
+    // Where the DeepSearch iterations' time went, measured span by span.
+    let ph = summary.phase_seconds;
+    for (name, secs) in ph.phases() {
+        rows.push((
+            format!("iteration time share: {name}"),
+            secs / ph.wall.max(1e-12),
+            String::new(),
+        ));
+    }
+    rows.push((
+        "iteration phases sum / iteration wall time".into(),
+        ph.total() / ph.wall.max(1e-12),
+        "goal 1 +- 0.05; other < 0.05".into(),
+    ));
+    Ok(())
+}
+
+/// Children without a model: every request gets `copies` distinct two-token steps, a
+/// quarter of them ending (EOS), with log-probabilities drawn from the rng, so the tree
+/// grows wide and deep and terminals are backed up while only bookkeeping costs time.
+struct FixedChildren;
+
+impl Generator for FixedChildren {
+    fn max_context(&self) -> usize {
+        usize::MAX / 2
+    }
+
+    fn generate(
+        &self,
+        requests: &[Request],
+        _params: &SamplingParams,
+        _keep_cache: bool,
+        rng: &mut dyn rand::RngCore,
+    ) -> candle_core::Result<(Vec<Completion>, SampleStats)> {
+        let mut out = Vec::new();
+        for (r, req) in requests.iter().enumerate() {
+            for k in 0..req.copies {
+                let ends = rng.next_u32() % 4 == 0;
+                let tokens = vec![5 + k as u32, if ends { 2 } else { 9 }];
+                let logprobs: Vec<f32> = tokens
+                    .iter()
+                    .map(|_| -((rng.next_u32() % 1000) as f32 + 1.0) / 400.0)
+                    .collect();
+                out.push(Completion {
+                    request: r,
+                    entropies: logprobs.iter().map(|l| -l).collect(),
+                    tokens,
+                    logprobs,
+                    finish: if ends { Finish::Eos } else { Finish::Delimiter },
+                    cache: None,
+                });
+            }
+        }
+        let generated = out.iter().map(|c| c.tokens.len() as u64).sum();
+        let stats = SampleStats {
+            forwarded_tokens: generated,
+            forward_passes: 1,
+            generated_tokens: generated,
+        };
+        Ok((out, stats))
+    }
+}
+
+/// Search bookkeeping (selection, backup, frontier maintenance, terminal pick) per
+/// expansion as one tree grows to 100, 1k, 10k and 100k nodes, at the paper's width 8 and
+/// depth 64, with the stub generator above.
+fn bookkeeping_scaling(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    let tok: arbor::engine::policy::Tokenizer = CharTokenizer::default().into();
+    let problem = Problem::new("bench", vec![4, 6, 12], 22);
+    let rules = Rules::default();
+    let mut per_expansion = Vec::new();
+    for size in [100usize, 1_000, 10_000, 100_000] {
+        let cfg = SearchConfig {
+            width: 8,
+            n: usize::MAX,
+            max_depth: 64,
+            max_expansions: size / 8,
+            max_tree_tokens: usize::MAX,
+            step_check: false,
+            ..SearchConfig::default()
+        };
+        // Small trees are grown many times (different seeds) so every size times at least
+        // 12,500 expansions; the median tree's figure is reported (another process on
+        // the machine disturbs single trees).
+        let reps = (100_000 / size).max(9) as u64;
+        let mut rates = Vec::new();
+        let mut last = None;
+        for seed in 0..reps {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let (mut results, _) = search(
+                &FixedChildren,
+                &tok,
+                &[&problem],
+                &cfg,
+                1.0,
+                &rules,
+                &mut rng,
+            )?;
+            let r = &results[0];
+            rates.push(r.bookkeeping_seconds * 1e6 / r.expansions.max(1) as f64);
+            last = results.pop();
+        }
+        let r = last.ok_or_else(|| anyhow::anyhow!("search returned no tree"))?;
+        rates.sort_by(f64::total_cmp);
+        let us = rates[rates.len() / 2];
+        per_expansion.push(us);
+        let deepest = r
+            .tree
+            .graph
+            .node_weights()
+            .map(|n| n.depth)
+            .max()
+            .unwrap_or(0);
+        rows.push((
+            format!("search bookkeeping us/expansion, {size}-node tree"),
+            us,
+            format!(
+                "{} nodes, {} expansions, depth {deepest}, median of {reps} trees",
+                r.tree.len(),
+                r.expansions
+            ),
+        ));
+    }
+    rows.push((
+        "search bookkeeping growth 1k -> 100k nodes".into(),
+        per_expansion[3] / per_expansion[1],
+        "goal < 3".into(),
     ));
     Ok(())
 }
@@ -580,4 +834,397 @@ fn peak_mib() -> f64 {
             })
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The update comparison's batch: `batch` sequences of the bench prompt and 30 response
+/// tokens, advantages in -2..=2 per token (zero, positive, and negative ones that reach
+/// the dual clip).
+fn update_samples(prompt: &[u32], batch: usize) -> Vec<Sample> {
+    (0..batch)
+        .map(|i| Sample {
+            prompt: prompt.to_vec(),
+            response: (0..30).map(|j| 3 + ((i * 7 + j) % 20) as u32).collect(),
+            advantages: (0..30).map(|j| ((i + 3 * j) % 5) as f32 - 2.0).collect(),
+            returns: Vec::new(),
+        })
+        .collect()
+}
+
+fn bench_prompt(tok: &CharTokenizer) -> anyhow::Result<Vec<u32>> {
+    Ok(std::iter::once(BOS)
+        .chain(tok.encode("3 7 12:72\n").map_err(anyhow::Error::msg)?)
+        .collect())
+}
+
+fn bench_adamw(policy: &Policy) -> anyhow::Result<AdamW> {
+    Ok(AdamW::new(
+        policy.vars(),
+        AdamWConfig {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+        },
+    )?)
+}
+
+const UPDATE_CLIP: Clip = Clip {
+    low: 0.2,
+    high: 0.28,
+    dual: Some(10.0),
+};
+
+fn fresh_policy() -> anyhow::Result<Policy> {
+    let tok = CharTokenizer::default();
+    let cfg = RunConfig::default();
+    Ok(Policy::init(
+        policy_config(&cfg, &tok),
+        tok.into(),
+        0,
+        &Device::Cpu,
+    )?)
+}
+
+/// Arbor's update step (`policy_update`: forward with gradients, clipped loss, backward,
+/// AdamW) in ms at batch 16 and 128, on this process's threads.
+fn arbor_update_ms() -> anyhow::Result<Vec<(usize, f64)>> {
+    let policy = fresh_policy()?;
+    let prompt = bench_prompt(&CharTokenizer::default())?;
+    let mut opt = bench_adamw(&policy)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let settings = UpdateSettings {
+        objective: PolicyObjective::Clipped(UPDATE_CLIP),
+        value_coef: 0.0,
+        kl_coef: 0.0,
+        reference: None,
+        minibatches: 1,
+        epochs: 1,
+        lr: 1e-4,
+        warmup_steps: 0,
+        poison: false,
+    };
+    let mut out = Vec::new();
+    for batch in [16usize, 128] {
+        let samples = update_samples(&prompt, batch);
+        policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
+        let reps = if batch == 16 { 20 } else { 5 };
+        let t = Instant::now();
+        for _ in 0..reps {
+            policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
+        }
+        out.push((batch, t.elapsed().as_secs_f64() * 1000.0 / reps as f64));
+    }
+    Ok(out)
+}
+
+/// One update step on batch 16 from the policy's current weights, written for the
+/// PyTorch side to check: the loss, every gradient (`grad.<name>`) and the AdamW moments
+/// after the step (`m.<name>`, `v.<name>`).
+fn arbor_reference_step(
+    policy: &Policy,
+    prompt: &[u32],
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use arbor::engine::batch::{pack, Sequence};
+    let samples = update_samples(prompt, 16);
+    let seqs: Vec<Sequence> = samples
+        .iter()
+        .map(|s| Sequence {
+            prompt: &s.prompt,
+            response: &s.response,
+            advantages: &s.advantages,
+            returns: &s.returns,
+        })
+        .collect();
+    let b = pack(&seqs, &Device::Cpu)?;
+    let model = policy.trainable()?;
+    let logp =
+        arbor::engine::policy::model::token_logprobs(&model.forward_train(&b.ids)?, &b.targets)?;
+    let loss = arbor::engine::objective::policy_loss(
+        &logp,
+        &logp.detach(),
+        &b.advantages,
+        &b.mask,
+        &UPDATE_CLIP,
+    )?;
+    let grads = loss.backward()?;
+    let mut out = std::collections::HashMap::new();
+    for (name, var) in policy.vars() {
+        let g = grads
+            .get(var.as_tensor())
+            .ok_or_else(|| anyhow::anyhow!("no gradient for {name}"))?;
+        out.insert(format!("grad.{name}"), g.clone());
+    }
+    let mut opt = bench_adamw(policy)?;
+    opt.step(&grads, 1e-4)?;
+    for (name, t) in opt.state_tensors() {
+        out.insert(name, t);
+    }
+    candle_core::safetensors::save(&out, dir.join("arbor_step.safetensors"))?;
+    let batches: serde_json::Map<String, serde_json::Value> = [16usize, 128]
+        .iter()
+        .map(|&n| -> anyhow::Result<(String, serde_json::Value)> {
+            let s = update_samples(prompt, n);
+            let seqs: Vec<Sequence> = s
+                .iter()
+                .map(|s| Sequence {
+                    prompt: &s.prompt,
+                    response: &s.response,
+                    advantages: &s.advantages,
+                    returns: &s.returns,
+                })
+                .collect();
+            let b = pack(&seqs, &Device::Cpu)?;
+            Ok((
+                n.to_string(),
+                serde_json::json!({
+                    "ids": b.ids.to_vec2::<u32>()?,
+                    "targets": b.targets.to_vec2::<u32>()?,
+                    "mask": b.mask.to_vec2::<f32>()?,
+                    "advantages": b.advantages.to_vec2::<f32>()?,
+                }),
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    std::fs::write(
+        dir.join("batches.json"),
+        serde_json::json!({
+            "loss": loss.to_scalar::<f32>()?,
+            "clip": {"low": UPDATE_CLIP.low, "high": UPDATE_CLIP.high, "dual": UPDATE_CLIP.dual},
+            "adamw": {"lr": 1e-4, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "max_grad_norm": 1.0},
+            "batches": batches,
+        })
+        .to_string(),
+    )?;
+    Ok(())
+}
+
+/// The update step against PyTorch eager (bench/torch_update.py through
+/// bench/run_torch.sh, or `ARBOR_TORCH_PYTHON`): the same weights and batch, checked for
+/// the same loss, gradients and AdamW moments, then timed at batch 16 and 128 with 1 and
+/// 2 threads on both sides (arbor's 2-thread figures come from a child process with
+/// RAYON_NUM_THREADS=2). Reported as PyTorch time / arbor time.
+fn update_vs_torch(rows: &mut Vec<(String, f64, String)>, peak: f64) -> anyhow::Result<()> {
+    let policy = fresh_policy()?;
+    let pc = policy.config.clone();
+    let prompt = bench_prompt(&CharTokenizer::default())?;
+    let dir = tempfile::tempdir()?;
+    arbor::engine::policy::checkpoint::save_hf(
+        &policy,
+        dir.path(),
+        arbor::engine::policy::checkpoint::SaveDtype::F32,
+    )?;
+    arbor_reference_step(&policy, &prompt, dir.path())?;
+    drop(policy);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(2);
+    let mut counts = vec![1, threads];
+    counts.dedup();
+    let mut arbor: Vec<(usize, usize, f64)> = Vec::new();
+    for &t in &counts {
+        let ms = if t == 1 {
+            arbor_update_ms()?
+        } else {
+            let out = std::process::Command::new(std::env::current_exe()?)
+                .arg("update-child")
+                .env("RAYON_NUM_THREADS", t.to_string())
+                .output()?;
+            if !out.status.success() {
+                anyhow::bail!(
+                    "the {t}-thread update child failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| -> anyhow::Result<(usize, f64)> {
+                    let v: serde_json::Value = serde_json::from_str(l)?;
+                    Ok((
+                        v["batch"].as_u64().unwrap_or(0) as usize,
+                        v["ms"].as_f64().unwrap_or(f64::NAN),
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()?
+        };
+        for (b, m) in ms {
+            arbor.push((t, b, m));
+            rows.push((
+                format!("update step ms, batch {b}, {t} thread(s): arbor"),
+                m,
+                String::new(),
+            ));
+            if t == 1 {
+                rows.push((
+                    format!("update useful FLOP/s / peak, batch {b}, 1 thread"),
+                    update_flops(&pc, b, 40) / (m / 1000.0) / peak,
+                    String::new(),
+                ));
+            }
+        }
+    }
+    let outcome = (|| -> anyhow::Result<()> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let script = root.join("bench/torch_update.py");
+        for (i, &t) in counts.iter().enumerate() {
+            let mut cmd = match std::env::var_os("ARBOR_TORCH_PYTHON") {
+                Some(py) => {
+                    let mut c = std::process::Command::new(py);
+                    c.arg(&script);
+                    c
+                }
+                None => {
+                    let mut c = std::process::Command::new(root.join("bench/run_torch.sh"));
+                    c.arg("torch_update.py");
+                    c
+                }
+            };
+            cmd.arg("--model")
+                .arg(dir.path())
+                .arg("--threads")
+                .arg(t.to_string());
+            if i == 0 {
+                cmd.arg("--check")
+                    .arg(dir.path().join("arbor_step.safetensors"));
+            }
+            let out = cmd.output()?;
+            if !out.status.success() {
+                anyhow::bail!(
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                );
+            }
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let v: serde_json::Value = serde_json::from_str(line)?;
+                if let Some(c) = v.get("check") {
+                    for (key, label, goal) in [
+                        (
+                            "loss_rel",
+                            "update check: |loss diff| / |loss|, x1e-6",
+                            "same step: < 100 (1e-4)",
+                        ),
+                        (
+                            "grad_rel",
+                            "update check: max |grad diff| / max |grad|, x1e-6",
+                            "same step: < 1000 (1e-3)",
+                        ),
+                        (
+                            "m_rel",
+                            "update check: max |AdamW m diff| / max |m|, x1e-6",
+                            "same step: < 1000 (1e-3)",
+                        ),
+                        (
+                            "v_rel",
+                            "update check: max |AdamW v diff| / max |v|, x1e-6",
+                            "same step: < 1000 (1e-3)",
+                        ),
+                    ] {
+                        // In millionths, so the table's three decimals show them.
+                        rows.push((
+                            label.into(),
+                            1e6 * c[key].as_f64().unwrap_or(f64::NAN),
+                            goal.into(),
+                        ));
+                    }
+                }
+                if let (Some(b), Some(ms)) = (v["batch"].as_u64(), v["ms"].as_f64()) {
+                    let b = b as usize;
+                    rows.push((
+                        format!("update step ms, batch {b}, {t} thread(s): PyTorch"),
+                        ms,
+                        String::new(),
+                    ));
+                    if let Some(&(_, _, a)) = arbor.iter().find(|x| x.0 == t && x.1 == b) {
+                        rows.push((
+                            format!("update speed arbor / PyTorch, batch {b}, {t} thread(s)"),
+                            ms / a,
+                            "goal >= 1.5".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        rows.push((
+            "PyTorch update comparison: not measured".into(),
+            f64::NAN,
+            format!("{e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where arbor's update step spends its time at batch 128 (one thread): packing, the
+/// model view, the forward to logits, log-probabilities and loss, backward, AdamW.
+fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    use arbor::engine::batch::{pack, Sequence};
+    let policy = fresh_policy()?;
+    let prompt = bench_prompt(&CharTokenizer::default())?;
+    let mut opt = bench_adamw(&policy)?;
+    let samples = update_samples(&prompt, 128);
+    let mut spans = [0f64; 6];
+    let reps = 4;
+    for rep in 0..=reps {
+        let mut t = Instant::now();
+        let mut lap = |k: usize, spans: &mut [f64; 6]| {
+            if rep > 0 {
+                spans[k] += t.elapsed().as_secs_f64();
+            }
+            t = Instant::now();
+        };
+        let seqs: Vec<Sequence> = samples
+            .iter()
+            .map(|s| Sequence {
+                prompt: &s.prompt,
+                response: &s.response,
+                advantages: &s.advantages,
+                returns: &s.returns,
+            })
+            .collect();
+        let b = pack(&seqs, &Device::Cpu)?;
+        lap(0, &mut spans);
+        let model = policy.trainable()?;
+        lap(1, &mut spans);
+        let logits = model.forward_train(&b.ids)?;
+        lap(2, &mut spans);
+        let logp = arbor::engine::policy::model::token_logprobs(&logits, &b.targets)?;
+        let loss = arbor::engine::objective::policy_loss(
+            &logp,
+            &logp.detach(),
+            &b.advantages,
+            &b.mask,
+            &UPDATE_CLIP,
+        )?;
+        loss.to_scalar::<f32>()?;
+        lap(3, &mut spans);
+        let grads = loss.backward()?;
+        lap(4, &mut spans);
+        opt.step(&grads, 1e-4)?;
+        lap(5, &mut spans);
+    }
+    for (k, name) in [
+        "pack",
+        "model view",
+        "forward to logits",
+        "log-probs and loss",
+        "backward",
+        "AdamW",
+    ]
+    .iter()
+    .enumerate()
+    {
+        rows.push((
+            format!("update profile ms, batch 128: {name}"),
+            spans[k] * 1000.0 / reps as f64,
+            String::new(),
+        ));
+    }
+    Ok(())
 }

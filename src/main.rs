@@ -279,6 +279,7 @@ fn quiet_on_closed_pipe() {
 
 fn main() -> ExitCode {
     arbor::default_threads();
+    arbor::keep_freed_memory();
     let cli = Cli::parse();
     if matches!(
         cli.command,

@@ -200,6 +200,26 @@ fn every_method_trains_and_commits() {
         assert_eq!(sink.trees.len(), 2);
         assert_eq!(sink.trees[0].len(), cfg.train.problems_per_step);
         assert!(summary.generated_tokens > 0);
+        // Every iteration's phases are measured spans that add up to its wall time;
+        // the commit and checkpoint are charged to the iteration.
+        let mut total = arbor::engine::phases::PhaseSeconds::default();
+        for m in &sink.iterations {
+            let s = m.seconds;
+            assert!(s.wall > 0.0, "{method:?}: no wall time recorded");
+            assert!(
+                (s.total() - s.wall).abs() <= 0.05 * s.wall,
+                "{method:?}: phases {s:?} sum to {} of wall {}",
+                s.total(),
+                s.wall
+            );
+            assert!(s.phases().iter().all(|p| p.1 >= 0.0), "{s:?}");
+            assert!(s.sample > 0.0 && s.store > 0.0, "{s:?}");
+            total.add(&s);
+        }
+        assert_eq!(
+            summary.phase_seconds, total,
+            "the summary sums the iterations"
+        );
         if method == Method::DeepSearch {
             assert!(summary.expansions > 0);
             assert!(summary.search_tokens_forwarded > 0);

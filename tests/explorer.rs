@@ -99,6 +99,13 @@ fn every_view_shows_what_a_researcher_looks_for() {
             "{s}"
         );
         assert!(s.contains("accuracy") && s.contains("expansions"), "{s}");
+        // Where the run's time goes, by phase (below the fold at 24 rows).
+        if h >= 60 {
+            assert!(
+                s.contains("s/iteration") && s.contains("sampling/search"),
+                "{s}"
+            );
+        }
 
         // Problems: every problem of the iteration with its status.
         key(&mut app, KeyCode::Enter);

@@ -127,6 +127,10 @@ impl<S: Sink> Sink for Headless<S> {
         self.inner.commit(metrics, trees)
     }
 
+    fn amend(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
+        self.inner.amend(metrics)
+    }
+
     fn checkpoint(
         &mut self,
         iteration: u64,

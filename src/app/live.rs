@@ -98,6 +98,11 @@ impl Sink for LiveSink {
         let _ = self.notes.send(Note::Committed(metrics.iteration));
         Ok(())
     }
+    fn amend(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
+        self.inner.amend(metrics)?;
+        let _ = self.notes.send(Note::Committed(metrics.iteration));
+        Ok(())
+    }
     fn checkpoint(
         &mut self,
         iteration: u64,

@@ -299,6 +299,18 @@ impl Store {
         self.flush()
     }
 
+    /// Rewrites the record of an already committed iteration (its phase times, completed
+    /// after the commit). Not flushed: the next commit or the run's end flushes it, and a
+    /// crash in between keeps the committed record.
+    pub fn amend_iteration<T: Serialize>(
+        &self,
+        run: &str,
+        iteration: u64,
+        metrics: &T,
+    ) -> Result<(), StoreError> {
+        self.put_json(&iteration_key(run, iteration), metrics)
+    }
+
     /// A run's committed iteration records, in order.
     pub fn iterations<T: DeserializeOwned>(&self, run: &str) -> Result<Vec<T>, StoreError> {
         self.scan(&prefix(Table::Iteration, Some(run)))

@@ -56,6 +56,12 @@ impl Sink for StoreSink {
         Ok(())
     }
 
+    fn amend(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
+        self.store
+            .amend_iteration(&self.run.name, metrics.iteration, metrics)
+            .map_err(err)
+    }
+
     fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {
         self.store.append_event(&self.run.name, event).map_err(err)
     }

@@ -7,6 +7,7 @@ use ratatui::Frame;
 
 use super::num;
 use crate::app::explorer::App;
+use crate::engine::phases::PhaseSeconds;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let [charts, facts] =
@@ -189,6 +190,24 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let tps = m.sampling.generated_tokens as f64 / m.seconds.sample.max(1e-9);
         lines.push(Line::from(format!("tokens/s   {tps:.0}")));
         lines.push(Line::from(format!("temp       {}", m.temperature)));
+    }
+    // Where the run's time went, over the iterations up to the cursor.
+    let mut spent = PhaseSeconds::default();
+    for m in &upto {
+        spent.add(&m.seconds);
+    }
+    let total = spent.total();
+    if total > 0.0 {
+        lines.push(Line::from(format!(
+            "time       {:.2} s/iteration",
+            total / upto.len().max(1) as f64
+        )));
+        for (name, secs) in spent.phases() {
+            lines.push(Line::from(format!(
+                "  {name:<16}{:>5.1}%",
+                100.0 * secs / total
+            )));
+        }
     }
     // Control events up to the cursor: the replay shows when the run changed and why.
     let events: Vec<_> = app

@@ -117,6 +117,7 @@ pub fn search_batch<R: Rng>(
         vec![Vec::new(); problems.len()]
     };
 
+    let scoring = std::time::Instant::now();
     let mut batch = Batch {
         samples: Vec::new(),
         trees: Vec::new(),
@@ -124,6 +125,7 @@ pub fn search_batch<R: Rng>(
         sampling,
         search: None,
         solved_problems: 0,
+        scoring_seconds: 0.0,
     };
     let mut registrations = Vec::new();
     for (i, p) in problems.iter().enumerate() {
@@ -159,6 +161,7 @@ pub fn search_batch<R: Rng>(
     }
     m.registrations = registrations.len() as u64;
     batch.search = Some(m);
+    batch.scoring_seconds = scoring.elapsed().as_secs_f64();
     Ok((batch, registrations))
 }
 

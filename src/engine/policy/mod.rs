@@ -3,6 +3,8 @@
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+mod fused;
+pub mod generator;
 pub mod hf_tokenizer;
 pub mod model;
 pub mod sampler;
@@ -18,6 +20,7 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::SeedableRng;
 
 pub use config::PolicyConfig;
+pub use generator::Generator;
 pub use model::{KvCache, Qwen2};
 pub use tokenizer::{CharTokenizer, Tokenizer};
 

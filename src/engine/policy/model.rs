@@ -113,14 +113,7 @@ fn linear(vb: &VarBuilder, inp: usize, out: usize, bias: bool) -> Result<Linear>
 }
 
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    candle_nn::ops::rms_norm_slow(x, w, eps as f32)
-}
-
-fn rotate_half(x: &Tensor) -> Result<Tensor> {
-    let half = x.dim(D::Minus1)? / 2;
-    let x1 = x.narrow(D::Minus1, 0, half)?;
-    let x2 = x.narrow(D::Minus1, half, half)?;
-    Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)
+    super::fused::rms_norm(x, w, eps)
 }
 
 impl Qwen2 {
@@ -282,7 +275,11 @@ impl Qwen2 {
 
     /// Projects hidden states to vocabulary logits.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        hidden.broadcast_matmul(&self.lm_head.t()?)
+        let (b, t, h) = hidden.dims3()?;
+        hidden
+            .reshape((b * t, h))?
+            .matmul(&self.lm_head.t()?)?
+            .reshape((b, t, self.cfg.vocab_size))
     }
 
     /// Full-sequence forward for training: logits `(batch, len, vocab)` under a causal mask,
@@ -305,11 +302,11 @@ impl Attention {
         let split = |y: Tensor, heads: usize| -> Result<Tensor> {
             y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)
         };
-        let q = split(self.q.forward(x)?, self.heads)?;
-        let k = split(self.k.forward(x)?, self.kv_heads)?;
-        let v = split(self.v.forward(x)?, self.kv_heads)?.contiguous()?;
-        let q = (q.broadcast_mul(cos)? + rotate_half(&q)?.broadcast_mul(sin)?)?;
-        let k = (k.broadcast_mul(cos)? + rotate_half(&k)?.broadcast_mul(sin)?)?;
+        let q = split(linear3(&self.q, x)?, self.heads)?;
+        let k = split(linear3(&self.k, x)?, self.kv_heads)?;
+        let v = split(linear3(&self.v, x)?, self.kv_heads)?.contiguous()?;
+        let q = super::fused::rope(&q, cos, sin)?;
+        let k = super::fused::rope(&k, cos, sin)?;
         let (k, v) = match past {
             Some((pk, pv)) if pk.dim(2)? > 0 => (
                 Tensor::cat(&[pk, &k], 2)?.contiguous()?,
@@ -321,22 +318,33 @@ impl Attention {
         let kr = repeat_kv(&k, rep)?;
         let vr = repeat_kv(&v, rep)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.contiguous()?.matmul(&kr.t()?)? * scale)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let scores = q.contiguous()?.matmul(&kr.t()?)?;
+        let probs = super::fused::masked_softmax(&scores, mask, scale)?;
         let out =
             probs
                 .matmul(&vr)?
                 .transpose(1, 2)?
                 .reshape((b, t, self.heads * self.head_dim))?;
-        Ok((self.o.forward(&out)?, k, v))
+        Ok((linear3(&self.o, &out)?, k, v))
     }
 }
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate.forward(x)?.silu()?;
-        self.down.forward(&(gate * self.up.forward(x)?)?)
+        let gate = linear3(&self.gate, x)?;
+        let up = linear3(&self.up, x)?;
+        linear3(&self.down, &super::fused::swiglu(&gate, &up)?)
     }
+}
+
+/// A linear layer over `(batch, len, in)` as one `(batch * len, in)` matmul. candle's
+/// `Linear` broadcasts its weight over the batch for 3-D inputs, which turns backward into
+/// a batch of small matmuls and a sum over them: most of the update step's time.
+fn linear3(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    let (b, t, i) = x.dims3()?;
+    let y = l.forward(&x.reshape((b * t, i))?)?;
+    let o = y.dim(1)?;
+    y.reshape((b, t, o))
 }
 
 fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {

@@ -22,6 +22,9 @@ pub struct Batch {
     pub search: Option<SearchMetrics>,
     /// Problems of the batch with at least one correct trajectory.
     pub solved_problems: usize,
+    /// Wall seconds spent turning samples or trees into rewards, advantages, training
+    /// samples and records (the rest of the batch's time is sampling or search).
+    pub scoring_seconds: f64,
 }
 
 /// One trajectory's result, for the metrics. Rewards are on the binary 0/1 scale for
@@ -164,6 +167,7 @@ pub fn direct_batch<R: Rng>(
     let (groups, sampling) = rollouts(
         ctx.model, ctx.tok, &refs, group_size, &params, ctx.rules, t.reward, ctx.rng,
     )?;
+    let scoring = std::time::Instant::now();
     let mut samples = Vec::new();
     let mut trees = Vec::new();
     let solved_problems = groups
@@ -203,6 +207,7 @@ pub fn direct_batch<R: Rng>(
         sampling,
         search: None,
         solved_problems,
+        scoring_seconds: scoring.elapsed().as_secs_f64(),
     })
 }
 

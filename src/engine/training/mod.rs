@@ -9,6 +9,7 @@ pub mod groups;
 pub mod metrics;
 pub mod objective;
 pub mod optim;
+pub mod phases;
 pub mod plateau;
 pub mod resume;
 pub mod rollout;

@@ -44,6 +44,11 @@ pub trait Sink {
     /// Commits one iteration atomically: its metrics and every problem's tree.
     fn commit(&mut self, metrics: &IterationMetrics, trees: &[TreeRecord])
         -> Result<(), SinkError>;
+    /// Replaces the committed record of `metrics.iteration` with `metrics` (its phase
+    /// times, completed after the commit and checkpoint they include).
+    fn amend(&mut self, _metrics: &IterationMetrics) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Saves everything needed to resume after `iteration`.
     fn checkpoint(&mut self, iteration: u64, ck: &TrainingCheckpoint) -> Result<(), SinkError>;
     /// Directives to apply at this safe point, before iteration `next` starts. A live
@@ -92,6 +97,16 @@ impl Sink for MemorySink {
     ) -> Result<(), SinkError> {
         self.iterations.push(metrics.clone());
         self.trees.push(trees.to_vec());
+        Ok(())
+    }
+    fn amend(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
+        if let Some(m) = self
+            .iterations
+            .iter_mut()
+            .rfind(|m| m.iteration == metrics.iteration)
+        {
+            *m = metrics.clone();
+        }
         Ok(())
     }
     fn checkpoint(&mut self, iteration: u64, _ck: &TrainingCheckpoint) -> Result<(), SinkError> {

@@ -18,6 +18,7 @@ use crate::engine::groups::{direct_batch, GroupContext, SearchMetrics};
 use crate::engine::metrics::EvalResult;
 use crate::engine::objective::Clip;
 use crate::engine::optim::{AdamW, AdamWConfig};
+use crate::engine::phases::{PhaseClock, Span};
 use crate::engine::policy::sampler::SampleStats;
 use crate::engine::policy::Policy;
 use crate::engine::resume::{
@@ -45,13 +46,7 @@ pub struct AdaptiveMetrics {
     pub filter_skipped: bool,
 }
 
-/// Wall seconds per phase of an iteration.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PhaseSeconds {
-    pub sample: f64,
-    pub update: f64,
-    pub eval: f64,
-}
+pub use crate::engine::phases::PhaseSeconds;
 
 /// What one iteration did; committed to the store.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -137,6 +132,10 @@ pub struct Summary {
     /// prior-and-value scoring pass, and of the KL reference's forward in updates.
     pub scoring_tokens: u64,
     pub reference_tokens: u64,
+    /// Where the iterations' time went: every phase summed over the iterations this
+    /// process ran (a resumed run counts from its resume).
+    #[serde(default)]
+    pub phase_seconds: PhaseSeconds,
 }
 
 /// For the crash harness: with `ARBOR_PHASE_LOG=FILE`, each phase's start is appended to
@@ -185,6 +184,8 @@ pub struct Trainer {
     pub search_totals: SearchMetrics,
     /// Wall seconds spent committing iterations.
     pub store_seconds: f64,
+    /// Phases of the iterations this process ran (not carried across a resume).
+    pub phase_totals: PhaseSeconds,
     /// Training problems left out by the user.
     pub skipped: std::collections::HashSet<usize>,
     /// The held-out evaluation before the first iteration (kept across resumes).
@@ -296,6 +297,7 @@ impl Trainer {
             generated_tokens: 0,
             search_totals: SearchMetrics::default(),
             store_seconds: 0.0,
+            phase_totals: PhaseSeconds::default(),
             skipped: std::collections::HashSet::new(),
             eval_start: None,
             nonfinite_streak: 0,
@@ -488,6 +490,18 @@ impl Trainer {
 
     /// One iteration: sample (directly, or by tree search), score, update.
     pub fn step(&mut self) -> Result<(IterationMetrics, Vec<TreeRecord>), EngineError> {
+        let mut clock = PhaseClock::start();
+        let (mut m, trees) = self.step_timed(&mut clock)?;
+        m.seconds = clock.finish();
+        Ok((m, trees))
+    }
+
+    /// One iteration, its spans charged to `clock` (the caller charges what follows:
+    /// evaluation, commit, checkpoint).
+    fn step_timed(
+        &mut self,
+        clock: &mut PhaseClock,
+    ) -> Result<(IterationMetrics, Vec<TreeRecord>), EngineError> {
         let method = self.cfg.method;
         self.iteration += 1;
         let t = self.cfg.train.clone();
@@ -496,6 +510,7 @@ impl Trainer {
         } else {
             None
         };
+        clock.charge(Span::Filtering);
         let idx = self.next_problems(t.problems_per_step);
         let problems: Vec<Problem> = idx.iter().map(|&i| self.data.train[i].clone()).collect();
         phase_log(
@@ -506,7 +521,7 @@ impl Trainer {
             },
             self.iteration,
         );
-        let sample_start = Instant::now();
+        clock.charge(Span::Other);
         let model = self.policy.sampler_model()?;
         let adaptive = method == Method::DeepSearch && self.cfg.adaptive.enabled;
         let tok = self.policy.tokenizer.clone();
@@ -527,7 +542,7 @@ impl Trainer {
             Method::TreeDistill => crate::engine::tree_distill::distill_batch(&mut ctx, &problems)?,
             _ => direct_batch(&mut ctx, &problems)?,
         };
-        let sample_secs = sample_start.elapsed().as_secs_f64();
+        clock.charge_split(Span::Sample, Span::Scoring, batch.scoring_seconds);
         self.generated_tokens += batch.sampling.generated_tokens;
         if let Some(m) = &batch.search {
             self.search_totals.add(m);
@@ -564,7 +579,7 @@ impl Trainer {
             (t.minibatches, batch.samples)
         };
         phase_log("update", self.iteration);
-        let update_start = Instant::now();
+        clock.charge(Span::Other);
         let update = if minibatches == 0 {
             UpdateStats::default()
         } else {
@@ -611,7 +626,7 @@ impl Trainer {
         self.solved_total += batch.solved_problems as u64;
         self.trained_tokens += update.tokens;
         self.reference_tokens += update.reference_tokens;
-        let update_secs = update_start.elapsed().as_secs_f64();
+        clock.charge(Span::Update);
         if update.skipped_steps > 0 && update.optimizer_steps == 0 {
             self.nonfinite_streak += 1;
         } else if update.optimizer_steps > 0 {
@@ -658,11 +673,7 @@ impl Trainer {
                 filter_skipped: r.skipped,
             }),
             cumulative_generated_tokens: self.generated_tokens,
-            seconds: PhaseSeconds {
-                sample: sample_secs,
-                update: update_secs,
-                eval: 0.0,
-            },
+            seconds: PhaseSeconds::default(),
             eval: None,
             eval_start: None,
             unix_time: unix_now(),
@@ -754,7 +765,8 @@ impl Trainer {
                 }
             }
             let tokens_before = self.generated_tokens;
-            let (mut m, trees) = self.step()?;
+            let mut clock = PhaseClock::start();
+            let (mut m, trees) = self.step_timed(&mut clock)?;
             let every = self.cfg.eval.every;
             let et = self.cfg.eval.every_tokens;
             let milestone = et > 0 && self.generated_tokens / et > tokens_before / et;
@@ -766,9 +778,9 @@ impl Trainer {
                     .is_some_and(|b| self.generated_tokens >= b);
             if last || milestone || (every > 0 && self.iteration % every == 0) {
                 phase_log("evaluate", self.iteration);
-                let e0 = Instant::now();
+                clock.charge(Span::Other);
                 let r = self.evaluate(sink)?;
-                m.seconds.eval = e0.elapsed().as_secs_f64();
+                clock.charge(Span::Eval);
                 eval_end = r.clone();
                 self.eval_history.push(r.clone());
                 m.eval = Some(r);
@@ -780,9 +792,14 @@ impl Trainer {
                 m.eval_start = Some(eval_start.clone());
             }
             phase_log("commit", self.iteration);
+            clock.charge(Span::Other);
+            // The record is committed with the phases so far and amended below, once its
+            // commit and checkpoint are timed.
+            m.seconds = clock.clone().finish();
             let c0 = Instant::now();
             sink.commit(&m, &trees)?;
             self.store_seconds += c0.elapsed().as_secs_f64();
+            clock.charge(Span::Store);
             if m.update.skipped_steps > 0 {
                 sink.event(&ControlEvent {
                     reason: Some(format!(
@@ -800,7 +817,9 @@ impl Trainer {
                 } else {
                     CheckpointKind::Scheduled
                 };
+                clock.charge(Span::Other);
                 self.checkpoint(sink, kind)?;
+                clock.charge(Span::Store);
             }
             let note = format!(
                 "acc {:.2} loss {:+.3} H {:.2}{}",
@@ -822,6 +841,9 @@ impl Trainer {
             }
             .max(self.iteration);
             sink.progress(Phase::Train, self.iteration, shown, &note);
+            m.seconds = clock.finish();
+            self.phase_totals.add(&m.seconds);
+            sink.amend(&m)?;
             if plateau {
                 stopped_by = "plateau";
                 sink.event(&ControlEvent {
@@ -889,6 +911,7 @@ impl Trainer {
             },
             scoring_tokens: self.search_totals.scoring_tokens,
             reference_tokens: self.reference_tokens,
+            phase_seconds: self.phase_totals,
         })
     }
 }

@@ -178,6 +178,8 @@ pub fn distill_batch<R: Rng>(
         sampling,
         search: None,
         solved_problems: 0,
+        // The prior-and-value pass is this method's scoring.
+        scoring_seconds: scoring.seconds,
     };
     for (p, mut t) in problems.iter().zip(trees) {
         let prompt = t.tree.prompt.clone();

@@ -26,6 +26,8 @@ pub struct Scored {
 pub struct ScoringStats {
     pub tokens: u64,
     pub passes: u64,
+    /// Wall seconds of the scoring passes (the iteration's "scoring" phase).
+    pub seconds: f64,
 }
 
 /// Scores `items`: each a full context (prompt and steps) whose last `step_len` tokens are
@@ -35,10 +37,12 @@ pub fn score(
     items: &[(Vec<u32>, usize)],
     stats: &mut ScoringStats,
 ) -> Result<Vec<Scored>> {
+    let t0 = std::time::Instant::now();
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(ROWS) {
         out.extend(score_chunk(model, chunk, stats)?);
     }
+    stats.seconds += t0.elapsed().as_secs_f64();
     Ok(out)
 }
 

@@ -2,6 +2,9 @@
 //! collects the node each unfinished tree wants expanded, samples `width` children of all
 //! of them in shared sampler calls (each node continuing from its own cached prefix), then
 //! lets each tree pick, back up and select its next node.
+use std::sync::Arc;
+use std::time::Instant;
+
 use candle_core::Result;
 use petgraph::graph::NodeIndex;
 use rand::seq::IndexedRandom;
@@ -9,15 +12,13 @@ use rand::Rng;
 
 use super::backup::{backed_up_q, depth_weight};
 use super::config::{SearchConfig, Selection, StepMode};
-use super::frontier::{argmax_first, frontier_score, FrontierWeights};
+use super::frontier::{build_frontier, preorder_path, FrontierIndex};
 use super::pick::{pick_terminal, Candidate};
 use super::tree::{Node, Terminal, Tree};
 use super::uct::uct;
 use crate::engine::countdown::{Problem, Rules};
-use crate::engine::policy::sampler::{
-    sample, Completion, Finish, Request, SampleStats, SamplingParams,
-};
-use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::policy::sampler::{Completion, Finish, Request, SampleStats, SamplingParams};
+use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rollout::{prompt_tokens, MAX_ROWS};
 use crate::engine::task::{task_of, StepJudgement, StepKind};
 
@@ -35,8 +36,11 @@ pub struct SearchResult {
     /// Tokens sampled for this tree.
     pub generated_tokens: u64,
     /// Wall seconds of the search's own bookkeeping for this tree (selection, backup,
-    /// frontier, pick), sampling excluded.
+    /// frontier maintenance, terminal pick); sampling and judging excluded.
     pub bookkeeping_seconds: f64,
+    /// Wall seconds spent decoding steps and judging them (step judgement and the
+    /// verifier), reported apart from bookkeeping.
+    pub judging_seconds: f64,
 }
 
 struct State {
@@ -48,6 +52,9 @@ struct State {
     cap_event: bool,
     done: bool,
     bookkeeping: f64,
+    judging: f64,
+    /// The frontier's scores (frontier selection only; built at the first expansion).
+    frontier: Option<FrontierIndex>,
 }
 
 impl State {
@@ -62,13 +69,15 @@ impl State {
             cap_event: false,
             done: n == 0,
             bookkeeping: 0.0,
+            judging: 0.0,
+            frontier: None,
         }
     }
 }
 
 /// Runs one tree per problem until each has recorded `cfg.n` trajectories or hit a cap.
 pub fn search<R: Rng>(
-    model: &Qwen2,
+    generator: &dyn Generator,
     tok: &Tokenizer,
     problems: &[&Problem],
     cfg: &SearchConfig,
@@ -80,7 +89,7 @@ pub fn search<R: Rng>(
         .iter()
         .map(|p| State::new(Tree::new(prompt_tokens(tok, p)), cfg.n))
         .collect();
-    let max_pos = model.config().max_position_embeddings;
+    let max_pos = generator.max_context();
     let params = SamplingParams {
         temperature,
         max_tokens: cfg.step_max_tokens,
@@ -132,7 +141,7 @@ pub fn search<R: Rng>(
             if requests.is_empty() {
                 continue;
             }
-            let (completions, s) = sample(model, &requests, &params, true, rng)?;
+            let (completions, s) = generator.generate(&requests, &params, true, rng)?;
             stats.add(&s);
             let mut per_owner: Vec<Vec<Completion>> = vec![Vec::new(); owners.len()];
             for c in completions {
@@ -149,9 +158,7 @@ pub fn search<R: Rng>(
                     },
                     step: &|text: &str| task.judge_step(p, text),
                 };
-                let t0 = std::time::Instant::now();
                 advance(&mut states[i], children, tok, cfg, &judge, rng);
-                states[i].bookkeeping += t0.elapsed().as_secs_f64();
             }
         }
     }
@@ -168,6 +175,7 @@ pub fn search<R: Rng>(
                 cap_event: s.cap_event,
                 generated_tokens: s.generated,
                 bookkeeping_seconds: s.bookkeeping,
+                judging_seconds: s.judging,
                 tree: s.tree,
             }
         })
@@ -196,6 +204,14 @@ pub(crate) struct Judge<'a> {
     pub step: &'a dyn Fn(&str) -> StepJudgement,
 }
 
+/// Runs `f`, adding its wall seconds to `acc`.
+fn timed<T>(acc: &mut f64, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    *acc += t.elapsed().as_secs_f64();
+    out
+}
+
 /// Adds the sampled children of the current node (merging identical siblings, judging
 /// each step) and moves the tree to its next node.
 fn advance<R: Rng>(
@@ -206,9 +222,19 @@ fn advance<R: Rng>(
     judge: &Judge,
     rng: &mut R,
 ) {
+    let start = Instant::now();
+    let mut judging = 0.0;
     let parent = s.current.unwrap_or(s.tree.root);
     s.expansions += 1;
+    if cfg.selection == Selection::Frontier && s.frontier.is_none() {
+        s.frontier = Some(build_frontier(&s.tree, cfg));
+    }
     s.tree.node_mut(parent).expanded = true;
+    // The parent leaves the frontier; its pre-order path prefixes its children's.
+    let parent_path: Arc<[u32]> = match s.frontier.as_mut().and_then(|f| f.remove(parent.index())) {
+        Some(p) => p,
+        None => preorder_path(&s.tree, parent),
+    };
     let depth = s.tree.node(parent).depth + 1;
     let mut new_terminals = Vec::new();
     let mut new_open = Vec::new();
@@ -226,7 +252,7 @@ fn advance<R: Rng>(
             }
         }
         let mut node = Node::new(depth);
-        node.text = tok.decode(&c.tokens);
+        node.text = timed(&mut judging, || tok.decode(&c.tokens));
         let mut ends = step_ends(&c, cfg) || depth >= cfg.max_depth;
         node.tokens = c.tokens;
         node.logprobs = c.logprobs;
@@ -235,7 +261,10 @@ fn advance<R: Rng>(
         let idx = s.tree.add_child(parent, node);
         let mut verdict = None;
         if !ends && cfg.step_check {
-            match (judge.step)(&tok.decode(&s.tree.response(idx))) {
+            let judged = timed(&mut judging, || {
+                (judge.step)(&tok.decode(&s.tree.response(idx)))
+            });
+            match judged {
                 StepJudgement::Open => {}
                 StepJudgement::Forced => s.tree.node_mut(idx).step = StepKind::Forced,
                 StepJudgement::Invalid(reason) => {
@@ -250,8 +279,12 @@ fn advance<R: Rng>(
             }
         }
         if ends {
-            let (correct, reason) =
-                verdict.unwrap_or_else(|| (judge.verify)(&tok.decode(&s.tree.response(idx))));
+            let (correct, reason) = match verdict {
+                Some(v) => v,
+                None => timed(&mut judging, || {
+                    (judge.verify)(&tok.decode(&s.tree.response(idx)))
+                }),
+            };
             s.tree.node_mut(idx).terminal = Some(Terminal {
                 value: if correct { 1.0 } else { -1.0 },
                 correct,
@@ -266,6 +299,16 @@ fn advance<R: Rng>(
             n.n = 1;
             n.cache = cache;
             new_open.push(idx);
+            if let Some(f) = s.frontier.as_mut() {
+                let path: Arc<[u32]> = parent_path
+                    .iter()
+                    .copied()
+                    .chain([idx.index() as u32])
+                    .collect();
+                let q_parent = s.tree.node(parent).mean_q();
+                let entropy = s.tree.node(idx).step_entropy();
+                f.add(parent.index(), path, entropy, depth, q_parent);
+            }
         }
     }
     // An expanded node is never sampled from again: free its cache.
@@ -283,7 +326,13 @@ fn advance<R: Rng>(
             .collect();
         if let Some(k) = pick_terminal(&cands, cfg.negative, rng) {
             let t = new_terminals[k];
-            backup(&mut s.tree, t, cfg);
+            let path = backup(&mut s.tree, t, cfg);
+            // Only the Q of the nodes on the path moved: rescore their children.
+            if let Some(f) = s.frontier.as_mut() {
+                for p in path {
+                    f.rescore(p.index(), s.tree.node(p).mean_q());
+                }
+            }
             s.tree.node_mut(t).picked = true;
             s.tree.node_mut(t).recorded = true;
             s.recorded.push(t);
@@ -294,7 +343,7 @@ fn advance<R: Rng>(
             None
         } else {
             match cfg.selection {
-                Selection::Frontier => global_frontier(&mut s.tree, cfg),
+                Selection::Frontier => global_frontier(s),
                 Selection::Uct => descend_uct(&s.tree, cfg, rng),
             }
         };
@@ -312,21 +361,25 @@ fn advance<R: Rng>(
         s.cap_event = true;
     }
     if s.done {
-        mark_confident_wrong(&mut s.tree);
+        mark_confident_wrong(&mut s.tree, &s.recorded);
+        s.frontier = None;
     }
+    s.judging += judging;
+    s.bookkeeping += start.elapsed().as_secs_f64() - judging;
 }
 
-/// Backs the terminal's value up every node on root..t (section 6).
-fn backup(tree: &mut Tree, t: NodeIndex, cfg: &SearchConfig) {
+/// Backs the terminal's value up every node on root..t (section 6); returns that path.
+fn backup(tree: &mut Tree, t: NodeIndex, cfg: &SearchConfig) -> Vec<NodeIndex> {
     let v = tree.node(t).terminal.as_ref().map_or(-1.0, |x| x.value);
     let path = tree.path(t);
     let l = path.len() - 1;
-    for (depth, i) in path.into_iter().enumerate() {
+    for (depth, &i) in path.iter().enumerate() {
         let w = depth_weight(depth, l, cfg.gamma_min);
         let node = tree.node_mut(i);
         node.n += 1;
         node.q = backed_up_q(node.q, v, w, cfg.backup);
     }
+    path
 }
 
 /// Argmax UCT among `candidates` (non-terminal children); ties broken at random.
@@ -355,32 +408,13 @@ fn local_uct<R: Rng>(
     ties.choose(rng).copied()
 }
 
-/// The frontier: non-terminal nodes other than the root not yet expanded,
-/// scored across the whole tree; ties go to the first in pre-order.
-fn global_frontier(tree: &mut Tree, cfg: &SearchConfig) -> Option<NodeIndex> {
-    let w = FrontierWeights {
-        l1: cfg.l1,
-        l2: cfg.l2,
-        l3: cfg.l3,
-        bonus: cfg.depth_bonus,
-        max_depth: cfg.max_depth,
-    };
-    let frontier: Vec<NodeIndex> = tree
-        .preorder()
-        .into_iter()
-        .filter(|&i| i != tree.root && tree.node(i).expandable())
-        .collect();
-    let scores: Vec<f64> = frontier
-        .iter()
-        .map(|&i| {
-            let q_parent = tree.parent(i).map_or(0.0, |p| tree.node(p).mean_q());
-            let n = tree.node(i);
-            frontier_score(q_parent, n.step_entropy(), n.depth, &w)
-        })
-        .collect();
-    let k = argmax_first(&scores)?;
-    tree.node_mut(frontier[k]).frontier_score = Some(scores[k]);
-    Some(frontier[k])
+/// The frontier's best node (highest score, ties to the first in pre-order), with its
+/// score noted on it.
+fn global_frontier(s: &mut State) -> Option<NodeIndex> {
+    let (i, score) = s.frontier.as_ref()?.best()?;
+    let i = NodeIndex::new(i);
+    s.tree.node_mut(i).frontier_score = Some(score);
+    Some(i)
 }
 
 /// The paper's `uct` baseline: from the root, follow argmax UCT down to a node with fewer
@@ -404,20 +438,16 @@ fn descend_uct<R: Rng>(tree: &Tree, cfg: &SearchConfig, rng: &mut R) -> Option<N
 }
 
 /// Marks the confident-wrong path: the wrong recorded terminal with the lowest trajectory
-/// entropy, and its ancestors, when the tree recorded no correct trajectory.
-fn mark_confident_wrong(tree: &mut Tree) {
-    let recorded: Vec<NodeIndex> = tree
-        .graph
-        .node_indices()
-        .filter(|&i| tree.node(i).recorded)
-        .collect();
+/// entropy, and its ancestors, when the tree recorded no correct trajectory. `recorded`
+/// is in recording order, which is node order: ties go to the first recorded.
+fn mark_confident_wrong(tree: &mut Tree, recorded: &[NodeIndex]) {
     if recorded
         .iter()
         .any(|&i| tree.node(i).terminal.as_ref().is_some_and(|t| t.correct))
     {
         return;
     }
-    let best = recorded.into_iter().min_by(|&a, &b| {
+    let best = recorded.iter().copied().min_by(|&a, &b| {
         let h = |i| {
             let e = tree.trajectory_entropy(i);
             if e.is_nan() {

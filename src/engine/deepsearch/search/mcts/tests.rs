@@ -3,6 +3,8 @@
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 
+use super::super::frontier::{linear_frontier, on_frontier, score_of, weights, DepthBonus};
+use super::super::pick::NegativePick;
 use super::*;
 use crate::engine::policy::tokenizer::Tokenizer;
 
@@ -97,6 +99,7 @@ proptest! {
             let kids: Vec<Completion> = (0..copies).map(|_| child(&mut rng, p_end, p_correct, &tok)).collect();
             let before = s.recorded.len();
             advance(&mut s, kids, &tok, &cfg, &JUDGE, &mut rng);
+            check_frontier(&s, &cfg)?;
             // Exactly one terminal is backed up per expansion that produced terminals.
             prop_assert!(s.recorded.len() <= before + 1);
             picked_total = s.recorded.len();
@@ -147,6 +150,115 @@ proptest! {
         let solved = s.recorded.iter().any(|&r| t.node(r).terminal.as_ref().is_some_and(|x| x.correct));
         let marked = t.graph.node_weights().any(|x| x.confident_wrong);
         prop_assert_eq!(marked, !solved && !s.recorded.is_empty());
+    }
+}
+
+/// The frontier index holds exactly the linear scan's frontier with the same scores, in
+/// the scan's order (score, then pre-order), so it picks what the scan picks.
+fn check_frontier(s: &State, cfg: &SearchConfig) -> std::result::Result<(), TestCaseError> {
+    let Some(f) = s.frontier.as_ref() else {
+        return Ok(());
+    };
+    let w = weights(cfg);
+    let mut scan: Vec<(usize, f64)> = s
+        .tree
+        .preorder()
+        .into_iter()
+        .filter(|&i| on_frontier(&s.tree, i))
+        .map(|i| (i.index(), score_of(&s.tree, i, &w)))
+        .collect();
+    prop_assert_eq!(f.len(), scan.len(), "members");
+    scan.retain(|x| !x.1.is_nan());
+    // A stable sort keeps pre-order among equal scores.
+    scan.sort_by(|a, b| {
+        let k = |x: f64| if x == 0.0 { 0.0 } else { x };
+        k(b.1).total_cmp(&k(a.1))
+    });
+    let bits = |v: Vec<(usize, f64)>| -> Vec<(usize, u64)> {
+        v.into_iter().map(|(i, x)| (i, x.to_bits())).collect()
+    };
+    prop_assert_eq!(bits(f.ranked()), bits(scan));
+    let oracle = linear_frontier(&s.tree, cfg).map(|(i, x)| (i.index(), x.to_bits()));
+    prop_assert_eq!(f.best().map(|(i, x)| (i, x.to_bits())), oracle);
+    Ok(())
+}
+
+/// A child whose log-probabilities come from three values, so frontier scores tie often
+/// (siblings always tie when l2 = 0).
+fn tied_child(rng: &mut rand_chacha::ChaCha8Rng, p_end: f64, k: usize) -> Completion {
+    let ends = rng.random_bool(p_end);
+    let tokens: Vec<u32> = if ends {
+        vec![40 + rng.random_range(0..2u32)]
+    } else {
+        // Distinct per sibling, so merging never hides a child.
+        vec![10 + k as u32, 20 + rng.random_range(0..3u32)]
+    };
+    let logprobs: Vec<f32> = tokens
+        .iter()
+        .map(|_| [-0.5f32, -1.0, -2.0][rng.random_range(0..3)])
+        .collect();
+    Completion {
+        request: 0,
+        entropies: logprobs.iter().map(|l| -l).collect(),
+        tokens,
+        logprobs,
+        finish: if ends { Finish::Eos } else { Finish::Delimiter },
+        cache: None,
+    }
+}
+
+fn parity_verdict(text: &str) -> (bool, String) {
+    (text.len() % 2 == 0, String::new())
+}
+
+const PARITY_JUDGE: Judge = Judge {
+    verify: &parity_verdict,
+    step: &|_| StepJudgement::Open,
+};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// On random trees of up to a few hundred nodes, with random weights and many tied
+    /// scores, every selection is the linear scan's (ties to the first in pre-order).
+    #[test]
+    fn frontier_index_picks_what_the_linear_scan_picks(
+        seed in any::<u64>(),
+        p_end in 0.05f64..0.7,
+        width in 1usize..5,
+        l1 in prop::sample::select(vec![0.0, 0.4, 1.0]),
+        l2 in prop::sample::select(vec![0.0, 0.3]),
+        l3 in prop::sample::select(vec![0.0, 0.01, 0.5]),
+        bonus in prop::sample::select(vec![DepthBonus::Linear, DepthBonus::Log, DepthBonus::Sqrt]),
+        negative in prop::sample::select(vec![NegativePick::MostConfident, NegativePick::LeastConfident, NegativePick::Random]),
+    ) {
+        let tok = Tokenizer::default();
+        let cfg = SearchConfig {
+            width,
+            n: 1000,
+            max_depth: 12,
+            max_expansions: 150,
+            l1,
+            l2,
+            l3,
+            depth_bonus: bonus,
+            negative,
+            step_check: false,
+            ..SearchConfig::default()
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut s = State::new(Tree::new(vec![1]), cfg.n);
+        while !s.done {
+            let kids: Vec<Completion> = (0..width).map(|k| tied_child(&mut rng, p_end, k)).collect();
+            advance(&mut s, kids, &tok, &cfg, &PARITY_JUDGE, &mut rng);
+            check_frontier(&s, &cfg)?;
+            // A node carries a frontier score only once the frontier chose it (it is
+            // expanded next and never chosen again): that choice is the scan's.
+            if let Some(cur) = s.current.filter(|&c| s.tree.node(c).frontier_score.is_some()) {
+                let scan = linear_frontier(&s.tree, &cfg).map(|(i, _)| i);
+                prop_assert_eq!(Some(cur), scan);
+            }
+        }
     }
 }
 

@@ -1,0 +1,39 @@
+//! What search, rollouts and evaluation call to continue contexts, without knowing which
+//! engine answers: the candle sampler over arbor's own Qwen2 is one [`Generator`]; a stub
+//! that returns fixed children (the bench's bookkeeping figures) is another.
+use candle_core::Result;
+use rand::RngCore;
+
+use super::model::Qwen2;
+use super::sampler::{sample, Completion, Request, SampleStats, SamplingParams};
+
+pub trait Generator {
+    /// Longest context (prompt and generated tokens) a request may reach.
+    fn max_context(&self) -> usize;
+
+    /// Continues every request's context `copies` times. Completions name their request;
+    /// with `keep_cache` each carries the cache of its context for branching.
+    fn generate(
+        &self,
+        requests: &[Request],
+        params: &SamplingParams,
+        keep_cache: bool,
+        rng: &mut dyn RngCore,
+    ) -> Result<(Vec<Completion>, SampleStats)>;
+}
+
+impl Generator for Qwen2 {
+    fn max_context(&self) -> usize {
+        self.config().max_position_embeddings
+    }
+
+    fn generate(
+        &self,
+        requests: &[Request],
+        params: &SamplingParams,
+        keep_cache: bool,
+        mut rng: &mut dyn RngCore,
+    ) -> Result<(Vec<Completion>, SampleStats)> {
+        sample(self, requests, params, keep_cache, &mut rng)
+    }
+}
