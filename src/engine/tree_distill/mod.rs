@@ -156,7 +156,7 @@ pub fn run_search<R: Rng>(
             step: s.as_ref(),
         })
         .collect();
-    search::search(model, tok, &prompts, &judges, cfg, rng)
+    search::search(model, model, tok, &prompts, &judges, cfg, rng)
 }
 
 /// tree_distill: one searched tree per problem, its most-visited path trained on.

@@ -13,10 +13,8 @@ use rand::Rng;
 use super::puct::{first_max, priors, puct};
 use super::scoring::{score, ScoringStats};
 use super::{DistillSelection, TreeDistillConfig};
-use crate::engine::policy::sampler::{
-    sample, Completion, Finish, Request, SampleStats, SamplingParams,
-};
-use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::policy::sampler::{Completion, Finish, Request, SampleStats, SamplingParams};
+use crate::engine::policy::{Generator, Qwen2, Tokenizer};
 use crate::engine::search::tree::{Node, Terminal, Tree};
 use crate::engine::search::uct::uct;
 use crate::engine::task::{StepJudgement, StepKind};
@@ -224,9 +222,13 @@ pub(crate) fn finish_expansion(
     }
 }
 
-/// Searches one tree per problem, `cfg.simulations` simulations each.
+/// Searches one tree per problem, `cfg.simulations` simulations each. Steps come from
+/// `generator`; priors and values from `scorer` (the trainer's own model, which carries
+/// the value head, whatever engine generates).
+#[allow(clippy::too_many_arguments)]
 pub fn search<R: Rng>(
-    model: &Qwen2,
+    generator: &dyn Generator,
+    scorer: &Qwen2,
     tok: &Tokenizer,
     prompts: &[Vec<u32>],
     judges: &[DistillJudge],
@@ -239,10 +241,10 @@ pub fn search<R: Rng>(
         .collect();
     let mut stats = SampleStats::default();
     let mut scoring = ScoringStats::default();
-    let max_pos = model.config().max_position_embeddings;
+    let max_pos = generator.max_context();
     // The roots' values (the first simulation backs them up).
     let roots: Vec<(Vec<u32>, usize)> = prompts.iter().map(|p| (p.clone(), 0)).collect();
-    for (s, r) in states.iter_mut().zip(score(model, &roots, &mut scoring)?) {
+    for (s, r) in states.iter_mut().zip(score(scorer, &roots, &mut scoring)?) {
         let root = s.tree.root;
         s.tree.node_mut(root).value = r.value;
         s.tree.node_mut(root).prior = Some(1.0);
@@ -291,7 +293,7 @@ pub fn search<R: Rng>(
                     },
                 })
                 .collect();
-            let (completions, st) = sample(model, &requests, &params, true, rng)?;
+            let (completions, st) = generator.generate(&requests, &params, true, rng)?;
             drop(requests);
             stats.add(&st);
             let mut per_owner: Vec<Vec<Completion>> = vec![Vec::new(); chunk.len()];
@@ -311,7 +313,7 @@ pub fn search<R: Rng>(
                 }
                 added_all.push(added);
             }
-            let scored = score(model, &items, &mut scoring)?;
+            let scored = score(scorer, &items, &mut scoring)?;
             let mut at = 0;
             for (k, added) in added_all.iter().enumerate() {
                 let part = &scored[at..at + added.len()];
