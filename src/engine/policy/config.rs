@@ -110,6 +110,19 @@ impl PolicyConfig {
         }
     }
 
+    /// A one-layer, 32-wide model for unit tests: milliseconds per step.
+    #[cfg(test)]
+    pub(crate) fn micro(vocab_size: usize) -> Self {
+        Self {
+            num_hidden_layers: 1,
+            hidden_size: 32,
+            intermediate_size: 64,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            ..Self::tiny(vocab_size, 1, 2)
+        }
+    }
+
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
     }

@@ -296,12 +296,7 @@ mod tests {
         use crate::engine::policy::{CharTokenizer, Policy, PolicyConfig};
         use rand::SeedableRng;
         let tok = CharTokenizer::default();
-        let mut cfg = PolicyConfig::tiny(tok.vocab_size(), 1, 2);
-        cfg.num_hidden_layers = 1;
-        cfg.hidden_size = 32;
-        cfg.intermediate_size = 64;
-        cfg.num_attention_heads = 2;
-        cfg.num_key_value_heads = 1;
+        let cfg = PolicyConfig::micro(tok.vocab_size());
         let mut policy = Policy::init(cfg, tok.into(), 5, &candle_core::Device::Cpu).unwrap();
         policy.add_value_head(2).unwrap();
         let reference = Policy::reference_model(

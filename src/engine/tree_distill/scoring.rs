@@ -102,12 +102,7 @@ mod tests {
     #[test]
     fn padding_and_batching_do_not_change_a_row() {
         let tok = CharTokenizer::default();
-        let mut cfg = PolicyConfig::tiny(tok.vocab_size(), 1, 2);
-        cfg.num_hidden_layers = 1;
-        cfg.hidden_size = 32;
-        cfg.intermediate_size = 64;
-        cfg.num_attention_heads = 2;
-        cfg.num_key_value_heads = 1;
+        let cfg = PolicyConfig::micro(tok.vocab_size());
         let mut p = Policy::init(cfg, tok.into(), 5, &Device::Cpu).unwrap();
         p.add_value_head(1).unwrap();
         let m = p.sampler_model().unwrap();
