@@ -266,3 +266,53 @@ fn every_view_shows_what_a_researcher_looks_for() {
     key(&mut app, KeyCode::Char('q'));
     assert!(app.quit);
 }
+
+/// A tree_distill run's tree: every node with its prior and value, the distilled path
+/// marked, and the detail pane with P, V, W and N.
+#[test]
+fn distill_trees_show_prior_value_and_the_distilled_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = RunConfig {
+        method: Method::TreeDistill,
+        ..RunConfig::default()
+    };
+    cfg.data.train_size = 200;
+    cfg.data.test_size = 8;
+    cfg.policy.hidden_size = 32;
+    cfg.policy.intermediate_size = 64;
+    cfg.policy.num_hidden_layers = 1;
+    cfg.policy.num_attention_heads = 2;
+    cfg.policy.num_key_value_heads = 1;
+    cfg.warm_start.steps = 40;
+    cfg.warm_start.batch_size = 16;
+    cfg.train.iterations = 2;
+    cfg.train.problems_per_step = 3;
+    cfg.tree_distill.simulations = 6;
+    cfg.eval.k = 2;
+    cfg.eval.every = 0;
+    let store = Store::open(&dir.path().join("s.sled")).unwrap();
+    let run = RunRecord::new("distill-test", "tree_distill", 1, cfg.to_toml());
+    store.create_run(&run).unwrap();
+    let data = split::load(&cfg.data).unwrap();
+    let mut sink = StoreSink {
+        store: store.clone(),
+        run,
+    };
+    let (policy, key_) = prepare_policy(&cfg, &data, &mut sink).unwrap();
+    let mut trainer = Trainer::new(cfg, policy, data).unwrap();
+    trainer.run("distill-test", &key_, &mut sink).unwrap();
+    let mut app = App::open(store, "distill-test", Theme::load("mono").unwrap()).unwrap();
+    app.screen = Screen::Dashboard;
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Tree);
+    key(&mut app, KeyCode::Char('j'));
+    let s = screen(&app, 200, 60);
+    assert!(s.contains("Distill"), "{s}");
+    assert!(s.contains(" P=") && s.contains(" V="), "{s}");
+    assert!(s.contains("[distilled]"), "{s}");
+    assert!(s.contains("prior P =") && s.contains("visits N ="), "{s}");
+    // The narrow screen still draws.
+    let s = screen(&app, 80, 24);
+    assert!(s.contains(" P="), "{s}");
+}
