@@ -254,6 +254,25 @@ impl FrontierIndex {
         self.ordered.first().map(|e| (e.node(), e.score))
     }
 
+    /// The score of the second-best member (the runner-up when the best is picked): the
+    /// best of another group, or the best group's second.
+    pub fn runner_up(&self) -> Option<f64> {
+        let best = self.ordered.first()?;
+        let other_group = self.ordered.iter().nth(1).map(|e| e.score);
+        let parent = self.parent_of.get(best.node()).copied().flatten()? as usize;
+        let same_group = self.groups.get(parent)?.as_ref().and_then(|g| {
+            g.members
+                .iter()
+                .filter(|m| m.entry.node() != best.node() && !m.entry.score.is_nan())
+                .map(|m| m.entry.score)
+                .reduce(f64::max)
+        });
+        match (other_group, same_group) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Every member with a score (NaN left out), best first: for tests.
     pub fn ranked(&self) -> Vec<(usize, f64)> {
         let mut all: Vec<&Entry> = self

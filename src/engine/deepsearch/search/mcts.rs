@@ -230,6 +230,7 @@ fn advance<R: Rng>(
         s.frontier = Some(build_frontier(&s.tree, cfg));
     }
     s.tree.node_mut(parent).expanded = true;
+    s.tree.node_mut(parent).expanded_at = Some(s.expansions as u32 - 1);
     // The parent leaves the frontier; its pre-order path prefixes its children's.
     let parent_path: Arc<[u32]> = match s.frontier.as_mut().and_then(|f| f.remove(parent.index())) {
         Some(p) => p,
@@ -411,9 +412,13 @@ fn local_uct<R: Rng>(
 /// The frontier's best node (highest score, ties to the first in pre-order), with its
 /// score noted on it.
 fn global_frontier(s: &mut State) -> Option<NodeIndex> {
-    let (i, score) = s.frontier.as_ref()?.best()?;
+    let f = s.frontier.as_ref()?;
+    let (i, score) = f.best()?;
+    let runner_up = f.runner_up();
     let i = NodeIndex::new(i);
     s.tree.node_mut(i).frontier_score = Some(score);
+    // For replaying the search: what the choice was made against.
+    s.tree.node_mut(i).runner_up = runner_up;
     Some(i)
 }
 

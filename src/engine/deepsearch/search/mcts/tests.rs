@@ -146,6 +146,15 @@ proptest! {
                 prop_assert!(record_invalid || !node.recorded);
             }
         }
+        // Every expansion is numbered once, in order (the search replay's order).
+        let mut order: Vec<u32> = t
+            .graph
+            .node_weights()
+            .filter(|n| n.expanded)
+            .map(|n| n.expanded_at.expect("an expanded node has its order"))
+            .collect();
+        order.sort_unstable();
+        prop_assert_eq!(order, (0..s.expansions as u32).collect::<Vec<_>>());
         // The confident-wrong path is marked exactly when nothing correct was recorded.
         let solved = s.recorded.iter().any(|&r| t.node(r).terminal.as_ref().is_some_and(|x| x.correct));
         let marked = t.graph.node_weights().any(|x| x.confident_wrong);
@@ -177,6 +186,11 @@ fn check_frontier(s: &State, cfg: &SearchConfig) -> std::result::Result<(), Test
     let bits = |v: Vec<(usize, f64)>| -> Vec<(usize, u64)> {
         v.into_iter().map(|(i, x)| (i, x.to_bits())).collect()
     };
+    // The runner-up is the second of the ranking (for replaying the search).
+    prop_assert_eq!(
+        f.runner_up().map(f64::to_bits),
+        scan.get(1).map(|x| x.1.to_bits())
+    );
     prop_assert_eq!(bits(f.ranked()), bits(scan));
     let oracle = linear_frontier(&s.tree, cfg).map(|(i, x)| (i.index(), x.to_bits()));
     prop_assert_eq!(f.best().map(|(i, x)| (i, x.to_bits())), oracle);
