@@ -6,5 +6,6 @@ pub mod frontier;
 pub mod mcts;
 pub mod pick;
 pub mod record;
+pub mod replay;
 pub mod tree;
 pub mod uct;

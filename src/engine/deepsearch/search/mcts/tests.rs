@@ -146,6 +146,18 @@ proptest! {
                 prop_assert!(record_invalid || !node.recorded);
             }
         }
+        // Replayed from what is stored, the search ends in the stored q and N.
+        let rec = crate::engine::search::record::TreeRecord::from_tree(
+            "p", "x", t, s.expansions, s.cap_event, &Default::default(),
+        );
+        let steps = crate::engine::search::replay::replay(&rec, cfg.gamma_min, cfg.backup)
+            .expect("a search tree replays");
+        prop_assert_eq!(steps.len(), s.expansions);
+        let last = &steps[steps.len() - 1].state;
+        for n in &rec.nodes {
+            let (q, k) = last[n.id as usize].expect("every node exists at the end");
+            prop_assert!((q as f32 - n.q).abs() < 1e-5 && k == n.n, "node {}: {q} {k} vs {} {}", n.id, n.q, n.n);
+        }
         // Every expansion is numbered once, in order (the search replay's order).
         let mut order: Vec<u32> = t
             .graph
