@@ -59,7 +59,7 @@ pub fn replay(t: &TreeRecord, gamma_min: f64, rule: BackupRule) -> Result<Vec<Re
         let children: Vec<u32> = t
             .nodes
             .iter()
-            .filter(|c| c.parent == Some(e.id) && !(c.recorded && !c.picked))
+            .filter(|c| c.parent == Some(e.id) && (c.picked || !c.recorded))
             .map(|c| c.id)
             .collect();
         for &c in &children {
