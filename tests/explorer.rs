@@ -88,6 +88,27 @@ fn key(app: &mut App, code: KeyCode) {
 fn every_view_shows_what_a_researcher_looks_for() {
     let dir = tempfile::tempdir().unwrap();
     let store = trained_store(dir.path());
+    // Every stored search tree replays, from the store alone, to its stored q and N.
+    let cfg = RunConfig::default();
+    let mut replayed = 0;
+    for it in 1..=3 {
+        for t in store.trees("view-test", it).unwrap() {
+            if t.source != arbor::engine::search::record::GroupSource::Search {
+                continue;
+            }
+            let steps =
+                arbor::engine::search::replay::replay(&t, cfg.search.gamma_min, cfg.search.backup)
+                    .unwrap();
+            assert_eq!(steps.len() as u32, t.expansions);
+            let last = &steps.last().unwrap().state;
+            for n in t.nodes.iter().filter(|n| n.picked || !n.recorded) {
+                let (q, k) = last[n.id as usize].unwrap();
+                assert!((q as f32 - n.q).abs() < 1e-5 && k == n.n, "node {}", n.id);
+            }
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0);
     let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
     assert_eq!(app.iteration, 3);
     for (w, h) in [(80u16, 24u16), (200, 60)] {
