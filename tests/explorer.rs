@@ -288,6 +288,52 @@ fn every_view_shows_what_a_researcher_looks_for() {
     assert!(app.quit);
 }
 
+/// The search replayed in the tree view: `>` steps through the expansions in order,
+/// showing only the nodes created by then with their q and N at that moment; `<` from
+/// the first expansion leaves the replay.
+#[test]
+fn the_tree_view_replays_the_search_expansion_by_expansion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = trained_store(dir.path());
+    let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
+    // The first searched tree of the iteration.
+    let p = app
+        .trees
+        .iter()
+        .position(|t| {
+            t.source == arbor::engine::search::record::GroupSource::Search && t.expansions >= 2
+        })
+        .expect("a searched tree with two expansions");
+    app.screen = Screen::Tree;
+    app.problem = p;
+    let steps = app.replay_steps().unwrap();
+    key(&mut app, KeyCode::Char('>'));
+    let s = screen(&app, 200, 60);
+    assert!(s.contains(&format!("replay 1/{}", steps.len())), "{s}");
+    assert!(s.contains("◀ expanded") && s.contains("+ new"), "{s}");
+    // Only the root and its children exist after the first expansion.
+    let created = steps[0].state.iter().filter(|x| x.is_some()).count();
+    assert_eq!(app.rows().len(), created);
+    // The root's q and N at that moment, as the replay computed them.
+    let (q, n) = steps[0].state[0].unwrap();
+    assert!(s.contains(&format!("q={q:+.2} N={n}")), "{s}");
+    key(&mut app, KeyCode::Char('>'));
+    let s = screen(&app, 200, 60);
+    assert!(s.contains(&format!("replay 2/{}", steps.len())), "{s}");
+    assert!(
+        s.contains(&format!("node {} expanded", steps[1].node)),
+        "{s}"
+    );
+    key(&mut app, KeyCode::Char('<'));
+    key(&mut app, KeyCode::Char('<'));
+    let s = screen(&app, 200, 60);
+    assert!(!s.contains("replay 1/"), "{s}");
+    assert_eq!(app.rows().len(), app.tree().unwrap().nodes.len());
+    // It draws at 80x24 too.
+    key(&mut app, KeyCode::Char('>'));
+    assert!(screen(&app, 80, 24).contains("replay 1/"));
+}
+
 /// A tree_distill run's tree: every node with its prior and value, the distilled path
 /// marked, and the detail pane with P, V, W and N.
 #[test]

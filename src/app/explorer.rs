@@ -8,6 +8,7 @@ use super::snapshot::{path_entropy, status, visible_rows, RunSnapshot};
 use super::theme::Theme;
 use crate::engine::control::Directive;
 use crate::engine::search::record::TreeRecord;
+use crate::engine::search::replay::{replay, ReplayStep};
 use crate::engine::trainer::Summary;
 use crate::store::{Store, StoreError};
 
@@ -95,6 +96,8 @@ pub struct App {
     pub list_hit: std::cell::Cell<Option<ListHit>>,
     /// The retune form, when open.
     pub form: Option<RetuneForm>,
+    /// The search replay in the tree view: (iteration, problem, expansion step).
+    pub replay: Option<(u64, usize, usize)>,
 }
 
 /// The screen rows of a drawn list: item `offset` is on row `top`.
@@ -150,6 +153,7 @@ impl App {
             sort: SortBy::Order,
             list_hit: std::cell::Cell::new(None),
             form: None,
+            replay: None,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -226,11 +230,68 @@ impl App {
         self.trees.get(self.problem)
     }
 
+    /// The replayed expansions of the shown tree and the step on screen, while the search
+    /// replay is on for it.
+    pub fn replay_step(&self) -> Option<(Vec<ReplayStep>, usize)> {
+        let (it, problem, k) = self.replay?;
+        if it != self.iteration || problem != self.problem {
+            return None;
+        }
+        let steps = self.replay_steps().ok()?;
+        (k < steps.len()).then_some((steps, k))
+    }
+
+    /// Every expansion of the shown tree, replayed from the store with the run's backup
+    /// settings.
+    pub fn replay_steps(&self) -> Result<Vec<ReplayStep>, String> {
+        let t = self.tree().ok_or("no tree at this iteration")?;
+        if t.source != crate::engine::search::record::GroupSource::Search {
+            return Err(format!(
+                "only DeepSearch trees can be replayed (this one is {:?})",
+                t.source
+            ));
+        }
+        let cfg = crate::engine::config::RunConfig::from_toml(&self.snapshot.run.config_toml)
+            .unwrap_or_default();
+        replay(t, cfg.search.gamma_min, cfg.search.backup)
+    }
+
+    /// Moves the search replay one expansion forward (`>`) or back (`<`); back from the
+    /// first expansion leaves the replay.
+    fn step_replay(&mut self, forward: bool) {
+        let steps = match self.replay_steps() {
+            Ok(s) => s,
+            Err(e) => {
+                self.message = e;
+                return;
+            }
+        };
+        let current = self.replay_step().map(|(_, k)| k);
+        let next = match (current, forward) {
+            (None, true) => Some(0),
+            (None, false) => Some(steps.len().saturating_sub(1)),
+            (Some(k), true) => Some((k + 1).min(steps.len().saturating_sub(1))),
+            (Some(0), false) => None,
+            (Some(k), false) => Some(k - 1),
+        };
+        self.replay = next.map(|k| (self.iteration, self.problem, k));
+        self.node_sel = 0;
+        self.message = match next {
+            Some(k) => format!("search replay: expansion {} of {}", k + 1, steps.len()),
+            None => "search replay off".into(),
+        };
+    }
+
     pub fn rows(&self) -> Vec<(u32, usize)> {
         let Some(t) = self.tree() else {
             return Vec::new();
         };
-        let rows = visible_rows(t, &self.folded);
+        let mut rows = visible_rows(t, &self.folded);
+        // During the replay only the nodes created by then are listed.
+        if let Some((steps, k)) = self.replay_step() {
+            let state = &steps[k].state;
+            rows.retain(|&(id, _)| state.get(id as usize).is_some_and(|s| s.is_some()));
+        }
         if self.node_filter == NodeFilter::All {
             return rows;
         }
@@ -504,6 +565,8 @@ impl App {
                 self.problem_sel = 0;
                 self.message = format!("sorted by {}", self.sort.label());
             }
+            KeyCode::Char('>') if self.screen == Screen::Tree => self.step_replay(true),
+            KeyCode::Char('<') if self.screen == Screen::Tree => self.step_replay(false),
             KeyCode::Char('/') if self.screen == Screen::Tree => {
                 self.node_filter = self.node_filter.next();
                 self.node_sel = 0;

@@ -41,6 +41,7 @@ impl App {
                 ));
                 v.push(("h l, Left Right", "fold / unfold"));
                 v.push(("Shift-Left/Right", "fold / unfold the whole subtree"));
+                v.push(("< >", "replay the search: previous / next expansion"));
                 v.push(("✓ ✗ !", "correct, wrong, confident-wrong path"));
                 v.push(("[invalid] [forced]", "step judged invalid / one legal step"));
                 v.push(("xN merged", "N identical samples in one node"));

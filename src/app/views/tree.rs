@@ -48,6 +48,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     };
     let kids = children(t);
     let rows = app.rows();
+    let replayed = app.replay_step();
+    // q and N as the view shows them: stored, or at the replayed expansion.
+    let stats = |n: &NodeRecord| -> (f64, u32) {
+        match &replayed {
+            Some((steps, k)) => steps[*k].state[n.id as usize].unwrap_or((0.0, 0)),
+            None => (n.q as f64, n.n),
+        }
+    };
     // Only the rows that fit are built, so trees of thousands of nodes stay responsive.
     let height = list_area.height.saturating_sub(2).max(1) as usize;
     let sel = app.node_sel.min(rows.len().saturating_sub(1));
@@ -76,17 +84,23 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 Span::raw(if folded { "▸" } else { " " }),
                 Span::styled(format!("{} ", marker(n)), style),
                 Span::styled(format!("{text:<12} "), style),
-                Span::styled(
-                    format!(
-                        "q={:+.2} N={} Q={:+.2} H={:.2}",
-                        n.q,
-                        n.n,
-                        n.mean_q(),
-                        n.entropy
-                    ),
-                    app.theme.muted,
-                ),
+                {
+                    let (q, count) = stats(n);
+                    let mean = if count == 0 { 0.0 } else { q / count as f64 };
+                    Span::styled(
+                        format!("q={q:+.2} N={count} Q={mean:+.2} H={:.2}", n.entropy),
+                        app.theme.muted,
+                    )
+                },
             ];
+            if let Some((steps, k)) = &replayed {
+                let step = &steps[*k];
+                if step.node == id {
+                    spans.push(Span::styled(" ◀ expanded", app.theme.accent));
+                } else if step.children.contains(&id) {
+                    spans.push(Span::styled(" + new", app.theme.accent));
+                }
+            }
             if let Some(fs) = n.frontier_score {
                 spans.push(Span::styled(format!(" F={fs:+.3}"), app.theme.muted));
             }
@@ -116,8 +130,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             Some(ListItem::new(Line::from(spans)))
         })
         .collect();
+    let replay_label = replayed
+        .as_ref()
+        .map(|(steps, k)| format!(" · replay {}/{}", k + 1, steps.len()))
+        .unwrap_or_default();
     let title = format!(
-        " {} {} · iteration {} · {} nodes · {:?} · {} ",
+        " {} {} · iteration {} · {} nodes · {:?} · {}{replay_label} ",
         t.problem,
         t.prompt.trim_end(),
         app.iteration,
@@ -146,10 +164,33 @@ fn detail<'a>(
     let Some(n) = t.node(id) else {
         return Paragraph::new("");
     };
-    let mut lines = vec![Line::from(Span::styled(
+    let mut lines = Vec::new();
+    if let Some((steps, k)) = app.replay_step() {
+        let st = &steps[k];
+        let vs = match (st.frontier_score, st.runner_up) {
+            (Some(f), Some(r)) => format!(" frontier {f:+.3} vs runner-up {r:+.3}"),
+            (Some(f), None) => format!(" frontier {f:+.3}, no runner-up"),
+            _ => String::new(),
+        };
+        lines.push(Line::from(Span::styled(
+            format!(
+                "replay {}/{}: node {} expanded{vs} -> children {:?}",
+                k + 1,
+                steps.len(),
+                st.node,
+                st.children
+            ),
+            app.theme.accent,
+        )));
+        lines.push(Line::from(match st.picked {
+            Some((p, v)) => format!("picked terminal {p} ({v:+.0}) backed up to the root"),
+            None => "no terminal picked: no backup".to_string(),
+        }));
+    }
+    lines.push(Line::from(Span::styled(
         format!("node {id}  depth {}", n.depth),
         app.theme.accent,
-    ))];
+    )));
     lines.push(Line::from(format!(
         "q = {:.4}   N = {}   Q = {:.4}",
         n.q,
