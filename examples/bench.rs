@@ -519,9 +519,6 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
             let parent = (id > 0).then(|| rng.random_range(0..id));
             let terminal = id > 0 && rng.random_bool(0.3);
             NodeRecord {
-                id,
-                parent,
-                depth: 0,
                 tokens: vec![5, 6, 7, 8, 9, 10],
                 text: "12-7=5\n".into(),
                 q: rng.random_range(-1.0..1.0),
@@ -531,17 +528,9 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
                 terminal_value: terminal.then_some(-1.0),
                 correct: terminal.then(|| rng.random_bool(0.2)),
                 reason: terminal.then(|| "wrong".into()),
-                picked: false,
                 recorded: terminal && rng.random_bool(0.1),
                 confident_wrong: rng.random_bool(0.01),
-                advantage: None,
-                step: arbor::engine::task::StepKind::Open,
-                multiplicity: 1,
-                prior: None,
-                value: None,
-                distilled: false,
-                expanded_at: None,
-                runner_up: None,
+                ..NodeRecord::blank(id, parent, 0)
             }
         })
         .collect();

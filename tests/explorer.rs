@@ -13,9 +13,10 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-fn trained_store(dir: &std::path::Path) -> Store {
+/// A run of `method` small enough to train in a second.
+fn tiny_config(method: Method) -> RunConfig {
     let mut cfg = RunConfig {
-        method: Method::DeepSearch,
+        method,
         ..RunConfig::default()
     };
     cfg.data.train_size = 200;
@@ -27,6 +28,11 @@ fn trained_store(dir: &std::path::Path) -> Store {
     cfg.policy.num_key_value_heads = 1;
     cfg.warm_start.steps = 40;
     cfg.warm_start.batch_size = 16;
+    cfg
+}
+
+fn trained_store(dir: &std::path::Path) -> Store {
+    let mut cfg = tiny_config(Method::DeepSearch);
     cfg.train.iterations = 3;
     cfg.train.problems_per_step = 4;
     cfg.search.width = 3;
@@ -339,19 +345,7 @@ fn the_tree_view_replays_the_search_expansion_by_expansion() {
 #[test]
 fn distill_trees_show_prior_value_and_the_distilled_path() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = RunConfig {
-        method: Method::TreeDistill,
-        ..RunConfig::default()
-    };
-    cfg.data.train_size = 200;
-    cfg.data.test_size = 8;
-    cfg.policy.hidden_size = 32;
-    cfg.policy.intermediate_size = 64;
-    cfg.policy.num_hidden_layers = 1;
-    cfg.policy.num_attention_heads = 2;
-    cfg.policy.num_key_value_heads = 1;
-    cfg.warm_start.steps = 40;
-    cfg.warm_start.batch_size = 16;
+    let mut cfg = tiny_config(Method::TreeDistill);
     cfg.train.iterations = 2;
     cfg.train.problems_per_step = 3;
     cfg.tree_distill.simulations = 6;

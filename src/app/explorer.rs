@@ -96,8 +96,17 @@ pub struct App {
     pub list_hit: std::cell::Cell<Option<ListHit>>,
     /// The retune form, when open.
     pub form: Option<RetuneForm>,
-    /// The search replay in the tree view: (iteration, problem, expansion step).
-    pub replay: Option<(u64, usize, usize)>,
+    /// The search replay in the tree view, while it is on.
+    pub replay: Option<Replay>,
+}
+
+/// The search replay of one tree: its expansions, replayed once when the replay starts,
+/// and the one on screen.
+pub struct Replay {
+    pub iteration: u64,
+    pub problem: usize,
+    pub steps: Vec<ReplayStep>,
+    pub step: usize,
 }
 
 /// The screen rows of a drawn list: item `offset` is on row `top`.
@@ -232,13 +241,10 @@ impl App {
 
     /// The replayed expansions of the shown tree and the step on screen, while the search
     /// replay is on for it.
-    pub fn replay_step(&self) -> Option<(Vec<ReplayStep>, usize)> {
-        let (it, problem, k) = self.replay?;
-        if it != self.iteration || problem != self.problem {
-            return None;
-        }
-        let steps = self.replay_steps().ok()?;
-        (k < steps.len()).then_some((steps, k))
+    pub fn replay_step(&self) -> Option<(&[ReplayStep], usize)> {
+        let r = self.replay.as_ref()?;
+        (r.iteration == self.iteration && r.problem == self.problem && r.step < r.steps.len())
+            .then_some((r.steps.as_slice(), r.step))
     }
 
     /// Every expansion of the shown tree, replayed from the store with the run's backup
@@ -257,29 +263,38 @@ impl App {
     }
 
     /// Moves the search replay one expansion forward (`>`) or back (`<`); back from the
-    /// first expansion leaves the replay.
+    /// first expansion leaves the replay. The tree is replayed when the replay starts.
     fn step_replay(&mut self, forward: bool) {
-        let steps = match self.replay_steps() {
-            Ok(s) => s,
-            Err(e) => {
-                self.message = e;
-                return;
-            }
-        };
         let current = self.replay_step().map(|(_, k)| k);
+        let steps = match self.replay.take() {
+            Some(r) if current.is_some() => r.steps,
+            _ => match self.replay_steps() {
+                Ok(s) => s,
+                Err(e) => {
+                    self.message = e;
+                    return;
+                }
+            },
+        };
+        let last = steps.len().saturating_sub(1);
         let next = match (current, forward) {
             (None, true) => Some(0),
-            (None, false) => Some(steps.len().saturating_sub(1)),
-            (Some(k), true) => Some((k + 1).min(steps.len().saturating_sub(1))),
+            (None, false) => Some(last),
+            (Some(k), true) => Some((k + 1).min(last)),
             (Some(0), false) => None,
             (Some(k), false) => Some(k - 1),
         };
-        self.replay = next.map(|k| (self.iteration, self.problem, k));
         self.node_sel = 0;
         self.message = match next {
             Some(k) => format!("search replay: expansion {} of {}", k + 1, steps.len()),
             None => "search replay off".into(),
         };
+        self.replay = next.map(|step| Replay {
+            iteration: self.iteration,
+            problem: self.problem,
+            steps,
+            step,
+        });
     }
 
     pub fn rows(&self) -> Vec<(u32, usize)> {

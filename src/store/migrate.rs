@@ -194,53 +194,64 @@ pub(super) fn migrate(store: &Store, from: u32) -> Result<usize, StoreError> {
 mod tests {
     use super::*;
 
+    /// Writes a store of schema `version` holding one tree (`tree` in that schema's
+    /// encoding) as run "r", iteration 1.
+    fn old_store<N: Serialize>(path: &std::path::Path, version: u32, tree: &Tree<N>) {
+        let db = sled::open(path).unwrap();
+        let header = super::super::Header {
+            schema_version: version,
+            created_by: format!("arbor 0.{version}.0"),
+        };
+        db.insert(
+            super::super::keys::HEADER,
+            serde_json::to_vec(&header).unwrap(),
+        )
+        .unwrap();
+        db.insert(
+            super::super::keys::tree_key("r", 1, 0),
+            postcard::to_allocvec(tree).unwrap(),
+        )
+        .unwrap();
+        db.flush().unwrap();
+    }
+
+    fn tree_of<N>(node: N) -> Tree<N> {
+        Tree {
+            problem: "p".into(),
+            prompt: "3 4 5:12\n".into(),
+            source: GroupSource::Search,
+            expansions: 1,
+            cap_event: false,
+            nodes: vec![node],
+        }
+    }
+
+    fn v1(q: f32, n: u32) -> NodeV1 {
+        NodeV1 {
+            id: 0,
+            parent: None,
+            depth: 0,
+            tokens: vec![],
+            text: String::new(),
+            q,
+            n,
+            entropy: 0.0,
+            frontier_score: None,
+            terminal_value: None,
+            correct: None,
+            reason: None,
+            picked: false,
+            recorded: false,
+            confident_wrong: false,
+            advantage: None,
+        }
+    }
+
     #[test]
     fn a_schema_1_store_is_migrated_on_open_and_its_trees_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.sled");
-        {
-            let db = sled::open(&path).unwrap();
-            let header = super::super::Header {
-                schema_version: 1,
-                created_by: "arbor 0.1.0".into(),
-            };
-            db.insert(
-                super::super::keys::HEADER,
-                serde_json::to_vec(&header).unwrap(),
-            )
-            .unwrap();
-            let tree = Tree {
-                problem: "p".into(),
-                prompt: "3 4 5:12\n".into(),
-                source: GroupSource::Search,
-                expansions: 1,
-                cap_event: false,
-                nodes: vec![NodeV1 {
-                    id: 0,
-                    parent: None,
-                    depth: 0,
-                    tokens: vec![],
-                    text: String::new(),
-                    q: 0.5,
-                    n: 2,
-                    entropy: 0.0,
-                    frontier_score: None,
-                    terminal_value: None,
-                    correct: None,
-                    reason: None,
-                    picked: false,
-                    recorded: false,
-                    confident_wrong: false,
-                    advantage: None,
-                }],
-            };
-            db.insert(
-                super::super::keys::tree_key("r", 1, 0),
-                postcard::to_allocvec(&tree).unwrap(),
-            )
-            .unwrap();
-            db.flush().unwrap();
-        }
+        old_store(&path, 1, &tree_of(v1(0.5, 2)));
         let store = Store::open(&path).unwrap();
         let trees = store.trees("r", 1).unwrap();
         assert_eq!(trees.len(), 1);
@@ -254,62 +265,23 @@ mod tests {
         let again = Store::open(&path).unwrap();
         assert_eq!(again.trees("r", 1).unwrap(), trees);
     }
-}
-
-#[cfg(test)]
-mod v2_tests {
-    use super::*;
 
     #[test]
     fn a_schema_2_store_keeps_its_step_judgements_and_gains_empty_distill_fields() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v2.sled");
-        {
-            let db = sled::open(&path).unwrap();
-            let header = super::super::Header {
-                schema_version: 2,
-                created_by: "arbor 0.2.0".into(),
-            };
-            db.insert(
-                super::super::keys::HEADER,
-                serde_json::to_vec(&header).unwrap(),
-            )
-            .unwrap();
-            let mut node = v1_node(NodeV1 {
-                id: 0,
-                parent: None,
-                depth: 0,
-                tokens: vec![3],
-                text: "x".into(),
-                q: -1.0,
-                n: 3,
-                entropy: 0.2,
-                frontier_score: Some(0.4),
-                terminal_value: None,
-                correct: None,
-                reason: None,
-                picked: false,
-                recorded: false,
-                confident_wrong: true,
-                advantage: Some(0.5),
-            });
-            node.step = StepKind::Forced;
-            node.multiplicity = 3;
-            let tree = Tree {
-                problem: "p".into(),
-                prompt: "3 4 5:12\n".into(),
-                source: GroupSource::Search,
-                expansions: 1,
-                cap_event: false,
-                nodes: vec![node],
-            };
-            db.insert(
-                super::super::keys::tree_key("r", 1, 0),
-                postcard::to_allocvec(&tree).unwrap(),
-            )
-            .unwrap();
-            db.flush().unwrap();
-        }
+        let mut node = v1_node(NodeV1 {
+            tokens: vec![3],
+            text: "x".into(),
+            entropy: 0.2,
+            frontier_score: Some(0.4),
+            confident_wrong: true,
+            advantage: Some(0.5),
+            ..v1(-1.0, 3)
+        });
+        node.step = StepKind::Forced;
+        node.multiplicity = 3;
+        old_store(&path, 2, &tree_of(node));
         let store = Store::open(&path).unwrap();
         let t = &store.trees("r", 1).unwrap()[0];
         let n = &t.nodes[0];

@@ -119,13 +119,8 @@ pub fn search_batch<R: Rng>(
 
     let scoring = std::time::Instant::now();
     let mut batch = Batch {
-        samples: Vec::new(),
-        trees: Vec::new(),
-        outcomes: Vec::new(),
         sampling,
-        search: None,
-        solved_problems: 0,
-        scoring_seconds: 0.0,
+        ..Batch::default()
     };
     let mut registrations = Vec::new();
     for (i, p) in problems.iter().enumerate() {
@@ -270,12 +265,7 @@ fn tree_group<R: Rng>(
     m.expansions += r.expansions as u64;
     m.cap_events += u64::from(r.cap_event);
     m.nodes += tree.len() as u64;
-    m.tree_tokens_distinct += tree.prompt.len() as u64
-        + tree
-            .graph
-            .node_weights()
-            .map(|n| n.tokens.len() as u64)
-            .sum::<u64>();
+    m.tree_tokens_distinct += tree.distinct_tokens();
     m.padded += pad.len() as u64;
     for n in tree.graph.node_weights() {
         m.merged += u64::from(n.multiplicity.saturating_sub(1));

@@ -64,16 +64,8 @@ pub fn save(policy: &Policy, dir: &Path) -> Result<(), CheckpointError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let weights = dir.join(WEIGHTS);
     let (model, head) = split_value_head(policy.tensors());
-    let bytes =
-        safetensors::serialize(model.iter().map(|(k, v)| (k.as_str(), v)), None).map_err(|e| {
-            CheckpointError::Weights {
-                path: weights.clone(),
-                message: e.to_string(),
-            }
-        })?;
-    write_atomic(&weights, &bytes)?;
+    write_tensors(&dir.join(WEIGHTS), &model, None)?;
     save_value_head(dir, &head)?;
     let cfg_path = dir.join("config.json");
     let file = ConfigFile {
@@ -185,15 +177,23 @@ fn save_value_head(dir: &Path, head: &[(String, Tensor)]) -> Result<(), Checkpoi
     if head.is_empty() {
         return Ok(());
     }
-    let path = dir.join(VALUE_HEAD_WEIGHTS);
+    write_tensors(&dir.join(VALUE_HEAD_WEIGHTS), head, None)
+}
+
+/// Writes named tensors as safetensors, atomically.
+fn write_tensors(
+    path: &Path,
+    named: &[(String, Tensor)],
+    meta: Option<HashMap<String, String>>,
+) -> Result<(), CheckpointError> {
     let bytes =
-        safetensors::serialize(head.iter().map(|(k, v)| (k.as_str(), v)), None).map_err(|e| {
+        safetensors::serialize(named.iter().map(|(k, v)| (k.as_str(), v)), meta).map_err(|e| {
             CheckpointError::Weights {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 message: e.to_string(),
             }
         })?;
-    write_atomic(&path, &bytes)
+    write_atomic(path, &bytes)
 }
 const INDEX: &str = "model.safetensors.index.json";
 
@@ -331,14 +331,8 @@ pub fn save_hf(policy: &Policy, dir: &Path, dtype: SaveDtype) -> Result<(), Chec
             path: weights.clone(),
             message: e.to_string(),
         })?;
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
-        .map_err(|e| CheckpointError::Weights {
-            path: weights.clone(),
-            message: e.to_string(),
-        })?;
-    write_atomic(&weights, &bytes)?;
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    write_tensors(&weights, &tensors, Some(meta))?;
     let mut config = policy.config.clone();
     config.torch_dtype = dtype.torch_name().into();
     config.eos_token_id = Some(policy.tokenizer.eos());

@@ -14,6 +14,7 @@ use crate::engine::search::record::TreeRecord;
 use crate::engine::update::Sample;
 
 /// What a sampling phase produced for the update and for the metrics.
+#[derive(Default)]
 pub struct Batch {
     pub samples: Vec<Sample>,
     pub trees: Vec<TreeRecord>,
@@ -43,6 +44,24 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn of(t: &Trajectory) -> Self {
+        Self::new(
+            t.reward,
+            t.correct(),
+            &t.logprobs,
+            &t.entropies,
+            t.tokens.len(),
+        )
+    }
+
+    /// From a trajectory's parts: its reward, correctness, per-token log-probabilities
+    /// and entropies (means are NaN when empty) and length.
+    pub fn new(
+        reward: f32,
+        correct: bool,
+        logprobs: &[f32],
+        entropies: &[f32],
+        tokens: usize,
+    ) -> Self {
         let nan_if_empty = |v: &[f32]| {
             if v.is_empty() {
                 f64::NAN
@@ -51,11 +70,11 @@ impl Outcome {
             }
         };
         Outcome {
-            reward: t.reward,
-            correct: t.correct(),
-            entropy: nan_if_empty(&t.entropies),
-            nll: -nan_if_empty(&t.logprobs),
-            tokens: t.tokens.len(),
+            reward,
+            correct,
+            entropy: nan_if_empty(entropies),
+            nll: -nan_if_empty(logprobs),
+            tokens,
         }
     }
 }

@@ -149,6 +149,22 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ResumeError> {
     f.sync_all().map_err(io(path))
 }
 
+/// Writes named tensors as safetensors (in name order, so the bytes do not depend on a
+/// map's iteration order), synced.
+fn write_tensors<'a>(
+    path: &Path,
+    named: impl IntoIterator<Item = (&'a String, &'a Tensor)>,
+) -> Result<(), ResumeError> {
+    let mut named: Vec<(&String, &Tensor)> = named.into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let bytes = safetensors::serialize(named.into_iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| ResumeError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    write_synced(path, &bytes)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), ResumeError> {
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
@@ -169,24 +185,13 @@ pub fn save(dir: &Path, ck: &TrainingCheckpoint) -> Result<(), ResumeError> {
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     checkpoint::save(ck.policy, &tmp)?;
-    let opt_path = tmp.join(OPTIMIZER_FILE);
     let tensors = ck.optimizer.state_tensors();
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| ResumeError::Invalid {
-            path: opt_path.clone(),
-            message: e.to_string(),
-        })?;
-    write_synced(&opt_path, &bytes)?;
+    write_tensors(
+        &tmp.join(OPTIMIZER_FILE),
+        tensors.iter().map(|(k, v)| (k, v)),
+    )?;
     if let Some(reference) = ck.reference {
-        let path = tmp.join(REFERENCE_FILE);
-        let mut named: Vec<(&String, &Tensor)> = reference.iter().collect();
-        named.sort_by(|a, b| a.0.cmp(b.0));
-        let bytes = safetensors::serialize(named.into_iter().map(|(k, v)| (k.as_str(), v)), None)
-            .map_err(|e| ResumeError::Invalid {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        write_synced(&path, &bytes)?;
+        write_tensors(&tmp.join(REFERENCE_FILE), reference)?;
     }
     let state_path = tmp.join(STATE_FILE);
     let json = serde_json::to_vec_pretty(&ck.state).map_err(|e| ResumeError::Invalid {

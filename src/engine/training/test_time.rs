@@ -276,11 +276,7 @@ pub fn compare_strategies(
                     let mut tokens = 0u64;
                     for t in &trees {
                         tokens += t.generated_tokens;
-                        let any = t
-                            .tree
-                            .graph
-                            .node_weights()
-                            .any(|n| n.terminal.as_ref().is_some_and(|x| x.correct));
+                        let any = t.tree.has_correct_terminal();
                         solved.push(f64::from(u8::from(any)));
                         let (path, at_terminal) =
                             crate::engine::tree_distill::target::most_visited_path(&t.tree);

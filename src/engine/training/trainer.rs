@@ -206,9 +206,26 @@ pub struct Trainer {
     solved_total: u64,
     trained_tokens: u64,
     reference_tokens: u64,
-    /// The initial policy's weights, for a KL penalty to it (tree_distill, cispo with
+    /// The initial policy, for a KL penalty to it (tree_distill, cispo with
     /// `kl_coef > 0`).
-    pub(crate) reference: Option<std::collections::HashMap<String, candle_core::Tensor>>,
+    pub(crate) reference: Option<Reference>,
+}
+
+/// The policy a run started from: its weights (saved with every checkpoint, so a resume
+/// keeps the same reference) and the language model on them, built once.
+pub(crate) struct Reference {
+    tensors: std::collections::HashMap<String, candle_core::Tensor>,
+    model: crate::engine::policy::Qwen2,
+}
+
+impl Reference {
+    fn new(
+        policy: &Policy,
+        tensors: std::collections::HashMap<String, candle_core::Tensor>,
+    ) -> candle_core::Result<Self> {
+        let model = Policy::reference_model(&policy.config, tensors.clone(), policy.device())?;
+        Ok(Self { tensors, model })
+    }
 }
 
 /// The KL coefficient of the run's method (0 for methods without one).
@@ -252,16 +269,13 @@ impl Trainer {
             policy.add_value_head(cfg.seed)?;
         }
         let reference = if kl_coef(&cfg) > 0.0 {
-            Some(
-                policy
-                    .tensors()
-                    .into_iter()
-                    .filter(|(k, _)| {
-                        !k.starts_with(crate::engine::policy::model::VALUE_HEAD_PREFIX)
-                    })
-                    .map(|(k, v)| Ok((k, v.copy()?)))
-                    .collect::<candle_core::Result<_>>()?,
-            )
+            let tensors = policy
+                .tensors()
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with(crate::engine::policy::model::VALUE_HEAD_PREFIX))
+                .map(|(k, v)| Ok((k, v.copy()?)))
+                .collect::<candle_core::Result<_>>()?;
+            Some(Reference::new(&policy, tensors)?)
         } else {
             None
         };
@@ -378,7 +392,7 @@ impl Trainer {
         if t.reference.is_some() {
             // The KL's reference is the policy the run started from, not the checkpoint's.
             match reference {
-                Some(r) => t.reference = Some(r),
+                Some(r) => t.reference = Some(Reference::new(&t.policy, r)?),
                 None => {
                     return Err(EngineError::Data(format!(
                         "checkpoint of iteration {}: the run's loss has a KL to its initial \
@@ -419,7 +433,7 @@ impl Trainer {
         phase_log("checkpoint", self.iteration);
         let ck = TrainingCheckpoint {
             policy: &self.policy,
-            reference: self.reference.as_ref(),
+            reference: self.reference.as_ref().map(|r| &r.tensors),
             optimizer: &self.opt,
             state: self.state(),
             kind,
@@ -583,14 +597,6 @@ impl Trainer {
         let update = if minibatches == 0 {
             UpdateStats::default()
         } else {
-            let reference = match &self.reference {
-                Some(r) => Some(Policy::reference_model(
-                    &self.policy.config,
-                    r.clone(),
-                    self.policy.device(),
-                )?),
-                None => None,
-            };
             let objective = match method {
                 Method::TreeDistill => PolicyObjective::Cispo {
                     eps_high: self.cfg.tree_distill.eps_high,
@@ -608,7 +614,7 @@ impl Trainer {
                     objective,
                     value_coef: self.cfg.tree_distill.value_coef,
                     kl_coef: kl_coef(&self.cfg),
-                    reference: reference.as_ref(),
+                    reference: self.reference.as_ref().map(|r| &r.model),
                     minibatches,
                     epochs: t.epochs,
                     lr: t.lr,

@@ -22,7 +22,7 @@ use crate::engine::groups::{Batch, GroupContext, Outcome, SearchMetrics};
 use crate::engine::policy::sampler::SampleStats;
 use crate::engine::rollout::prompt_tokens;
 use crate::engine::search::record::{GroupSource, TreeRecord};
-use crate::engine::task::{task_of, verify, StepJudgement};
+use crate::engine::task::{task_of, verify};
 use crate::engine::update::Sample;
 use search::DistillJudge;
 
@@ -128,33 +128,26 @@ pub fn run_search<R: Rng>(
     let task = task_of(rules);
     let kind = cfg.reward_kind();
     let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(tok, p)).collect();
-    type RewardFn<'a> = Box<dyn Fn(&str) -> (f64, bool, String) + 'a>;
-    type StepFn<'a> = Box<dyn Fn(&str) -> StepJudgement + 'a>;
-    let rewards: Vec<RewardFn> = problems
+    // One closure type per map, so no boxing: the judges borrow them.
+    let rewards: Vec<_> = problems
         .iter()
         .map(|p| {
-            Box::new(move |text: &str| {
+            move |text: &str| {
                 let v = verify(p, text, rules);
-                (
-                    reward(kind, &v, p.target) as f64,
-                    v.is_correct(),
-                    v.reason.to_string(),
-                )
-            }) as RewardFn
+                let r = reward(kind, &v, p.target) as f64;
+                (r, v.is_correct(), v.reason.to_string())
+            }
         })
         .collect();
     let task = &task;
-    let steps: Vec<StepFn> = problems
+    let steps: Vec<_> = problems
         .iter()
-        .map(|p| Box::new(move |text: &str| task.judge_step(p, text)) as StepFn)
+        .map(|p| move |text: &str| task.judge_step(p, text))
         .collect();
     let judges: Vec<DistillJudge> = rewards
         .iter()
         .zip(&steps)
-        .map(|(r, s)| DistillJudge {
-            reward: r.as_ref(),
-            step: s.as_ref(),
-        })
+        .map(|(r, s)| DistillJudge { reward: r, step: s })
         .collect();
     search::search(model, model, tok, &prompts, &judges, cfg, rng)
 }
@@ -172,23 +165,16 @@ pub fn distill_batch<R: Rng>(
         ..SearchMetrics::default()
     };
     let mut batch = Batch {
-        samples: Vec::new(),
-        trees: Vec::new(),
-        outcomes: Vec::new(),
         sampling,
-        search: None,
-        solved_problems: 0,
         // The prior-and-value pass is this method's scoring.
         scoring_seconds: scoring.seconds,
+        ..Batch::default()
     };
     for (p, mut t) in problems.iter().zip(trees) {
         let prompt = t.tree.prompt.clone();
         let tree = &mut t.tree;
         let (path, at_terminal) = target::most_visited_path(tree);
-        let solved = tree
-            .graph
-            .node_weights()
-            .any(|n| n.terminal.as_ref().is_some_and(|x| x.correct));
+        let solved = tree.has_correct_terminal();
         m.trees += 1;
         m.trees_solved += solved as u64;
         batch.solved_problems += solved as usize;
@@ -196,12 +182,7 @@ pub fn distill_batch<R: Rng>(
         m.simulations += t.simulations as u64;
         m.cap_events += t.cap_event as u64;
         m.nodes += tree.len() as u64;
-        m.tree_tokens_distinct += prompt.len() as u64
-            + tree
-                .graph
-                .node_weights()
-                .map(|n| n.tokens.len() as u64)
-                .sum::<u64>();
+        m.tree_tokens_distinct += tree.distinct_tokens();
         let end = path.last().copied();
         let (ret, correct) = match end.and_then(|e| tree.node(e).terminal.as_ref()) {
             Some(term) if at_terminal => (term.value, term.correct),
@@ -216,10 +197,7 @@ pub fn distill_batch<R: Rng>(
             advantages.insert(i.index() as u32, (ret - v) as f32);
         }
         tree.node_mut(root).distilled = true;
-        let response: Vec<u32> = path
-            .iter()
-            .flat_map(|&i| tree.node(i).tokens.clone())
-            .collect();
+        let response = end.map(|e| tree.response(e)).unwrap_or_default();
         let logprobs: Vec<f32> = path
             .iter()
             .flat_map(|&i| tree.node(i).logprobs.clone())
@@ -228,20 +206,13 @@ pub fn distill_batch<R: Rng>(
             .iter()
             .flat_map(|&i| tree.node(i).entropies.clone())
             .collect();
-        let mean = |v: &[f32]| {
-            if v.is_empty() {
-                f64::NAN
-            } else {
-                v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
-            }
-        };
-        batch.outcomes.push(Outcome {
-            reward: if correct { 1.0 } else { 0.0 },
+        batch.outcomes.push(Outcome::new(
+            if correct { 1.0 } else { 0.0 },
             correct,
-            entropy: mean(&entropies),
-            nll: -mean(&logprobs),
-            tokens: response.len(),
-        });
+            &logprobs,
+            &entropies,
+            response.len(),
+        ));
         let mut record = TreeRecord::from_tree(
             &p.id,
             &p.prompt(),
@@ -253,10 +224,10 @@ pub fn distill_batch<R: Rng>(
         record.source = GroupSource::Distill;
         batch.trees.push(record);
         if !response.is_empty() {
-            m.advantage_mass += advantages.values().map(|a| a.abs() as f64).sum::<f64>();
+            let mass: f64 = advantages.values().map(|a| a.abs() as f64).sum();
+            m.advantage_mass += mass;
             if !solved {
-                m.unsolved_advantage_mass +=
-                    advantages.values().map(|a| a.abs() as f64).sum::<f64>();
+                m.unsolved_advantage_mass += mass;
             }
             batch.samples.push(Sample {
                 prompt,

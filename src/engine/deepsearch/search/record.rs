@@ -50,6 +50,35 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
+    /// A node with nothing recorded yet: open, unvisited, multiplicity 1.
+    pub fn blank(id: u32, parent: Option<u32>, depth: u32) -> Self {
+        NodeRecord {
+            id,
+            parent,
+            depth,
+            tokens: Vec::new(),
+            text: String::new(),
+            q: 0.0,
+            n: 0,
+            entropy: 0.0,
+            frontier_score: None,
+            terminal_value: None,
+            correct: None,
+            reason: None,
+            picked: false,
+            recorded: false,
+            confident_wrong: false,
+            advantage: None,
+            step: StepKind::Open,
+            multiplicity: 1,
+            prior: None,
+            value: None,
+            distilled: false,
+            expanded_at: None,
+            runner_up: None,
+        }
+    }
+
     /// Q = q / N.
     pub fn mean_q(&self) -> f32 {
         if self.n == 0 {
@@ -150,31 +179,7 @@ impl TreeRecord {
             source: GroupSource::Direct,
             expansions: 0,
             cap_event: false,
-            nodes: vec![NodeRecord {
-                id: 0,
-                parent: None,
-                depth: 0,
-                tokens: Vec::new(),
-                text: String::new(),
-                q: 0.0,
-                n: 0,
-                entropy: 0.0,
-                frontier_score: None,
-                terminal_value: None,
-                correct: None,
-                reason: None,
-                picked: false,
-                recorded: false,
-                confident_wrong: false,
-                advantage: None,
-                step: StepKind::Open,
-                multiplicity: 1,
-                prior: None,
-                value: None,
-                distilled: false,
-                expanded_at: None,
-                runner_up: None,
-            }],
+            nodes: vec![NodeRecord::blank(0, None, 0)],
         }
     }
 
@@ -188,29 +193,17 @@ impl TreeRecord {
         };
         let correct = t.correct();
         self.nodes.push(NodeRecord {
-            id,
-            parent: Some(0),
-            depth: 1,
             tokens: t.tokens.clone(),
             text: t.text.clone(),
             q: if correct { 1.0 } else { -1.0 },
             n: 1,
             entropy,
-            frontier_score: None,
             terminal_value: Some(if correct { 1.0 } else { -1.0 }),
             correct: Some(correct),
             reason: Some(t.verdict.reason.to_string()),
-            picked: false,
             recorded: true,
-            confident_wrong: false,
             advantage: Some(advantage),
-            step: StepKind::Open,
-            multiplicity: 1,
-            prior: None,
-            value: None,
-            distilled: false,
-            expanded_at: None,
-            runner_up: None,
+            ..NodeRecord::blank(id, Some(0), 1)
         });
     }
 

@@ -32,8 +32,17 @@ pub struct ReplayStep {
 pub fn replay(t: &TreeRecord, gamma_min: f64, rule: BackupRule) -> Result<Vec<ReplayStep>, String> {
     let len = t.nodes.iter().map(|n| n.id as usize + 1).max().unwrap_or(0);
     let mut by_id: Vec<Option<&NodeRecord>> = vec![None; len];
+    // Children by parent, in creation order. Padded samples (recorded, never picked)
+    // hang under the root but were added after the search: no expansion made them.
+    let mut kids: Vec<Vec<u32>> = vec![Vec::new(); len];
     for n in &t.nodes {
         by_id[n.id as usize] = Some(n);
+        match n.parent {
+            Some(p) if (p as usize) < len && (n.picked || !n.recorded) => {
+                kids[p as usize].push(n.id)
+            }
+            _ => {}
+        }
     }
     let mut expanded: Vec<&NodeRecord> =
         t.nodes.iter().filter(|n| n.expanded_at.is_some()).collect();
@@ -54,14 +63,7 @@ pub fn replay(t: &TreeRecord, gamma_min: f64, rule: BackupRule) -> Result<Vec<Re
                 e.id, e.expanded_at
             ));
         }
-        // Padded samples (recorded, never picked) hang under the root but were added
-        // after the search: they are not part of any expansion.
-        let children: Vec<u32> = t
-            .nodes
-            .iter()
-            .filter(|c| c.parent == Some(e.id) && (c.picked || !c.recorded))
-            .map(|c| c.id)
-            .collect();
+        let children = kids[e.id as usize].clone();
         for &c in &children {
             let terminal = by_id[c as usize].is_some_and(|n| n.is_terminal());
             state[c as usize] = Some((0.0, if terminal { 0 } else { 1 }));
@@ -119,34 +121,9 @@ fn path_to(by_id: &[Option<&NodeRecord>], id: u32) -> Result<Vec<u32>, String> {
 mod tests {
     use super::*;
     use crate::engine::search::record::GroupSource;
-    use crate::engine::task::StepKind;
 
     fn node(id: u32, parent: Option<u32>, depth: u32) -> NodeRecord {
-        NodeRecord {
-            id,
-            parent,
-            depth,
-            tokens: vec![],
-            text: String::new(),
-            q: 0.0,
-            n: 0,
-            entropy: 0.0,
-            frontier_score: None,
-            terminal_value: None,
-            correct: None,
-            reason: None,
-            picked: false,
-            recorded: false,
-            confident_wrong: false,
-            advantage: None,
-            step: StepKind::Open,
-            multiplicity: 1,
-            prior: None,
-            value: None,
-            distilled: false,
-            expanded_at: None,
-            runner_up: None,
-        }
+        NodeRecord::blank(id, parent, depth)
     }
 
     /// Root 0 expanded into open 1 and wrong terminal 2 (picked, -1); then 1 expanded

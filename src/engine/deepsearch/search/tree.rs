@@ -222,6 +222,23 @@ impl Tree {
         }
     }
 
+    /// Distinct tokens in the tree: the prompt once, each node's step once.
+    pub fn distinct_tokens(&self) -> u64 {
+        self.prompt.len() as u64
+            + self
+                .graph
+                .node_weights()
+                .map(|n| n.tokens.len() as u64)
+                .sum::<u64>()
+    }
+
+    /// Whether any terminal of the tree is correct.
+    pub fn has_correct_terminal(&self) -> bool {
+        self.graph
+            .node_weights()
+            .any(|n| n.terminal.as_ref().is_some_and(|x| x.correct))
+    }
+
     /// Nodes in depth-first pre-order (children in creation order): the frontier's tie
     /// order.
     pub fn preorder(&self) -> Vec<NodeIndex> {
