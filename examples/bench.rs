@@ -598,7 +598,8 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
 }
 
 /// Mean iteration time (sampling + update) of the same GRPO iterations, headless and
-/// with the explorer attached (pumping notifications and redrawing at 10 Hz). The two
+/// with an explorer attached through the run's socket (asking for its status and
+/// redrawing at 10 Hz). The two
 /// alternate (headless, attached, headless, ...) so machine noise hits both alike; the
 /// ratio reported is the median of the pairs.
 fn ui_attached(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
@@ -633,26 +634,37 @@ fn ui_attached(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     };
     let attached_run = |name: &str| -> anyhow::Result<f64> {
         store.create_run(&record(name))?;
-        let handle = arbor::app::live::start(
+        let handle = arbor::app::live::spawn_served(
             cfg.clone(),
-            data.clone(),
-            StoreSink {
-                store: store.clone(),
-                run: record(name),
-            },
-        );
-        let mut app = App::open(
+            arbor::app::live::Begin::Fresh(data.clone()),
             store.clone(),
-            name,
-            Theme::load("dark").map_err(anyhow::Error::msg)?,
+            record(name),
         )?;
-        app.live = Some(handle);
+        // The viewer attaches through the socket, as `arbor view` does.
+        let client = loop {
+            if let Some(c) = arbor::app::serve::client::Client::connect(store.path(), false)? {
+                break c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut app = App::attach(
+            client,
+            store.path().to_path_buf(),
+            Some(name),
+            Theme::load("dark").map_err(anyhow::Error::msg)?,
+            false,
+        )?;
         let mut term = Terminal::new(TestBackend::new(120, 40))?;
-        while app.finished.is_none() {
+        while app.finished.is_none() && app.live.is_some() {
             app.pump()?;
             term.draw(|f| arbor::app::views::draw(f, &app))?;
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        drop(app);
+        handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the trainer thread panicked"))?
+            .map_err(anyhow::Error::msg)?;
         mean_iteration(name)
     };
     // The first run trains and caches the warm start; it is not timed.

@@ -31,7 +31,8 @@ enum Command {
     GenData(GenDataArgs),
     /// Write an iteration's trees as JSON, or one tree as Graphviz DOT.
     Export(ExportArgs),
-    /// Open a finished or stopped run in the explorer (replay).
+    /// Watch a live run (attach; q detaches) or replay a stored one; without --run, list
+    /// the store's runs.
     View(ViewArgs),
     /// Check a store: every iteration complete, trees consistent with their metrics,
     /// checkpoints readable. Exits non-zero and lists each problem found.
@@ -121,6 +122,9 @@ struct CompareArgs {
 struct FsckArgs {
     #[arg(long, default_value = arbor::store::DEFAULT_PATH)]
     store: PathBuf,
+    /// Check a store held by a live run, through its trainer (between commits).
+    #[arg(long)]
+    live: bool,
 }
 
 #[derive(Args)]
@@ -133,6 +137,9 @@ struct ViewArgs {
     /// Theme: dark, light, mono, or a TOML file (NO_COLOR forces mono).
     #[arg(long, default_value = "dark")]
     theme: String,
+    /// Attach to a live run with every control hidden and refused.
+    #[arg(long)]
+    readonly: bool,
 }
 
 #[derive(Args)]
@@ -329,7 +336,7 @@ fn main() -> ExitCode {
             strategies: a.strategies,
             budgets: a.budgets,
         }),
-        Some(Command::Fsck(a)) => commands::fsck(&a.store),
+        Some(Command::Fsck(a)) => commands::fsck(&a.store, a.live),
         Some(Command::SaveModel(a)) => commands::save_model(commands::SaveModelOptions {
             run: a.run,
             out: a.out,
@@ -368,6 +375,7 @@ fn main() -> ExitCode {
             run: a.run,
             store: a.store,
             theme: a.theme,
+            readonly: a.readonly,
         }),
         Some(Command::Export(a)) => commands::export(ExportOptions {
             run: a.run,

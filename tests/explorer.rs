@@ -256,13 +256,13 @@ fn every_view_shows_what_a_researcher_looks_for() {
     app.screen = Screen::Dashboard;
     let s = screen(&app, 80, 24);
     assert!(s.contains("iteration 1 of 3"), "{s}");
-    let it1 = app.store.trees("view-test", 1).unwrap();
+    let it1 = app.source.trees("view-test", 1).unwrap();
     assert_eq!(app.trees, it1);
 
     // Compare: every run of the store, side by side; Enter replays the chosen one.
     key(&mut app, KeyCode::Char('5'));
     let names: Vec<String> = app
-        .store
+        .source
         .runs()
         .unwrap()
         .into_iter()

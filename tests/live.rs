@@ -1,16 +1,49 @@
-//! The explorer driven by scripted keys while a real trainer runs in the same process.
+//! Watching a run this process did not start: a headless `arbor train` runs as its own
+//! process, and explorers attach to it through the socket beside its store, with scripted
+//! keys: read a tree, pause, retune (good, bad, through the form), a read-only viewer
+//! refused, detach, reattach while the run goes on, a second trainer refused, replay,
+//! and stop.
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arbor::app::explorer::App;
+use arbor::app::explorer::{App, Screen};
+use arbor::app::serve::client::Client;
+use arbor::app::serve::protocol::Action;
 use arbor::app::theme::Theme;
 use arbor::app::views::draw;
-use arbor::engine::config::{Method, RunConfig};
-use arbor::engine::split;
-use arbor::store::sink::StoreSink;
-use arbor::store::{RunRecord, Store};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+
+const CONFIG: &str = r#"
+seed = 1
+method = "deepsearch"
+[data]
+train_size = 200
+test_size = 8
+[policy]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 1
+[warm_start]
+steps = 20
+batch_size = 16
+[train]
+iterations = 100000
+problems_per_step = 2
+checkpoint_every = 0
+[search]
+width = 3
+n = 3
+[adaptive]
+steps_per_round = 1000
+[eval]
+every = 0
+k = 2
+"#;
 
 fn key(app: &mut App, code: KeyCode) {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
@@ -24,7 +57,7 @@ fn command(app: &mut App, line: &str) {
     key(app, KeyCode::Enter);
 }
 
-/// Pumps notifications until `done` holds (or fails after a generous timeout).
+/// Pumps the viewer until `done` holds (or fails after a generous timeout).
 fn wait(app: &mut App, what: &str, mut done: impl FnMut(&App) -> bool) {
     let start = Instant::now();
     while !done(app) {
@@ -46,52 +79,72 @@ fn screen(app: &App) -> String {
         .collect()
 }
 
-#[test]
-fn pause_retune_refuse_replay_and_stop_while_training() {
-    let mut cfg = RunConfig {
-        method: Method::DeepSearch,
-        ..RunConfig::default()
-    };
-    cfg.data.train_size = 200;
-    cfg.data.test_size = 8;
-    cfg.policy.hidden_size = 32;
-    cfg.policy.intermediate_size = 64;
-    cfg.policy.num_hidden_layers = 1;
-    cfg.policy.num_attention_heads = 2;
-    cfg.policy.num_key_value_heads = 1;
-    cfg.warm_start.steps = 20;
-    cfg.warm_start.batch_size = 16;
-    cfg.train.iterations = 100_000;
-    cfg.train.problems_per_step = 2;
-    cfg.search.width = 3;
-    cfg.search.n = 3;
-    cfg.adaptive.steps_per_round = 1000;
-    cfg.eval.k = 2;
-    cfg.eval.every = 0;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.sled")).unwrap();
-    let run = RunRecord::new("live", "deepsearch", 1, cfg.to_toml());
-    store.create_run(&run).unwrap();
-    let data = split::load(&cfg.data).unwrap();
-    let handle = arbor::app::live::start(
-        cfg,
-        data,
-        StoreSink {
-            store: store.clone(),
-            run,
-        },
-    );
-    let mut app = App::open(store.clone(), "live", Theme::load("mono").unwrap()).unwrap();
-    app.live = Some(handle);
+fn trainer(store: &Path, cfg: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(["train", "--headless", "--run", "live", "--config"])
+        .arg(cfg)
+        .arg("--store")
+        .arg(store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
 
+/// Attaches once the trainer serves (it starts serving before its warm start).
+fn connect(store: &Path, readonly: bool) -> Client {
+    let start = Instant::now();
+    loop {
+        if let Some(c) = Client::connect(store, readonly).unwrap() {
+            return c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn attach(store: &Path, readonly: bool) -> App {
+    let c = connect(store, readonly);
+    App::attach(
+        c,
+        store.to_path_buf(),
+        None,
+        Theme::load("mono").unwrap(),
+        false,
+    )
+    .unwrap()
+}
+
+#[test]
+fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let store = dir.path().join("s.sled");
+    let mut child = trainer(&store, &cfg);
+
+    let mut app = attach(&store, false);
+    assert!(app.live.is_some(), "attached to the live run");
     wait(&mut app, "two iterations", |a| {
         a.snapshot.last_iteration() >= 2
     });
     assert_eq!(
         app.iteration,
         app.snapshot.last_iteration(),
-        "live mode follows the newest"
+        "follows the newest"
     );
+    // A tree of the live run, read through the socket.
+    assert!(!app.trees.is_empty());
+    app.screen = Screen::Tree;
+    let s = screen(&app);
+    assert!(s.contains("q=") && s.contains("N="), "{s}");
+    app.screen = Screen::Dashboard;
+
+    // A second trainer on the same store is refused with the clear message.
+    let second = trainer(&store, &cfg).wait_with_output().unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("in use by another arbor process"), "{err}");
 
     // Pause: takes effect at the next safe point, shown in words, and holds.
     key(&mut app, KeyCode::Char('p'));
@@ -100,15 +153,15 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     assert!(screen(&app).contains("PAUSED"));
     std::thread::sleep(Duration::from_millis(600));
     app.pump().unwrap();
-    let held = store.require_run("live").unwrap().last_iteration;
-    assert!(held <= at + 1, "paused at {at} but reached {held}");
-    let events = store.events("live").unwrap();
-    assert!(events.iter().any(|e| e.kind == "pause"));
+    assert!(
+        app.snapshot.last_iteration() <= at + 1,
+        "paused but went on"
+    );
+    assert!(app.snapshot.events.iter().any(|e| e.kind == "pause"));
 
-    // A good retune is applied at the safe point and recorded with old and new values.
+    // A good retune is accepted; bad ones are refused with their reason.
     command(&mut app, "set c_uct 1.5");
     assert!(app.message.contains("2 -> 1.5"), "{}", app.message);
-    // A bad one is refused with its reason and changes nothing.
     command(&mut app, "set lr -1");
     assert!(
         app.message.contains("refused") && app.message.contains("train.lr"),
@@ -132,6 +185,21 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
         "{}",
         app.message
     );
+
+    // A read-only viewer sees the run but every control attempt is refused.
+    let mut ro = attach(&store, true);
+    assert!(ro.live.as_ref().unwrap().readonly());
+    assert!(!ro.trees.is_empty() || ro.snapshot.last_iteration() == 0);
+    key(&mut ro, KeyCode::Char('p'));
+    assert!(ro.message.contains("read-only"), "{}", ro.message);
+    command(&mut ro, "set c_uct 1");
+    assert!(ro.message.contains("read-only"), "{}", ro.message);
+    let direct = connect(&store, true).control(Action::Stop).unwrap_err();
+    assert!(direct.to_string().contains("read-only"), "{direct}");
+    assert!(screen(&ro).contains("read-only"));
+    drop(ro);
+
+    // Resume: the retunes are applied at the safe point, with old values and the source.
     key(&mut app, KeyCode::Char('p'));
     wait(&mut app, "the retunes", |a| {
         a.snapshot
@@ -141,17 +209,18 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
             .count()
             >= 2
     });
-    let events = store.events("live").unwrap();
+    let events = app.snapshot.events.clone();
     let r = events.iter().find(|e| e.kind == "retune").unwrap();
     assert_eq!(
         (r.key.as_deref(), r.old.as_deref(), r.new.as_deref()),
         (Some("c_uct"), Some("2"), Some("1.5"))
     );
-    assert!(events.iter().any(|e| e.kind == "retune"
-        && e.key.as_deref() == Some("temperature")
-        && e.new.as_deref() == Some("0.9")));
+    assert!(
+        r.source.as_deref().unwrap_or("").starts_with("viewer pid"),
+        "{r:?}"
+    );
     let refused: Vec<_> = events.iter().filter(|e| e.kind == "refused").collect();
-    assert_eq!(refused.len(), 2);
+    assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(refused[0]
         .reason
         .as_deref()
@@ -160,16 +229,12 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     assert!(!events
         .iter()
         .any(|e| e.kind == "retune" && e.key.as_deref() == Some("lr")));
+    assert_eq!(app.live.as_ref().unwrap().cfg.search.c_uct, 1.5);
 
     // Replay of iteration 1 shows iteration 1's numbers while the run goes on.
     command(&mut app, "goto iter 1");
     assert_eq!(app.iteration, 1);
-    let first = store
-        .iterations::<arbor::engine::trainer::IterationMetrics>("live")
-        .unwrap()[0]
-        .clone();
-    assert_eq!(app.snapshot.metrics(1), Some(&first));
-    assert_eq!(app.trees, store.trees("live", 1).unwrap());
+    let first = app.snapshot.metrics(1).unwrap().clone();
     let s = screen(&app);
     assert!(s.contains("replay: iteration 1 of"), "{s}");
     assert!(
@@ -180,31 +245,63 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     // Drilling into a tree of the live run freezes the view on that iteration.
     key(&mut app, KeyCode::Char('L'));
     assert!(app.following);
-    app.screen = arbor::app::explorer::Screen::Problems;
+    app.screen = Screen::Problems;
     key(&mut app, KeyCode::Enter);
-    assert_eq!(app.screen, arbor::app::explorer::Screen::Tree);
+    assert_eq!(app.screen, Screen::Tree);
     assert!(!app.following, "{}", app.message);
     let frozen = app.iteration;
     std::thread::sleep(Duration::from_millis(300));
     app.pump().unwrap();
     assert_eq!(app.iteration, frozen);
 
-    // Quit asks first; y stops the trainer at a safe point.
+    // q detaches: the run goes on without a viewer; a new viewer reattaches.
     key(&mut app, KeyCode::Char('q'));
-    assert!(app.confirm_stop && !app.quit);
-    key(&mut app, KeyCode::Char('n'));
-    assert!(!app.confirm_stop && !app.quit);
-    key(&mut app, KeyCode::Char('q'));
-    key(&mut app, KeyCode::Char('y'));
-    assert!(app.quit);
-    let t = app.live.as_mut().unwrap().thread.take().unwrap();
-    t.join().unwrap();
-    app.pump().unwrap();
-    let summary = app.finished.take().unwrap().unwrap();
+    assert!(app.quit && !app.confirm_stop);
+    assert_eq!(app.left, Some(arbor::app::attach::Leave::Detach));
+    let before = app.snapshot.last_iteration();
+    drop(app);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut again = attach(&store, false);
+    wait(&mut again, "the run going on", |a| {
+        a.snapshot.last_iteration() > before + 1
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the trainer still runs"
+    );
+
+    // Stopping is its own confirmed action.
+    key(&mut again, KeyCode::Char('X'));
+    assert!(again.confirm_stop && !again.quit);
+    key(&mut again, KeyCode::Char('n'));
+    assert!(!again.confirm_stop);
+    command(&mut again, "stop");
+    assert!(again.confirm_stop);
+    key(&mut again, KeyCode::Char('y'));
+    assert!(again.quit);
+    assert_eq!(again.left, Some(arbor::app::attach::Leave::Stop));
+    wait(&mut again, "the end of the run", |a| a.finished.is_some());
+    let summary = again.finished.take().unwrap().unwrap();
     assert_eq!(summary.stopped_by, "user");
-    assert!(store
+    drop(again);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(line["stopped_by"], "user");
+    // The socket and the pointer are gone; the store opens directly and says who stopped.
+    assert!(Client::connect(&store, false).unwrap().is_none());
+    assert!(!store.with_file_name("s.sled.live").exists());
+    let s = arbor::store::Store::open_existing(&store).unwrap();
+    let stop = s
         .events("live")
         .unwrap()
-        .iter()
-        .any(|e| e.kind == "stop"));
+        .into_iter()
+        .find(|e| e.kind == "stop")
+        .unwrap();
+    assert!(stop.source.unwrap_or_default().starts_with("viewer pid"));
 }

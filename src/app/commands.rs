@@ -5,7 +5,10 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::app::explorer::App;
 use crate::app::headless::Headless;
-use crate::app::live::Begin;
+use crate::app::source::RunSource;
+use std::sync::Arc;
+
+use crate::app::live::{Begin, ControlState, LiveSink, StatusBoard};
 use crate::engine::config::{Method, RunConfig};
 use crate::engine::countdown::{generate, write_jsonl, Preset};
 use crate::engine::evaluate::{evaluate, EvalSettings};
@@ -13,8 +16,6 @@ use crate::engine::policy::checkpoint;
 use crate::engine::search::record::NodeRecord;
 use crate::engine::split;
 use crate::engine::test_time::{compare_strategies, Strategy, TestTimeSettings};
-use crate::engine::trainer::Trainer;
-use crate::engine::warm_start::prepare_policy;
 use crate::store::sink::StoreSink;
 use crate::store::{validate_run_name, RunRecord, RunStatus, Store, DEFAULT_PATH};
 
@@ -119,6 +120,9 @@ pub fn train(o: TrainOptions) -> Result<()> {
     if let Some(name) = &o.run {
         validate_run_name(name)?;
     }
+    if crate::app::background::wants_explorer(o.headless) {
+        return crate::app::background::train_in_background(&o.store, &o.theme);
+    }
     let store = Store::open(&o.store)?;
     let name = match &o.run {
         Some(n) => n.clone(),
@@ -136,50 +140,66 @@ pub fn train(o: TrainOptions) -> Result<()> {
     drive(cfg, Begin::Fresh(data), store, record, o.headless, &o.theme)
 }
 
-/// Runs a registered run to its end, in the explorer or headless, and records the outcome.
+/// Runs a registered run to its end in this process and records the outcome. The run is
+/// served to viewers on the store's socket while it runs; stderr gets progress bars, or
+/// plain progress lines when it is not a terminal. (An explorer started with the run
+/// runs this in a background process and attaches to it: see `background.rs`.)
 pub(crate) fn drive(
     cfg: RunConfig,
     begin: Begin,
     store: Store,
     record: RunRecord,
-    headless: bool,
-    theme: &str,
+    _headless: bool,
+    _theme: &str,
 ) -> Result<()> {
     let name = record.name.clone();
-    use std::io::IsTerminal;
-    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
-    if !headless && !interactive {
-        eprintln!("note: not a terminal, running headless");
-    }
-    if !headless && interactive {
-        let outcome = live_train(cfg.clone(), begin, store.clone(), record, theme);
-        return finish_run(
-            &store,
-            &name,
-            outcome.and_then(|s| s.ok_or_else(|| anyhow!("the trainer ended without a summary"))),
-            true,
-        )
-        .map(|_| ());
-    }
-    let mut sink = Headless::new(StoreSink {
-        store: store.clone(),
-        run: record,
-    })
+    let board = Arc::new(StatusBoard::new(&record, &cfg));
+    let control = Arc::new(ControlState::default());
+    let log = std::env::var_os(crate::app::background::LOG_ENV).map(PathBuf::from);
+    let server = match crate::app::serve::server::start(
+        crate::app::serve::server::Shared {
+            store: store.clone(),
+            run: name.clone(),
+            control: control.clone(),
+            board: board.clone(),
+        },
+        store.path(),
+        log,
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("note: viewers cannot attach to this run ({e}); it trains anyway");
+            None
+        }
+    };
+    let mut sink = Headless::new(LiveSink::new(
+        StoreSink {
+            store: store.clone(),
+            run: record,
+        },
+        board.clone(),
+        control.clone(),
+        cfg.clone(),
+    ))
     .with_signals()
     .context("cannot watch SIGTERM and SIGINT")?;
-    let outcome = (|| -> Result<_> {
-        let (mut trainer, key) = match begin {
-            Begin::Fresh(data) => {
-                let (policy, key) = prepare_policy(&cfg, &data, &mut sink)?;
-                sink.inner.run.warm_start = Some(key.clone());
-                store.update_run(&sink.inner.run)?;
-                (Box::new(Trainer::new(cfg.clone(), policy, data)?), key)
-            }
-            Begin::Resume(t) => (t, sink.inner.run.warm_start.clone().unwrap_or_default()),
-        };
-        Ok(trainer.run(&name, &key, &mut sink)?)
-    })();
-    finish_run(&store, &name, outcome, true).map(|_| ())
+    if let Some(flag) = sink.signal_flag() {
+        control.watch_signal(flag);
+    }
+    let outcome =
+        crate::app::live::train_begin(&cfg, begin, &mut sink, &store, |s| &mut s.inner.inner.run);
+    let result = finish_run(&store, &name, outcome, true);
+    // Attached viewers see how the run ended before the socket goes away.
+    let end = match &result {
+        Ok(s) => Ok(s.clone()),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    board.update(|s| s.finished = Some(end));
+    if server.is_some() {
+        crate::app::live::linger(&board);
+    }
+    drop(server);
+    result.map(|_| ())
 }
 
 /// Records how the run ended and (if `print`) prints the summary line.
@@ -582,10 +602,15 @@ fn node_json(n: &NodeRecord) -> serde_json::Value {
 }
 
 pub fn export(o: ExportOptions) -> Result<()> {
-    let store = Store::open_existing(&o.store)?;
-    let run = store.require_run(&o.run)?;
+    // A live run is read through its trainer (which holds the store).
+    let store: Box<dyn RunSource> =
+        match crate::app::serve::client::Client::connect(&o.store, true)? {
+            Some(c) => Box::new(Arc::new(c)),
+            None => Box::new(Store::open_existing(&o.store)?),
+        };
+    let run = store.run(&o.run)?;
     if o.metrics {
-        let its: Vec<serde_json::Value> = store.iterations(&run.name)?;
+        let its = store.iteration_values(&run.name)?;
         return write_out(&o.out, &serde_json::Value::Array(its).to_string());
     }
     let Some(iteration) = o.iteration else {
@@ -661,21 +686,37 @@ pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<()> {
 }
 
 /// `arbor fsck`: prints what was checked and every problem; fails if there is one.
-pub fn fsck(path: &std::path::Path) -> Result<()> {
-    let store = Store::open_existing(path)?;
-    let report = store.fsck()?;
-    for p in &report.problems {
+/// With `live`, a store held by a live run is checked by its trainer, between commits.
+pub fn fsck(path: &std::path::Path, live: bool) -> Result<()> {
+    let client = crate::app::serve::client::Client::connect(path, true)?;
+    let (problems, summary) = match client {
+        Some(c) if live => c.fsck()?,
+        Some(c) => bail!(
+            "store {} is held by the live run {} (pid {}): check it through its trainer \
+             with `arbor fsck --live --store {}`",
+            path.display(),
+            c.hello.run,
+            c.hello.pid,
+            path.display()
+        ),
+        None => {
+            let report = Store::open_existing(path)?.fsck()?;
+            let summary = report.summary();
+            (report.problems, summary)
+        }
+    };
+    for p in &problems {
         println!("problem: {p}");
     }
-    println!("{}: {}", path.display(), report.summary());
-    if report.ok() {
+    println!("{}: {summary}", path.display());
+    if problems.is_empty() {
         println!("ok");
         Ok(())
     } else {
         bail!(
             "{}: {} problems found (listed above)",
             path.display(),
-            report.problems.len()
+            problems.len()
         )
     }
 }
@@ -684,25 +725,73 @@ pub struct ViewOptions {
     pub run: Option<String>,
     pub store: PathBuf,
     pub theme: String,
+    /// Attach to a live run without any control.
+    pub readonly: bool,
 }
 
-/// `arbor view`: replay a finished or stopped run in the explorer.
+/// One line per run for `arbor view` without `--run`; `live` names the run being trained.
+fn list_runs(runs: &[RunRecord], live: Option<(&str, u32)>, store: &std::path::Path) -> String {
+    let mut out = format!("runs in {}:\n", store.display());
+    let mut runs: Vec<&RunRecord> = runs.iter().collect();
+    runs.sort_by_key(|r| std::cmp::Reverse(r.created_unix));
+    for r in &runs {
+        let state = match live {
+            Some((name, pid)) if name == r.name => format!("live, pid {pid}"),
+            _ => format!("{:?}", r.status).to_lowercase(),
+        };
+        out.push_str(&format!(
+            "  {:<28} {:<13} seed {:<4} {:>6} iterations  {state}\n",
+            r.name, r.method, r.seed, r.last_iteration
+        ));
+    }
+    if runs.is_empty() {
+        out.push_str("  (none yet: train one with `arbor train`)\n");
+    } else {
+        out.push_str(&format!(
+            "open one with `arbor view --store {} --run NAME` (a live one is attached; \
+             --readonly hides every control)",
+            store.display()
+        ));
+    }
+    out
+}
+
+/// `arbor view`: attach to the live run beside the store, or replay a stored run;
+/// without `--run`, list the runs.
 pub fn view(o: ViewOptions) -> Result<()> {
     let theme = crate::app::theme::Theme::choose(&o.theme).map_err(|e| anyhow!(e))?;
+    if let Some(client) = crate::app::serve::client::Client::connect(&o.store, o.readonly)? {
+        let live = client.hello.run.clone();
+        let Some(name) = o.run else {
+            println!(
+                "{}",
+                list_runs(&client.runs()?, Some((&live, client.hello.pid)), &o.store)
+            );
+            return Ok(());
+        };
+        let pid = client.hello.pid;
+        let log = client.pointer.log.clone();
+        let mut app = App::attach(client, o.store.clone(), Some(&name), theme, false)?;
+        let mut terminal = ratatui::init();
+        let result = run_ui(&mut terminal, &mut app);
+        ratatui::restore();
+        if name == live && app.finished.is_none() {
+            match app.left {
+                Some(crate::app::attach::Leave::Stop) => {
+                    println!("asked run {name} to stop at its next safe point")
+                }
+                _ => println!(
+                    "{}",
+                    crate::app::background::detach_line(&name, &o.store, pid, log.as_deref())
+                ),
+            }
+        }
+        return result;
+    }
     let store = Store::open_existing(&o.store)?;
-    let name = match o.run {
-        Some(n) => n,
-        None => store
-            .runs()?
-            .into_iter()
-            .max_by_key(|r| r.created_unix)
-            .map(|r| r.name)
-            .ok_or_else(|| {
-                anyhow!(
-                    "store {} has no runs yet; train one first",
-                    o.store.display()
-                )
-            })?,
+    let Some(name) = o.run else {
+        println!("{}", list_runs(&store.runs()?, None, &o.store));
+        return Ok(());
     };
     let mut app = crate::app::explorer::App::open(store, &name, theme)?;
     let mut terminal = ratatui::init();
@@ -755,47 +844,4 @@ pub fn run_ui(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> Result<
     });
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     result
-}
-
-/// A live run: the trainer on its own thread, the explorer in this one. Returns the
-/// summary once the trainer has finished (or stopped at a safe point).
-fn live_train(
-    cfg: RunConfig,
-    begin: Begin,
-    store: Store,
-    record: RunRecord,
-    theme: &str,
-) -> Result<Option<crate::engine::trainer::Summary>> {
-    let theme = crate::app::theme::Theme::choose(theme).map_err(|e| anyhow!(e))?;
-    let name = record.name.clone();
-    let handle = crate::app::live::start_with(
-        cfg,
-        begin,
-        StoreSink {
-            store: store.clone(),
-            run: record,
-        },
-    );
-    let mut app = App::open(store, &name, theme)?;
-    app.live = Some(handle);
-    let mut terminal = ratatui::init();
-    let ui = run_ui(&mut terminal, &mut app);
-    ratatui::restore();
-    if ui.is_err() {
-        app.stop();
-    }
-    if app.finished.is_none() {
-        eprintln!("stopping run {name} at the next safe point...");
-        app.stop();
-    }
-    if let Some(t) = app.live.as_mut().and_then(|l| l.thread.take()) {
-        let _ = t.join();
-    }
-    let _ = app.pump();
-    ui?;
-    match app.finished.take() {
-        Some(Ok(s)) => Ok(Some(s)),
-        Some(Err(e)) => Err(anyhow!(e)),
-        None => Ok(None),
-    }
 }

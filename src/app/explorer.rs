@@ -12,9 +12,11 @@ use crate::engine::search::replay::{replay, ReplayStep};
 use crate::engine::trainer::Summary;
 use crate::store::{Store, StoreError};
 
+use super::attach::{Attached, Leave};
+use super::source::RunSource;
+
 use super::filters::{Filter, NodeFilter, SortBy};
 use super::form::RetuneForm;
-use super::live::LiveHandle;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Screen {
@@ -53,7 +55,8 @@ pub struct WrongPath {
 }
 
 pub struct App {
-    pub store: Store,
+    /// Where the run is read from: the store, or the live run's trainer.
+    pub source: Box<dyn RunSource>,
     pub snapshot: RunSnapshot,
     pub theme: Theme,
     pub screen: Screen,
@@ -72,8 +75,8 @@ pub struct App {
     pub quit: bool,
     pub message: String,
     pending_g: bool,
-    /// The trainer, when the run is live in this process.
-    pub live: Option<LiveHandle>,
+    /// The live run's trainer, when this explorer is attached to one.
+    pub live: Option<Attached>,
     /// Live mode follows the newest iteration until the cursor is moved or `f` freezes.
     pub following: bool,
     /// The trainer's current phase and progress.
@@ -81,8 +84,12 @@ pub struct App {
     /// The trainer acknowledged the pause at a safe point.
     pub paused: bool,
     pub finished: Option<Result<Summary, String>>,
-    /// Asking whether to stop training before quitting.
+    /// Asking whether to stop training.
     pub confirm_stop: bool,
+    /// Asking whether to stop the run this explorer started or leave it in the background.
+    pub confirm_leave: bool,
+    /// How the user left a live run.
+    pub left: Option<Leave>,
     /// The `:` command line being typed.
     pub command: Option<String>,
     /// Every run of the store, for the compare view (loaded when it opens).
@@ -129,10 +136,19 @@ impl ListHit {
 impl App {
     /// Opens `run` at its newest iteration.
     pub fn open(store: Store, run: &str, theme: Theme) -> Result<Self, StoreError> {
-        let snapshot = RunSnapshot::load(&store, run)?;
+        Self::open_source(Box::new(store), run, theme)
+    }
+
+    /// Opens `run` of `source` at its newest iteration.
+    pub fn open_source(
+        source: Box<dyn RunSource>,
+        run: &str,
+        theme: Theme,
+    ) -> Result<Self, StoreError> {
+        let snapshot = RunSnapshot::load(source.as_ref(), run)?;
         let iteration = snapshot.last_iteration();
         let mut app = App {
-            store,
+            source,
             snapshot,
             theme,
             screen: Screen::Dashboard,
@@ -155,6 +171,8 @@ impl App {
             paused: false,
             finished: None,
             confirm_stop: false,
+            confirm_leave: false,
+            left: None,
             command: None,
             compare: Vec::new(),
             compare_sel: 0,
@@ -179,7 +197,7 @@ impl App {
             self.trees = if it == 0 {
                 Vec::new()
             } else {
-                self.store.trees(&self.snapshot.run.name, it)?
+                self.source.trees(&self.snapshot.run.name, it)?
             };
             self.iteration = it;
             self.problem = self.problem.min(self.trees.len().saturating_sub(1));
@@ -194,9 +212,9 @@ impl App {
         // A run of an `arbor compare` is compared with its group; any other with all runs.
         let group = self.snapshot.run.comparison.clone();
         let mut runs = Vec::new();
-        for r in self.store.runs()? {
+        for r in self.source.runs()? {
             if group.is_none() || r.comparison == group {
-                runs.push(RunSnapshot::load(&self.store, &r.name)?);
+                runs.push(RunSnapshot::load(self.source.as_ref(), &r.name)?);
             }
         }
         self.compare = runs;
@@ -210,7 +228,7 @@ impl App {
             self.message = "a live run is open: replay other runs with arbor view".into();
             return Ok(());
         }
-        self.snapshot = RunSnapshot::load(&self.store, name)?;
+        self.snapshot = RunSnapshot::load(self.source.as_ref(), name)?;
         self.trees.clear();
         self.iteration = 0;
         self.goto(u64::MAX)?;
@@ -487,6 +505,7 @@ impl App {
                 KeyCode::Char('y') | KeyCode::Enter => {
                     self.confirm_stop = false;
                     self.stop();
+                    self.left = Some(Leave::Stop);
                     self.quit = true;
                 }
                 KeyCode::Char('n') | KeyCode::Esc => self.confirm_stop = false,
@@ -494,17 +513,48 @@ impl App {
             }
             return Ok(());
         }
+        if self.confirm_leave {
+            match key.code {
+                KeyCode::Char('s') => {
+                    self.confirm_leave = false;
+                    self.stop();
+                    self.left = Some(Leave::Stop);
+                    self.quit = true;
+                }
+                KeyCode::Char('d') | KeyCode::Char('b') => {
+                    self.confirm_leave = false;
+                    self.left = Some(Leave::Detach);
+                    self.quit = true;
+                }
+                KeyCode::Esc | KeyCode::Char('n') => self.confirm_leave = false,
+                _ => {}
+            }
+            return Ok(());
+        }
         let g = std::mem::take(&mut self.pending_g);
         let running = self.live.is_some() && self.finished.is_none();
+        let control = running && !self.live.as_ref().is_some_and(|l| l.readonly());
+        let owned = running && self.live.as_ref().is_some_and(|l| l.owned);
         match key.code {
-            KeyCode::Char('c') if ctrl && running => self.confirm_stop = true,
-            KeyCode::Char('q') if running => self.confirm_stop = true,
+            // Leaving a run this explorer started asks; any other live run is detached.
+            KeyCode::Char('c') if ctrl && owned => self.confirm_leave = true,
+            KeyCode::Char('q') if owned => self.confirm_leave = true,
+            KeyCode::Char('c') if ctrl && running => {
+                self.left = Some(Leave::Detach);
+                self.quit = true;
+            }
+            KeyCode::Char('q') if running => {
+                self.left = Some(Leave::Detach);
+                self.quit = true;
+            }
             KeyCode::Char(':') => self.command = Some(String::new()),
-            KeyCode::Char('r') if running => self.open_form(),
-            KeyCode::Char('p') if running => self.toggle_pause(),
-            KeyCode::Char('c') if running => {
-                self.push(Directive::Checkpoint);
-                self.message = "checkpoint at the next safe point".into();
+            KeyCode::Char('X') if control => self.confirm_stop = true,
+            KeyCode::Char('r') if control => self.open_form(),
+            KeyCode::Char('p') if control => self.toggle_pause(),
+            KeyCode::Char('c') if control && !ctrl => self.push(Directive::Checkpoint),
+            KeyCode::Char('X' | 'r' | 'p' | 'c') if running && !ctrl => {
+                self.message =
+                    "this viewer is attached read-only (--readonly): control is refused".into()
             }
             KeyCode::Char('f') => {
                 self.following = !self.following;

@@ -60,6 +60,11 @@ impl<S: Sink> Headless<S> {
         Ok(self)
     }
 
+    /// The signal flag, for a sink inside that must wake up on a signal (a paused run).
+    pub fn signal_flag(&self) -> Option<Arc<AtomicUsize>> {
+        self.signal.clone()
+    }
+
     fn bar(&mut self, phase: Phase, total: u64) -> ProgressBar {
         if let Some((_, b)) = self.bars.iter().find(|(p, _)| *p == phase) {
             return b.clone();
@@ -79,6 +84,7 @@ impl<S: Sink> Headless<S> {
 
 impl<S: Sink> Sink for Headless<S> {
     fn progress(&mut self, phase: Phase, done: u64, total: u64, note: &str) {
+        self.inner.progress(phase, done, total, note);
         let bar = self.bar(phase, total);
         bar.set_length(total);
         bar.set_position(done);
@@ -92,7 +98,12 @@ impl<S: Sink> Sink for Headless<S> {
         }
     }
 
+    fn warm_start_loss(&mut self, step: u64, loss: f64) {
+        self.inner.warm_start_loss(step, loss);
+    }
+
     fn phase_done(&mut self, phase: Phase, note: &str) {
+        self.inner.phase_done(phase, note);
         let line = format!("{:>10} {note}", phase.label());
         if self.multi.is_hidden() {
             eprintln!("{line}");

@@ -1,82 +1,194 @@
-//! A live run in one process: the trainer on its own thread, the UI reading the store.
-//! The trainer never waits on the UI (notifications go through an unbounded channel and
-//! only say "something new is there"); the UI never blocks the trainer (control is a queue
-//! the trainer drains at its safe points, between iterations).
+//! The trainer's side of a live run: the sink that publishes its progress on a status
+//! board, and the control state viewers steer it through. The trainer never waits on a
+//! viewer (the board is a small struct behind a mutex, read by the socket server); a
+//! viewer never blocks the trainer (control is a queue the trainer drains at its safe
+//! points).
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use serde::{Deserialize, Serialize};
 
 use crate::engine::config::RunConfig;
-use crate::engine::control::{ControlEvent, Directive};
+use crate::engine::control::{retune, ControlEvent, Directive};
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::split::RunData;
 use crate::engine::trainer::{IterationMetrics, Summary, Trainer};
-use crate::engine::warm_start::prepare_policy;
 use crate::store::sink::StoreSink;
-
-/// What the trainer tells the UI.
-#[derive(Debug)]
-pub enum Note {
-    Progress {
-        phase: Phase,
-        done: u64,
-        total: u64,
-        note: String,
-    },
-    PhaseDone(String),
-    Committed(u64),
-    Paused(bool),
-    /// Something the user must read (why the trainer paused itself).
-    Alert(String),
-    Finished(Box<Result<Summary, String>>),
-}
-
-/// Shared between the UI and the trainer.
-#[derive(Default)]
-pub struct ControlState {
-    paused: Mutex<bool>,
-    queue: Mutex<Vec<Directive>>,
-    wake: Condvar,
-}
+use crate::store::RunRecord;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl ControlState {
-    pub fn paused(&self) -> bool {
-        *lock(&self.paused)
+/// What a viewer sees of the trainer besides the store: sent whole on every `status`
+/// request (a few hundred bytes, plus the warm start's losses).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    pub run: String,
+    pub pid: u32,
+    /// The phase now running ("warm start", "evaluate", "train"; empty before the first).
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+    /// The phase's short status (loss, accuracy).
+    pub note: String,
+    /// Seconds since the phase began, for the ETA.
+    pub phase_seconds: f64,
+    /// The last phase that ended, in words ("loaded cached warm start ...").
+    pub last_done: String,
+    /// The warm start's loss after each step (empty when it was loaded from the cache).
+    pub warm_losses: Vec<f32>,
+    /// A pause was asked for and not yet taken back.
+    pub pause_requested: bool,
+    /// The trainer is paused at a safe point.
+    pub paused: bool,
+    /// Messages the user must read (why the trainer paused itself), oldest first.
+    pub alerts: Vec<String>,
+    pub last_iteration: u64,
+    /// The settings in force, as TOML (retunes applied).
+    pub config_toml: String,
+    /// Viewers attached now.
+    pub viewers: usize,
+    /// How the run ended, once it has.
+    pub finished: Option<Result<Summary, String>>,
+}
+
+/// The status board: written by the trainer's sink, read by the server.
+pub struct StatusBoard {
+    status: Mutex<LiveStatus>,
+    phase_started: Mutex<Instant>,
+    /// Held while an iteration is written, so a live fsck sees whole iterations only.
+    pub commit_gate: Mutex<()>,
+}
+
+impl StatusBoard {
+    pub fn new(run: &RunRecord, cfg: &RunConfig) -> Self {
+        Self {
+            status: Mutex::new(LiveStatus {
+                run: run.name.clone(),
+                pid: std::process::id(),
+                last_iteration: run.last_iteration,
+                config_toml: cfg.to_toml(),
+                ..LiveStatus::default()
+            }),
+            phase_started: Mutex::new(Instant::now()),
+            commit_gate: Mutex::new(()),
+        }
     }
-    pub fn set_paused(&self, p: bool) {
-        *lock(&self.paused) = p;
-        self.wake.notify_all();
+
+    /// A copy of the status, with the phase's elapsed time filled in.
+    pub fn snapshot(&self) -> LiveStatus {
+        let mut s = lock(&self.status).clone();
+        s.phase_seconds = lock(&self.phase_started).elapsed().as_secs_f64();
+        s
     }
-    pub fn push(&self, d: Directive) {
-        lock(&self.queue).push(d);
-        self.wake.notify_all();
+
+    pub fn update(&self, f: impl FnOnce(&mut LiveStatus)) {
+        f(&mut lock(&self.status));
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> Result<RunConfig, String> {
+        RunConfig::from_toml(&lock(&self.status).config_toml).map_err(|e| e.to_string())
+    }
+
+    fn progress(&self, phase: Phase, done: u64, total: u64, note: &str) {
+        let mut s = lock(&self.status);
+        if s.phase != phase.label() {
+            s.phase = phase.label().to_string();
+            *lock(&self.phase_started) = Instant::now();
+        }
+        s.done = done;
+        s.total = total;
+        s.note = note.to_string();
     }
 }
 
-/// The store sink plus notifications and control.
+/// A queued directive and the viewer that sent it.
+type Queued = (Directive, String);
+
+/// Shared between the server (viewers' requests) and the trainer's sink.
+#[derive(Default)]
+pub struct ControlState {
+    paused: Mutex<Option<String>>,
+    queue: Mutex<Vec<Queued>>,
+    wake: Condvar,
+    /// SIGTERM or SIGINT received (0: none): a paused trainer wakes up to stop.
+    signal: Mutex<Option<Arc<AtomicUsize>>>,
+}
+
+impl ControlState {
+    pub fn paused(&self) -> bool {
+        lock(&self.paused).is_some()
+    }
+    /// Asks for a pause (`Some(source)`) or takes it back (`None`).
+    pub fn set_paused(&self, by: Option<String>) {
+        *lock(&self.paused) = by;
+        self.wake.notify_all();
+    }
+    pub fn push(&self, d: Directive, source: &str) {
+        lock(&self.queue).push((d, source.to_string()));
+        self.wake.notify_all();
+    }
+    pub fn stop_queued(&self) -> bool {
+        lock(&self.queue).iter().any(|(d, _)| *d == Directive::Stop)
+            || lock(&self.signal)
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::SeqCst) != 0)
+    }
+    /// Wakes a paused trainer when `flag` becomes non-zero (the headless signal flag).
+    pub fn watch_signal(&self, flag: Arc<AtomicUsize>) {
+        *lock(&self.signal) = Some(flag);
+    }
+    fn take(&self) -> Vec<Queued> {
+        std::mem::take(&mut *lock(&self.queue))
+    }
+}
+
+/// Event kinds that answer a queued directive, in the order the trainer records them.
+const DIRECTIVE_EVENTS: [&str; 5] = ["stop", "checkpoint", "skip", "retune", "refused"];
+
+/// The store sink plus the status board and control.
 pub struct LiveSink {
     pub inner: StoreSink,
-    notes: UnboundedSender<Note>,
+    board: Arc<StatusBoard>,
     control: Arc<ControlState>,
+    /// Sources of the directives handed to the trainer, stamped on the events it records.
+    sources: VecDeque<String>,
+    /// The settings in force (retunes applied as the trainer records them).
+    cfg: RunConfig,
+}
+
+impl LiveSink {
+    pub fn new(
+        inner: StoreSink,
+        board: Arc<StatusBoard>,
+        control: Arc<ControlState>,
+        cfg: RunConfig,
+    ) -> Self {
+        Self {
+            inner,
+            board,
+            control,
+            sources: VecDeque::new(),
+            cfg,
+        }
+    }
 }
 
 impl Sink for LiveSink {
     fn progress(&mut self, phase: Phase, done: u64, total: u64, note: &str) {
-        let _ = self.notes.send(Note::Progress {
-            phase,
-            done,
-            total,
-            note: note.to_string(),
-        });
+        self.board.progress(phase, done, total, note);
+    }
+    fn warm_start_loss(&mut self, _step: u64, loss: f64) {
+        self.board.update(|s| s.warm_losses.push(loss as f32));
     }
     fn phase_done(&mut self, _phase: Phase, note: &str) {
-        let _ = self.notes.send(Note::PhaseDone(note.to_string()));
+        let note = note.to_string();
+        self.board.update(|s| s.last_done = note);
     }
     fn warm_start(&mut self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
         self.inner.warm_start(key)
@@ -94,49 +206,73 @@ impl Sink for LiveSink {
         metrics: &IterationMetrics,
         trees: &[TreeRecord],
     ) -> Result<(), SinkError> {
+        let _gate = lock(&self.board.commit_gate);
         self.inner.commit(metrics, trees)?;
-        let _ = self.notes.send(Note::Committed(metrics.iteration));
+        let it = metrics.iteration;
+        self.board.update(|s| s.last_iteration = it);
         Ok(())
     }
     fn amend(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {
-        self.inner.amend(metrics)?;
-        let _ = self.notes.send(Note::Committed(metrics.iteration));
-        Ok(())
+        let _gate = lock(&self.board.commit_gate);
+        self.inner.amend(metrics)
     }
     fn checkpoint(
         &mut self,
         iteration: u64,
         ck: &crate::engine::resume::TrainingCheckpoint,
     ) -> Result<(), SinkError> {
+        let _gate = lock(&self.board.commit_gate);
         self.inner.checkpoint(iteration, ck)
     }
     fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {
-        self.inner.event(event)
+        let mut ev = event.clone();
+        if DIRECTIVE_EVENTS.contains(&ev.kind.as_str()) && ev.source.is_none() {
+            ev.source = self.sources.pop_front();
+        }
+        if ev.kind == "retune" {
+            if let (Some(k), Some(v)) = (&ev.key, &ev.new) {
+                if retune(&mut self.cfg, k, v).is_ok() {
+                    let toml = self.cfg.to_toml();
+                    self.board.update(|s| s.config_toml = toml);
+                }
+            }
+        }
+        self.inner.event(&ev)
     }
 
     fn pause(&mut self, reason: &str) -> bool {
-        *lock(&self.control.paused) = true;
-        let _ = self.notes.send(Note::Alert(format!("PAUSED: {reason}")));
+        self.control.set_paused(Some("trainer".into()));
+        let alert = format!("PAUSED: {reason}");
+        self.board.update(|s| {
+            s.pause_requested = true;
+            s.alerts.push(alert);
+        });
         true
     }
 
-    /// Blocks while paused (unless a stop is queued); records when the pause took effect.
+    /// Blocks while paused (unless a stop is queued); records when the pause took effect
+    /// and who asked for it.
     fn directives(&mut self, next: u64) -> Vec<Directive> {
-        let mut announced = false;
+        let mut announced: Option<String> = None;
         loop {
-            let stop_queued = lock(&self.control.queue).contains(&Directive::Stop);
-            let paused = *lock(&self.control.paused);
-            if !paused || stop_queued {
-                if announced {
+            let by = lock(&self.control.paused).clone();
+            if by.is_none() || self.control.stop_queued() {
+                if announced.is_some() {
                     let _ = self.inner.event(&ControlEvent::new(next - 1, "resume"));
-                    let _ = self.notes.send(Note::Paused(false));
+                    self.board.update(|s| s.paused = false);
                 }
-                return std::mem::take(&mut *lock(&self.control.queue));
+                let queued = self.control.take();
+                self.sources.extend(queued.iter().map(|(_, s)| s.clone()));
+                return queued.into_iter().map(|(d, _)| d).collect();
             }
-            if !announced {
-                announced = true;
-                let _ = self.inner.event(&ControlEvent::new(next - 1, "pause"));
-                let _ = self.notes.send(Note::Paused(true));
+            if announced.is_none() {
+                let ev = ControlEvent {
+                    source: by.clone(),
+                    ..ControlEvent::new(next - 1, "pause")
+                };
+                let _ = self.inner.event(&ev);
+                self.board.update(|s| s.paused = true);
+                announced = by;
             }
             let guard = lock(&self.control.paused);
             let _ = self
@@ -147,59 +283,81 @@ impl Sink for LiveSink {
     }
 }
 
-/// The UI's end of a live run.
-pub struct LiveHandle {
-    pub control: Arc<ControlState>,
-    pub notes: UnboundedReceiver<Note>,
-    pub thread: Option<std::thread::JoinHandle<()>>,
-    /// The settings in force as the UI knows them (retunes validated against a copy).
-    pub cfg: RunConfig,
-}
-
-/// How the trainer thread begins: a new run (warm start, then train) or a resumed one.
+/// How the trainer begins: a new run (warm start, then train) or a resumed one.
 pub enum Begin {
     Fresh(RunData),
     Resume(Box<Trainer>),
 }
 
-/// Starts the trainer thread on a run already registered in the store.
-pub fn start(cfg: RunConfig, data: RunData, inner: StoreSink) -> LiveHandle {
-    start_with(cfg, Begin::Fresh(data), inner)
+/// Runs `begin` to its end on `sink` (a fresh run's warm start first, recorded in the run
+/// record that `record` finds inside the sink).
+pub fn train_begin<S: Sink>(
+    cfg: &RunConfig,
+    begin: Begin,
+    sink: &mut S,
+    store: &crate::store::Store,
+    record: fn(&mut S) -> &mut RunRecord,
+) -> anyhow::Result<Summary> {
+    let (mut trainer, key) = match begin {
+        Begin::Fresh(data) => {
+            let (policy, key) = crate::engine::warm_start::prepare_policy(cfg, &data, sink)?;
+            let run = record(sink);
+            run.warm_start = Some(key.clone());
+            store.update_run(run)?;
+            (Box::new(Trainer::new(cfg.clone(), policy, data)?), key)
+        }
+        Begin::Resume(t) => (t, record(sink).warm_start.clone().unwrap_or_default()),
+    };
+    let name = record(sink).name.clone();
+    Ok(trainer.run(&name, &key, sink)?)
 }
 
-/// Starts the trainer thread, fresh or resumed.
-pub fn start_with(cfg: RunConfig, begin: Begin, inner: StoreSink) -> LiveHandle {
-    let (tx, rx) = unbounded_channel();
+/// Serves a run registered in `store` (at `store_path`) and trains it on a thread of this
+/// process, as `arbor train --headless` does in its own: for tests and benchmarks that
+/// attach viewers to a live run. The thread's result is the run's summary.
+pub fn spawn_served(
+    cfg: RunConfig,
+    begin: Begin,
+    store: crate::store::Store,
+    record: RunRecord,
+) -> std::io::Result<std::thread::JoinHandle<Result<Summary, String>>> {
+    let board = Arc::new(StatusBoard::new(&record, &cfg));
     let control = Arc::new(ControlState::default());
-    let mut sink = LiveSink {
-        inner,
-        notes: tx.clone(),
-        control: control.clone(),
-    };
-    let run_cfg = cfg.clone();
-    let thread = std::thread::spawn(move || {
-        let name = sink.inner.run.name.clone();
-        let outcome = (|| {
-            let (mut trainer, key) = match begin {
-                Begin::Fresh(data) => {
-                    let (policy, key) =
-                        prepare_policy(&run_cfg, &data, &mut sink).map_err(|e| e.to_string())?;
-                    sink.inner.run.warm_start = Some(key.clone());
-                    let t = Trainer::new(run_cfg, policy, data).map_err(|e| e.to_string())?;
-                    (Box::new(t), key)
-                }
-                Begin::Resume(t) => (t, sink.inner.run.warm_start.clone().unwrap_or_default()),
-            };
-            trainer
-                .run(&name, &key, &mut sink)
-                .map_err(|e| e.to_string())
-        })();
-        let _ = tx.send(Note::Finished(Box::new(outcome)));
-    });
-    LiveHandle {
-        control,
-        notes: rx,
-        thread: Some(thread),
-        cfg,
+    let server = crate::app::serve::server::start(
+        crate::app::serve::server::Shared {
+            store: store.clone(),
+            run: record.name.clone(),
+            control: control.clone(),
+            board: board.clone(),
+        },
+        store.path(),
+        None,
+    )?;
+    std::thread::Builder::new()
+        .name("arbor-trainer".into())
+        .spawn(move || {
+            let mut sink = LiveSink::new(
+                StoreSink {
+                    store: store.clone(),
+                    run: record,
+                },
+                board.clone(),
+                control,
+                cfg.clone(),
+            );
+            let out = train_begin(&cfg, begin, &mut sink, &store, |s| &mut s.inner.run)
+                .map_err(|e| format!("{e:#}"));
+            board.update(|s| s.finished = Some(out.clone()));
+            linger(&board);
+            drop(server);
+            out
+        })
+}
+
+/// Gives attached viewers a moment to see how the run ended before the socket goes.
+pub fn linger(board: &StatusBoard) {
+    let until = Instant::now() + Duration::from_millis(1500);
+    while board.snapshot().viewers > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -1,6 +1,8 @@
 //! The terminal side: headless progress, and the explorer (views, keys, themes), which
 //! renders snapshots of the store.
 pub mod arms;
+pub mod attach;
+pub mod background;
 pub mod commands;
 pub mod compare;
 pub mod explorer;
@@ -11,7 +13,9 @@ pub mod help;
 pub mod live;
 pub mod plot;
 pub mod resume;
+pub mod serve;
 pub mod snapshot;
+pub mod source;
 pub mod steer;
 pub mod theme;
 pub mod views;

@@ -52,6 +52,9 @@ fn apply_sets(cfg: &mut RunConfig, sets: &[String]) -> Result<Vec<(String, Strin
 
 pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
     refuse_changes(&o)?;
+    if crate::app::background::wants_explorer(o.headless) {
+        return crate::app::background::train_in_background(&o.store, &o.theme);
+    }
     let store = Store::open_existing(&o.store)?;
     let run = store.require_run(name)?;
     let device = candle_core::Device::Cpu;

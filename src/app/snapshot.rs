@@ -2,10 +2,11 @@
 //! the iteration under the cursor. Live and replay are the same code with another cursor.
 use std::collections::HashMap;
 
+use crate::app::source::RunSource;
 use crate::engine::control::ControlEvent;
 use crate::engine::search::record::{NodeRecord, TreeRecord};
 use crate::engine::trainer::IterationMetrics;
-use crate::store::{RunRecord, Store, StoreError};
+use crate::store::{RunRecord, StoreError};
 
 pub struct RunSnapshot {
     pub run: RunRecord,
@@ -15,12 +16,32 @@ pub struct RunSnapshot {
 }
 
 impl RunSnapshot {
-    pub fn load(store: &Store, name: &str) -> Result<Self, StoreError> {
+    pub fn load(source: &dyn RunSource, name: &str) -> Result<Self, StoreError> {
         Ok(Self {
-            run: store.require_run(name)?,
-            iterations: store.iterations(name)?,
-            events: store.events(name)?,
+            run: source.run(name)?,
+            iterations: source.iterations_after(name, 0)?,
+            events: source.events_from(name, 0)?,
         })
+    }
+
+    /// Brings the snapshot up to date: only what was committed since is fetched (all of
+    /// it again after a roll-back, which only a resume does).
+    pub fn refresh(&mut self, source: &dyn RunSource, name: &str) -> Result<(), StoreError> {
+        self.run = source.run(name)?;
+        if self.run.last_iteration < self.last_iteration() {
+            self.iterations = source.iterations_after(name, 0)?;
+        } else {
+            let newer = source.iterations_after(name, self.last_iteration())?;
+            self.iterations.extend(newer);
+        }
+        self.refresh_events(source, name)
+    }
+
+    /// Fetches the control events recorded since the snapshot's last.
+    pub fn refresh_events(&mut self, source: &dyn RunSource, name: &str) -> Result<(), StoreError> {
+        let newer = source.events_from(name, self.events.len())?;
+        self.events.extend(newer);
+        Ok(())
     }
 
     pub fn metrics(&self, iteration: u64) -> Option<&IterationMetrics> {

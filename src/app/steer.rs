@@ -1,41 +1,52 @@
-//! Steering from the explorer: the `:` command line, pause, stop, and the trainer's
-//! notifications. Retunes are validated here against a copy of the settings in force, so
-//! a bad value is refused at once with its reason and nothing changes.
-use crate::engine::control::{retune, ControlEvent, Directive};
-use crate::store::StoreError;
-
+//! Steering from the explorer: the `:` command line, pause, stop, detach, and the live
+//! run's status. Every action goes to the trainer over its socket, which validates a
+//! retune against the settings in force: a bad value is refused at once with its reason,
+//! recorded with its source, and nothing changes.
 use crossterm::event::KeyEvent;
 
 use super::explorer::App;
 use super::form::{FormOutcome, RetuneForm};
-use super::live::Note;
-use super::snapshot::RunSnapshot;
+use super::serve::protocol::Action;
+use crate::engine::control::Directive;
+use crate::store::StoreError;
 
 impl App {
-    pub(crate) fn push(&self, d: Directive) {
-        if let Some(l) = &self.live {
-            l.control.push(d);
-        }
+    /// Sends `action` to the live run; the reply (or the refusal) goes to the footer.
+    pub(crate) fn send(&mut self, action: Action) {
+        let Some(l) = &self.live else {
+            self.message = "this run is not live: nothing to control".into();
+            return;
+        };
+        self.message = match l.client.control(action) {
+            Ok(line) => line,
+            Err(StoreError::Live(e)) => e,
+            Err(e) => e.to_string(),
+        };
+    }
+
+    pub(crate) fn push(&mut self, d: Directive) {
+        let action = match d {
+            Directive::Checkpoint => Action::Checkpoint,
+            Directive::Skip { problem } => Action::Skip { problem },
+            Directive::Retune { key, value } => Action::Retune { key, value },
+            Directive::Stop | Directive::Signal { .. } => Action::Stop,
+        };
+        self.send(action);
     }
 
     pub(crate) fn toggle_pause(&mut self) {
-        if let Some(l) = &self.live {
-            let p = !l.control.paused();
-            l.control.set_paused(p);
-            self.message = if p {
-                "pausing at the next safe point".into()
-            } else {
-                "resuming".into()
-            };
+        let asked = self.live.as_ref().is_some_and(|l| l.status.pause_requested);
+        self.send(if asked { Action::Resume } else { Action::Pause });
+        if let Some(l) = self.live.as_mut() {
+            if !self.message.starts_with("refused") {
+                l.status.pause_requested = !asked;
+            }
         }
     }
 
-    /// Asks the trainer to stop (a paused trainer is woken so it can).
+    /// Asks the trainer to stop at its next safe point (a paused trainer is woken).
     pub fn stop(&mut self) {
-        self.push(Directive::Stop);
-        if let Some(l) = &self.live {
-            l.control.set_paused(false);
-        }
+        self.send(Action::Stop);
     }
 
     /// Opens the retune form on the settings in force.
@@ -76,39 +87,19 @@ impl App {
     }
 
     /// Runs a `:` command: `set KEY VALUE`, `goto iter N`, `checkpoint`, `skip ID`,
-    /// `pause`, `resume`, `stop`.
+    /// `pause`, `resume`, `stop`, `detach`.
     pub fn run_command(&mut self, line: &str) -> Result<(), StoreError> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["set", key, value] => {
-                let Some(live) = self.live.as_mut() else {
+                if self.live.is_none() {
                     self.message = "this run is not live: nothing to retune".into();
                     return Ok(());
-                };
-                // Validate against a copy of the settings in force; a refusal changes nothing.
-                let mut copy = live.cfg.clone();
-                match retune(&mut copy, key, value) {
-                    Ok((old, new)) => {
-                        live.cfg = copy;
-                        live.control.push(Directive::Retune {
-                            key: key.to_string(),
-                            value: value.to_string(),
-                        });
-                        self.message = format!("{key}: {old} -> {new} at the next safe point");
-                    }
-                    Err(reason) => {
-                        self.message = format!("refused: {reason}");
-                        self.store.append_event(
-                            &self.snapshot.run.name,
-                            &ControlEvent {
-                                key: Some(key.to_string()),
-                                new: Some(value.to_string()),
-                                reason: Some(reason),
-                                ..ControlEvent::new(self.snapshot.last_iteration(), "refused")
-                            },
-                        )?;
-                    }
                 }
+                self.send(Action::Retune {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
             }
             ["goto", "iter", n] | ["goto", n] => match n.parse::<u64>() {
                 Ok(n) => {
@@ -118,73 +109,86 @@ impl App {
                 Err(_) => self.message = format!("goto: {n:?} is not an iteration number"),
             },
             ["checkpoint"] => self.push(Directive::Checkpoint),
-            ["skip", id] => {
-                self.push(Directive::Skip { problem: id.to_string() });
-                self.message = format!("skipping {id} from the next iteration");
-            }
+            ["skip", id] => self.push(Directive::Skip {
+                problem: id.to_string(),
+            }),
             ["pause"] | ["resume"] => self.toggle_pause(),
-            ["stop"] => self.confirm_stop = true,
+            ["stop"] if self.live.is_some() => self.confirm_stop = true,
+            ["stop"] => self.message = "this run is not live: nothing to stop".into(),
+            ["detach"] | ["quit"] | ["q"] => self.quit = true,
             [] => {}
             _ => {
                 self.message = format!(
-                    "unknown command {line:?}: set KEY VALUE, goto iter N, checkpoint, skip ID, pause, resume, stop"
+                    "unknown command {line:?}: set KEY VALUE, goto iter N, checkpoint, skip ID, pause, resume, stop, detach"
                 )
             }
         }
         Ok(())
     }
 
-    /// Drains the trainer's notifications; returns whether anything changed.
+    /// Asks the live run for news: its status every tick, and only the iterations and
+    /// events committed since the last ask. Returns whether anything changed.
     pub fn pump(&mut self) -> Result<bool, StoreError> {
-        let mut notes = Vec::new();
-        if let Some(l) = self.live.as_mut() {
-            while let Ok(n) = l.notes.try_recv() {
-                notes.push(n);
-            }
-        }
-        if notes.is_empty() {
+        let Some(live) = self.live.as_mut() else {
             return Ok(false);
+        };
+        let status = match live.client.status() {
+            Ok(s) => s,
+            Err(e) => {
+                // The trainer has gone: what it committed is in the store, reopened here.
+                self.lost_trainer(e);
+                return Ok(true);
+            }
+        };
+        let changed = status != live.status;
+        if status.alerts.len() > live.seen_alerts {
+            self.message = status.alerts[status.alerts.len() - 1].clone();
+            live.seen_alerts = status.alerts.len();
         }
-        let mut committed = false;
-        for n in notes {
-            match n {
-                Note::Progress {
-                    phase,
-                    done,
-                    total,
-                    note,
-                } => {
-                    self.phase = format!("{} {done}/{total} {note}", phase.label());
-                }
-                Note::PhaseDone(s) => self.phase = s,
-                Note::Committed(_) => committed = true,
-                Note::Paused(p) => {
-                    self.paused = p;
-                    self.message = if p {
-                        "paused at a safe point (p resumes)".into()
-                    } else {
-                        "resumed".into()
-                    };
-                }
-                Note::Alert(s) => self.message = s,
-                Note::Finished(r) => {
-                    let r = *r;
-                    self.phase = match &r {
-                        Ok(_) => "finished".into(),
-                        Err(e) => format!("failed: {e}"),
-                    };
-                    self.finished = Some(r);
-                    committed = true;
-                }
+        if status.paused != live.status.paused {
+            self.message = if status.paused {
+                "paused at a safe point (p resumes)".into()
+            } else {
+                "resumed".into()
+            };
+        }
+        if let Ok(cfg) = crate::engine::config::RunConfig::from_toml(&status.config_toml) {
+            live.cfg = cfg;
+        }
+        self.paused = status.paused;
+        self.phase = if status.finished.is_some() {
+            "finished".into()
+        } else if status.phase.is_empty() {
+            "starting".into()
+        } else {
+            format!(
+                "{} {}/{} {}",
+                status.phase, status.done, status.total, status.note
+            )
+        };
+        let finished = status.finished.clone();
+        let committed = status.last_iteration > self.snapshot.last_iteration()
+            || status.last_iteration < self.snapshot.last_iteration();
+        live.status = status;
+        if let Some(f) = finished {
+            if self.finished.is_none() {
+                self.phase = match &f {
+                    Ok(_) => "finished".into(),
+                    Err(e) => format!("failed: {e}"),
+                };
+                self.finished = Some(f);
             }
         }
+        let name = self.snapshot.run.name.clone();
         if committed {
-            let name = self.snapshot.run.name.clone();
-            self.snapshot = RunSnapshot::load(&self.store, &name)?;
+            self.snapshot.refresh(self.source.as_ref(), &name)?;
             if self.following {
                 self.goto(u64::MAX)?;
             }
+        } else if changed {
+            // Events (pause, retune) arrive without a commit.
+            self.snapshot.refresh_events(self.source.as_ref(), &name)?;
         }
-        Ok(true)
+        Ok(changed || committed)
     }
 }

@@ -37,6 +37,9 @@ pub enum StoreError {
     Encode(String),
     #[error("store error: {0}")]
     Sled(sled::Error),
+    /// The live run's trainer answered with an error, or went away.
+    #[error("live run: {0}")]
+    Live(String),
     #[error("store {path}: {}; what was committed before is intact (check with `arbor fsck --store {path}`); {} then continue with `arbor train --resume RUN --store {path}`", describe(source), hint(source))]
     Access { path: PathBuf, source: sled::Error },
 }

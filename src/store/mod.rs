@@ -316,6 +316,28 @@ impl Store {
         self.scan(&prefix(Table::Iteration, Some(run)))
     }
 
+    /// A run's committed iteration records after `after`, in order (what a live viewer
+    /// has not seen yet).
+    pub fn iterations_after<T: DeserializeOwned>(
+        &self,
+        run: &str,
+        after: u64,
+    ) -> Result<Vec<T>, StoreError> {
+        let p = prefix(Table::Iteration, Some(run));
+        let Some(start) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        self.db
+            .range(iteration_key(run, start)..)
+            .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(&p)))
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.access(e))?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("record {}: {e}", keys::show(&k))))
+            })
+            .collect()
+    }
+
     /// Records that the checkpoint of `iteration` is complete in `dir`.
     pub fn record_checkpoint(
         &self,

@@ -36,8 +36,10 @@ pub fn draw(f: &mut Frame, app: &App) {
     } else {
         let hint = if !app.message.is_empty() {
             app.message.clone()
+        } else if app.live.as_ref().is_some_and(|l| l.readonly()) {
+            "q detach  ? help  1-5 views  [ ] iteration  f freeze  (read-only)".to_string()
         } else if app.live.is_some() {
-            "q quit  p pause  r retune  : command  ? help  1-5 views  [ ] iteration  f freeze"
+            "q detach  p pause  r retune  X stop  : command  ? help  1-5 views  [ ] iteration"
                 .to_string()
         } else {
             "q quit  ? help  1-5 views  [ ] iteration  Enter open  Esc back".to_string()
@@ -51,24 +53,51 @@ pub fn draw(f: &mut Frame, app: &App) {
         draw_form(f, app, form);
     }
     if app.confirm_stop {
-        let area = f.area();
-        let w = area.width.min(50);
-        let popup = Rect::new(
-            area.x + (area.width - w) / 2,
-            area.y + area.height / 2 - 2,
-            w,
-            4,
-        );
-        f.render_widget(Clear, popup);
-        f.render_widget(
-            Paragraph::new(vec![
-                Line::from("Stop training and quit?"),
-                Line::from("y / Enter: stop    n / Esc: keep training"),
-            ])
-            .block(Block::default().borders(Borders::ALL).title(" stop ")),
-            popup,
+        popup(
+            f,
+            " stop ",
+            &[
+                "Stop training at the next safe point?",
+                "y / Enter: stop    n / Esc: keep training",
+            ],
         );
     }
+    if app.confirm_leave {
+        popup(
+            f,
+            " leave ",
+            &[
+                "This explorer started the run. On leaving:",
+                "d: leave it training in the background",
+                "s: stop training at the next safe point",
+                "Esc: stay",
+            ],
+        );
+    }
+}
+
+/// A small framed question in the middle of the screen.
+fn popup(f: &mut Frame, title: &str, lines: &[&str]) {
+    let area = f.area();
+    let w = area.width.min(50);
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let rect = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + area.height.saturating_sub(h) / 2,
+        w,
+        h,
+    );
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(lines.iter().map(|l| Line::from(*l)).collect::<Vec<_>>())
+            .wrap(Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(title.to_string()),
+            ),
+        rect,
+    );
 }
 
 fn draw_header(f: &mut Frame, area: Rect, app: &App) {
@@ -96,7 +125,7 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         ),
     ];
     if app.live.is_some() {
-        let paused = app.live.as_ref().is_some_and(|l| l.control.paused());
+        let paused = app.live.as_ref().is_some_and(|l| l.status.pause_requested);
         if app.paused {
             spans.push(Span::styled("  PAUSED", app.theme.confident_wrong));
         } else if paused {

@@ -32,6 +32,10 @@ pub struct ControlEvent {
     pub new: Option<String>,
     /// Why a retune was refused.
     pub reason: Option<String>,
+    /// Who asked for it: the viewer that sent it (its client name), "trainer" for the
+    /// trainer's own pauses; none for the trainer's own events and older stores.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 impl ControlEvent {
@@ -45,6 +49,7 @@ impl ControlEvent {
             old: None,
             new: None,
             reason: None,
+            source: None,
         }
     }
 }

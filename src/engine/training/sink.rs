@@ -30,6 +30,8 @@ pub struct SinkError(pub String);
 pub trait Sink {
     /// `done` of `total` units of `phase`; `note` is a short status (loss, accuracy).
     fn progress(&mut self, _phase: Phase, _done: u64, _total: u64, _note: &str) {}
+    /// The warm start's loss after step `step` (for its curve on the dashboard).
+    fn warm_start_loss(&mut self, _step: u64, _loss: f64) {}
     /// A phase finished.
     fn phase_done(&mut self, _phase: Phase, _note: &str) {}
     /// Weights of a cached warm start, if there is one under `key`.

@@ -171,6 +171,7 @@ pub fn prepare_policy(
         &data.rules,
         &cfg.warm_start,
         &mut |done, total, loss| {
+            sink.warm_start_loss(done, loss);
             sink.progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"))
         },
     )?;
