@@ -305,3 +305,68 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         .unwrap();
     assert!(stop.source.unwrap_or_default().starts_with("viewer pid"));
 }
+
+#[test]
+fn the_first_minutes_show_the_warm_start_and_a_stale_socket_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        CONFIG
+            .replace("steps = 20", "steps = 5000")
+            .replace("iterations = 100000", "iterations = 2"),
+    )
+    .unwrap();
+    let store = dir.path().join("s.sled");
+    let mut child = trainer(&store, &cfg);
+    let mut app = attach(&store, false);
+    wait(&mut app, "warm-start steps", |a| {
+        a.live
+            .as_ref()
+            .is_some_and(|l| l.status.phase == "warm start" && l.status.warm_losses.len() >= 5)
+    });
+    let s = screen(&app);
+    for want in [
+        "first minutes",
+        "warm start loss",
+        "eta",
+        "step ",
+        "before the first iteration",
+        "cached in the store",
+    ] {
+        assert!(s.contains(want), "{want:?} missing:\n{s}");
+    }
+    assert!(!s.contains("iteration 0 of 0"), "{s}");
+
+    // SIGKILL leaves the socket and the pointer behind: they are recognised as stale...
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(store.with_file_name("s.sled.live").exists());
+    assert!(Client::connect(&store, false).unwrap().is_none());
+    drop(app);
+    // ...and replaced by the next trainer of the store.
+    std::fs::write(
+        &cfg,
+        CONFIG.replace("iterations = 100000", "iterations = 2"),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_arbor"))
+        .args(["train", "--headless", "--run", "second", "--config"])
+        .arg(&cfg)
+        .arg("--store")
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let c = connect(&store, true);
+    assert_eq!(c.hello.run, "second");
+    drop(c);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!store.with_file_name("s.sled.live").exists());
+}

@@ -1,6 +1,7 @@
 //! Drawing: one function per view, all from the App's snapshot of the store.
 mod compare;
 mod dashboard;
+mod first_minutes;
 mod problems;
 mod tree;
 mod wrong;
@@ -22,6 +23,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     draw_header(f, header, app);
     app.list_hit.set(None);
     match app.screen {
+        Screen::Dashboard if first_minutes::shown(app) => first_minutes::draw(f, body, app),
         Screen::Dashboard => dashboard::draw(f, body, app),
         Screen::Problems => problems::draw(f, body, app),
         Screen::Tree => tree::draw(f, body, app),
@@ -116,11 +118,15 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             app.theme.text,
         ),
         Span::styled(
-            format!(
-                "{mode}: iteration {} of {}",
-                app.iteration,
-                app.snapshot.last_iteration()
-            ),
+            if app.live.is_some() && app.snapshot.last_iteration() == 0 {
+                format!("{mode}: before the first iteration")
+            } else {
+                format!(
+                    "{mode}: iteration {} of {}",
+                    app.iteration,
+                    app.snapshot.last_iteration()
+                )
+            },
             app.theme.muted,
         ),
     ];
@@ -129,8 +135,15 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         if app.paused {
             spans.push(Span::styled("  PAUSED", app.theme.confident_wrong));
         } else if paused {
+            let during = app
+                .live
+                .as_ref()
+                .map(|l| l.status.phase.as_str())
+                .filter(|p| !p.is_empty())
+                .map(|p| format!(" (waiting for {p})"))
+                .unwrap_or_default();
             spans.push(Span::styled(
-                "  pausing at the next safe point",
+                format!("  pausing at the next safe point{during}"),
                 app.theme.confident_wrong,
             ));
         }
