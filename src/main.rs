@@ -172,6 +172,10 @@ struct TrainArgs {
     /// Progress bars on stderr instead of the explorer.
     #[arg(long)]
     headless: bool,
+    /// When stderr is not a terminal: a plain progress line every this many seconds
+    /// (`30s`) or iterations (`100it`), and at every evaluation.
+    #[arg(long, default_value = "10s")]
+    log_every: arbor::app::progress_log::LogEvery,
     /// Run seed (sampling, problem order).
     #[arg(long)]
     seed: Option<u64>,
@@ -305,6 +309,7 @@ fn main() -> ExitCode {
             let o = TrainOptions {
                 method: a.method,
                 headless: a.headless,
+                log_every: a.log_every,
                 seed: a.seed,
                 iterations: a.iterations,
                 budget_tokens: a.budget_tokens,

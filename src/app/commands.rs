@@ -37,6 +37,8 @@ pub struct TrainOptions {
     pub model: Option<PathBuf>,
     pub device: Option<String>,
     pub task: Option<crate::engine::task::TaskKind>,
+    /// How often a headless run logs a plain progress line (stderr not a terminal).
+    pub log_every: crate::app::progress_log::LogEvery,
 }
 
 impl Default for TrainOptions {
@@ -44,6 +46,7 @@ impl Default for TrainOptions {
         Self {
             method: None,
             headless: false,
+            log_every: Default::default(),
             seed: None,
             iterations: None,
             budget_tokens: None,
@@ -137,7 +140,7 @@ pub fn train(o: TrainOptions) -> Result<()> {
     };
     let record = RunRecord::new(&name, cfg.method.name(), cfg.seed, cfg.to_toml());
     store.create_run(&record)?;
-    drive(cfg, Begin::Fresh(data), store, record, o.headless, &o.theme)
+    drive(cfg, Begin::Fresh(data), store, record, o.log_every)
 }
 
 /// Runs a registered run to its end in this process and records the outcome. The run is
@@ -149,8 +152,7 @@ pub(crate) fn drive(
     begin: Begin,
     store: Store,
     record: RunRecord,
-    _headless: bool,
-    _theme: &str,
+    log_every: crate::app::progress_log::LogEvery,
 ) -> Result<()> {
     let name = record.name.clone();
     let board = Arc::new(StatusBoard::new(&record, &cfg));
@@ -181,6 +183,7 @@ pub(crate) fn drive(
         control.clone(),
         cfg.clone(),
     ))
+    .log_every(log_every)
     .with_signals()
     .context("cannot watch SIGTERM and SIGINT")?;
     if let Some(flag) = sink.signal_flag() {

@@ -10,7 +10,6 @@
 //! and `--resume` loses nothing committed.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -19,6 +18,8 @@ use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::trainer::IterationMetrics;
 
+use super::progress_log::{line, LineFacts, LogEvery, ProgressLog};
+
 pub struct Headless<S: Sink> {
     pub inner: S,
     multi: MultiProgress,
@@ -26,11 +27,10 @@ pub struct Headless<S: Sink> {
     /// The signal number received (0: none), when signals are watched.
     signal: Option<Arc<AtomicUsize>>,
     signal_sent: bool,
-    last_line: Option<Instant>,
+    log: ProgressLog,
+    /// The last committed iteration's record, for the plain progress line.
+    last: Option<IterationMetrics>,
 }
-
-/// Plain progress lines in a log: at most this often (and at every evaluation).
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl<S: Sink> Headless<S> {
     pub fn new(inner: S) -> Self {
@@ -40,8 +40,15 @@ impl<S: Sink> Headless<S> {
             bars: Vec::new(),
             signal: None,
             signal_sent: false,
-            last_line: None,
+            log: ProgressLog::new(LogEvery::default()),
+            last: None,
         }
+    }
+
+    /// How often the plain progress line is written when stderr is not a terminal.
+    pub fn log_every(mut self, every: LogEvery) -> Self {
+        self.log = ProgressLog::new(every);
+        self
     }
 
     /// Watches SIGTERM and SIGINT: the first asks the run to stop at its next safe point,
@@ -90,10 +97,20 @@ impl<S: Sink> Sink for Headless<S> {
         bar.set_position(done);
         bar.set_message(note.to_string());
         if self.multi.is_hidden() && phase == Phase::Train {
-            let due = self.last_line.is_none_or(|t| t.elapsed() >= LOG_EVERY);
-            if due || note.contains("eval") {
-                self.last_line = Some(Instant::now());
-                eprintln!("{:>10} {done}/{total} {note}", phase.label());
+            let rate = self.log.rate(done);
+            let m = self.last.as_ref().filter(|m| m.iteration == done);
+            let eval = m.and_then(|m| m.eval.as_ref()).map(|e| e.pass1);
+            if self.log.due(done, eval.is_some()) {
+                let facts = LineFacts {
+                    iteration: done,
+                    total,
+                    tokens: m.map_or(0, |m| m.cumulative_generated_tokens),
+                    accuracy: m.map_or(0.0, |m| m.train_accuracy),
+                    loss: m.map_or(0.0, |m| m.update.loss),
+                    rate,
+                    eval_pass1: eval,
+                };
+                eprintln!("{:>10} {}", phase.label(), line(&facts));
             }
         }
     }
@@ -135,7 +152,9 @@ impl<S: Sink> Sink for Headless<S> {
         metrics: &IterationMetrics,
         trees: &[TreeRecord],
     ) -> Result<(), SinkError> {
-        self.inner.commit(metrics, trees)
+        self.inner.commit(metrics, trees)?;
+        self.last = Some(metrics.clone());
+        Ok(())
     }
 
     fn amend(&mut self, metrics: &IterationMetrics) -> Result<(), SinkError> {

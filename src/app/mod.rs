@@ -12,6 +12,7 @@ pub mod headless;
 pub mod help;
 pub mod live;
 pub mod plot;
+pub mod progress_log;
 pub mod resume;
 pub mod serve;
 pub mod snapshot;

@@ -164,5 +164,5 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
         store.append_event(name, &ev)?;
     }
     eprintln!("resuming run {name} after iteration {from}");
-    drive(cfg, begin, store, record, o.headless, &o.theme)
+    drive(cfg, begin, store, record, o.log_every)
 }
