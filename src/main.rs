@@ -40,7 +40,8 @@ enum Command {
     /// Train several methods and seeds at an equal budget of generated tokens from the same
     /// warm start; writes a table, an SVG plot of pass@1 against tokens, and a JSON line.
     Compare(CompareArgs),
-    /// Write a run's latest policy in Hugging Face layout (transformers, vLLM, SGLang).
+    /// Write a run's latest policy in Hugging Face layout (transformers, vLLM, SGLang) or
+    /// as GGUF (llama.cpp, Ollama).
     SaveModel(SaveModelArgs),
 }
 
@@ -51,9 +52,12 @@ struct SaveModelArgs {
     /// Output folder (model.safetensors, config.json, tokenizer.json, ...).
     #[arg(long)]
     out: PathBuf,
-    /// Weights dtype: f32, bf16 or f16.
+    /// Weights dtype: f32, bf16 or f16 (GGUF stores bf16 as f16).
     #[arg(long, default_value = "f32")]
     dtype: arbor::engine::policy::checkpoint::SaveDtype,
+    /// hf (a folder in Hugging Face layout) or gguf (one file for llama.cpp).
+    #[arg(long, value_enum, default_value = "hf")]
+    format: commands::ModelFormat,
     #[arg(long, default_value = arbor::store::DEFAULT_PATH)]
     store: PathBuf,
 }
@@ -347,6 +351,7 @@ fn main() -> ExitCode {
             out: a.out,
             store: a.store,
             dtype: a.dtype,
+            format: a.format,
         }),
         Some(Command::Compare(a)) => {
             let arms = a

@@ -469,9 +469,20 @@ pub struct SaveModelOptions {
     pub out: PathBuf,
     pub store: PathBuf,
     pub dtype: checkpoint::SaveDtype,
+    /// Hugging Face layout (a folder) or one GGUF file.
+    pub format: ModelFormat,
 }
 
-/// `arbor save-model`: the run's latest policy in Hugging Face layout.
+/// What `arbor save-model` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelFormat {
+    /// A folder: model.safetensors, config.json, tokenizer.json (transformers, vLLM, SGLang).
+    Hf,
+    /// One .gguf file (llama.cpp, Ollama, LM Studio).
+    Gguf,
+}
+
+/// `arbor save-model`: the run's latest policy in Hugging Face layout or as GGUF.
 pub fn save_model(o: SaveModelOptions) -> Result<()> {
     let store = Store::open_existing(&o.store)?;
     let run = store.require_run(&o.run)?;
@@ -485,7 +496,18 @@ pub fn save_model(o: SaveModelOptions) -> Result<()> {
             ck.iteration, run.name
         )
     })?;
-    checkpoint::save_hf(&policy, &o.out, o.dtype)?;
+    match o.format {
+        ModelFormat::Hf => checkpoint::save_hf(&policy, &o.out, o.dtype)?,
+        ModelFormat::Gguf => {
+            if o.out.is_dir() {
+                bail!(
+                    "--out {} is a folder: --format gguf writes one file (e.g. --out policy.gguf)",
+                    o.out.display()
+                );
+            }
+            crate::engine::policy::gguf::save_gguf(&policy, &o.out, o.dtype)?
+        }
+    }
     println!(
         "{}",
         serde_json::json!({
@@ -493,6 +515,7 @@ pub fn save_model(o: SaveModelOptions) -> Result<()> {
             "iteration": ck.iteration,
             "out": o.out,
             "dtype": format!("{:?}", o.dtype).to_lowercase(),
+            "format": format!("{:?}", o.format).to_lowercase(),
             "parameters": policy.num_parameters(),
         })
     );

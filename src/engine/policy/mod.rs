@@ -5,6 +5,7 @@ pub mod config;
 pub mod device;
 mod fused;
 pub mod generator;
+pub mod gguf;
 pub mod hf_tokenizer;
 pub mod model;
 pub mod sampler;

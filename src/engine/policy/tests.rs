@@ -250,3 +250,54 @@ fn checkpoint_round_trip_gives_identical_logits() -> Result<()> {
     let _ = D::Minus1;
     Ok(())
 }
+
+/// The GGUF export read back by candle's own GGUF Qwen2 (llama.cpp's tensor names and
+/// metadata keys): the same logits as the policy, and the vocabulary spelled byte-level.
+#[test]
+fn gguf_export_loads_in_candles_gguf_qwen2_with_the_same_logits() {
+    use candle_core::quantized::gguf_file;
+    let p = tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.gguf");
+    super::gguf::save_gguf(&p, &path, super::checkpoint::SaveDtype::F32).unwrap();
+    let mut f = std::fs::File::open(&path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    assert_eq!(
+        ct.metadata["general.architecture"].to_string().unwrap(),
+        "qwen2"
+    );
+    let tokens = ct.metadata["tokenizer.ggml.tokens"].to_vec().unwrap();
+    assert_eq!(tokens.len(), p.config.vocab_size);
+    let space = p.tokenizer.encode(" ").unwrap()[0] as usize;
+    let newline = p.tokenizer.encode("\n").unwrap()[0] as usize;
+    assert_eq!(tokens[space].to_string().unwrap(), "Ġ");
+    assert_eq!(tokens[newline].to_string().unwrap(), "Ċ");
+    assert!(!ct.metadata["tokenizer.ggml.merges"]
+        .to_vec()
+        .unwrap()
+        .is_empty());
+    let mut m = candle_transformers::models::quantized_qwen2::ModelWeights::from_gguf(
+        ct,
+        &mut f,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let ids: Vec<u32> = p.tokenizer.encode("12 3 4 = 7\n").unwrap();
+    let x = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    // candle's GGUF Qwen2 returns the last position's logits.
+    let theirs = m.forward(&x, 0).unwrap().flatten_all().unwrap();
+    let ours = p
+        .sampler_model()
+        .unwrap()
+        .forward_train(&x)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .get(ids.len() - 1)
+        .unwrap();
+    let d = max_abs_diff(&theirs, &ours);
+    assert!(d < 1e-3, "max abs logit difference {d}");
+}
