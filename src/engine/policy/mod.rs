@@ -9,6 +9,7 @@ pub mod gguf;
 pub mod hf_tokenizer;
 pub mod model;
 pub mod sampler;
+pub mod server;
 pub mod tokenizer;
 
 #[cfg(test)]
