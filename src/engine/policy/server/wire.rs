@@ -281,7 +281,9 @@ pub fn parse(engine: Engine, v: &Value) -> Result<Vec<Reply>, String> {
                     tokens,
                     logprobs,
                     ended,
-                    cached: r.get("tokens_cached").and_then(Value::as_u64),
+                    // `timings.cache_n`: prompt tokens reused from the cache
+                    // (`tokens_cached` counts the whole slot, generated tokens too).
+                    cached: r["timings"]["cache_n"].as_u64(),
                 })
             })
             .collect(),

@@ -102,7 +102,8 @@ fn vllm_answers_are_read_from_choices() {
 fn llamacpp_answers_are_read_from_tokens_and_probabilities() {
     let v = json!([
         {"index": 0, "content": "1+2", "tokens": [20, 21], "stop_type": "word",
-         "stopping_word": "\n", "tokens_cached": 5, "tokens_evaluated": 3,
+         "stopping_word": "\n", "tokens_cached": 9, "tokens_evaluated": 3,
+         "timings": {"cache_n": 5, "prompt_n": 1},
          "completion_probabilities": [
             {"id": 20, "token": "1", "bytes": [49], "logprob": -0.5, "top_logprobs": []},
             {"id": 21, "token": "+", "bytes": [43], "logprob": -0.1, "top_logprobs": []}]},

