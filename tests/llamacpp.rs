@@ -179,3 +179,170 @@ fn llama_server_serves_the_tiny_model_like_the_candle_sampler() {
     );
     assert!(s.mean_logprob_abs_diff() < 1e-2);
 }
+
+fn arbor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_arbor"))
+}
+
+fn iterations(store: &std::path::Path, run: &str) -> Vec<serde_json::Value> {
+    let out = arbor()
+        .args(["export", "--run", run, "--metrics", "--store"])
+        .arg(store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// GRPO and DeepSearch iterations sampled by a llama-server that arbor runs and restarts
+/// on every new weight version; the server killed mid-run stops the run with the URL
+/// named, and `--resume` continues once a server can be started again.
+#[test]
+#[ignore = "needs a llama-server binary: scripts/llamacpp_check.sh"]
+fn training_samples_through_llama_server_with_weight_updates_and_a_lost_server() {
+    let bin = std::env::var("LLAMA_SERVER").expect("LLAMA_SERVER must name a llama-server binary");
+    let dir = tempfile::tempdir().unwrap();
+    let port = 19000 + (std::process::id() % 1000) as u16;
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+seed = 2
+[data]
+train_size = 100
+test_size = 6
+[policy]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 1
+[warm_start]
+steps = 30
+batch_size = 8
+[train]
+iterations = 3
+problems_per_step = 2
+group_size = 4
+checkpoint_every = 1
+[search]
+width = 2
+n = 2
+[eval]
+every = 0
+k = 2
+[generator]
+kind = "llamacpp"
+url = "http://127.0.0.1:{port}"
+weights_dir = "{}"
+serve_cmd = "{bin} -m {{model}} --host 127.0.0.1 --port {{port}} -c 1024 -t 1 --parallel 4 --no-warmup"
+max_in_flight = 4
+timeout_seconds = 30
+retries = 1
+"#,
+            dir.path().join("weights").display()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("s.sled");
+    for method in ["grpo", "deepsearch"] {
+        let out = arbor()
+            .args([
+                "train",
+                "--headless",
+                "--method",
+                method,
+                "--run",
+                method,
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg("--store")
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{method}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let its = iterations(&store, method);
+        assert_eq!(its.len(), 3);
+        let versions: Vec<u64> = its
+            .iter()
+            .map(|m| {
+                assert_eq!(m["generator"]["engine"], "llamacpp", "{m}");
+                let d = m["generator"]["mean_logprob_abs_diff"].as_f64().unwrap();
+                // The engine serves the trainer's current weights: its log-probs agree.
+                assert!(d < 1e-2, "{method}: engine and trainer disagree by {d}");
+                m["generator"]["weight_version"].as_u64().unwrap()
+            })
+            .collect();
+        eprintln!("{method}: weight versions served {versions:?}");
+        assert!(versions.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    // The server lost mid-run: the run stops with the URL named, resumable.
+    let mut long = std::fs::read_to_string(&cfg).unwrap();
+    long = long.replace("iterations = 3", "iterations = 200");
+    std::fs::write(&cfg, long).unwrap();
+    let child = arbor()
+        .args([
+            "train",
+            "--headless",
+            "--method",
+            "grpo",
+            "--run",
+            "lost",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg("--store")
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let c = arbor::app::serve::client::Client::connect(&store, true).unwrap();
+        if c.and_then(|c| c.status().ok())
+            .is_some_and(|s| s.last_iteration >= 2)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the run never got going"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("llama-server.*port {port}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the run went on without its server");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    let done = iterations(&store, "lost").len();
+    let out = arbor()
+        .args(["train", "--headless", "--resume", "lost", "--iterations"])
+        .arg((done + 2).to_string())
+        .arg("--store")
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(iterations(&store, "lost").len(), done + 2);
+}

@@ -123,6 +123,9 @@ pub fn train(o: TrainOptions) -> Result<()> {
     if let Some(name) = &o.run {
         validate_run_name(name)?;
     }
+    cfg.generator
+        .reachable()
+        .map_err(|e| anyhow!("generator: {e}"))?;
     if crate::app::background::wants_explorer(o.headless) {
         return crate::app::background::train_in_background(&o.store, &o.theme);
     }

@@ -92,6 +92,8 @@ pub struct RunConfig {
     pub eval: EvalConfig,
     pub tree_distill: crate::engine::tree_distill::TreeDistillConfig,
     pub cispo: crate::engine::cispo::CispoConfig,
+    /// Where training samples come from: arbor's candle sampler or an inference engine.
+    pub generator: crate::engine::policy::server::remote::GeneratorConfig,
 }
 
 /// Where problems come from.
@@ -274,6 +276,7 @@ impl Default for RunConfig {
             eval: EvalConfig::default(),
             tree_distill: Default::default(),
             cispo: Default::default(),
+            generator: Default::default(),
         }
     }
 }
@@ -591,6 +594,17 @@ impl RunConfig {
             e.temperature,
             "must be a non-negative number (0 is greedy)",
         )?;
+        if let Err(reason) = self.generator.validate() {
+            let (field, reason) = reason
+                .split_once(' ')
+                .map(|(f, r)| (f.to_string(), r.to_string()))
+                .unwrap_or(("generator".into(), reason));
+            return Err(ConfigError {
+                field: field.trim_end_matches(':').into(),
+                value: String::new(),
+                reason,
+            });
+        }
         Ok(())
     }
 }

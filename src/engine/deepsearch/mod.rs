@@ -69,7 +69,7 @@ pub fn search_batch<R: Rng>(
         .map(|(p, _)| p)
         .collect();
     let (results, mut sampling) = search(
-        ctx.model,
+        ctx.generator,
         ctx.tok,
         &searched,
         &sc,
@@ -102,7 +102,7 @@ pub fn search_batch<R: Rng>(
         let refs: Vec<&Problem> = problems.iter().collect();
         let params = ctx.direct_params();
         let (g, s) = rollouts_n(
-            ctx.model,
+            ctx.generator,
             ctx.tok,
             &refs,
             &counts,

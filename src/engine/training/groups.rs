@@ -147,7 +147,10 @@ impl SearchMetrics {
 
 /// What every group builder needs.
 pub struct GroupContext<'a, R: Rng> {
+    /// The trainer's model (tree_distill's priors and values).
     pub model: &'a Qwen2,
+    /// What samples: the candle sampler over `model`, or an inference engine.
+    pub generator: &'a dyn crate::engine::policy::Generator,
     pub tok: &'a Tokenizer,
     pub rules: &'a Rules,
     pub cfg: &'a RunConfig,
@@ -184,7 +187,14 @@ pub fn direct_batch<R: Rng>(
         _ => t.group_size,
     };
     let (groups, sampling) = rollouts(
-        ctx.model, ctx.tok, &refs, group_size, &params, ctx.rules, t.reward, ctx.rng,
+        ctx.generator,
+        ctx.tok,
+        &refs,
+        group_size,
+        &params,
+        ctx.rules,
+        t.reward,
+        ctx.rng,
     )?;
     let scoring = std::time::Instant::now();
     let mut samples = Vec::new();

@@ -3,8 +3,8 @@ use candle_core::Result;
 use rand::Rng;
 
 use crate::engine::countdown::{reward, Problem, RewardKind, Rules, Verdict};
-use crate::engine::policy::sampler::{sample, Finish, Request, SampleStats, SamplingParams};
-use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::policy::sampler::{Finish, Request, SampleStats, SamplingParams};
+use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::task::verify;
 
 /// Rows per sampler call: large batches amortise the per-op overhead of tiny models.
@@ -44,7 +44,7 @@ pub fn prompt_tokens(tok: &Tokenizer, p: &Problem) -> Vec<u32> {
 /// Samples `n` completions of every problem and verifies them.
 #[allow(clippy::too_many_arguments)]
 pub fn rollouts<R: Rng>(
-    model: &Qwen2,
+    model: &dyn Generator,
     tok: &Tokenizer,
     problems: &[&Problem],
     n: usize,
@@ -69,7 +69,7 @@ pub fn rollouts<R: Rng>(
 /// Samples `counts[i]` completions of problem `i` and verifies them.
 #[allow(clippy::too_many_arguments)]
 pub fn rollouts_n<R: Rng>(
-    model: &Qwen2,
+    model: &dyn Generator,
     tok: &Tokenizer,
     problems: &[&Problem],
     counts: &[usize],
@@ -97,7 +97,7 @@ pub fn rollouts_n<R: Rng>(
                 copies: counts[i],
             })
             .collect();
-        let (completions, s) = sample(model, &requests, params, false, rng)?;
+        let (completions, s) = model.generate(&requests, params, false, rng)?;
         stats.add(&s);
         for c in completions {
             let i = start + c.request;

@@ -48,9 +48,28 @@ pub struct AdaptiveMetrics {
 
 pub use crate::engine::phases::PhaseSeconds;
 
+/// What the inference engine did in an iteration (when one samples).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorMetrics {
+    pub engine: String,
+    /// The weight version the engine served (optimizer steps that changed the weights).
+    pub weight_version: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub prompt_tokens: u64,
+    /// Prompt tokens the engine reports serving from its prefix cache.
+    pub cached_prompt_tokens: u64,
+    /// Mean |engine log-prob - trainer log-prob| over the sampled tokens (the trainer's
+    /// are the ones trained on).
+    pub mean_logprob_abs_diff: Option<f64>,
+}
+
 /// What one iteration did; committed to the store.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct IterationMetrics {
+    /// The inference engine's part, when one sampled (none for arbor's own sampler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorMetrics>,
     pub iteration: u64,
     pub method: String,
     pub problems: usize,
@@ -194,6 +213,11 @@ pub struct Trainer {
     pub nonfinite_streak: u64,
     /// Fault injection (`ARBOR_FAULT_NAN=3,4,5`): iterations whose losses are made NaN.
     fault_nan: std::collections::HashSet<u64>,
+    /// The inference engine that samples, when `[generator]` names one.
+    remote: Option<crate::engine::policy::server::remote::Remote>,
+    /// Bumped by every optimizer step that changes the weights; the engine is brought to
+    /// it before the next generation.
+    pub weights_version: u64,
     /// Generated tokens spent on filtering (part of `generated_tokens`).
     pub filter_tokens: u64,
     /// Optimizer steps owed to the tokens generated (`train.tokens_per_step`).
@@ -242,6 +266,9 @@ pub const NONFINITE_PAUSE: u64 = 3;
 
 impl Trainer {
     pub fn new(cfg: RunConfig, mut policy: Policy, data: RunData) -> Result<Self, EngineError> {
+        use crate::engine::policy::server::remote::{GeneratorKind, Remote};
+        let remote = (cfg.generator.kind != GeneratorKind::Candle)
+            .then(|| Remote::new(cfg.generator.clone()));
         if data.train.is_empty() || data.test.is_empty() {
             return Err(EngineError::Data(
                 "a run needs at least one training and one test problem".into(),
@@ -318,6 +345,8 @@ impl Trainer {
             fault_nan: std::env::var("ARBOR_FAULT_NAN")
                 .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
                 .unwrap_or_default(),
+            remote,
+            weights_version: 0,
             filter_tokens: 0,
             steps_owed: 0.0,
             buffered: Vec::new(),
@@ -539,8 +568,25 @@ impl Trainer {
         let model = self.policy.sampler_model()?;
         let adaptive = method == Method::DeepSearch && self.cfg.adaptive.enabled;
         let tok = self.policy.tokenizer.clone();
+        // Generation on an inference engine: it serves the current weights first.
+        let server = match self.remote.as_mut() {
+            Some(r) => {
+                r.sync(&self.policy, self.weights_version)
+                    .map_err(|e| EngineError::Data(format!("generator: {e}")))?;
+                let delimiter = tok.newline().map(|t| tok.decode(&[t]));
+                r.cfg.server().map(|c| {
+                    crate::engine::policy::server::ServerGenerator::new(c, &model, delimiter)
+                })
+            }
+            None => None,
+        };
+        let generator: &dyn crate::engine::policy::Generator = match &server {
+            Some(s) => s,
+            None => &model,
+        };
         let mut ctx = GroupContext {
             model: &model,
+            generator,
             tok: &tok,
             rules: &self.data.rules,
             cfg: &self.cfg,
@@ -556,6 +602,19 @@ impl Trainer {
             Method::TreeDistill => crate::engine::tree_distill::distill_batch(&mut ctx, &problems)?,
             _ => direct_batch(&mut ctx, &problems)?,
         };
+        let served = server.as_ref().map(|g| {
+            let st = g.stats();
+            GeneratorMetrics {
+                engine: g.engine().name().to_string(),
+                weight_version: self.weights_version,
+                requests: st.requests,
+                retries: st.retries,
+                prompt_tokens: st.prompt_tokens,
+                cached_prompt_tokens: st.cached_tokens,
+                mean_logprob_abs_diff: Some(st.mean_logprob_abs_diff()).filter(|d| d.is_finite()),
+            }
+        });
+        drop(server);
         clock.charge_split(Span::Sample, Span::Scoring, batch.scoring_seconds);
         self.generated_tokens += batch.sampling.generated_tokens;
         if let Some(m) = &batch.search {
@@ -624,6 +683,9 @@ impl Trainer {
                 &mut self.rng,
             )?
         };
+        if update.optimizer_steps > 0 {
+            self.weights_version += 1;
+        }
         let lr = if update.optimizer_steps > 0 {
             update.lr
         } else {
@@ -683,6 +745,7 @@ impl Trainer {
             eval: None,
             eval_start: None,
             unix_time: unix_now(),
+            generator: served,
         };
         Ok((metrics, batch.trees))
     }

@@ -8,6 +8,7 @@
 //! with are the trainer's (servers return no full-distribution entropy, and a sample from
 //! stale weights is never taken as on-policy); the mean absolute difference between the
 //! engine's and the trainer's log-probabilities is reported.
+pub mod remote;
 pub mod wire;
 
 use std::sync::Mutex;
@@ -67,6 +68,8 @@ pub struct ServerGenerator<'a> {
     /// The step delimiter's text (llama.cpp's `stop` takes strings).
     delimiter_text: Option<String>,
     stats: Mutex<ServerStats>,
+    /// Most samples one request may ask for (llama-server: its slot count).
+    max_copies: usize,
 }
 
 fn err(msg: String) -> candle_core::Error {
@@ -80,13 +83,30 @@ impl<'a> ServerGenerator<'a> {
             .http_status_as_error(false)
             .build()
             .into();
+        // llama-server takes at most one sample per slot in a request (`n_cmpl`).
+        let max_copies = match cfg.engine {
+            Engine::Llamacpp => agent
+                .get(&format!("{}/props", cfg.url.trim_end_matches('/')))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["total_slots"].as_u64())
+                .map_or(1, |n| n.max(1) as usize),
+            _ => usize::MAX,
+        };
         Self {
             cfg,
             agent,
             trainer,
             delimiter_text,
             stats: Mutex::new(ServerStats::default()),
+            max_copies,
         }
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.cfg.engine
     }
 
     pub fn stats(&self) -> ServerStats {
@@ -279,7 +299,7 @@ impl Generator for ServerGenerator<'_> {
     ) -> Result<(Vec<Completion>, SampleStats)> {
         let max_pos = self.max_context();
         let mut asks = Vec::with_capacity(requests.len());
-        for r in requests {
+        for (i, r) in requests.iter().enumerate() {
             if r.context.is_empty() {
                 candle_core::bail!("cannot sample from an empty context");
             }
@@ -291,16 +311,25 @@ impl Generator for ServerGenerator<'_> {
             }
             let mut stop_ids = vec![params.eos];
             stop_ids.extend(params.stop_at);
-            asks.push(Ask {
-                context: r.context,
-                copies: r.copies,
-                max_tokens: params.max_tokens.min(max_pos - r.context.len()),
-                temperature: params.temperature,
-                stop_ids,
-                stop_text: params.stop_at.and(self.delimiter_text.clone()),
-                seed: Some(rng.next_u64()),
-                model: self.cfg.model.clone(),
-            });
+            // A request of many copies goes out as several of at most `max_copies`.
+            let mut left = r.copies;
+            while left > 0 {
+                let copies = left.min(self.max_copies);
+                left -= copies;
+                asks.push((
+                    i,
+                    Ask {
+                        context: r.context,
+                        copies,
+                        max_tokens: params.max_tokens.min(max_pos - r.context.len()),
+                        temperature: params.temperature,
+                        stop_ids: stop_ids.clone(),
+                        stop_text: params.stop_at.and(self.delimiter_text.clone()),
+                        seed: Some(rng.next_u64()),
+                        model: self.cfg.model.clone(),
+                    },
+                ));
+            }
         }
         // Up to max_in_flight requests at once, each on its own thread.
         let mut answers: Vec<std::result::Result<Vec<Reply>, String>> =
@@ -309,7 +338,7 @@ impl Generator for ServerGenerator<'_> {
             let got: Vec<_> = std::thread::scope(|s| {
                 let handles: Vec<_> = chunk
                     .iter()
-                    .map(|a| {
+                    .map(|(_, a)| {
                         s.spawn(move || {
                             let v = self.post(&body(self.cfg.engine, a))?;
                             parse(self.cfg.engine, &v)
@@ -328,7 +357,7 @@ impl Generator for ServerGenerator<'_> {
         }
         let mut out = Vec::new();
         let mut stats = SampleStats::default();
-        for (i, (a, answer)) in asks.iter().zip(answers).enumerate() {
+        for ((i, a), answer) in asks.iter().zip(answers) {
             let replies = answer.map_err(err)?;
             if replies.len() != a.copies {
                 return Err(err(format!(
@@ -345,7 +374,7 @@ impl Generator for ServerGenerator<'_> {
                 s.cached_tokens += replies.first().and_then(|r| r.cached).unwrap_or(0);
             }
             for r in &replies {
-                let c = self.complete(i, a.context, r, params)?;
+                let c = self.complete(*i, a.context, r, params)?;
                 stats.generated_tokens += c.tokens.len() as u64;
                 // The rescoring pass: the trainer's own forward over context and tokens.
                 stats.forwarded_tokens += (a.context.len() + c.tokens.len()) as u64;

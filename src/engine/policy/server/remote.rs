@@ -1,0 +1,342 @@
+//! The `[generator]` settings and the engine's side of training: before the first
+//! generation after the weights changed (several optimizer steps, one reload), the policy
+//! is written to a versioned folder (a temporary name, then renamed) and the engine is
+//! asked to load it: SGLang `/update_weights_from_disk`; vLLM `/collective_rpc`
+//! `reload_weights`, then `/reset_prefix_cache`; llama.cpp, which cannot reload, is run
+//! by arbor itself from `serve_cmd` and restarted on the new GGUF. Every sample is then
+//! rescored with the trainer's weights, so none is trained on as if another version had
+//! drawn it.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::Engine;
+use super::ServerConfig;
+use crate::engine::policy::checkpoint::{save_hf, SaveDtype};
+use crate::engine::policy::gguf::save_gguf;
+use crate::engine::policy::Policy;
+
+/// Which generator samples for training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorKind {
+    /// arbor's own candle sampler, in the trainer's process (default).
+    #[default]
+    Candle,
+    Sglang,
+    Vllm,
+    Llamacpp,
+}
+
+impl GeneratorKind {
+    pub fn engine(self) -> Option<Engine> {
+        match self {
+            GeneratorKind::Candle => None,
+            GeneratorKind::Sglang => Some(Engine::Sglang),
+            GeneratorKind::Vllm => Some(Engine::Vllm),
+            GeneratorKind::Llamacpp => Some(Engine::Llamacpp),
+        }
+    }
+}
+
+/// `[generator]`: where training samples come from. Not retunable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneratorConfig {
+    /// candle (default), sglang, vllm or llamacpp.
+    pub kind: GeneratorKind,
+    /// The engine's base URL. Default http://127.0.0.1:30000 (SGLang's port).
+    pub url: String,
+    /// Where weight versions are written for the engine to load (it must see this
+    /// folder). Default runs/weights.
+    pub weights_dir: PathBuf,
+    /// Requests in flight at once. Default 32.
+    pub max_in_flight: usize,
+    /// Seconds one request may take. Default 600.
+    pub timeout_seconds: f64,
+    /// Retries of a failed request, with doubling backoff from 200 ms. Default 3.
+    pub retries: u32,
+    /// llama.cpp: the command arbor runs to serve, restarted on every new weight
+    /// version; `{model}` is replaced by the GGUF file, `{port}` by the URL's port.
+    pub serve_cmd: String,
+    /// The served model's name (vLLM's `--served-model-name`), if it needs one.
+    pub model: Option<String>,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        Self {
+            kind: GeneratorKind::Candle,
+            url: "http://127.0.0.1:30000".into(),
+            weights_dir: PathBuf::from("runs/weights"),
+            max_in_flight: 32,
+            timeout_seconds: 600.0,
+            retries: 3,
+            serve_cmd: String::new(),
+            model: None,
+        }
+    }
+}
+
+/// The port of `http://host:port[/...]`.
+pub fn port_of(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let hostport = rest.split('/').next()?;
+    hostport.rsplit_once(':')?.1.parse().ok()
+}
+
+impl GeneratorConfig {
+    /// Checks the settings (the messages name the key).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kind == GeneratorKind::Candle {
+            return Ok(());
+        }
+        if port_of(&self.url).is_none() {
+            return Err(format!(
+                "generator.url = {:?}: expected http://HOST:PORT (plain HTTP on a local or trusted network)",
+                self.url
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err("generator.max_in_flight must be at least 1".into());
+        }
+        if !(self.timeout_seconds.is_finite() && self.timeout_seconds > 0.0) {
+            return Err("generator.timeout_seconds must be a positive number".into());
+        }
+        if self.kind == GeneratorKind::Llamacpp && !self.serve_cmd.contains("{model}") {
+            return Err(
+                "generator.serve_cmd must be set for llamacpp and contain {model}, e.g. \
+                 \"llama-server -m {model} --port {port} -c 4096\": llama-server cannot \
+                 reload weights, so arbor runs it and restarts it on every new version"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks, before anything is written, that a server the user runs (SGLang, vLLM)
+    /// answers; a llama-server is started by arbor itself at the first generation.
+    pub fn reachable(&self) -> Result<(), String> {
+        if !matches!(self.kind, GeneratorKind::Sglang | GeneratorKind::Vllm) {
+            return Ok(());
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let url = format!("{}/health", self.url.trim_end_matches('/'));
+        let name = if self.kind == GeneratorKind::Sglang {
+            "SGLang"
+        } else {
+            "vLLM"
+        };
+        match agent.get(&url).call() {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("{url} answered {}: is {name} still loading the model?", r.status())),
+            Err(e) => Err(format!(
+                "no {name} server answers at {} ({e}): start it first (README, \"Many GPUs: SGLang and vLLM\"), or set generator.url",
+                self.url
+            )),
+        }
+    }
+
+    pub fn server(&self) -> Option<ServerConfig> {
+        Some(ServerConfig {
+            engine: self.kind.engine()?,
+            url: self.url.clone(),
+            max_in_flight: self.max_in_flight,
+            timeout: Duration::from_secs_f64(self.timeout_seconds),
+            retries: self.retries,
+            model: self.model.clone(),
+        })
+    }
+}
+
+/// The engine as the trainer drives it: the weight version it serves, and the
+/// llama-server process when arbor runs it.
+pub struct Remote {
+    pub cfg: GeneratorConfig,
+    /// The weight version the engine serves (None: not yet synced).
+    pub serving: Option<u64>,
+    process: Option<Child>,
+    agent: ureq::Agent,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.process.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl Remote {
+    pub fn new(cfg: GeneratorConfig) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs_f64(cfg.timeout_seconds)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            cfg,
+            serving: None,
+            process: None,
+            agent,
+        }
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        let url = format!("{}{path}", self.cfg.url.trim_end_matches('/'));
+        let mut r = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_str())
+            .map_err(|e| format!("{url}: {e}: is the server still running?"))?;
+        let status = r.status();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("{url} answered {status}: {text}"));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn wait_healthy(&mut self, within: Duration) -> Result<(), String> {
+        let url = format!("{}/health", self.cfg.url.trim_end_matches('/'));
+        let start = Instant::now();
+        loop {
+            if let Some(c) = self.process.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(format!(
+                        "generator.serve_cmd exited ({status}) before serving: run it by hand to see why"
+                    ));
+                }
+            }
+            if let Ok(r) = self.agent.get(&url).call() {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() > within {
+                return Err(format!("{url} did not answer within {}s", within.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Makes the engine serve `version` of `policy` (a no-op when it already does).
+    pub fn sync(&mut self, policy: &Policy, version: u64) -> Result<(), String> {
+        if self.serving == Some(version) {
+            return Ok(());
+        }
+        let dir = self.cfg.weights_dir.clone();
+        let dir = &dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("generator.weights_dir {}: {e}", dir.display()))?;
+        let name = format!("v{version:06}");
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let done = dir.join(&name);
+        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = std::fs::remove_dir_all(&done);
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        match self.cfg.kind {
+            GeneratorKind::Llamacpp => save_gguf(policy, &tmp.join("policy.gguf"), SaveDtype::F32),
+            _ => save_hf(policy, &tmp, SaveDtype::F32),
+        }
+        .map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &done).map_err(|e| format!("{}: {e}", done.display()))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        let path = abs(&done);
+        match self.cfg.kind {
+            GeneratorKind::Candle => {}
+            GeneratorKind::Sglang => {
+                let v = self.post(
+                    "/update_weights_from_disk",
+                    serde_json::json!({ "model_path": path }),
+                )?;
+                if v.get("success").and_then(|s| s.as_bool()) == Some(false) {
+                    return Err(format!("SGLang refused the new weights: {v}"));
+                }
+            }
+            GeneratorKind::Vllm => {
+                self.post(
+                    "/collective_rpc",
+                    serde_json::json!({
+                        "method": "reload_weights",
+                        "kwargs": { "weights_path": path },
+                    }),
+                )?;
+                self.post("/reset_prefix_cache", serde_json::json!({}))?;
+            }
+            GeneratorKind::Llamacpp => {
+                if let Some(mut c) = self.process.take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                let port = port_of(&self.cfg.url).unwrap_or(8080).to_string();
+                let cmd = self
+                    .cfg
+                    .serve_cmd
+                    .replace("{model}", &path.join("policy.gguf").display().to_string())
+                    .replace("{port}", &port);
+                let mut words = cmd.split_whitespace();
+                let prog = words.next().ok_or("generator.serve_cmd is empty")?;
+                let child = Command::new(prog)
+                    .args(words)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("generator.serve_cmd {prog:?}: {e}"))?;
+                self.process = Some(child);
+                self.wait_healthy(Duration::from_secs(120))?;
+            }
+        }
+        // Older versions are no longer served.
+        if let Some(old) = self.serving {
+            let _ = std::fs::remove_dir_all(dir.join(format!("v{old:06}")));
+        }
+        self.serving = Some(version);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_with_the_key_named() {
+        assert!(GeneratorConfig::default().validate().is_ok());
+        let g = |f: fn(&mut GeneratorConfig)| {
+            let mut c = GeneratorConfig {
+                kind: GeneratorKind::Sglang,
+                ..GeneratorConfig::default()
+            };
+            f(&mut c);
+            c.validate()
+        };
+        assert!(g(|_| {}).is_ok());
+        assert!(g(|c| c.url = "localhost".into())
+            .unwrap_err()
+            .contains("generator.url"));
+        assert!(g(|c| c.max_in_flight = 0)
+            .unwrap_err()
+            .contains("generator.max_in_flight"));
+        assert!(g(|c| c.kind = GeneratorKind::Llamacpp)
+            .unwrap_err()
+            .contains("generator.serve_cmd"));
+        assert_eq!(port_of("http://127.0.0.1:8080/x"), Some(8080));
+        assert_eq!(port_of("https://h:1"), None);
+    }
+}
