@@ -98,6 +98,9 @@ fn main() -> anyhow::Result<()> {
     if want("ui") {
         ui_attached(&mut rows)?;
     }
+    if want("server") {
+        server_generator(&mut rows)?;
+    }
     rows.push((
         "peak resident memory MiB".into(),
         peak_mib(),
@@ -702,6 +705,110 @@ fn ui_attached(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
         ),
     ));
     Ok(())
+}
+
+/// Tokens per second of the candle sampler and of the llama.cpp server generator (a
+/// real `llama-server` on arbor's GGUF export, rescoring included) on the same tiny model
+/// and requests, side by side. Needs `LLAMA_SERVER` (scripts/llamacpp_check.sh builds
+/// one); skipped with a row saying so otherwise.
+fn server_generator(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
+    use arbor::engine::policy::generator::Generator;
+    use arbor::engine::policy::server::{wire::Engine, ServerConfig, ServerGenerator};
+    let Ok(bin) = std::env::var("LLAMA_SERVER") else {
+        rows.push((
+            "llama.cpp server generator: not measured".into(),
+            f64::NAN,
+            "set LLAMA_SERVER (scripts/llamacpp_check.sh builds llama-server)".into(),
+        ));
+        return Ok(());
+    };
+    let tok = CharTokenizer::default();
+    let cfg = RunConfig::default();
+    let policy = Policy::init(policy_config(&cfg, &tok), tok.into(), 0, &Device::Cpu)?;
+    let model = policy.sampler_model()?;
+    let dir = tempfile::tempdir()?;
+    let gguf = dir.path().join("bench.gguf");
+    arbor::engine::policy::gguf::save_gguf(
+        &policy,
+        &gguf,
+        arbor::engine::policy::checkpoint::SaveDtype::F32,
+    )?;
+    let port = 18500 + (std::process::id() % 400) as u16;
+    let mut server = std::process::Command::new(&bin)
+        .arg("-m")
+        .arg(&gguf)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["-c", "4096", "-t", "1", "--parallel", "16", "--no-warmup"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let result = (|| -> anyhow::Result<()> {
+        let start = Instant::now();
+        while ureq::get(&format!("{url}/health"))
+            .call()
+            .map_or(true, |r| !r.status().is_success())
+        {
+            anyhow::ensure!(start.elapsed().as_secs() < 60, "llama-server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let gen = ServerGenerator::new(
+            ServerConfig {
+                engine: Engine::Llamacpp,
+                url: url.clone(),
+                max_in_flight: 16,
+                timeout: std::time::Duration::from_secs(120),
+                retries: 1,
+                model: None,
+            },
+            &model,
+            None,
+        );
+        let prompt = bench_prompt(&CharTokenizer::default())?;
+        let params = SamplingParams {
+            temperature: 1.0,
+            max_tokens: 48,
+            stop_at: None,
+            eos: u32::MAX,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for batch in [1usize, 16] {
+            let req = [Request {
+                context: &prompt,
+                cache: None,
+                copies: batch,
+            }];
+            let mut tps = Vec::new();
+            for g in [&model as &dyn Generator, &gen as &dyn Generator] {
+                g.generate(&req, &params, false, &mut rng)?;
+                let t = Instant::now();
+                let mut tokens = 0;
+                for _ in 0..5 {
+                    tokens += g.generate(&req, &params, false, &mut rng)?.1.generated_tokens;
+                }
+                tps.push(tokens as f64 / t.elapsed().as_secs_f64());
+            }
+            rows.push((
+                format!("candle sampler tokens/s, batch {batch} (same run)"),
+                tps[0],
+                String::new(),
+            ));
+            rows.push((
+                format!("llama.cpp server generator tokens/s, batch {batch}"),
+                tps[1],
+                "with the trainer's rescoring of every sample".into(),
+            ));
+        }
+        rows.push((
+            "llama.cpp vs trainer mean |log-prob| difference".into(),
+            gen.stats().mean_logprob_abs_diff(),
+            "f32 both sides".into(),
+        ));
+        Ok(())
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
 }
 
 /// PyTorch eager (transformers' Qwen2ForCausalLM, CPU, same threads) decoding the same
