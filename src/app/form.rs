@@ -5,17 +5,17 @@
 use crossterm::event::{KeyCode, KeyEvent};
 
 use crate::engine::config::RunConfig;
-use crate::engine::control::{current, retune, RETUNABLE};
+use crate::engine::control::{retune, Retunable, RETUNABLE};
 
 /// One editable setting.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct Field {
-    pub key: &'static str,
+    pub setting: &'static Retunable,
     pub in_force: String,
     pub value: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct RetuneForm {
     pub fields: Vec<Field>,
     pub selected: usize,
@@ -36,10 +36,10 @@ impl RetuneForm {
     pub fn new(cfg: &RunConfig) -> Self {
         let fields = RETUNABLE
             .iter()
-            .map(|&(key, _)| {
-                let v = current(cfg, key).unwrap_or_default();
+            .map(|setting| {
+                let v = (setting.get)(cfg);
                 Field {
-                    key,
+                    setting,
                     in_force: v.clone(),
                     value: v,
                 }
@@ -57,7 +57,7 @@ impl RetuneForm {
         self.fields
             .iter()
             .filter(|f| f.value.trim() != f.in_force)
-            .map(|f| (f.key.to_string(), f.value.trim().to_string()))
+            .map(|f| (f.setting.name.to_string(), f.value.trim().to_string()))
             .collect()
     }
 
@@ -101,7 +101,11 @@ mod tests {
     }
 
     fn type_into(f: &mut RetuneForm, cfg: &RunConfig, field: &str, text: &str) {
-        f.selected = f.fields.iter().position(|x| x.key == field).unwrap();
+        f.selected = f
+            .fields
+            .iter()
+            .position(|x| x.setting.name == field)
+            .unwrap();
         f.key(k(KeyCode::Delete), cfg);
         for c in text.chars() {
             f.key(k(KeyCode::Char(c)), cfg);

@@ -1,7 +1,7 @@
 //! Steering from the explorer: the `:` command line, pause, stop, and the trainer's
 //! notifications. Retunes are validated here against a copy of the settings in force, so
 //! a bad value is refused at once with its reason and nothing changes.
-use crate::engine::control::{retune, ControlEvent, Directive};
+use crate::engine::control::{retunable_names, retune, ControlEvent, Directive, RETUNABLE};
 use crate::store::StoreError;
 
 use crossterm::event::KeyEvent;
@@ -75,7 +75,8 @@ impl App {
         Ok(())
     }
 
-    /// Runs a `:` command: `set KEY VALUE`, `goto iter N`, `checkpoint`, `skip ID`,
+    /// Runs a `:` command: `set KEY VALUE` (`set` or `set KEY` shows values in force),
+    /// `goto iter N`, `checkpoint`, `skip ID`,
     /// `pause`, `resume`, `stop`.
     pub fn run_command(&mut self, line: &str) -> Result<(), StoreError> {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -109,6 +110,26 @@ impl App {
                         )?;
                     }
                 }
+            }
+            ["set"] | ["set", _] => {
+                let Some(live) = self.live.as_ref() else {
+                    self.message = "this run is not live: nothing to retune".into();
+                    return Ok(());
+                };
+                let shown: Vec<String> = RETUNABLE
+                    .iter()
+                    .filter(|r| words.len() == 1 || words[1] == r.name)
+                    .map(|r| format!("{} = {} ({})", r.name, (r.get)(&live.cfg), r.path))
+                    .collect();
+                self.message = if shown.is_empty() {
+                    format!(
+                        "{:?} cannot be retuned; retunable settings: {}",
+                        words[1],
+                        retunable_names()
+                    )
+                } else {
+                    format!("in force: {}", shown.join(", "))
+                };
             }
             ["goto", "iter", n] | ["goto", n] => match n.parse::<u64>() {
                 Ok(n) => {

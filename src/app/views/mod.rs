@@ -139,7 +139,7 @@ fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {
             };
             Line::from(vec![
                 Span::styled(if sel { "> " } else { "  " }, app.theme.accent),
-                Span::styled(format!("{:<12}", fl.key), app.theme.accent),
+                Span::styled(format!("{:<12}", fl.setting.name), app.theme.accent),
                 Span::styled(format!("{:<14}", fl.value), style),
                 Span::styled(
                     if changed {
@@ -153,6 +153,13 @@ fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {
         })
         .collect();
     lines.push(Line::from(""));
+    if let Some(fl) = form.fields.get(form.selected) {
+        let s = fl.setting;
+        lines.push(Line::styled(
+            format!("{}: {}", s.path, s.about),
+            app.theme.muted,
+        ));
+    }
     match &form.error {
         Some(e) => lines.push(Line::styled(format!("refused: {e}"), app.theme.wrong)),
         None => lines.push(Line::styled(
