@@ -578,14 +578,14 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
         Err(e) => anyhow::bail!("{e}"),
     };
     app.screen = Screen::Tree;
-    app.node_sel = 5_000;
+    app.views.tree.list.sel = 5_000;
     for (w, h) in [(80u16, 24u16), (200, 60)] {
         let mut term = Terminal::new(TestBackend::new(w, h))?;
         term.draw(|f| arbor::app::views::draw(f, &app))?;
         let reps = 50;
         let t = Instant::now();
         for i in 0..reps {
-            app.node_sel = 4_000 + i * 37;
+            app.views.tree.list.sel = 4_000 + i * 37;
             term.draw(|f| arbor::app::views::draw(f, &app))?;
         }
         rows.push((

@@ -206,14 +206,14 @@ fn every_view_shows_what_a_researcher_looks_for() {
     assert_eq!(app.screen, Screen::Dashboard);
     app.on_mouse(click(16));
     assert_eq!(app.screen, Screen::Problems);
-    app.problem_sel = 0;
+    app.views.problems.list.sel = 0;
     app.on_mouse(MouseEvent {
         kind: MouseEventKind::ScrollDown,
         column: 10,
         row: 10,
         modifiers: KeyModifiers::NONE,
     });
-    assert_eq!(app.problem_sel, 3.min(app.listed().len() - 1));
+    assert_eq!(app.views.problems.list.sel, 3.min(app.listed().len() - 1));
     // A click on a row selects it (rows start under the border and the header).
     screen(&app, 100, 30);
     app.on_mouse(MouseEvent {
@@ -222,12 +222,12 @@ fn every_view_shows_what_a_researcher_looks_for() {
         row: 2 + 2 + 1,
         modifiers: KeyModifiers::NONE,
     });
-    assert_eq!(app.problem_sel, 1.min(app.listed().len() - 1));
+    assert_eq!(app.views.problems.list.sel, 1.min(app.listed().len() - 1));
 
     // Shift-Left folds the whole subtree under the cursor, Shift-Right unfolds it all.
     app.screen = Screen::Tree;
-    app.node_filter = arbor::app::filters::NodeFilter::All;
-    app.node_sel = 0;
+    app.views.tree.filter = arbor::app::filters::NodeFilter::All;
+    app.views.tree.list.sel = 0;
     let all = app.rows().len();
     app.on_key(KeyEvent::new(KeyCode::Left, KeyModifiers::SHIFT));
     assert_eq!(app.rows().len(), 1);
@@ -268,7 +268,7 @@ fn every_view_shows_what_a_researcher_looks_for() {
         .into_iter()
         .map(|r| r.name)
         .collect();
-    assert_eq!(app.compare.len(), 2, "{names:?} {}", app.message);
+    assert_eq!(app.views.compare.runs.len(), 2, "{names:?} {}", app.message);
     let s = screen(&app, 120, 30);
     assert!(
         s.contains("2 runs") && s.contains("grpo-test") && s.contains("view-test"),
@@ -276,11 +276,13 @@ fn every_view_shows_what_a_researcher_looks_for() {
     );
     assert!(s.contains("pass@1 vs generated tokens"), "{s}");
     let pos = app
+        .views
         .compare
+        .runs
         .iter()
         .position(|r| r.run.name == "grpo-test")
         .unwrap();
-    app.compare_sel = pos;
+    app.views.compare.list.sel = pos;
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.snapshot.run.name, "grpo-test");
     assert_eq!(app.iteration, 2);
@@ -311,7 +313,7 @@ fn the_tree_view_replays_the_search_expansion_by_expansion() {
         })
         .expect("a searched tree with two expansions");
     app.screen = Screen::Tree;
-    app.problem = p;
+    app.views.tree.problem = p;
     let steps = app.replay_steps().unwrap();
     key(&mut app, KeyCode::Char('>'));
     let s = screen(&app, 200, 60);
