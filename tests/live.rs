@@ -93,6 +93,17 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
         "live mode follows the newest"
     );
 
+    // A live run offers its own keys in the footer and the help.
+    let s = screen(&app);
+    assert!(s.contains("p pause") && s.contains("r retune"), "{s}");
+    key(&mut app, KeyCode::Char('?'));
+    let s = screen(&app);
+    assert!(
+        s.contains("retune form") && s.contains("pause / resume"),
+        "{s}"
+    );
+    key(&mut app, KeyCode::Esc);
+
     // Pause: takes effect at the next safe point, shown in words, and holds.
     key(&mut app, KeyCode::Char('p'));
     wait(&mut app, "the pause", |a| a.paused);
@@ -117,6 +128,13 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     );
     command(&mut app, "set gamma 3");
     assert!(app.message.contains("cannot be retuned"), "{}", app.message);
+    // `set NAME` shows the value in force, from the retunable table.
+    command(&mut app, "set c_uct");
+    assert!(
+        app.message.contains("c_uct = 1.5 (search.c_uct)"),
+        "{}",
+        app.message
+    );
     // The form: `r` opens it on the values in force; Down to temperature, type, Enter.
     key(&mut app, KeyCode::Char('r'));
     assert!(screen(&app).contains("retune (applies at the next safe point)"));
