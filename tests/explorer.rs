@@ -426,7 +426,7 @@ fn in_order(words: &[String], want: &str, from: &mut usize) -> bool {
 /// line is cut, at 80 columns too (the popup scrolls where it is taller than the screen).
 #[test]
 fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
-    use arbor::app::explorer::GLOBAL_KEYS;
+    use arbor::app::keys::GLOBAL_KEYS;
     let dir = tempfile::tempdir().unwrap();
     let store = trained_store(dir.path());
     let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();

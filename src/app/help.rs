@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::explorer::{App, GLOBAL_KEYS};
+use super::explorer::App;
+use super::keys::GLOBAL_KEYS;
 use super::views::{centered, KeyHelp};
 
 /// A titled group of help entries, (keys or symbol, meaning).

@@ -8,6 +8,7 @@ pub mod filters;
 pub mod form;
 pub mod headless;
 pub mod help;
+pub mod keys;
 pub mod live;
 pub mod plot;
 pub mod resume;

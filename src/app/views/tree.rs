@@ -63,7 +63,10 @@ const LEGEND: &[(&str, &str)] = &[
     ("✓ ✗ !", "correct, wrong, on the confident-wrong path"),
     ("◆ ○ ▸", "root, open node, folded node"),
     ("q N Q H", "backed-up value, visits, q / N, step entropy"),
-    ("F [rec]", "frontier score; recorded for training"),
+    (
+        "F [rec]",
+        "frontier score; the end of a recorded trajectory",
+    ),
     (
         "[invalid] [forced]",
         "step judged invalid / the one legal step",
