@@ -137,7 +137,13 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     );
     // The form: `r` opens it on the values in force; Down to temperature, type, Enter.
     key(&mut app, KeyCode::Char('r'));
-    assert!(screen(&app).contains("retune (applies at the next safe point)"));
+    let s = screen(&app);
+    assert!(s.contains("retune (applies at the next safe point)"), "{s}");
+    // Its foot lists its keys, and the selected setting's config path.
+    for k in arbor::app::form::KEYS {
+        assert!(s.contains(k.footer.unwrap()), "{s}");
+    }
+    assert!(s.contains("train.lr: AdamW learning rate"), "{s}");
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Delete);
     for c in "0.9".chars() {

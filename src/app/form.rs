@@ -4,8 +4,18 @@
 //! and takes effect at the next safe point.
 use crossterm::event::{KeyCode, KeyEvent};
 
+use super::views::KeyHelp;
 use crate::engine::config::RunConfig;
 use crate::engine::control::{retune, Retunable, RETUNABLE};
+
+/// The keys [`RetuneForm::key`] answers to, shown at the form's foot.
+pub const KEYS: &[KeyHelp] = &[
+    KeyHelp::new("0-9 . e -", "type the value").footer("type"),
+    KeyHelp::new("Up Down, Tab", "move between the settings").footer("move"),
+    KeyHelp::new("Backspace, Delete", "delete a character, clear the value").footer("delete"),
+    KeyHelp::new("Enter", "validate every change together and apply them").footer("apply"),
+    KeyHelp::new("Esc", "close the form, changing nothing").footer("cancel"),
+];
 
 /// One editable setting.
 #[derive(Clone)]

@@ -279,19 +279,26 @@ fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {
         })
         .collect();
     lines.push(Line::from(""));
+    // The notes below the fields wrap to the popup, so its height counts every line.
+    let inner = f.area().width.min(60).saturating_sub(2) as usize;
+    let mut note = |text: &str, style| {
+        for l in crate::app::help::wrap(text, inner) {
+            lines.push(Line::styled(l, style));
+        }
+    };
     if let Some(fl) = form.fields.get(form.selected) {
         let s = fl.setting;
-        lines.push(Line::styled(
-            format!("{}: {}", s.path, s.about),
-            app.theme.muted,
-        ));
+        note(&format!("{}: {}", s.path, s.about), app.theme.muted);
     }
     match &form.error {
-        Some(e) => lines.push(Line::styled(format!("refused: {e}"), app.theme.wrong)),
-        None => lines.push(Line::styled(
-            "type a value · Up/Down move · Enter apply · Esc cancel",
-            app.theme.muted,
-        )),
+        Some(e) => note(&format!("refused: {e}"), app.theme.wrong),
+        None => {
+            let hint: Vec<String> = crate::app::form::KEYS
+                .iter()
+                .filter_map(|k| k.footer.map(|l| format!("{} {l}", k.keys)))
+                .collect();
+            note(&hint.join(" · "), app.theme.muted)
+        }
     }
     let popup = centered(f.area(), 60, lines.len() as u16 + 2);
     f.render_widget(Clear, popup);
