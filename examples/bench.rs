@@ -581,14 +581,14 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
         Err(e) => anyhow::bail!("{e}"),
     };
     app.screen = Screen::Tree;
-    app.node_sel = 5_000;
+    app.views.tree.list.sel = 5_000;
     for (w, h) in [(80u16, 24u16), (200, 60)] {
         let mut term = Terminal::new(TestBackend::new(w, h))?;
         term.draw(|f| arbor::app::views::draw(f, &app))?;
         let reps = 50;
         let t = Instant::now();
         for i in 0..reps {
-            app.node_sel = 4_000 + i * 37;
+            app.views.tree.list.sel = 4_000 + i * 37;
             term.draw(|f| arbor::app::views::draw(f, &app))?;
         }
         rows.push((
@@ -784,7 +784,10 @@ fn server_generator(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
                 let t = Instant::now();
                 let mut tokens = 0;
                 for _ in 0..5 {
-                    tokens += g.generate(&req, &params, false, &mut rng)?.1.generated_tokens;
+                    tokens += g
+                        .generate(&req, &params, false, &mut rng)?
+                        .1
+                        .generated_tokens;
                 }
                 tps.push(tokens as f64 / t.elapsed().as_secs_f64());
             }

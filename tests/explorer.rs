@@ -206,14 +206,14 @@ fn every_view_shows_what_a_researcher_looks_for() {
     assert_eq!(app.screen, Screen::Dashboard);
     app.on_mouse(click(16));
     assert_eq!(app.screen, Screen::Problems);
-    app.problem_sel = 0;
+    app.views.problems.list.sel = 0;
     app.on_mouse(MouseEvent {
         kind: MouseEventKind::ScrollDown,
         column: 10,
         row: 10,
         modifiers: KeyModifiers::NONE,
     });
-    assert_eq!(app.problem_sel, 3.min(app.listed().len() - 1));
+    assert_eq!(app.views.problems.list.sel, 3.min(app.listed().len() - 1));
     // A click on a row selects it (rows start under the border and the header).
     screen(&app, 100, 30);
     app.on_mouse(MouseEvent {
@@ -222,12 +222,12 @@ fn every_view_shows_what_a_researcher_looks_for() {
         row: 2 + 2 + 1,
         modifiers: KeyModifiers::NONE,
     });
-    assert_eq!(app.problem_sel, 1.min(app.listed().len() - 1));
+    assert_eq!(app.views.problems.list.sel, 1.min(app.listed().len() - 1));
 
     // Shift-Left folds the whole subtree under the cursor, Shift-Right unfolds it all.
     app.screen = Screen::Tree;
-    app.node_filter = arbor::app::filters::NodeFilter::All;
-    app.node_sel = 0;
+    app.views.tree.filter = arbor::app::filters::NodeFilter::All;
+    app.views.tree.list.sel = 0;
     let all = app.rows().len();
     app.on_key(KeyEvent::new(KeyCode::Left, KeyModifiers::SHIFT));
     assert_eq!(app.rows().len(), 1);
@@ -268,7 +268,7 @@ fn every_view_shows_what_a_researcher_looks_for() {
         .into_iter()
         .map(|r| r.name)
         .collect();
-    assert_eq!(app.compare.len(), 2, "{names:?} {}", app.message);
+    assert_eq!(app.views.compare.runs.len(), 2, "{names:?} {}", app.message);
     let s = screen(&app, 120, 30);
     assert!(
         s.contains("2 runs") && s.contains("grpo-test") && s.contains("view-test"),
@@ -276,11 +276,13 @@ fn every_view_shows_what_a_researcher_looks_for() {
     );
     assert!(s.contains("pass@1 vs generated tokens"), "{s}");
     let pos = app
+        .views
         .compare
+        .runs
         .iter()
         .position(|r| r.run.name == "grpo-test")
         .unwrap();
-    app.compare_sel = pos;
+    app.views.compare.list.sel = pos;
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.snapshot.run.name, "grpo-test");
     assert_eq!(app.iteration, 2);
@@ -311,7 +313,7 @@ fn the_tree_view_replays_the_search_expansion_by_expansion() {
         })
         .expect("a searched tree with two expansions");
     app.screen = Screen::Tree;
-    app.problem = p;
+    app.views.tree.problem = p;
     let steps = app.replay_steps().unwrap();
     key(&mut app, KeyCode::Char('>'));
     let s = screen(&app, 200, 60);
@@ -376,4 +378,135 @@ fn distill_trees_show_prior_value_and_the_distilled_path() {
     // The narrow screen still draws.
     let s = screen(&app, 80, 24);
     assert!(s.contains(" P="), "{s}");
+}
+
+/// The words of the help popup drawn on `s`, row by row inside its border (the row with
+/// the " keys" title is its top edge), and the popup's width.
+fn popup_words(s: &str) -> (Vec<String>, usize) {
+    let rows: Vec<Vec<char>> = s.lines().map(|l| l.chars().collect()).collect();
+    let top = rows
+        .iter()
+        .position(|r| r.iter().collect::<String>().contains("┌ keys"))
+        .expect("the help popup is drawn");
+    let left = rows[top].iter().position(|&c| c == '┌').unwrap();
+    let right = rows[top].iter().rposition(|&c| c == '┐').unwrap();
+    let mut words = Vec::new();
+    for r in &rows[top + 1..] {
+        if r[left] == '└' {
+            break;
+        }
+        assert_eq!(
+            (r[left], r[right]),
+            ('│', '│'),
+            "the popup's border is whole"
+        );
+        let inner: String = r[left + 1..right].iter().collect();
+        words.extend(inner.split_whitespace().map(String::from));
+    }
+    (words, right - left + 1)
+}
+
+/// Whether `want` appears in `words` in order (other words may come between), starting at
+/// `*from`; on success `*from` moves past the match.
+fn in_order(words: &[String], want: &str, from: &mut usize) -> bool {
+    let mut i = *from;
+    for w in want.split_whitespace() {
+        match words[i..].iter().position(|x| x == w) {
+            Some(p) => i += p + 1,
+            None => return false,
+        }
+    }
+    *from = i;
+    true
+}
+
+/// Every view at 80x24 and 200x60, help closed and open: each footer key of the global
+/// list and of the view's list is in the footer rows; every key of both lists, and the
+/// view's legend, is in the help popup with its whole description, in order, so no help
+/// line is cut, at 80 columns too (the popup scrolls where it is taller than the screen).
+#[test]
+fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
+    use arbor::app::keys::GLOBAL_KEYS;
+    let dir = tempfile::tempdir().unwrap();
+    let store = trained_store(dir.path());
+    let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
+    for (i, s) in Screen::ALL.into_iter().enumerate() {
+        key(&mut app, KeyCode::Char((b'1' + i as u8) as char));
+        assert_eq!(app.screen, s);
+        app.message.clear();
+        let view_keys = app.views.get(s).keys();
+        assert!(!view_keys.is_empty(), "{s:?} lists its keys");
+        for (w, h) in [(80u16, 24u16), (200, 60)] {
+            // The footer: its rows are the last ones of the screen.
+            let closed = screen(&app, w, h);
+            let n = app.footer_lines(w).len();
+            let footer: Vec<&str> = closed.lines().skip(h as usize - n).collect();
+            let footer = footer.join("\n");
+            for k in GLOBAL_KEYS.iter().chain(view_keys) {
+                if let (Some(label), false) = (k.footer, k.live_only) {
+                    let first = k.keys.split(", ").next().unwrap();
+                    let item = format!("{first} {label}");
+                    assert!(
+                        footer.contains(&item),
+                        "{s:?} {w}x{h}: {item:?} in\n{closed}"
+                    );
+                }
+            }
+            assert!(footer.contains("? help"), "{footer}");
+
+            // The help popup, every page of it.
+            key(&mut app, KeyCode::Char('?'));
+            assert!(app.help);
+            let mut words = Vec::new();
+            loop {
+                let open = screen(&app, w, h);
+                let (page, width) = popup_words(&open);
+                assert!(width <= w as usize);
+                words.extend(page);
+                if app.help_scroll >= app.help_max_scroll.get() {
+                    break;
+                }
+                key(&mut app, KeyCode::PageDown);
+            }
+            let mut at = 0;
+            for k in GLOBAL_KEYS.iter().filter(|k| !k.live_only).chain(view_keys) {
+                let whole = format!("{} {}", k.keys, k.does);
+                assert!(
+                    in_order(&words, &whole, &mut at),
+                    "{s:?} {w}x{h}: {whole:?} is not whole in the help: {words:?}"
+                );
+            }
+            if let Some(legend) = app.views.get(s).legend() {
+                assert!(in_order(&words, legend.title, &mut at), "{words:?}");
+                for (k, v) in &legend.entries {
+                    let whole = format!("{k} {v}");
+                    assert!(in_order(&words, &whole, &mut at), "{whole:?}: {words:?}");
+                }
+            }
+            // Live-only keys are not offered where nothing trains.
+            assert!(!words.iter().any(|w| w == "pause"), "{words:?}");
+            key(&mut app, KeyCode::Esc);
+            assert!(!app.help);
+        }
+    }
+    // The dashboard's help lists every retunable setting from the one table.
+    key(&mut app, KeyCode::Char('1'));
+    key(&mut app, KeyCode::Char('?'));
+    let s = screen(&app, 200, 60);
+    for r in &arbor::engine::control::RETUNABLE {
+        assert!(s.contains(r.path), "{}: {s}", r.name);
+    }
+    // The tree's legend explains its symbols.
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('3'));
+    key(&mut app, KeyCode::Char('?'));
+    let s = screen(&app, 200, 60);
+    assert!(
+        s.contains("✓ ✗ !") && s.contains("[invalid] [forced]"),
+        "{s}"
+    );
+    // At 80 columns the footer wraps instead of cutting keys off.
+    key(&mut app, KeyCode::Esc);
+    let s = screen(&app, 80, 24);
+    assert!(s.contains("q quit") && s.contains("< > replay"), "{s}");
 }

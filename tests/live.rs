@@ -146,6 +146,17 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("in use by another arbor process"), "{err}");
 
+    // A live run offers its own keys in the footer and the help.
+    let s = screen(&app);
+    assert!(s.contains("p pause") && s.contains("r retune"), "{s}");
+    key(&mut app, KeyCode::Char('?'));
+    let s = screen(&app);
+    assert!(
+        s.contains("retune form") && s.contains("pause / resume"),
+        "{s}"
+    );
+    key(&mut app, KeyCode::Esc);
+
     // Pause: takes effect at the next safe point, shown in words, and holds.
     key(&mut app, KeyCode::Char('p'));
     wait(&mut app, "the pause", |a| a.paused);
@@ -170,9 +181,23 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
     );
     command(&mut app, "set gamma 3");
     assert!(app.message.contains("cannot be retuned"), "{}", app.message);
+    // `set NAME` shows the value in force, from the retunable table: the paused trainer
+    // has not applied the retune yet.
+    command(&mut app, "set c_uct");
+    assert!(
+        app.message.contains("c_uct = 2 (search.c_uct)"),
+        "{}",
+        app.message
+    );
     // The form: `r` opens it on the values in force; Down to temperature, type, Enter.
     key(&mut app, KeyCode::Char('r'));
-    assert!(screen(&app).contains("retune (applies at the next safe point)"));
+    let s = screen(&app);
+    assert!(s.contains("retune (applies at the next safe point)"), "{s}");
+    // Its foot lists its keys, and the selected setting's config path.
+    for k in arbor::app::form::KEYS {
+        assert!(s.contains(k.footer.unwrap()), "{s}");
+    }
+    assert!(s.contains("train.lr: AdamW learning rate"), "{s}");
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Delete);
     for c in "0.9".chars() {

@@ -4,8 +4,9 @@ use super::snapshot::ProblemStatus;
 use crate::engine::search::record::NodeRecord;
 
 /// Which problems the Problems view lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Filter {
+    #[default]
     All,
     Solved,
     WrongOnly,
@@ -40,8 +41,9 @@ impl Filter {
 }
 
 /// How the Problems view is ordered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SortBy {
+    #[default]
     Order,
     Success,
     Nodes,
@@ -65,8 +67,9 @@ impl SortBy {
 }
 
 /// Which nodes the tree view lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum NodeFilter {
+    #[default]
     All,
     Terminal,
     Recorded,

@@ -4,18 +4,28 @@
 //! and takes effect at the next safe point.
 use crossterm::event::{KeyCode, KeyEvent};
 
+use super::views::KeyHelp;
 use crate::engine::config::RunConfig;
-use crate::engine::control::{current, retune, RETUNABLE};
+use crate::engine::control::{retune, Retunable, RETUNABLE};
+
+/// The keys [`RetuneForm::key`] answers to, shown at the form's foot.
+pub const KEYS: &[KeyHelp] = &[
+    KeyHelp::new("0-9 . e -", "type the value").footer("type"),
+    KeyHelp::new("Up Down, Tab", "move between the settings").footer("move"),
+    KeyHelp::new("Backspace, Delete", "delete a character, clear the value").footer("delete"),
+    KeyHelp::new("Enter", "validate every change together and apply them").footer("apply"),
+    KeyHelp::new("Esc", "close the form, changing nothing").footer("cancel"),
+];
 
 /// One editable setting.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct Field {
-    pub key: &'static str,
+    pub setting: &'static Retunable,
     pub in_force: String,
     pub value: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub struct RetuneForm {
     pub fields: Vec<Field>,
     pub selected: usize,
@@ -36,10 +46,10 @@ impl RetuneForm {
     pub fn new(cfg: &RunConfig) -> Self {
         let fields = RETUNABLE
             .iter()
-            .map(|&(key, _)| {
-                let v = current(cfg, key).unwrap_or_default();
+            .map(|setting| {
+                let v = (setting.get)(cfg);
                 Field {
-                    key,
+                    setting,
                     in_force: v.clone(),
                     value: v,
                 }
@@ -57,7 +67,7 @@ impl RetuneForm {
         self.fields
             .iter()
             .filter(|f| f.value.trim() != f.in_force)
-            .map(|f| (f.key.to_string(), f.value.trim().to_string()))
+            .map(|f| (f.setting.name.to_string(), f.value.trim().to_string()))
             .collect()
     }
 
@@ -101,7 +111,11 @@ mod tests {
     }
 
     fn type_into(f: &mut RetuneForm, cfg: &RunConfig, field: &str, text: &str) {
-        f.selected = f.fields.iter().position(|x| x.key == field).unwrap();
+        f.selected = f
+            .fields
+            .iter()
+            .position(|x| x.setting.name == field)
+            .unwrap();
         f.key(k(KeyCode::Delete), cfg);
         for c in text.chars() {
             f.key(k(KeyCode::Char(c)), cfg);

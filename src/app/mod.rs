@@ -10,6 +10,7 @@ pub mod filters;
 pub mod form;
 pub mod headless;
 pub mod help;
+pub mod keys;
 pub mod live;
 pub mod plot;
 pub mod progress_log;

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::app::commands::{drive, TrainOptions};
 use crate::app::live::Begin;
 use crate::engine::config::RunConfig;
-use crate::engine::control::{retune, ControlEvent};
+use crate::engine::control::{retunable_names, retune, ControlEvent};
 use crate::engine::resume;
 use crate::engine::split;
 use crate::engine::trainer::Trainer;
@@ -41,9 +41,12 @@ fn refuse_changes(o: &TrainOptions) -> Result<()> {
 fn apply_sets(cfg: &mut RunConfig, sets: &[String]) -> Result<Vec<(String, String, String)>> {
     let mut done = Vec::new();
     for s in sets {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--set {s:?}: expected KEY=VALUE, e.g. --set lr=1e-5"))?;
+        let (k, v) = s.split_once('=').ok_or_else(|| {
+            anyhow!(
+                "--set {s:?}: expected NAME=VALUE, e.g. --set lr=1e-5 (retunable: {})",
+                retunable_names()
+            )
+        })?;
         let (old, new) = retune(cfg, k.trim(), v).map_err(|e| anyhow!("--set {s}: {e}"))?;
         done.push((k.trim().to_string(), old, new));
     }

@@ -7,7 +7,7 @@ use crossterm::event::KeyEvent;
 use super::explorer::App;
 use super::form::{FormOutcome, RetuneForm};
 use super::serve::protocol::Action;
-use crate::engine::control::Directive;
+use crate::engine::control::{retunable_names, Directive, RETUNABLE};
 use crate::store::StoreError;
 
 impl App {
@@ -86,8 +86,8 @@ impl App {
         Ok(())
     }
 
-    /// Runs a `:` command: `set KEY VALUE`, `goto iter N`, `checkpoint`, `skip ID`,
-    /// `pause`, `resume`, `stop`, `detach`.
+    /// Runs a `:` command: `set KEY VALUE` (`set` or `set KEY` shows values in force),
+    /// `goto iter N`, `checkpoint`, `skip ID`, `pause`, `resume`, `stop`, `detach`.
     pub fn run_command(&mut self, line: &str) -> Result<(), StoreError> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -100,6 +100,26 @@ impl App {
                     key: key.to_string(),
                     value: value.to_string(),
                 });
+            }
+            ["set"] | ["set", _] => {
+                let Some(live) = self.live.as_ref() else {
+                    self.message = "this run is not live: nothing to retune".into();
+                    return Ok(());
+                };
+                let shown: Vec<String> = RETUNABLE
+                    .iter()
+                    .filter(|r| words.len() == 1 || words[1] == r.name)
+                    .map(|r| format!("{} = {} ({})", r.name, (r.get)(&live.cfg), r.path))
+                    .collect();
+                self.message = if shown.is_empty() {
+                    format!(
+                        "{:?} cannot be retuned; retunable settings: {}",
+                        words[1],
+                        retunable_names()
+                    )
+                } else {
+                    format!("in force: {}", shown.join(", "))
+                };
             }
             ["goto", "iter", n] | ["goto", n] => match n.parse::<u64>() {
                 Ok(n) => {
@@ -115,7 +135,12 @@ impl App {
             ["pause"] | ["resume"] => self.toggle_pause(),
             ["stop"] if self.live.is_some() => self.confirm_stop = true,
             ["stop"] => self.message = "this run is not live: nothing to stop".into(),
-            ["detach"] | ["quit"] | ["q"] => self.quit = true,
+            ["detach"] | ["quit"] | ["q"] => {
+                if self.live.is_some() {
+                    self.left = Some(super::attach::Leave::Detach);
+                }
+                self.quit = true;
+            }
             [] => {}
             _ => {
                 self.message = format!(

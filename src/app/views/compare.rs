@@ -1,5 +1,6 @@
 //! Compare: every run of the store side by side, held-out pass@1 against the generated
 //! tokens spent to reach it (the compute-matched question).
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
@@ -7,7 +8,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Row, Table, TableState};
 use ratatui::Frame;
 
-use crate::app::explorer::App;
+use super::list::ListCursor;
+use super::{Action, Ctx, KeyHelp, View};
+use crate::app::snapshot::RunSnapshot;
 
 const PALETTE: [Color; 6] = [
     Color::Cyan,
@@ -18,11 +21,54 @@ const PALETTE: [Color; 6] = [
     Color::Blue,
 ];
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+/// The runs compared (loaded by the App when the view opens) and the cursor.
+#[derive(Default)]
+pub struct CompareView {
+    pub runs: Vec<RunSnapshot>,
+    pub list: ListCursor,
+}
+
+const KEYS: &[KeyHelp] = &[
+    ListCursor::KEYS,
+    KeyHelp::new("Enter", "open the run (replay)").footer("open run"),
+];
+
+impl View for CompareView {
+    fn keys(&self) -> &'static [KeyHelp] {
+        KEYS
+    }
+
+    fn on_key(&mut self, key: KeyEvent, _ctx: &Ctx) -> Action {
+        if self.list.on_key(key, self.runs.len()) {
+            return Action::Done;
+        }
+        match key.code {
+            KeyCode::Enter => match self.runs.get(self.list.sel) {
+                Some(r) => Action::OpenRun(r.run.name.clone()),
+                None => Action::Done,
+            },
+            _ => Action::Pass,
+        }
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        draw(f, area, self, ctx)
+    }
+
+    fn cursor(&mut self) -> Option<&mut ListCursor> {
+        Some(&mut self.list)
+    }
+
+    fn len(&self, _ctx: &Ctx) -> usize {
+        self.runs.len()
+    }
+}
+
+fn draw(f: &mut Frame, area: Rect, view: &CompareView, ctx: &Ctx) {
     let [table_area, chart_area] =
         Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
-    let rows: Vec<Row> = app
-        .compare
+    let rows: Vec<Row> = view
+        .runs
         .iter()
         .map(|s| {
             let evals: Vec<_> = s
@@ -68,26 +114,24 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         Row::new(vec![
             "run", "method", "seed", "iters", "tokens", "p@1 0", "p@1 end", "status",
         ])
-        .style(app.theme.accent),
+        .style(ctx.theme.accent),
     )
     .block(
         Block::default()
             .borders(Borders::ALL)
-            .title(match &app.snapshot.run.comparison {
-                Some(c) => format!(" comparison {c}: {} runs ", app.compare.len()),
-                None => format!(" {} runs ", app.compare.len()),
+            .title(match &ctx.snapshot.run.comparison {
+                Some(c) => format!(" comparison {c}: {} runs ", view.runs.len()),
+                None => format!(" {} runs ", view.runs.len()),
             }),
     )
-    .row_highlight_style(app.theme.selected)
+    .row_highlight_style(ctx.theme.selected)
     .highlight_symbol("> ");
-    let mut state = TableState::default().with_selected(Some(
-        app.compare_sel.min(app.compare.len().saturating_sub(1)),
-    ));
+    let mut state = TableState::default().with_selected(Some(view.list.at(view.runs.len())));
     f.render_stateful_widget(table, table_area, &mut state);
-    super::record_hit(app, table_area, 2, state.offset());
+    super::record_hit(ctx, table_area, 2, state.offset());
 
-    let series: Vec<Vec<(f64, f64)>> = app
-        .compare
+    let series: Vec<Vec<(f64, f64)>> = view
+        .runs
         .iter()
         .map(|s| {
             s.iterations
@@ -107,13 +151,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .map(|p| p.1)
         .fold(0.05, f64::max)
         .min(1.0);
-    let datasets: Vec<Dataset> = app
-        .compare
+    let datasets: Vec<Dataset> = view
+        .runs
         .iter()
         .zip(&series)
         .enumerate()
         .map(|(i, (s, d))| {
-            let style = if app.theme.name == "mono" {
+            let style = if ctx.theme.name == "mono" {
                 Style::default()
             } else {
                 Style::default().fg(PALETTE[i % PALETTE.len()])

@@ -1,22 +1,60 @@
 //! Dashboard: charts over iterations up to the cursor, and the compute spent.
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
-use super::num;
-use crate::app::explorer::App;
+use super::{num, Action, Ctx, KeyHelp, Legend, View};
+use crate::app::explorer::Screen;
+use crate::engine::control::RETUNABLE;
 use crate::engine::phases::PhaseSeconds;
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+/// The dashboard has no state of its own: it shows the iteration under the App's cursor.
+#[derive(Default)]
+pub struct DashboardView;
+
+const KEYS: &[KeyHelp] =
+    &[KeyHelp::new("Enter", "the problems of this iteration").footer("problems")];
+
+impl View for DashboardView {
+    fn keys(&self) -> &'static [KeyHelp] {
+        KEYS
+    }
+
+    /// The settings a live run can change, from the one table `:set`, the form and
+    /// `--set` use.
+    fn legend(&self) -> Option<Legend> {
+        Some(Legend {
+            title: "retunable: :set NAME VALUE, the r form, --set NAME=VALUE on resume",
+            entries: RETUNABLE
+                .iter()
+                .map(|r| (r.name.to_string(), format!("{} ({})", r.about, r.path)))
+                .collect(),
+        })
+    }
+
+    fn on_key(&mut self, key: KeyEvent, _ctx: &Ctx) -> Action {
+        match key.code {
+            KeyCode::Enter => Action::Show(Screen::Problems),
+            _ => Action::Pass,
+        }
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        draw(f, area, ctx)
+    }
+}
+
+fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
     let [charts, facts] =
         Layout::horizontal([Constraint::Percentage(65), Constraint::Percentage(35)]).areas(area);
-    let upto: Vec<_> = app
+    let upto: Vec<_> = ctx
         .snapshot
         .iterations
         .iter()
-        .filter(|m| m.iteration <= app.iteration)
+        .filter(|m| m.iteration <= ctx.iteration)
         .collect();
     let acc: Vec<(f64, f64)> = upto
         .iter()
@@ -24,7 +62,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .collect();
     // The start-of-run evaluation rides on the first iteration's record; it is the
     // point at 0.
-    let start = app
+    let start = ctx
         .snapshot
         .iterations
         .first()
@@ -41,7 +79,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .map(|m| (m.iteration as f64, m.mean_entropy))
         .collect();
-    let x_max = (app.iteration.max(1)) as f64;
+    let x_max = (ctx.iteration.max(1)) as f64;
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(charts);
     let y_max = acc
@@ -55,13 +93,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             .name("train acc")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(app.theme.recorded)
+            .style(ctx.theme.recorded)
             .data(&acc),
         Dataset::default()
             .name("eval pass@1 *")
             .marker(Marker::Dot)
             .graph_type(GraphType::Scatter)
-            .style(app.theme.correct)
+            .style(ctx.theme.correct)
             .data(&eval),
     ])
     .block(Block::default().borders(Borders::ALL).title(" accuracy "))
@@ -81,7 +119,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .name("mean entropy")
         .marker(Marker::Braille)
         .graph_type(GraphType::Line)
-        .style(app.theme.accent)
+        .style(ctx.theme.accent)
         .data(&ent)])
     .block(Block::default().borders(Borders::ALL).title(" entropy "))
     .x_axis(Axis::default().bounds([0.0, x_max]))
@@ -92,14 +130,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     );
     f.render_widget(chart, bottom);
 
-    let m = app.snapshot.metrics(app.iteration);
+    let m = ctx.snapshot.metrics(ctx.iteration);
     let last_eval = upto
         .iter()
         .rev()
         .find_map(|m| m.eval.as_ref())
         .or(start.filter(|_| !upto.is_empty()));
     let mut lines = vec![
-        Line::from(format!("iteration  {}", app.iteration)),
+        Line::from(format!("iteration  {}", ctx.iteration)),
         Line::from(format!("train acc  {}", num(m.map(|m| m.train_accuracy)))),
         Line::from(format!("reward     {}", num(m.map(|m| m.train_reward)))),
         Line::from(format!("loss       {}", num(m.map(|m| m.update.loss)))),
@@ -210,11 +248,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         }
     }
     // Control events up to the cursor: the replay shows when the run changed and why.
-    let events: Vec<_> = app
+    let events: Vec<_> = ctx
         .snapshot
         .events
         .iter()
-        .filter(|e| e.iteration <= app.iteration)
+        .filter(|e| e.iteration <= ctx.iteration)
         .collect();
     if !events.is_empty() {
         lines.push(Line::from("events"));

@@ -1,55 +1,182 @@
-//! Drawing: one function per view, all from the App's snapshot of the store.
-mod compare;
-mod dashboard;
+//! The explorer's views as components: each view is a type that owns its state (cursor,
+//! filters, folds), answers its keys, draws itself and lists the keys it answers to. The
+//! help popup and the footer are built from those lists (`app::help`), so they cannot
+//! drift from what the keys do. Data of the run (snapshot, iteration, trees) comes in a
+//! [`Ctx`]; reading the store is the App's.
+pub mod compare;
+pub mod dashboard;
 mod first_minutes;
-mod problems;
-mod tree;
-mod wrong;
+pub mod list;
+mod node;
+pub mod problems;
+pub mod tree;
+pub mod wrong;
 
+use std::cell::Cell;
+
+use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
-use super::explorer::{App, Screen};
+use super::explorer::{App, ListHit, Screen};
+use super::snapshot::RunSnapshot;
+use super::theme::Theme;
+use crate::engine::search::record::TreeRecord;
+
+/// One entry of a view's key list: what the help popup says and the footer shows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeyHelp {
+    /// The keys as typed, e.g. "j k, Up Down".
+    pub keys: &'static str,
+    /// What they do, for the help popup.
+    pub does: &'static str,
+    /// A word or two for the footer, if the entry shows there.
+    pub footer: Option<&'static str>,
+    /// Only answered while a run trains in this process.
+    pub live_only: bool,
+}
+
+impl KeyHelp {
+    pub const fn new(keys: &'static str, does: &'static str) -> Self {
+        Self {
+            keys,
+            does,
+            footer: None,
+            live_only: false,
+        }
+    }
+    /// Shows the entry in the footer as "KEYS label".
+    pub const fn footer(self, label: &'static str) -> Self {
+        Self {
+            footer: Some(label),
+            ..self
+        }
+    }
+    pub const fn live(self) -> Self {
+        Self {
+            live_only: true,
+            ..self
+        }
+    }
+    /// Whether the key does something now (live-only keys need a live run).
+    pub fn active(&self, live: bool) -> bool {
+        live || !self.live_only
+    }
+}
+
+/// What a view shows besides its keys in the help: symbols, settings.
+pub struct Legend {
+    pub title: &'static str,
+    /// (symbol or name, meaning).
+    pub entries: Vec<(String, String)>,
+}
+
+/// What a view reads of the App: the run and the iteration on screen.
+pub struct Ctx<'a> {
+    pub snapshot: &'a RunSnapshot,
+    /// The iteration every view shows.
+    pub iteration: u64,
+    /// That iteration's trees.
+    pub trees: &'a [TreeRecord],
+    pub theme: &'a Theme,
+    /// The main pane fills the body.
+    pub maximized: bool,
+    /// Where the focused list was drawn, for mouse selection.
+    pub list_hit: &'a Cell<Option<ListHit>>,
+}
+
+/// What a view's key asks the App to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Not this view's key: the App's fallback keys get it.
+    Pass,
+    /// Handled inside the view.
+    Done,
+    /// Handled; show this on the status line.
+    Say(String),
+    Show(Screen),
+    /// Open the tree of `problem` (index into the iteration's trees), at `node` if given.
+    OpenTree {
+        problem: usize,
+        node: Option<u32>,
+    },
+    /// Replay another run of the store.
+    OpenRun(String),
+}
+
+/// A view of the explorer.
+pub trait View {
+    /// The keys this view answers to, in the order the help lists them.
+    fn keys(&self) -> &'static [KeyHelp];
+    /// Symbols or settings the help explains for this view.
+    fn legend(&self) -> Option<Legend> {
+        None
+    }
+    fn on_key(&mut self, key: KeyEvent, ctx: &Ctx) -> Action;
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &Ctx);
+    /// The list cursor, for the mouse (None: the view has no list).
+    fn cursor(&mut self) -> Option<&mut list::ListCursor> {
+        None
+    }
+    /// Rows of the view's list.
+    fn len(&self, _ctx: &Ctx) -> usize {
+        0
+    }
+}
+
+/// Every view of the explorer, each with its own state.
+#[derive(Default)]
+pub struct Views {
+    pub dashboard: dashboard::DashboardView,
+    pub problems: problems::ProblemsView,
+    pub tree: tree::TreeView,
+    pub wrong: wrong::WrongView,
+    pub compare: compare::CompareView,
+}
+
+impl Views {
+    pub fn get(&self, s: Screen) -> &dyn View {
+        match s {
+            Screen::Dashboard => &self.dashboard,
+            Screen::Problems => &self.problems,
+            Screen::Tree => &self.tree,
+            Screen::Wrong => &self.wrong,
+            Screen::Compare => &self.compare,
+        }
+    }
+    pub fn get_mut(&mut self, s: Screen) -> &mut dyn View {
+        match s {
+            Screen::Dashboard => &mut self.dashboard,
+            Screen::Problems => &mut self.problems,
+            Screen::Tree => &mut self.tree,
+            Screen::Wrong => &mut self.wrong,
+            Screen::Compare => &mut self.compare,
+        }
+    }
+}
 
 pub fn draw(f: &mut Frame, app: &App) {
-    let [header, body, footer] = Layout::vertical([
+    let area = f.area();
+    let footer = app.footer_lines(area.width);
+    let [header, body, footer_area] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(3),
-        Constraint::Length(1),
+        Constraint::Length(footer.len() as u16),
     ])
-    .areas(f.area());
+    .areas(area);
     draw_header(f, header, app);
     app.list_hit.set(None);
-    match app.screen {
-        Screen::Dashboard if first_minutes::shown(app) => first_minutes::draw(f, body, app),
-        Screen::Dashboard => dashboard::draw(f, body, app),
-        Screen::Problems => problems::draw(f, body, app),
-        Screen::Tree => tree::draw(f, body, app),
-        Screen::Wrong => wrong::draw(f, body, app),
-        Screen::Compare => compare::draw(f, body, app),
-    }
-    if let Some(cmd) = &app.command {
-        f.render_widget(
-            Paragraph::new(format!(":{cmd}")).style(app.theme.accent),
-            footer,
-        );
+    let ctx = app.ctx();
+    if app.screen == Screen::Dashboard && first_minutes::shown(app) {
+        first_minutes::draw(f, body, app);
     } else {
-        let hint = if !app.message.is_empty() {
-            app.message.clone()
-        } else if app.live.as_ref().is_some_and(|l| l.readonly()) {
-            "q detach  ? help  1-5 views  [ ] iteration  f freeze  (read-only)".to_string()
-        } else if app.live.is_some() {
-            "q detach  p pause  r retune  X stop  : command  ? help  1-5 views  [ ] iteration"
-                .to_string()
-        } else {
-            "q quit  ? help  1-5 views  [ ] iteration  Enter open  Esc back".to_string()
-        };
-        f.render_widget(Paragraph::new(hint).style(app.theme.muted), footer);
+        app.views.get(app.screen).draw(f, body, &ctx);
     }
+    f.render_widget(Paragraph::new(footer), footer_area);
     if app.help {
-        draw_help(f, app);
+        app.draw_help(f);
     }
     if let Some(form) = &app.form {
         draw_form(f, app, form);
@@ -181,7 +308,7 @@ fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {
             };
             Line::from(vec![
                 Span::styled(if sel { "> " } else { "  " }, app.theme.accent),
-                Span::styled(format!("{:<12}", fl.key), app.theme.accent),
+                Span::styled(format!("{:<12}", fl.setting.name), app.theme.accent),
                 Span::styled(format!("{:<14}", fl.value), style),
                 Span::styled(
                     if changed {
@@ -195,12 +322,26 @@ fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {
         })
         .collect();
     lines.push(Line::from(""));
+    // The notes below the fields wrap to the popup, so its height counts every line.
+    let inner = f.area().width.min(60).saturating_sub(2) as usize;
+    let mut note = |text: &str, style| {
+        for l in crate::app::help::wrap(text, inner) {
+            lines.push(Line::styled(l, style));
+        }
+    };
+    if let Some(fl) = form.fields.get(form.selected) {
+        let s = fl.setting;
+        note(&format!("{}: {}", s.path, s.about), app.theme.muted);
+    }
     match &form.error {
-        Some(e) => lines.push(Line::styled(format!("refused: {e}"), app.theme.wrong)),
-        None => lines.push(Line::styled(
-            "type a value · Up/Down move · Enter apply · Esc cancel",
-            app.theme.muted,
-        )),
+        Some(e) => note(&format!("refused: {e}"), app.theme.wrong),
+        None => {
+            let hint: Vec<String> = crate::app::form::KEYS
+                .iter()
+                .filter_map(|k| k.footer.map(|l| format!("{} {l}", k.keys)))
+                .collect();
+            note(&hint.join(" · "), app.theme.muted)
+        }
     }
     let popup = centered(f.area(), 60, lines.len() as u16 + 2);
     f.render_widget(Clear, popup);
@@ -216,45 +357,16 @@ fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {
     );
 }
 
-fn draw_help(f: &mut Frame, app: &App) {
-    let entries = app.help_lines();
-    // As wide as the longest line (key column, text, borders), as the screen allows;
-    // narrower screens wrap.
-    let width = entries
-        .iter()
-        .map(|(_, v)| 24 + v.chars().count() as u16 + 2)
-        .max()
-        .unwrap_or(64)
-        .max(40);
-    let lines: Vec<Line> = entries
-        .into_iter()
-        .map(|(k, v)| {
-            Line::from(vec![
-                Span::styled(format!("{k:<24}"), app.theme.accent),
-                Span::raw(v),
-            ])
-        })
-        .collect();
-    let popup = centered(f.area(), width, lines.len() as u16 + 2);
-    f.render_widget(Clear, popup);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::default().borders(Borders::ALL).title(" keys ")),
-        popup,
-    );
-}
-
 /// Remembers where a bordered list was drawn (its items start `skip` rows below the top
 /// edge: the border, and a table's header) so a mouse click can select a row.
-fn record_hit(app: &App, area: Rect, skip: u16, offset: usize) {
+fn record_hit(ctx: &Ctx, area: Rect, skip: u16, offset: usize) {
     let inner = Rect::new(
         area.x + 1,
         area.y + 1,
         area.width.saturating_sub(2),
         area.height.saturating_sub(2),
     );
-    app.list_hit.set(Some(super::explorer::ListHit {
+    ctx.list_hit.set(Some(ListHit {
         area: inner,
         top: area.y + skip,
         offset,
@@ -262,7 +374,7 @@ fn record_hit(app: &App, area: Rect, skip: u16, offset: usize) {
 }
 
 /// A `w` x `h` popup in the middle of `area`, shrunk to fit it.
-fn centered(area: Rect, w: u16, h: u16) -> Rect {
+pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let (w, h) = (w.min(area.width), h.min(area.height));
     Rect::new(
         area.x + (area.width - w) / 2,

@@ -1,17 +1,99 @@
 //! Problems of the iteration under the cursor: status, success fraction, tree size.
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::{Block, Borders, Row, Table, TableState};
 use ratatui::Frame;
 
-use crate::app::explorer::App;
+use super::list::ListCursor;
+use super::{Action, Ctx, KeyHelp, View};
+use crate::app::filters::{Filter, SortBy};
 use crate::app::snapshot::{status, success, ProblemStatus};
+use crate::engine::search::record::TreeRecord;
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
-    let listed = app.listed();
+/// The problems list: its cursor, filter and order.
+#[derive(Default)]
+pub struct ProblemsView {
+    pub list: ListCursor,
+    pub filter: Filter,
+    pub sort: SortBy,
+}
+
+const KEYS: &[KeyHelp] = &[
+    ListCursor::KEYS,
+    KeyHelp::new("/", "cycle filter: all, solved, wrong only, cached").footer("filter"),
+    KeyHelp::new("s", "cycle sort: batch order, success, tree size").footer("sort"),
+    KeyHelp::new("Enter", "open the problem's tree").footer("tree"),
+];
+
+impl ProblemsView {
+    /// Problems of the iteration that pass the filter, in the chosen order (indices into
+    /// `trees`).
+    pub fn listed(&self, trees: &[TreeRecord]) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..trees.len())
+            .filter(|&i| self.filter.keeps(status(&trees[i])))
+            .collect();
+        match self.sort {
+            SortBy::Order => {}
+            SortBy::Success => {
+                v.sort_by(|&a, &b| success(&trees[a]).total_cmp(&success(&trees[b])))
+            }
+            SortBy::Nodes => v.sort_by_key(|&i| std::cmp::Reverse(trees[i].nodes.len())),
+        }
+        v
+    }
+}
+
+impl View for ProblemsView {
+    fn keys(&self) -> &'static [KeyHelp] {
+        KEYS
+    }
+
+    fn on_key(&mut self, key: KeyEvent, ctx: &Ctx) -> Action {
+        let listed = self.listed(ctx.trees);
+        if self.list.on_key(key, listed.len()) {
+            return Action::Done;
+        }
+        match key.code {
+            KeyCode::Char('/') => {
+                self.filter = self.filter.next();
+                self.list.sel = 0;
+                Action::Done
+            }
+            KeyCode::Char('s') => {
+                self.sort = self.sort.next();
+                self.list.sel = 0;
+                Action::Say(format!("sorted by {}", self.sort.label()))
+            }
+            KeyCode::Enter => match listed.get(self.list.sel) {
+                Some(&problem) => Action::OpenTree {
+                    problem,
+                    node: None,
+                },
+                None => Action::Done,
+            },
+            _ => Action::Pass,
+        }
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        draw(f, area, self, ctx)
+    }
+
+    fn cursor(&mut self) -> Option<&mut ListCursor> {
+        Some(&mut self.list)
+    }
+
+    fn len(&self, ctx: &Ctx) -> usize {
+        self.listed(ctx.trees).len()
+    }
+}
+
+fn draw(f: &mut Frame, area: Rect, view: &ProblemsView, ctx: &Ctx) {
+    let listed = view.listed(ctx.trees);
     let rows: Vec<Row> = listed
         .iter()
         .map(|&i| {
-            let t = &app.trees[i];
+            let t = &ctx.trees[i];
             let st = status(t);
             let mark = match st {
                 ProblemStatus::Solved => "✓",
@@ -19,9 +101,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 ProblemStatus::Cached => "c",
             };
             let style = match st {
-                ProblemStatus::Solved => app.theme.correct,
-                ProblemStatus::ConfidentWrongOnly => app.theme.confident_wrong,
-                ProblemStatus::Cached => app.theme.recorded,
+                ProblemStatus::Solved => ctx.theme.correct,
+                ProblemStatus::ConfidentWrongOnly => ctx.theme.confident_wrong,
+                ProblemStatus::Cached => ctx.theme.recorded,
             };
             Row::new(vec![
                 format!("{mark} {}", st.label()),
@@ -35,11 +117,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .collect();
     let title = format!(
         " problems of iteration {} ({} of {}, filter: {}, sort: {}) ",
-        app.iteration,
+        ctx.iteration,
         listed.len(),
-        app.trees.len(),
-        app.filter.label(),
-        app.sort.label()
+        ctx.trees.len(),
+        view.filter.label(),
+        view.sort.label()
     );
     let table = Table::new(
         rows,
@@ -51,12 +133,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(6),
         ],
     )
-    .header(Row::new(vec!["status", "id", "prompt", "success", "nodes"]).style(app.theme.accent))
+    .header(Row::new(vec!["status", "id", "prompt", "success", "nodes"]).style(ctx.theme.accent))
     .block(Block::default().borders(Borders::ALL).title(title))
-    .row_highlight_style(app.theme.selected)
+    .row_highlight_style(ctx.theme.selected)
     .highlight_symbol("> ");
-    let mut state = TableState::default()
-        .with_selected(Some(app.problem_sel.min(listed.len().saturating_sub(1))));
+    let mut state = TableState::default().with_selected(Some(view.list.at(listed.len())));
     f.render_stateful_widget(table, area, &mut state);
-    super::record_hit(app, area, 2, state.offset());
+    super::record_hit(ctx, area, 2, state.offset());
 }

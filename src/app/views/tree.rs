@@ -2,15 +2,290 @@
 //! (search distillation's trees: prior P, value V and the distilled path as well);
 //! correct, recorded and confident-wrong nodes set apart by symbol as well as colour; and a
 //! detail pane with the selected node's full context and the verifier's reason.
-use crate::engine::task::StepKind;
+use std::collections::{HashMap, HashSet};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph};
 use ratatui::Frame;
 
-use crate::app::explorer::App;
-use crate::app::snapshot::{children, path, path_entropy};
-use crate::engine::search::record::NodeRecord;
+use super::list::ListCursor;
+use super::{Action, Ctx, KeyHelp, Legend, View};
+use crate::app::filters::NodeFilter;
+use crate::app::snapshot::{children, visible_rows};
+use crate::engine::config::RunConfig;
+use crate::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
+use crate::engine::search::replay::{replay, ReplayStep};
+use crate::engine::task::StepKind;
+
+/// The tree of one problem of the iteration: which problem, the cursor, folded nodes,
+/// the node filter and the search replay.
+#[derive(Default)]
+pub struct TreeView {
+    /// The problem shown (index into the iteration's trees).
+    pub problem: usize,
+    pub list: ListCursor,
+    pub folded: HashSet<u32>,
+    pub filter: NodeFilter,
+    /// The search replay, while it is on.
+    pub replay: Option<Replay>,
+}
+
+/// The search replay of one tree: its expansions, replayed once when the replay starts,
+/// and the one on screen.
+pub struct Replay {
+    pub iteration: u64,
+    pub problem: usize,
+    pub steps: Vec<ReplayStep>,
+    pub step: usize,
+}
+
+const KEYS: &[KeyHelp] = &[
+    ListCursor::KEYS,
+    KeyHelp::new("Space", "fold / unfold the node").footer("fold"),
+    KeyHelp::new("h l, Left Right", "fold / unfold the node"),
+    KeyHelp::new("Shift-Left Shift-Right", "fold / unfold the whole subtree"),
+    KeyHelp::new(
+        "/",
+        "cycle: all nodes, terminals, recorded, confident-wrong path",
+    )
+    .footer("filter"),
+    KeyHelp::new(
+        "< >",
+        "replay the search: previous / next expansion (< from the first leaves it)",
+    )
+    .footer("replay"),
+];
+
+/// The symbols of the tree list, explained in the help.
+const LEGEND: &[(&str, &str)] = &[
+    ("✓ ✗ !", "correct, wrong, on the confident-wrong path"),
+    ("◆ ○ ▸", "root, open node, folded node"),
+    ("q N Q H", "backed-up value, visits, q / N, step entropy"),
+    (
+        "F [rec]",
+        "frontier score; the end of a recorded trajectory",
+    ),
+    (
+        "[invalid] [forced]",
+        "step judged invalid / the one legal step",
+    ),
+    ("xN merged", "N identical samples in one node"),
+    (
+        "P V [distilled]",
+        "tree_distill: prior, value estimate, most-visited path",
+    ),
+    (
+        "◀ expanded, + new",
+        "search replay: the node expanded and its new children",
+    ),
+];
+
+impl TreeView {
+    /// Shows problem `problem` with every node unfolded, the cursor on `node` if given.
+    pub fn open(&mut self, problem: usize, node: Option<u32>, ctx: &Ctx) {
+        self.problem = problem;
+        self.folded.clear();
+        match node {
+            Some(id) => self.select_node(id, ctx),
+            None => self.list.sel = 0,
+        }
+    }
+
+    /// After the iteration changed: the same problem number, cursor at the top, unfolded.
+    pub fn reset(&mut self, trees: usize) {
+        self.problem = self.problem.min(trees.saturating_sub(1));
+        self.list.sel = 0;
+        self.folded.clear();
+    }
+
+    pub fn tree<'a>(&self, ctx: &Ctx<'a>) -> Option<&'a TreeRecord> {
+        ctx.trees.get(self.problem)
+    }
+
+    /// The replayed expansions of the shown tree and the step on screen, while the search
+    /// replay is on for it.
+    pub fn replay_step(&self, iteration: u64) -> Option<(&[ReplayStep], usize)> {
+        let r = self.replay.as_ref()?;
+        (r.iteration == iteration && r.problem == self.problem && r.step < r.steps.len())
+            .then_some((r.steps.as_slice(), r.step))
+    }
+
+    /// Every expansion of the shown tree, replayed from the store with the run's backup
+    /// settings.
+    pub fn replay_steps(&self, ctx: &Ctx) -> Result<Vec<ReplayStep>, String> {
+        let t = self.tree(ctx).ok_or("no tree at this iteration")?;
+        if t.source != GroupSource::Search {
+            return Err(format!(
+                "only DeepSearch trees can be replayed (this one is {:?})",
+                t.source
+            ));
+        }
+        let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
+        replay(t, cfg.search.gamma_min, cfg.search.backup)
+    }
+
+    /// Moves the search replay one expansion forward (`>`) or back (`<`); back from the
+    /// first expansion leaves the replay. The tree is replayed when the replay starts.
+    fn step_replay(&mut self, forward: bool, ctx: &Ctx) -> Action {
+        let current = self.replay_step(ctx.iteration).map(|(_, k)| k);
+        let steps = match self.replay.take() {
+            Some(r) if current.is_some() => r.steps,
+            _ => match self.replay_steps(ctx) {
+                Ok(s) => s,
+                Err(e) => return Action::Say(e),
+            },
+        };
+        let last = steps.len().saturating_sub(1);
+        let next = match (current, forward) {
+            (None, true) => Some(0),
+            (None, false) => Some(last),
+            (Some(k), true) => Some((k + 1).min(last)),
+            (Some(0), false) => None,
+            (Some(k), false) => Some(k - 1),
+        };
+        self.list.sel = 0;
+        let said = match next {
+            Some(k) => format!("search replay: expansion {} of {}", k + 1, steps.len()),
+            None => "search replay off".into(),
+        };
+        self.replay = next.map(|step| Replay {
+            iteration: ctx.iteration,
+            problem: self.problem,
+            steps,
+            step,
+        });
+        Action::Say(said)
+    }
+
+    /// The listed rows, (node id, depth): unfolded, created by the replayed expansion,
+    /// and passing the node filter.
+    pub fn rows(&self, ctx: &Ctx) -> Vec<(u32, usize)> {
+        let Some(t) = self.tree(ctx) else {
+            return Vec::new();
+        };
+        let mut rows = visible_rows(t, &self.folded);
+        // During the replay only the nodes created by then are listed.
+        if let Some((steps, k)) = self.replay_step(ctx.iteration) {
+            let state = &steps[k].state;
+            rows.retain(|&(id, _)| state.get(id as usize).is_some_and(|s| s.is_some()));
+        }
+        if self.filter == NodeFilter::All {
+            return rows;
+        }
+        rows.into_iter()
+            .filter(|&(id, _)| t.node(id).is_some_and(|n| self.filter.keeps(n)))
+            .collect()
+    }
+
+    /// The node under the cursor.
+    pub fn selected_node(&self, ctx: &Ctx) -> Option<u32> {
+        self.rows(ctx).get(self.list.sel).map(|r| r.0)
+    }
+
+    fn select_node(&mut self, id: u32, ctx: &Ctx) {
+        if let Some(pos) = self.rows(ctx).iter().position(|r| r.0 == id) {
+            self.list.sel = pos;
+        }
+    }
+
+    /// `id` and every node below it in the shown tree.
+    fn subtree(&self, id: u32, ctx: &Ctx) -> Vec<u32> {
+        let Some(t) = self.tree(ctx) else {
+            return Vec::new();
+        };
+        let mut kids: HashMap<u32, Vec<u32>> = HashMap::new();
+        for n in &t.nodes {
+            if let Some(p) = n.parent {
+                kids.entry(p).or_default().push(n.id);
+            }
+        }
+        let mut out = vec![id];
+        let mut i = 0;
+        while i < out.len() {
+            out.extend(kids.get(&out[i]).into_iter().flatten().copied());
+            i += 1;
+        }
+        out
+    }
+}
+
+impl View for TreeView {
+    fn keys(&self) -> &'static [KeyHelp] {
+        KEYS
+    }
+
+    fn legend(&self) -> Option<Legend> {
+        Some(Legend {
+            title: "legend",
+            entries: LEGEND
+                .iter()
+                .map(|&(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    fn on_key(&mut self, key: KeyEvent, ctx: &Ctx) -> Action {
+        if self.list.on_key(key, self.rows(ctx).len()) {
+            return Action::Done;
+        }
+        let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+        let selected = self.selected_node(ctx);
+        match key.code {
+            KeyCode::Char('>') => return self.step_replay(true, ctx),
+            KeyCode::Char('<') => return self.step_replay(false, ctx),
+            KeyCode::Char('/') => {
+                self.filter = self.filter.next();
+                self.list.sel = 0;
+                return Action::Say(format!("showing {}", self.filter.label()));
+            }
+            KeyCode::Char(' ') => {
+                if let Some(id) = selected {
+                    if !self.folded.remove(&id) {
+                        self.folded.insert(id);
+                    }
+                }
+            }
+            KeyCode::Left if shift => {
+                if let Some(id) = selected {
+                    self.folded.extend(self.subtree(id, ctx));
+                }
+            }
+            KeyCode::Right if shift => {
+                if let Some(id) = selected {
+                    for n in self.subtree(id, ctx) {
+                        self.folded.remove(&n);
+                    }
+                }
+            }
+            KeyCode::Left | KeyCode::Char('h') => {
+                if let Some(id) = selected {
+                    self.folded.insert(id);
+                }
+            }
+            KeyCode::Right | KeyCode::Char('l') => {
+                if let Some(id) = selected {
+                    self.folded.remove(&id);
+                }
+            }
+            _ => return Action::Pass,
+        }
+        Action::Done
+    }
+
+    fn draw(&self, f: &mut Frame, area: Rect, ctx: &Ctx) {
+        draw(f, area, self, ctx)
+    }
+
+    fn cursor(&mut self) -> Option<&mut ListCursor> {
+        Some(&mut self.list)
+    }
+
+    fn len(&self, ctx: &Ctx) -> usize {
+        self.rows(ctx).len()
+    }
+}
 
 /// The marker of a node: ✓ correct terminal, ✗ wrong terminal, ! on the confident-wrong
 /// path, ● recorded, ○ open.
@@ -24,8 +299,8 @@ pub fn marker(n: &NodeRecord) -> &'static str {
     }
 }
 
-pub fn draw(f: &mut Frame, area: Rect, app: &App) {
-    let Some(t) = app.tree() else {
+fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
+    let Some(t) = view.tree(ctx) else {
         f.render_widget(
             Paragraph::new("no tree at this iteration")
                 .block(Block::default().borders(Borders::ALL)),
@@ -33,8 +308,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         );
         return;
     };
-    let (list_area, detail_area) = if app.maximized || area.width < 100 && area.height >= 20 {
-        if app.maximized {
+    let (list_area, detail_area) = if ctx.maximized || area.width < 100 && area.height >= 20 {
+        if ctx.maximized {
             (area, None)
         } else {
             let [a, b] = Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)])
@@ -47,8 +322,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         (a, Some(b))
     };
     let kids = children(t);
-    let rows = app.rows();
-    let replayed = app.replay_step();
+    let rows = view.rows(ctx);
+    let replayed = view.replay_step(ctx.iteration);
     // q and N as the view shows them: stored, or at the replayed expansion.
     let stats = |n: &NodeRecord| -> (f64, u32) {
         match &replayed {
@@ -58,7 +333,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     };
     // Only the rows that fit are built, so trees of thousands of nodes stay responsive.
     let height = list_area.height.saturating_sub(2).max(1) as usize;
-    let sel = app.node_sel.min(rows.len().saturating_sub(1));
+    let sel = view.list.at(rows.len());
     let offset = sel
         .saturating_sub(height / 2)
         .min(rows.len().saturating_sub(height));
@@ -66,18 +341,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .filter_map(|&(id, depth)| {
             let n = t.node(id)?;
-            let folded = app.folded.contains(&id) && kids.contains_key(&id);
+            let folded = view.folded.contains(&id) && kids.contains_key(&id);
             let text = if id == 0 {
                 t.prompt.trim_end().to_string()
             } else {
                 n.text.trim_end().replace('\n', "⏎")
             };
             let style = match (n.correct, n.confident_wrong) {
-                (Some(true), _) => app.theme.correct,
-                (_, true) => app.theme.confident_wrong,
-                (Some(false), _) => app.theme.wrong,
-                _ if n.recorded => app.theme.recorded,
-                _ => app.theme.text,
+                (Some(true), _) => ctx.theme.correct,
+                (_, true) => ctx.theme.confident_wrong,
+                (Some(false), _) => ctx.theme.wrong,
+                _ if n.recorded => ctx.theme.recorded,
+                _ => ctx.theme.text,
             };
             let mut spans = vec![
                 Span::raw("  ".repeat(depth)),
@@ -89,42 +364,42 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                     let mean = if count == 0 { 0.0 } else { q / count as f64 };
                     Span::styled(
                         format!("q={q:+.2} N={count} Q={mean:+.2} H={:.2}", n.entropy),
-                        app.theme.muted,
+                        ctx.theme.muted,
                     )
                 },
             ];
             if let Some((steps, k)) = &replayed {
                 let step = &steps[*k];
                 if step.node == id {
-                    spans.push(Span::styled(" ◀ expanded", app.theme.accent));
+                    spans.push(Span::styled(" ◀ expanded", ctx.theme.accent));
                 } else if step.children.contains(&id) {
-                    spans.push(Span::styled(" + new", app.theme.accent));
+                    spans.push(Span::styled(" + new", ctx.theme.accent));
                 }
             }
             if let Some(fs) = n.frontier_score {
-                spans.push(Span::styled(format!(" F={fs:+.3}"), app.theme.muted));
+                spans.push(Span::styled(format!(" F={fs:+.3}"), ctx.theme.muted));
             }
             if let Some(p) = n.prior {
-                spans.push(Span::styled(format!(" P={p:.2}"), app.theme.muted));
+                spans.push(Span::styled(format!(" P={p:.2}"), ctx.theme.muted));
             }
             if let Some(v) = n.value {
-                spans.push(Span::styled(format!(" V={v:+.2}"), app.theme.muted));
+                spans.push(Span::styled(format!(" V={v:+.2}"), ctx.theme.muted));
             }
             if n.distilled && id != 0 {
-                spans.push(Span::styled(" [distilled]", app.theme.recorded));
+                spans.push(Span::styled(" [distilled]", ctx.theme.recorded));
             }
             if n.recorded {
-                spans.push(Span::styled(" [rec]", app.theme.recorded));
+                spans.push(Span::styled(" [rec]", ctx.theme.recorded));
             }
             match n.step {
-                StepKind::Invalid => spans.push(Span::styled(" [invalid]", app.theme.wrong)),
-                StepKind::Forced => spans.push(Span::styled(" [forced]", app.theme.muted)),
+                StepKind::Invalid => spans.push(Span::styled(" [invalid]", ctx.theme.wrong)),
+                StepKind::Forced => spans.push(Span::styled(" [forced]", ctx.theme.muted)),
                 StepKind::Open => {}
             }
             if n.multiplicity > 1 {
                 spans.push(Span::styled(
                     format!(" x{} merged", n.multiplicity),
-                    app.theme.muted,
+                    ctx.theme.muted,
                 ));
             }
             Some(ListItem::new(Line::from(spans)))
@@ -138,133 +413,20 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         " {} {} · iteration {} · {} nodes · {:?} · {}{replay_label} ",
         t.problem,
         t.prompt.trim_end(),
-        app.iteration,
+        ctx.iteration,
         t.nodes.len(),
         t.source,
-        app.node_filter.label()
+        view.filter.label()
     );
     let list = List::new(items)
         .block(Block::default().borders(Borders::ALL).title(title))
-        .highlight_style(app.theme.selected)
+        .highlight_style(ctx.theme.selected)
         .highlight_symbol(">");
     let mut state = ListState::default().with_selected(Some(sel - offset));
     f.render_stateful_widget(list, list_area, &mut state);
-    super::record_hit(app, list_area, 1, offset + state.offset());
+    super::record_hit(ctx, list_area, 1, offset + state.offset());
 
-    if let (Some(area), Some(id)) = (detail_area, app.selected_node()) {
-        f.render_widget(detail(app, t, id), area);
+    if let (Some(area), Some(id)) = (detail_area, view.selected_node(ctx)) {
+        f.render_widget(super::node::detail(view, ctx, t, id), area);
     }
-}
-
-fn detail<'a>(
-    app: &App,
-    t: &'a crate::engine::search::record::TreeRecord,
-    id: u32,
-) -> Paragraph<'a> {
-    let Some(n) = t.node(id) else {
-        return Paragraph::new("");
-    };
-    let mut lines = Vec::new();
-    if let Some((steps, k)) = app.replay_step() {
-        let st = &steps[k];
-        let vs = match (st.frontier_score, st.runner_up) {
-            (Some(f), Some(r)) => format!(" frontier {f:+.3} vs runner-up {r:+.3}"),
-            (Some(f), None) => format!(" frontier {f:+.3}, no runner-up"),
-            _ => String::new(),
-        };
-        lines.push(Line::from(Span::styled(
-            format!(
-                "replay {}/{}: node {} expanded{vs} -> children {:?}",
-                k + 1,
-                steps.len(),
-                st.node,
-                st.children
-            ),
-            app.theme.accent,
-        )));
-        lines.push(Line::from(match st.picked {
-            Some((p, v)) => format!("picked terminal {p} ({v:+.0}) backed up to the root"),
-            None => "no terminal picked: no backup".to_string(),
-        }));
-    }
-    lines.push(Line::from(Span::styled(
-        format!("node {id}  depth {}", n.depth),
-        app.theme.accent,
-    )));
-    lines.push(Line::from(format!(
-        "q = {:.4}   N = {}   Q = {:.4}",
-        n.q,
-        n.n,
-        n.mean_q()
-    )));
-    lines.push(Line::from(format!(
-        "step entropy H = {:.3}   path entropy = {}",
-        n.entropy,
-        Some(path_entropy(t, id))
-            .filter(|h| h.is_finite())
-            .map_or("-".to_string(), |h| format!("{h:.3}"))
-    )));
-    if t.source == crate::engine::search::record::GroupSource::Distill {
-        lines.push(Line::from(format!(
-            "prior P = {}   value V = {}   W = {:.4}   visits N = {}",
-            super::num(n.prior.map(f64::from)),
-            super::num(n.value.map(f64::from)),
-            n.q,
-            n.n
-        )));
-        lines.push(Line::from(format!(
-            "expanded {}   advantage R - V(parent) = {}",
-            n.expanded_at
-                .map_or("never".to_string(), |k| format!("#{}", k + 1)),
-            super::num(n.advantage.map(f64::from))
-        )));
-    } else {
-        lines.push(Line::from(format!(
-            "frontier score = {}   advantage = {}",
-            super::num(n.frontier_score.map(f64::from)),
-            super::num(n.advantage.map(f64::from))
-        )));
-    }
-    let verdict = match (n.correct, &n.reason) {
-        (Some(true), _) => "✓ correct".to_string(),
-        (Some(false), Some(r)) => format!("✗ wrong: {r}"),
-        (Some(false), None) => "✗ wrong".into(),
-        (None, _) => "not terminal".into(),
-    };
-    lines.push(Line::from(verdict));
-    let mut flags = Vec::new();
-    if n.picked {
-        flags.push("picked");
-    }
-    if n.recorded {
-        flags.push("recorded");
-    }
-    if n.confident_wrong {
-        flags.push("! confident-wrong path");
-    }
-    if n.distilled && id != 0 {
-        flags.push("on the distilled (most-visited) path");
-    }
-    match n.step {
-        StepKind::Invalid => flags.push("invalid step (the task ended the path)"),
-        StepKind::Forced => flags.push("forced step (one legal continuation, width 1)"),
-        StepKind::Open => {}
-    }
-    let merged = format!("{} identical samples merged", n.multiplicity);
-    if n.multiplicity > 1 {
-        flags.push(&merged);
-    }
-    if !flags.is_empty() {
-        lines.push(Line::from(flags.join(", ")));
-    }
-    lines.push(Line::from(Span::styled("context", app.theme.accent)));
-    lines.push(Line::from(t.prompt.trim_end().to_string()));
-    for i in path(t, id).into_iter().skip(1) {
-        if let Some(p) = t.node(i) {
-            lines.push(Line::from(p.text.trim_end().to_string()));
-        }
-    }
-    Paragraph::new(lines)
-        .wrap(Wrap { trim: false })
-        .block(Block::default().borders(Borders::ALL).title(" node "))
 }

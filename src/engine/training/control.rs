@@ -54,33 +54,98 @@ impl ControlEvent {
     }
 }
 
-/// The settings that can be changed during a run, by their short names.
-pub const RETUNABLE: [(&str, &str); 9] = [
-    ("lr", "train.lr"),
-    ("temperature", "train.temperature"),
-    ("c_uct", "search.c_uct"),
-    ("l1", "search.l1"),
-    ("l2", "search.l2"),
-    ("l3", "search.l3"),
-    ("width", "search.width"),
-    ("n", "search.n"),
-    ("delta", "adaptive.delta"),
+/// One setting that can be changed while a run trains: `:set`, the retune form, `--set`
+/// on resume and the explorer's help all read this table, so they cannot disagree.
+pub struct Retunable {
+    /// The short name typed after `:set`, in the form and in `--set NAME=VALUE`.
+    pub name: &'static str,
+    /// Where it lives in the run's config (the field validation errors name).
+    pub path: &'static str,
+    /// What it changes, in a few words, for the help.
+    pub about: &'static str,
+    /// The value in force, as text.
+    pub get: fn(&RunConfig) -> String,
+    /// Parses `value` and sets it; the whole config is validated afterwards.
+    pub set: fn(&mut RunConfig, &str) -> Result<(), String>,
+}
+
+/// An entry of [`RETUNABLE`] for the config field `$($field).+`.
+macro_rules! retunable {
+    ($name:literal, $path:literal, $($field:ident).+, $about:literal) => {
+        Retunable {
+            name: $name,
+            path: $path,
+            about: $about,
+            get: |c| c.$($field).+.to_string(),
+            set: |c, v| {
+                c.$($field).+ = parse($name, v)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// The settings that can be changed during a run (marked (R) in the config's docs).
+pub const RETUNABLE: [Retunable; 9] = [
+    retunable!("lr", "train.lr", train.lr, "AdamW learning rate"),
+    retunable!(
+        "temperature",
+        "train.temperature",
+        train.temperature,
+        "sampling temperature of training rollouts"
+    ),
+    retunable!(
+        "c_uct",
+        "search.c_uct",
+        search.c_uct,
+        "UCT exploration constant"
+    ),
+    retunable!(
+        "l1",
+        "search.l1",
+        search.l1,
+        "frontier weight of tanh(Q(parent))"
+    ),
+    retunable!(
+        "l2",
+        "search.l2",
+        search.l2,
+        "frontier weight of the step entropy"
+    ),
+    retunable!(
+        "l3",
+        "search.l3",
+        search.l3,
+        "frontier weight of the depth bonus"
+    ),
+    retunable!(
+        "width",
+        "search.width",
+        search.width,
+        "children sampled per expansion"
+    ),
+    retunable!("n", "search.n", search.n, "trajectories recorded per tree"),
+    retunable!(
+        "delta",
+        "adaptive.delta",
+        adaptive.delta,
+        "keep a problem in the hard set while Pass1@K <= delta"
+    ),
 ];
+
+/// The retunable setting called `name`, if there is one.
+pub fn retunable(name: &str) -> Option<&'static Retunable> {
+    RETUNABLE.iter().find(|r| r.name == name)
+}
+
+/// The short names of every retunable setting, comma-separated, for messages.
+pub fn retunable_names() -> String {
+    RETUNABLE.map(|r| r.name).join(", ")
+}
 
 /// The value in force of a retunable setting, as text (None for an unknown key).
 pub fn current(cfg: &RunConfig, key: &str) -> Option<String> {
-    Some(match key {
-        "lr" => cfg.train.lr.to_string(),
-        "temperature" => cfg.train.temperature.to_string(),
-        "c_uct" => cfg.search.c_uct.to_string(),
-        "l1" => cfg.search.l1.to_string(),
-        "l2" => cfg.search.l2.to_string(),
-        "l3" => cfg.search.l3.to_string(),
-        "width" => cfg.search.width.to_string(),
-        "n" => cfg.search.n.to_string(),
-        "delta" => cfg.adaptive.delta.to_string(),
-        _ => return None,
-    })
+    retunable(key).map(|r| (r.get)(cfg))
 }
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
@@ -93,26 +158,15 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
 /// Applies `key = value` to a copy of `cfg`, validates the copy, and only then commits it.
 /// Returns the old and new values as text; on error `cfg` is unchanged.
 pub fn retune(cfg: &mut RunConfig, key: &str, value: &str) -> Result<(String, String), String> {
+    let r = retunable(key).ok_or_else(|| {
+        format!(
+            "{key:?} cannot be retuned; retunable settings: {}",
+            retunable_names()
+        )
+    })?;
     let mut next = cfg.clone();
-    let old = match key {
-        "lr" => std::mem::replace(&mut next.train.lr, parse(key, value)?).to_string(),
-        "temperature" => {
-            std::mem::replace(&mut next.train.temperature, parse(key, value)?).to_string()
-        }
-        "c_uct" => std::mem::replace(&mut next.search.c_uct, parse(key, value)?).to_string(),
-        "l1" => std::mem::replace(&mut next.search.l1, parse(key, value)?).to_string(),
-        "l2" => std::mem::replace(&mut next.search.l2, parse(key, value)?).to_string(),
-        "l3" => std::mem::replace(&mut next.search.l3, parse(key, value)?).to_string(),
-        "width" => std::mem::replace(&mut next.search.width, parse(key, value)?).to_string(),
-        "n" => std::mem::replace(&mut next.search.n, parse(key, value)?).to_string(),
-        "delta" => std::mem::replace(&mut next.adaptive.delta, parse(key, value)?).to_string(),
-        _ => {
-            return Err(format!(
-                "{key:?} cannot be retuned; retunable settings: {}",
-                RETUNABLE.map(|(k, _)| k).join(", ")
-            ))
-        }
-    };
+    let old = (r.get)(&next);
+    (r.set)(&mut next, value)?;
     next.validate().map_err(|e| e.to_string())?;
     let new = value.trim().to_string();
     *cfg = next;
@@ -146,5 +200,28 @@ mod tests {
         }
         assert!(retune(&mut c, "lr", "-1").unwrap_err().contains("train.lr"));
         assert!(retune(&mut c, "gamma", "1").unwrap_err().contains("c_uct"));
+    }
+
+    /// Every entry reads and writes the field its path names: setting the value in force
+    /// changes nothing, and a refused value names the entry's path or name.
+    #[test]
+    fn every_entry_reads_and_writes_its_own_field() {
+        let toml = RunConfig::default().to_toml();
+        for r in &RETUNABLE {
+            let mut c = RunConfig::default();
+            let v = (r.get)(&c);
+            assert_eq!(retune(&mut c, r.name, &v), Ok((v.clone(), v)));
+            assert_eq!(c, RunConfig::default(), "{}", r.name);
+            let (table, field) = r.path.split_once('.').unwrap();
+            assert!(toml.contains(&format!("[{table}]")), "{}", r.path);
+            assert!(toml.contains(&format!("\n{field} = ")), "{}", r.path);
+            let e = retune(&mut c, r.name, "x").unwrap_err();
+            assert!(e.contains(r.name), "{e}");
+        }
+        let mut c = RunConfig::default();
+        retune(&mut c, "l1", "0.25").unwrap();
+        assert_eq!(c.search.l1, 0.25);
+        retune(&mut c, "delta", "0.5").unwrap();
+        assert_eq!(c.adaptive.delta, 0.5);
     }
 }

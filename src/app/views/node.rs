@@ -1,0 +1,119 @@
+//! The detail pane of the tree view: the selected node's numbers, verdict, flags and full
+//! context, and during the search replay the expansion on screen.
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::tree::TreeView;
+use super::Ctx;
+use crate::app::snapshot::{path, path_entropy};
+use crate::engine::search::record::TreeRecord;
+use crate::engine::task::StepKind;
+
+pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32) -> Paragraph<'a> {
+    let Some(n) = t.node(id) else {
+        return Paragraph::new("");
+    };
+    let mut lines = Vec::new();
+    if let Some((steps, k)) = view.replay_step(ctx.iteration) {
+        let st = &steps[k];
+        let vs = match (st.frontier_score, st.runner_up) {
+            (Some(f), Some(r)) => format!(" frontier {f:+.3} vs runner-up {r:+.3}"),
+            (Some(f), None) => format!(" frontier {f:+.3}, no runner-up"),
+            _ => String::new(),
+        };
+        lines.push(Line::from(Span::styled(
+            format!(
+                "replay {}/{}: node {} expanded{vs} -> children {:?}",
+                k + 1,
+                steps.len(),
+                st.node,
+                st.children
+            ),
+            ctx.theme.accent,
+        )));
+        lines.push(Line::from(match st.picked {
+            Some((p, v)) => format!("picked terminal {p} ({v:+.0}) backed up to the root"),
+            None => "no terminal picked: no backup".to_string(),
+        }));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("node {id}  depth {}", n.depth),
+        ctx.theme.accent,
+    )));
+    lines.push(Line::from(format!(
+        "q = {:.4}   N = {}   Q = {:.4}",
+        n.q,
+        n.n,
+        n.mean_q()
+    )));
+    lines.push(Line::from(format!(
+        "step entropy H = {:.3}   path entropy = {}",
+        n.entropy,
+        Some(path_entropy(t, id))
+            .filter(|h| h.is_finite())
+            .map_or("-".to_string(), |h| format!("{h:.3}"))
+    )));
+    if t.source == crate::engine::search::record::GroupSource::Distill {
+        lines.push(Line::from(format!(
+            "prior P = {}   value V = {}   W = {:.4}   visits N = {}",
+            super::num(n.prior.map(f64::from)),
+            super::num(n.value.map(f64::from)),
+            n.q,
+            n.n
+        )));
+        lines.push(Line::from(format!(
+            "expanded {}   advantage R - V(parent) = {}",
+            n.expanded_at
+                .map_or("never".to_string(), |k| format!("#{}", k + 1)),
+            super::num(n.advantage.map(f64::from))
+        )));
+    } else {
+        lines.push(Line::from(format!(
+            "frontier score = {}   advantage = {}",
+            super::num(n.frontier_score.map(f64::from)),
+            super::num(n.advantage.map(f64::from))
+        )));
+    }
+    let verdict = match (n.correct, &n.reason) {
+        (Some(true), _) => "✓ correct".to_string(),
+        (Some(false), Some(r)) => format!("✗ wrong: {r}"),
+        (Some(false), None) => "✗ wrong".into(),
+        (None, _) => "not terminal".into(),
+    };
+    lines.push(Line::from(verdict));
+    let mut flags = Vec::new();
+    if n.picked {
+        flags.push("picked");
+    }
+    if n.recorded {
+        flags.push("recorded");
+    }
+    if n.confident_wrong {
+        flags.push("! confident-wrong path");
+    }
+    if n.distilled && id != 0 {
+        flags.push("on the distilled (most-visited) path");
+    }
+    match n.step {
+        StepKind::Invalid => flags.push("invalid step (the task ended the path)"),
+        StepKind::Forced => flags.push("forced step (one legal continuation, width 1)"),
+        StepKind::Open => {}
+    }
+    let merged = format!("{} identical samples merged", n.multiplicity);
+    if n.multiplicity > 1 {
+        flags.push(&merged);
+    }
+    if !flags.is_empty() {
+        lines.push(Line::from(flags.join(", ")));
+    }
+    lines.push(Line::from(Span::styled("context", ctx.theme.accent)));
+    lines.push(Line::from(t.prompt.trim_end().to_string()));
+    for i in path(t, id).into_iter().skip(1) {
+        if let Some(p) = t.node(i) {
+            lines.push(Line::from(p.text.trim_end().to_string()));
+        }
+    }
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(Block::default().borders(Borders::ALL).title(" node "))
+}
