@@ -373,3 +373,55 @@ fn sigterm_stops_a_headless_run_gracefully_and_it_resumes() {
     succeeded(&out);
     assert_eq!(iterations(&store).len() as u64, done + 2);
 }
+
+/// A SIGTERM during the warm start takes effect at the next warm-start step, not at the
+/// end of the phase: the process ends within seconds, the run is left stopped with no
+/// iteration, nothing half-trained is cached, and `--resume` starts the warm start again.
+#[test]
+fn sigterm_during_the_warm_start_stops_at_once_and_caches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("long.toml");
+    std::fs::write(&cfg, TINY.replace("steps = 20", "steps = 1000000")).unwrap();
+    let store = dir.path().join("s.sled");
+    let child = train(&store, &cfg, &[]).spawn().unwrap();
+    let pointer = store.with_file_name("s.sled.live");
+    let t0 = Instant::now();
+    while !pointer.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("during the warm start"), "{err}");
+    assert!(err.contains("--resume r"), "{err}");
+    let s = arbor::store::Store::open_existing(&store).unwrap();
+    assert!(
+        s.warm_start_keys().unwrap().is_empty(),
+        "a half warm start was cached"
+    );
+    let run = s.require_run("r").unwrap();
+    assert_eq!(run.last_iteration, 0);
+    assert_eq!(run.status, arbor::store::RunStatus::Stopped);
+    drop(s);
+    fsck(&store);
+    // The resume starts the warm start again (and is stopped the same way).
+    let child = resume(&store).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("resuming run r after iteration 0"), "{err}");
+    assert!(err.contains("during the warm start"), "{err}");
+}

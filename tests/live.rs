@@ -363,6 +363,26 @@ fn the_first_minutes_show_the_warm_start_and_a_stale_socket_is_replaced() {
     }
     assert!(!s.contains("iteration 0 of 0"), "{s}");
 
+    // A pause takes effect between warm-start steps, and holds.
+    key(&mut app, KeyCode::Char('p'));
+    wait(&mut app, "the pause in the warm start", |a| a.paused);
+    let steps = |a: &App| a.live.as_ref().unwrap().status.warm_losses.len();
+    let held = steps(&app);
+    std::thread::sleep(Duration::from_millis(600));
+    app.pump().unwrap();
+    assert!(
+        steps(&app) <= held + 1,
+        "paused at {held} but went on to {}",
+        steps(&app)
+    );
+    assert!(app
+        .snapshot
+        .events
+        .iter()
+        .any(|e| e.kind == "pause" && e.reason.as_deref() == Some("paused during the warm start")));
+    key(&mut app, KeyCode::Char('p'));
+    wait(&mut app, "the warm start going on", |a| steps(a) > held + 2);
+
     // SIGKILL leaves the socket and the pointer behind: they are recognised as stale...
     child.kill().unwrap();
     child.wait().unwrap();
@@ -370,11 +390,6 @@ fn the_first_minutes_show_the_warm_start_and_a_stale_socket_is_replaced() {
     assert!(Client::connect(&store, false).unwrap().is_none());
     drop(app);
     // ...and replaced by the next trainer of the store.
-    std::fs::write(
-        &cfg,
-        CONFIG.replace("iterations = 100000", "iterations = 2"),
-    )
-    .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_arbor"))
         .args(["train", "--headless", "--run", "second", "--config"])
         .arg(&cfg)
@@ -384,14 +399,34 @@ fn the_first_minutes_show_the_warm_start_and_a_stale_socket_is_replaced() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let c = connect(&store, true);
-    assert_eq!(c.hello.run, "second");
-    drop(c);
+    let mut app = App::attach(
+        connect(&store, false),
+        store.to_path_buf(),
+        None,
+        Theme::load("mono").unwrap(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(app.snapshot.run.name, "second");
+    // A stop during the warm start takes effect at the next step, not at its end.
+    wait(&mut app, "warm-start steps", |a| {
+        a.live
+            .as_ref()
+            .is_some_and(|l| l.status.warm_losses.len() >= 3)
+    });
+    key(&mut app, KeyCode::Char('X'));
+    key(&mut app, KeyCode::Char('y'));
+    let asked = Instant::now();
+    drop(app);
     let out = child.wait_with_output().unwrap();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        asked.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop",
+        asked.elapsed()
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped during the warm start"), "{err}");
     assert!(!store.with_file_name("s.sled.live").exists());
+    let s = arbor::store::Store::open_existing(&store).unwrap();
+    assert!(s.warm_start_keys().unwrap().is_empty());
 }

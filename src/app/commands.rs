@@ -261,6 +261,28 @@ pub(crate) fn finish_run(
             Ok(summary)
         }
         Err(e) => {
+            // Stopped in the middle of a phase (the warm start, the start-of-run
+            // evaluation): nothing of it was kept, and the run can start again.
+            if let Some(crate::engine::error::EngineError::Stopped(phase)) =
+                e.downcast_ref::<crate::engine::error::EngineError>()
+            {
+                run.status = RunStatus::Stopped;
+                store.update_run(&run)?;
+                let _ = store.append_event(
+                    name,
+                    &crate::engine::control::ControlEvent {
+                        reason: Some(format!(
+                            "stopped during the {phase}; nothing of it was kept"
+                        )),
+                        ..crate::engine::control::ControlEvent::new(run.last_iteration, "stop")
+                    },
+                );
+                bail!(
+                    "run {name} stopped during the {phase}: nothing of it was kept (an \
+                     interrupted warm start is not cached); start it again with `arbor train \
+                     --resume {name}`"
+                );
+            }
             run.status = RunStatus::Failed;
             store.update_run(&run)?;
             Err(e.context(format!("run {name} failed")))
@@ -448,8 +470,9 @@ pub fn eval(o: EvalOptions) -> Result<()> {
             max_tokens: cfg.train.max_tokens,
         },
         &data.rules,
-        &mut |_, _| {},
-    )?;
+        &mut |_, _| true,
+    )?
+    .ok_or_else(|| anyhow!("the evaluation was interrupted"))?;
     let mut json = serde_json::to_value(&result)?;
     crate::engine::metrics::strip_per_problem(&mut json);
     if let Some(obj) = json.as_object_mut() {

@@ -169,6 +169,21 @@ impl<S: Sink> Sink for Headless<S> {
         self.inner.checkpoint(iteration, ck)
     }
 
+    fn interrupt(&mut self, phase: Phase) -> bool {
+        let sig = self.signal.as_ref().map_or(0, |s| s.load(Ordering::SeqCst));
+        if sig != 0 {
+            if !self.signal_sent {
+                self.signal_sent = true;
+                eprintln!(
+                    "signal: stopping now, during the {} (send it again to exit at once)",
+                    phase.label()
+                );
+            }
+            return true;
+        }
+        self.inner.interrupt(phase)
+    }
+
     fn directives(&mut self, next: u64) -> Vec<Directive> {
         let mut d = self.inner.directives(next);
         let sig = self.signal.as_ref().map_or(0, |s| s.load(Ordering::SeqCst));

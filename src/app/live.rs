@@ -240,6 +240,41 @@ impl Sink for LiveSink {
         self.inner.event(&ev)
     }
 
+    /// Between steps of a long phase: blocks while paused (the header says which phase
+    /// it paused in), and says to stop when a stop is queued or a signal came.
+    fn interrupt(&mut self, phase: Phase) -> bool {
+        let mut announced = false;
+        loop {
+            if self.control.stop_queued() {
+                return true;
+            }
+            let by = lock(&self.control.paused).clone();
+            let it = self.board.snapshot().last_iteration;
+            if by.is_none() {
+                if announced {
+                    let _ = self.inner.event(&ControlEvent::new(it, "resume"));
+                    self.board.update(|s| s.paused = false);
+                }
+                return false;
+            }
+            if !announced {
+                announced = true;
+                let ev = ControlEvent {
+                    source: by,
+                    reason: Some(format!("paused during the {}", phase.label())),
+                    ..ControlEvent::new(it, "pause")
+                };
+                let _ = self.inner.event(&ev);
+                self.board.update(|s| s.paused = true);
+            }
+            let guard = lock(&self.control.paused);
+            let _ = self
+                .control
+                .wake
+                .wait_timeout(guard, Duration::from_millis(200));
+        }
+    }
+
     fn pause(&mut self, reason: &str) -> bool {
         self.control.set_paused(Some("trainer".into()));
         let alert = format!("PAUSED: {reason}");

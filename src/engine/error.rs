@@ -11,4 +11,7 @@ pub enum EngineError {
     Config(String),
     #[error("{0}")]
     Unsupported(String),
+    /// Stopped (the user or a signal) before the phase ended; nothing of it was kept.
+    #[error("stopped during the {0}: nothing of it was kept")]
+    Stopped(&'static str),
 }

@@ -490,6 +490,17 @@ impl Store {
         self.flush()
     }
 
+    /// The keys of every cached warm start.
+    pub fn warm_start_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.db
+            .scan_prefix(b"w")
+            .map(|kv| {
+                let (k, _) = kv.map_err(|e| self.access(e))?;
+                Ok(String::from_utf8_lossy(&k[1..]).into_owned())
+            })
+            .collect()
+    }
+
     pub fn warm_start(&self, key: &str) -> Result<Option<(WarmStartMeta, Vec<u8>)>, StoreError> {
         let meta: Option<WarmStartMeta> = self.get_json(&keys::warm_key(key, false))?;
         let weights = self

@@ -28,8 +28,8 @@ pub fn evaluate(
     problems: &[Problem],
     settings: EvalSettings,
     rules: &Rules,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<(EvalResult, SampleStats)> {
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<Option<(EvalResult, SampleStats)>> {
     let EvalSettings {
         k,
         temperature,
@@ -63,13 +63,15 @@ pub fn evaluate(
                 .iter()
                 .map(|g| g.iter().filter(|t| t.correct()).count()),
         );
-        progress(
+        if !progress(
             ((ci + 1) * chunk).min(problems.len()) as u64,
             problems.len() as u64,
-        );
+        ) {
+            return Ok(None);
+        }
     }
     let protocol = format!(
         "mean@{k} and unbiased pass@{k}, {k} samples per problem at temperature {temperature}, no search, binary reward"
     );
-    Ok((summarise(&correct, k, protocol, EVAL_SEED), stats))
+    Ok(Some((summarise(&correct, k, protocol, EVAL_SEED), stats)))
 }

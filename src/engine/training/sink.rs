@@ -32,6 +32,12 @@ pub trait Sink {
     fn progress(&mut self, _phase: Phase, _done: u64, _total: u64, _note: &str) {}
     /// The warm start's loss after step `step` (for its curve on the dashboard).
     fn warm_start_loss(&mut self, _step: u64, _loss: f64) {}
+    /// Asked between steps of a long phase (warm-start steps, the start-of-run
+    /// evaluation's batches): a live sink blocks here while the run is paused; true means
+    /// stop now (a stop was asked for or a signal came), abandoning the phase.
+    fn interrupt(&mut self, _phase: Phase) -> bool {
+        false
+    }
     /// A phase finished.
     fn phase_done(&mut self, _phase: Phase, _note: &str) {}
     /// Weights of a cached warm start, if there is one under `key`.

@@ -522,8 +522,14 @@ impl Trainer {
                 max_tokens: self.max_tokens(),
             },
             &self.data.rules,
-            &mut |d, t| sink.progress(Phase::Evaluate, d, t, ""),
-        )?;
+            &mut |d, t| {
+                sink.progress(Phase::Evaluate, d, t, "");
+                // Only the start-of-run evaluation is abandoned on a stop: a periodic one
+                // belongs to an iteration whose update is done.
+                !(self.iteration == 0 && sink.interrupt(Phase::Evaluate))
+            },
+        )?
+        .ok_or(EngineError::Stopped("start-of-run evaluation"))?;
         sink.phase_done(
             Phase::Evaluate,
             &format!("pass@1 {:.3}, pass@{} {:.3}", r.pass1, r.k, r.pass_k),

@@ -41,14 +41,15 @@ pub fn schedule(peak: f64, step: usize, total: usize) -> f64 {
     peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
 }
 
-/// Trains `policy` in place; `progress(step, total, loss)` after each step.
+/// Trains `policy` in place; `progress(step, total, loss)` after each step says whether
+/// to go on (false: stop now, `None`).
 pub fn warm_start(
     policy: &Policy,
     problems: &[Problem],
     rules: &Rules,
     cfg: &WarmStartConfig,
-    progress: &mut dyn FnMut(u64, u64, f64),
-) -> Result<WarmStartReport> {
+    progress: &mut dyn FnMut(u64, u64, f64) -> bool,
+) -> Result<Option<WarmStartReport>> {
     let start = std::time::Instant::now();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7a5e);
     let mut opt = AdamW::new(
@@ -92,13 +93,15 @@ pub fn warm_start(
         last = loss.to_scalar::<f32>()? as f64;
         let grads = loss.backward()?;
         opt.step(&grads, schedule(cfg.lr, step, cfg.steps))?;
-        progress(step as u64 + 1, cfg.steps as u64, last);
+        if !progress(step as u64 + 1, cfg.steps as u64, last) {
+            return Ok(None);
+        }
     }
-    Ok(WarmStartReport {
+    Ok(Some(WarmStartReport {
         steps: cfg.steps,
         final_loss: last,
         seconds: start.elapsed().as_secs_f64(),
-    })
+    }))
 }
 
 /// The policy architecture a run config asks for.
@@ -172,9 +175,12 @@ pub fn prepare_policy(
         &cfg.warm_start,
         &mut |done, total, loss| {
             sink.warm_start_loss(done, loss);
-            sink.progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"))
+            sink.progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"));
+            !sink.interrupt(Phase::WarmStart)
         },
-    )?;
+    )?
+    // Stopped half-way: the weights are not cached under the key.
+    .ok_or(EngineError::Stopped("warm start"))?;
     let bytes = weights_to_bytes(&policy).map_err(EngineError::Data)?;
     let desc = serde_json::json!({ "report": report, "config": cfg.warm_start });
     sink.save_warm_start(&key, desc, &bytes)?;
