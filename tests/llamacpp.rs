@@ -345,4 +345,18 @@ retries = 1
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(iterations(&store, "lost").len(), done + 2);
+
+    // The explorer's header names the engine and the weight version it served.
+    let s = arbor::store::Store::open_existing(&store).unwrap();
+    let app = arbor::app::explorer::App::open(
+        s,
+        "deepsearch",
+        arbor::app::theme::Theme::load("mono").unwrap(),
+    )
+    .unwrap();
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 30)).unwrap();
+    t.draw(|f| arbor::app::views::draw(f, &app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let top: String = (0..160).map(|x| buf[(x, 0)].symbol()).collect();
+    assert!(top.contains("gen llamacpp v1"), "{top}");
 }

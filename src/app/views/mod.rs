@@ -278,6 +278,22 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     } else {
         spans.push(Span::styled(format!(" [{status}]"), app.theme.muted));
     }
+    // An inference engine samples: which, the weight version it served last, and whether
+    // its log-probabilities still agree with the trainer's.
+    if let Some(g) = app
+        .snapshot
+        .metrics(app.iteration)
+        .and_then(|m| m.generator.as_ref())
+    {
+        let agree = g
+            .mean_logprob_abs_diff
+            .map(|d| format!(", |dlogp| {d:.1e}"))
+            .unwrap_or_default();
+        spans.push(Span::styled(
+            format!("  gen {} v{}{agree}", g.engine, g.weight_version),
+            app.theme.muted,
+        ));
+    }
     let line = Line::from(spans);
     f.render_widget(Paragraph::new(line), top);
     let titles: Vec<&str> = Screen::ALL.iter().map(|s| s.title()).collect();
