@@ -12,6 +12,7 @@ use arbor::app::serve::client::Client;
 use arbor::app::serve::protocol::Action;
 use arbor::app::theme::Theme;
 use arbor::app::views::draw;
+use arbor::engine::control::{EventKind, StopReason};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -168,7 +169,11 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         app.snapshot.last_iteration() <= at + 1,
         "paused but went on"
     );
-    assert!(app.snapshot.events.iter().any(|e| e.kind == "pause"));
+    assert!(app
+        .snapshot
+        .events
+        .iter()
+        .any(|e| e.kind == EventKind::Pause));
 
     // A good retune is accepted; bad ones are refused with their reason.
     command(&mut app, "set c_uct 1.5");
@@ -230,12 +235,12 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         a.snapshot
             .events
             .iter()
-            .filter(|e| e.kind == "retune")
+            .filter(|e| e.kind == EventKind::Retune)
             .count()
             >= 2
     });
     let events = app.snapshot.events.clone();
-    let r = events.iter().find(|e| e.kind == "retune").unwrap();
+    let r = events.iter().find(|e| e.kind == EventKind::Retune).unwrap();
     assert_eq!(
         (r.key.as_deref(), r.old.as_deref(), r.new.as_deref()),
         (Some("c_uct"), Some("2"), Some("1.5"))
@@ -244,7 +249,10 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         r.source.as_deref().unwrap_or("").starts_with("viewer pid"),
         "{r:?}"
     );
-    let refused: Vec<_> = events.iter().filter(|e| e.kind == "refused").collect();
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Refused)
+        .collect();
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(refused[0]
         .reason
@@ -253,8 +261,10 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         .contains("train.lr"));
     assert!(!events
         .iter()
-        .any(|e| e.kind == "retune" && e.key.as_deref() == Some("lr")));
-    assert_eq!(app.live.as_ref().unwrap().cfg.search.c_uct, 1.5);
+        .any(|e| e.kind == EventKind::Retune && e.key.as_deref() == Some("lr")));
+    wait(&mut app, "the settings in force", |a| {
+        a.live.as_ref().unwrap().cfg.search.c_uct == 1.5
+    });
 
     // Replay of iteration 1 shows iteration 1's numbers while the run goes on.
     command(&mut app, "goto iter 1");
@@ -307,7 +317,7 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
     assert_eq!(again.left, Some(arbor::app::attach::Leave::Stop));
     wait(&mut again, "the end of the run", |a| a.finished.is_some());
     let summary = again.finished.take().unwrap().unwrap();
-    assert_eq!(summary.stopped_by, "user");
+    assert_eq!(summary.stopped_by, StopReason::User);
     drop(again);
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -326,7 +336,7 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         .events("live")
         .unwrap()
         .into_iter()
-        .find(|e| e.kind == "stop")
+        .find(|e| e.kind == EventKind::Stop)
         .unwrap();
     assert!(stop.source.unwrap_or_default().starts_with("viewer pid"));
 }
@@ -379,7 +389,8 @@ fn the_first_minutes_show_the_warm_start_and_a_stale_socket_is_replaced() {
         .snapshot
         .events
         .iter()
-        .any(|e| e.kind == "pause" && e.reason.as_deref() == Some("paused during the warm start")));
+        .any(|e| e.kind == EventKind::Pause
+            && e.reason.as_deref() == Some("paused during the warm start")));
     key(&mut app, KeyCode::Char('p'));
     wait(&mut app, "the warm start going on", |a| steps(a) > held + 2);
 

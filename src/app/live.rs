@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::config::RunConfig;
-use crate::engine::control::{retune, ControlEvent, Directive};
+use crate::engine::control::{retune, ControlEvent, Directive, EventKind};
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::split::RunData;
@@ -149,7 +149,13 @@ impl ControlState {
 }
 
 /// Event kinds that answer a queued directive, in the order the trainer records them.
-const DIRECTIVE_EVENTS: [&str; 5] = ["stop", "checkpoint", "skip", "retune", "refused"];
+const DIRECTIVE_EVENTS: [EventKind; 5] = [
+    EventKind::Stop,
+    EventKind::Checkpoint,
+    EventKind::Skip,
+    EventKind::Retune,
+    EventKind::Refused,
+];
 
 /// The store sink plus the status board and control.
 pub struct LiveSink {
@@ -226,10 +232,10 @@ impl Sink for LiveSink {
     }
     fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {
         let mut ev = event.clone();
-        if DIRECTIVE_EVENTS.contains(&ev.kind.as_str()) && ev.source.is_none() {
+        if DIRECTIVE_EVENTS.contains(&ev.kind) && ev.source.is_none() {
             ev.source = self.sources.pop_front();
         }
-        if ev.kind == "retune" {
+        if ev.kind == EventKind::Retune {
             if let (Some(k), Some(v)) = (&ev.key, &ev.new) {
                 if retune(&mut self.cfg, k, v).is_ok() {
                     let toml = self.cfg.to_toml();
@@ -252,7 +258,7 @@ impl Sink for LiveSink {
             let it = self.board.snapshot().last_iteration;
             if by.is_none() {
                 if announced {
-                    let _ = self.inner.event(&ControlEvent::new(it, "resume"));
+                    let _ = self.inner.event(&ControlEvent::new(it, EventKind::Resume));
                     self.board.update(|s| s.paused = false);
                 }
                 return false;
@@ -262,7 +268,7 @@ impl Sink for LiveSink {
                 let ev = ControlEvent {
                     source: by,
                     reason: Some(format!("paused during the {}", phase.label())),
-                    ..ControlEvent::new(it, "pause")
+                    ..ControlEvent::new(it, EventKind::Pause)
                 };
                 let _ = self.inner.event(&ev);
                 self.board.update(|s| s.paused = true);
@@ -293,7 +299,9 @@ impl Sink for LiveSink {
             let by = lock(&self.control.paused).clone();
             if by.is_none() || self.control.stop_queued() {
                 if announced.is_some() {
-                    let _ = self.inner.event(&ControlEvent::new(next - 1, "resume"));
+                    let _ = self
+                        .inner
+                        .event(&ControlEvent::new(next - 1, EventKind::Resume));
                     self.board.update(|s| s.paused = false);
                 }
                 let queued = self.control.take();
@@ -303,7 +311,7 @@ impl Sink for LiveSink {
             if announced.is_none() {
                 let ev = ControlEvent {
                     source: by.clone(),
-                    ..ControlEvent::new(next - 1, "pause")
+                    ..ControlEvent::new(next - 1, EventKind::Pause)
                 };
                 let _ = self.inner.event(&ev);
                 self.board.update(|s| s.paused = true);

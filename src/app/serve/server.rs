@@ -319,7 +319,7 @@ fn control(shared: &Shared, action: Action, client: &str) -> Reply {
                             new: Some(value),
                             reason: Some(reason.clone()),
                             source: Some(client.to_string()),
-                            ..ControlEvent::new(it, "refused")
+                            ..ControlEvent::new(it, crate::engine::control::EventKind::Refused)
                         },
                     );
                     return error(format!("refused: {reason}"));
