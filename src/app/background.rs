@@ -139,8 +139,21 @@ pub fn train_in_background(store: &Path, theme: &str) -> Result<()> {
             let status = child.wait()?;
             ui?;
             let store = Store::open_existing(store)?;
-            if let Some(summary) = store.require_run(&name)?.summary {
+            let run = store.require_run(&name)?;
+            if let Some(summary) = &run.summary {
                 println!("{summary}");
+            } else if run.status == crate::store::RunStatus::Stopped {
+                // Stopped before its first iteration (during the warm start): the
+                // trainer's last words say so.
+                eprintln!(
+                    "{}",
+                    tail(&log)
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ")
+                );
+                return Ok(());
             }
             if !status.success() {
                 bail!(

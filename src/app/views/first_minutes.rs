@@ -50,14 +50,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let Some(s) = app.live.as_ref().map(|l| &l.status) else {
         return;
     };
+    let text = what(s);
+    // The explanation, wrapped to the box: as many lines as it needs.
+    let inner = area.width.saturating_sub(2).max(1) as usize;
+    let lines = text.chars().count().div_ceil(inner) as u16 + 1;
     let [about, gauge, curve] = Layout::vertical([
-        Constraint::Length(4),
+        Constraint::Length(lines + 2),
         Constraint::Length(3),
         Constraint::Min(3),
     ])
     .areas(area);
     f.render_widget(
-        Paragraph::new(what(s))
+        Paragraph::new(text)
             .wrap(Wrap { trim: true })
             .style(app.theme.text)
             .block(
