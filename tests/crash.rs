@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use arbor::engine::control::EventKind;
 use rand::{Rng, SeedableRng};
 
 const TINY: &str = r#"
@@ -296,7 +297,10 @@ fn non_finite_updates_are_skipped_recorded_and_repeated_ones_pause_the_run() {
         .unwrap();
     succeeded(&out);
     let ev = events(&one);
-    let nan: Vec<_> = ev.iter().filter(|e| e.kind == "nonfinite").collect();
+    let nan: Vec<_> = ev
+        .iter()
+        .filter(|e| e.kind == EventKind::Nonfinite)
+        .collect();
     assert_eq!(nan.len(), 1, "{ev:?}");
     assert_eq!(nan[0].iteration, 2);
     assert!(nan[0].reason.as_deref().unwrap().contains("NaN"));
@@ -328,8 +332,11 @@ fn non_finite_updates_are_skipped_recorded_and_repeated_ones_pause_the_run() {
     let ev = events(&many);
     assert!(ev
         .iter()
-        .any(|e| e.kind == "retune" && e.new.as_deref() == Some("5e-5")));
-    assert_eq!(ev.iter().filter(|e| e.kind == "nonfinite").count(), 3);
+        .any(|e| e.kind == EventKind::Retune && e.new.as_deref() == Some("5e-5")));
+    assert_eq!(
+        ev.iter().filter(|e| e.kind == EventKind::Nonfinite).count(),
+        3
+    );
 }
 
 /// SIGTERM on a headless run stops it at the next safe point with a checkpoint and the

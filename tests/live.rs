@@ -5,6 +5,7 @@ use arbor::app::explorer::App;
 use arbor::app::theme::Theme;
 use arbor::app::views::draw;
 use arbor::engine::config::{Method, RunConfig};
+use arbor::engine::control::{EventKind, StopReason};
 use arbor::engine::split;
 use arbor::store::sink::StoreSink;
 use arbor::store::{RunRecord, Store};
@@ -103,7 +104,7 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     let held = store.require_run("live").unwrap().last_iteration;
     assert!(held <= at + 1, "paused at {at} but reached {held}");
     let events = store.events("live").unwrap();
-    assert!(events.iter().any(|e| e.kind == "pause"));
+    assert!(events.iter().any(|e| e.kind == EventKind::Pause));
 
     // A good retune is applied at the safe point and recorded with old and new values.
     command(&mut app, "set c_uct 1.5");
@@ -137,20 +138,23 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
         a.snapshot
             .events
             .iter()
-            .filter(|e| e.kind == "retune")
+            .filter(|e| e.kind == EventKind::Retune)
             .count()
             >= 2
     });
     let events = store.events("live").unwrap();
-    let r = events.iter().find(|e| e.kind == "retune").unwrap();
+    let r = events.iter().find(|e| e.kind == EventKind::Retune).unwrap();
     assert_eq!(
         (r.key.as_deref(), r.old.as_deref(), r.new.as_deref()),
         (Some("c_uct"), Some("2"), Some("1.5"))
     );
-    assert!(events.iter().any(|e| e.kind == "retune"
+    assert!(events.iter().any(|e| e.kind == EventKind::Retune
         && e.key.as_deref() == Some("temperature")
         && e.new.as_deref() == Some("0.9")));
-    let refused: Vec<_> = events.iter().filter(|e| e.kind == "refused").collect();
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Refused)
+        .collect();
     assert_eq!(refused.len(), 2);
     assert!(refused[0]
         .reason
@@ -159,7 +163,7 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
         .contains("train.lr"));
     assert!(!events
         .iter()
-        .any(|e| e.kind == "retune" && e.key.as_deref() == Some("lr")));
+        .any(|e| e.kind == EventKind::Retune && e.key.as_deref() == Some("lr")));
 
     // Replay of iteration 1 shows iteration 1's numbers while the run goes on.
     command(&mut app, "goto iter 1");
@@ -201,10 +205,10 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
     t.join().unwrap();
     app.pump().unwrap();
     let summary = app.finished.take().unwrap().unwrap();
-    assert_eq!(summary.stopped_by, "user");
+    assert_eq!(summary.stopped_by, StopReason::User);
     assert!(store
         .events("live")
         .unwrap()
         .iter()
-        .any(|e| e.kind == "stop"));
+        .any(|e| e.kind == EventKind::Stop));
 }

@@ -7,6 +7,7 @@ use crate::app::explorer::App;
 use crate::app::headless::Headless;
 use crate::app::live::Begin;
 use crate::engine::config::{Method, RunConfig};
+use crate::engine::control::{EventKind, StopReason};
 use crate::engine::countdown::{generate, write_jsonl, Preset};
 use crate::engine::evaluate::{evaluate, EvalSettings};
 use crate::engine::policy::checkpoint;
@@ -208,7 +209,7 @@ pub(crate) fn finish_run(
                 };
                 obj.insert("store_bytes_per_node".into(), per_node.into());
             }
-            run.status = if matches!(summary.stopped_by.as_str(), "user" | "signal" | "nonfinite") {
+            run.status = if summary.stopped_by.resumable() {
                 RunStatus::Stopped
             } else {
                 RunStatus::Finished
@@ -219,12 +220,12 @@ pub(crate) fn finish_run(
             if print {
                 println!("{json}");
             }
-            if summary.stopped_by == "nonfinite" {
+            if summary.stopped_by == StopReason::Nonfinite {
                 let why = store
                     .events(name)?
                     .into_iter()
                     .rev()
-                    .find_map(|e| e.reason.filter(|_| e.kind == "stop"))
+                    .find_map(|e| e.reason.filter(|_| e.kind == EventKind::Stop))
                     .unwrap_or_default();
                 bail!(
                     "run {name} paused after iteration {}: {why}. Its last checkpoint is \

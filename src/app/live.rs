@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::engine::config::RunConfig;
-use crate::engine::control::{ControlEvent, Directive};
+use crate::engine::control::{ControlEvent, Directive, EventKind};
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::split::RunData;
@@ -128,14 +128,18 @@ impl Sink for LiveSink {
             let paused = *lock(&self.control.paused);
             if !paused || stop_queued {
                 if announced {
-                    let _ = self.inner.event(&ControlEvent::new(next - 1, "resume"));
+                    let _ = self
+                        .inner
+                        .event(&ControlEvent::new(next - 1, EventKind::Resume));
                     let _ = self.notes.send(Note::Paused(false));
                 }
                 return std::mem::take(&mut *lock(&self.control.queue));
             }
             if !announced {
                 announced = true;
-                let _ = self.inner.event(&ControlEvent::new(next - 1, "pause"));
+                let _ = self
+                    .inner
+                    .event(&ControlEvent::new(next - 1, EventKind::Pause));
                 let _ = self.notes.send(Note::Paused(true));
             }
             let guard = lock(&self.control.paused);

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::app::commands::{drive, TrainOptions};
 use crate::app::live::Begin;
 use crate::engine::config::RunConfig;
-use crate::engine::control::{retune, ControlEvent};
+use crate::engine::control::{retune, ControlEvent, EventKind};
 use crate::engine::resume;
 use crate::engine::split;
 use crate::engine::trainer::Trainer;
@@ -136,7 +136,7 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
     // Everything is loaded and checked: only now is the store changed.
     let before = run.last_iteration;
     let record = store.roll_back(&run, from)?;
-    store.forget_events_after(name, from, &["nonfinite"])?;
+    store.forget_events_after(name, from, &[EventKind::Nonfinite])?;
     let mut ev = ControlEvent {
         old: Some(before.to_string()),
         new: Some(from.to_string()),
@@ -149,11 +149,11 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
                 from + 1
             )
         }),
-        ..ControlEvent::new(from, "resume")
+        ..ControlEvent::new(from, EventKind::Resume)
     };
     store.append_event(name, &ev)?;
     for (k, old, new) in sets {
-        ev.kind = "retune".into();
+        ev.kind = EventKind::Retune;
         ev.key = Some(k);
         ev.old = Some(old);
         ev.new = Some(new);

@@ -1,7 +1,7 @@
 //! Steering from the explorer: the `:` command line, pause, stop, and the trainer's
 //! notifications. Retunes are validated here against a copy of the settings in force, so
 //! a bad value is refused at once with its reason and nothing changes.
-use crate::engine::control::{retune, ControlEvent, Directive};
+use crate::engine::control::{retune, ControlEvent, Directive, EventKind};
 use crate::store::StoreError;
 
 use crossterm::event::KeyEvent;
@@ -104,7 +104,7 @@ impl App {
                                 key: Some(key.to_string()),
                                 new: Some(value.to_string()),
                                 reason: Some(reason),
-                                ..ControlEvent::new(self.snapshot.last_iteration(), "refused")
+                                ..ControlEvent::new(self.snapshot.last_iteration(), EventKind::Refused)
                             },
                         )?;
                     }

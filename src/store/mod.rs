@@ -18,7 +18,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use error::StoreError;
 
-use crate::engine::control::ControlEvent;
+use crate::engine::control::{ControlEvent, EventKind};
 use crate::engine::resume::CheckpointKind;
 use crate::engine::search::record::TreeRecord;
 use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
@@ -439,14 +439,14 @@ impl Store {
         &self,
         run: &str,
         iteration: u64,
-        kinds: &[&str],
+        kinds: &[EventKind],
     ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for kv in self.db.scan_prefix(prefix(Table::Event, Some(run))) {
             let (k, v) = kv.map_err(|e| self.access(e))?;
             let e: ControlEvent = serde_json::from_slice(&v)
                 .map_err(|e| StoreError::Corrupt(format!("record {}: {e}", keys::show(&k))))?;
-            if e.iteration > iteration && kinds.contains(&e.kind.as_str()) {
+            if e.iteration > iteration && kinds.contains(&e.kind) {
                 batch.remove(k);
             }
         }

@@ -223,7 +223,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 (Some(k), Some(o), Some(n), _) => format!("{} {k} {o} -> {n}", e.kind),
                 (Some(k), None, Some(n), Some(r)) => format!("{} {k}={n}: {r}", e.kind),
                 (Some(k), _, _, _) => format!("{} {k}", e.kind),
-                _ => e.kind.clone(),
+                _ => e.kind.to_string(),
             };
             lines.push(Line::from(format!(" it {}: {what}", e.iteration)));
         }

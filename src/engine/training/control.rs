@@ -16,8 +16,76 @@ pub enum Directive {
     /// End the run after the current iteration.
     Stop,
     /// End the run after the current iteration because the process got SIGTERM or
-    /// SIGINT (`stopped_by: "signal"`).
+    /// SIGINT ([`StopReason::Signal`]).
     Signal { name: String },
+}
+
+/// What a recorded control event was (stored as its lowercase name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Pause,
+    Resume,
+    Retune,
+    /// A retune refused, with its reason.
+    Refused,
+    Checkpoint,
+    Skip,
+    Stop,
+    /// An iteration's update steps were skipped for a NaN or infinite loss or gradient.
+    Nonfinite,
+    Plateau,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Pause => "pause",
+            EventKind::Resume => "resume",
+            EventKind::Retune => "retune",
+            EventKind::Refused => "refused",
+            EventKind::Checkpoint => "checkpoint",
+            EventKind::Skip => "skip",
+            EventKind::Stop => "stop",
+            EventKind::Nonfinite => "nonfinite",
+            EventKind::Plateau => "plateau",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a run ended (the summary's `stopped_by`, under these lowercase names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StopReason {
+    /// It ran its configured iterations.
+    Iterations,
+    /// It spent its token budget.
+    Budget,
+    /// The user stopped it.
+    User,
+    /// SIGTERM or SIGINT (headless).
+    Signal,
+    /// Repeated non-finite updates and no user to resume it.
+    Nonfinite,
+    /// The evaluation plateaued (`train.stop_at_plateau`).
+    Plateau,
+}
+
+impl StopReason {
+    /// Whether the run was cut short and is left to be resumed (`--resume`), rather than
+    /// finished.
+    pub fn resumable(self) -> bool {
+        matches!(
+            self,
+            StopReason::User | StopReason::Signal | StopReason::Nonfinite
+        )
+    }
 }
 
 /// A control action as recorded in the store, with the iteration it took effect at.
@@ -25,8 +93,7 @@ pub enum Directive {
 pub struct ControlEvent {
     pub iteration: u64,
     pub unix_time: u64,
-    /// pause, resume, retune, refused, checkpoint, skip, stop.
-    pub kind: String,
+    pub kind: EventKind,
     pub key: Option<String>,
     pub old: Option<String>,
     pub new: Option<String>,
@@ -36,11 +103,11 @@ pub struct ControlEvent {
 
 impl ControlEvent {
     /// An event of `kind` at `iteration`, now, with no key, values or reason.
-    pub fn new(iteration: u64, kind: &str) -> Self {
+    pub fn new(iteration: u64, kind: EventKind) -> Self {
         Self {
             iteration,
             unix_time: crate::engine::trainer::unix_now(),
-            kind: kind.into(),
+            kind,
             key: None,
             old: None,
             new: None,
@@ -117,6 +184,33 @@ pub fn retune(cfg: &mut RunConfig, key: &str, value: &str) -> Result<(String, St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_and_reasons_keep_their_stored_names() {
+        let e: ControlEvent = serde_json::from_str(
+            r#"{"iteration":3,"unix_time":0,"kind":"nonfinite","key":null,"old":null,"new":null,"reason":null}"#,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EventKind::Nonfinite);
+        let json = serde_json::to_value(ControlEvent::new(1, EventKind::Refused)).unwrap();
+        assert_eq!(json["kind"], "refused");
+        use EventKind::*;
+        for k in [
+            Pause, Resume, Retune, Refused, Checkpoint, Skip, Stop, Nonfinite, Plateau,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.to_string());
+        }
+        for (r, name) in [
+            (StopReason::Iterations, "iterations"),
+            (StopReason::Budget, "budget"),
+            (StopReason::User, "user"),
+            (StopReason::Signal, "signal"),
+            (StopReason::Nonfinite, "nonfinite"),
+            (StopReason::Plateau, "plateau"),
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), name);
+        }
+    }
 
     #[test]
     fn valid_retunes_apply_and_bad_ones_change_nothing() {

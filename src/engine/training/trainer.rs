@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::adaptive::SolutionCache;
 use crate::engine::config::{EvalSplit, Method, RunConfig};
-use crate::engine::control::{retune, ControlEvent, Directive};
+use crate::engine::control::{retune, ControlEvent, Directive, EventKind, StopReason};
 use crate::engine::countdown::Problem;
 use crate::engine::deepsearch::{search_batch, Registration};
 use crate::engine::error::EngineError;
@@ -104,8 +104,7 @@ pub struct Summary {
     pub wall_seconds: f64,
     pub eval_start: EvalResult,
     pub eval_end: EvalResult,
-    /// "iterations", "budget", "user", "signal", "nonfinite" or "plateau".
-    pub stopped_by: String,
+    pub stopped_by: StopReason,
     pub warm_start: String,
     pub parameters: usize,
     /// Tokens pushed through the model while searching, prefill included.
@@ -707,51 +706,49 @@ impl Trainer {
             self.eval_history.push(eval_start.clone());
         }
         let mut eval_end = eval_start.clone();
-        let mut stopped_by = "iterations";
+        let mut stopped_by = StopReason::Iterations;
         let total = self.cfg.train.iterations;
         'run: while self.iteration < total {
             // A resume must see the settings in force: a changed setting is checkpointed.
             let mut changed = false;
             for d in sink.directives(self.iteration + 1) {
-                let mut ev = ControlEvent::new(self.iteration, "");
+                let mut ev = ControlEvent::new(self.iteration, EventKind::Stop);
                 match d {
                     Directive::Stop => {
-                        ev.kind = "stop".into();
                         sink.event(&ev)?;
-                        stopped_by = "user";
+                        stopped_by = StopReason::User;
                         break 'run;
                     }
                     Directive::Signal { name } => {
-                        ev.kind = "stop".into();
                         ev.reason = Some(format!(
                             "{name}: stopped at a safe point with a checkpoint; continue with --resume"
                         ));
                         sink.event(&ev)?;
-                        stopped_by = "signal";
+                        stopped_by = StopReason::Signal;
                         break 'run;
                     }
                     Directive::Checkpoint => {
                         self.checkpoint(sink, CheckpointKind::Requested)?;
-                        ev.kind = "checkpoint".into();
+                        ev.kind = EventKind::Checkpoint;
                     }
                     Directive::Skip { problem } => {
                         if let Some(i) = self.data.train.iter().position(|p| p.id == problem) {
                             self.skipped.insert(i);
                         }
-                        ev.kind = "skip".into();
+                        ev.kind = EventKind::Skip;
                         changed = true;
                         ev.key = Some(problem);
                     }
                     Directive::Retune { key, value } => {
                         match retune(&mut self.cfg, &key, &value) {
                             Ok((old, new)) => {
-                                ev.kind = "retune".into();
+                                ev.kind = EventKind::Retune;
                                 changed = true;
                                 ev.old = Some(old);
                                 ev.new = Some(new);
                             }
                             Err(reason) => {
-                                ev.kind = "refused".into();
+                                ev.kind = EventKind::Refused;
                                 ev.new = Some(value);
                                 ev.reason = Some(reason);
                             }
@@ -766,7 +763,7 @@ impl Trainer {
             }
             if let Some(b) = self.cfg.train.budget_tokens {
                 if self.generated_tokens >= b {
-                    stopped_by = "budget";
+                    stopped_by = StopReason::Budget;
                     break;
                 }
             }
@@ -813,7 +810,7 @@ impl Trainer {
                         m.update.skipped_steps,
                         m.update.skipped_steps + m.update.optimizer_steps
                     )),
-                    ..ControlEvent::new(self.iteration, "nonfinite")
+                    ..ControlEvent::new(self.iteration, EventKind::Nonfinite)
                 })?;
             }
             let ck = self.cfg.train.checkpoint_every;
@@ -851,13 +848,13 @@ impl Trainer {
             self.phase_totals.add(&m.seconds);
             sink.amend(&m)?;
             if plateau {
-                stopped_by = "plateau";
+                stopped_by = StopReason::Plateau;
                 sink.event(&ControlEvent {
                     reason: Some(format!(
                         "evaluation pass@1 has plateaued: the last {} evaluations gain no more than the best earlier one's 95% half-width",
                         crate::engine::plateau::WINDOW
                     )),
-                    ..ControlEvent::new(self.iteration, "plateau")
+                    ..ControlEvent::new(self.iteration, EventKind::Plateau)
                 })?;
                 break;
             }
@@ -869,16 +866,16 @@ impl Trainer {
                 );
                 self.nonfinite_streak = 0;
                 if !sink.pause(&reason) {
-                    stopped_by = "nonfinite";
+                    stopped_by = StopReason::Nonfinite;
                     sink.event(&ControlEvent {
                         reason: Some(reason),
-                        ..ControlEvent::new(self.iteration, "stop")
+                        ..ControlEvent::new(self.iteration, EventKind::Stop)
                     })?;
                     break;
                 }
             }
         }
-        if self.iteration == 0 || matches!(stopped_by, "user" | "nonfinite" | "signal") {
+        if self.iteration == 0 || stopped_by.resumable() {
             self.checkpoint(sink, CheckpointKind::Final)?;
         }
         sink.phase_done(Phase::Train, "done");
@@ -891,7 +888,7 @@ impl Trainer {
             wall_seconds: start.elapsed().as_secs_f64(),
             eval_start,
             eval_end,
-            stopped_by: stopped_by.into(),
+            stopped_by,
             warm_start: warm_key.to_string(),
             parameters: self.policy.num_parameters(),
             search_tokens_forwarded: self.search_totals.search_tokens_forwarded,
