@@ -9,12 +9,13 @@ use crate::app::live::Begin;
 use crate::engine::config::{Method, RunConfig};
 use crate::engine::control::{EventKind, StopReason};
 use crate::engine::countdown::{generate, write_jsonl, Preset};
+use crate::engine::error::EngineError;
 use crate::engine::evaluate::{evaluate, EvalSettings};
 use crate::engine::policy::checkpoint;
 use crate::engine::search::record::NodeRecord;
 use crate::engine::split;
 use crate::engine::test_time::{compare_strategies, Strategy, TestTimeSettings};
-use crate::engine::trainer::Trainer;
+use crate::engine::trainer::{Summary, Trainer};
 use crate::engine::warm_start::prepare_policy;
 use crate::store::sink::StoreSink;
 use crate::store::{validate_run_name, RunRecord, RunStatus, Store, DEFAULT_PATH};
@@ -168,10 +169,18 @@ pub(crate) fn drive(
     })
     .with_signals()
     .context("cannot watch SIGTERM and SIGINT")?;
+    let started = std::time::Instant::now();
     let outcome = (|| -> Result<_> {
         let (mut trainer, key) = match begin {
             Begin::Fresh(data) => {
-                let (policy, key) = prepare_policy(&cfg, &data, &mut sink)?;
+                let (policy, key) = match prepare_policy(&cfg, &data, &mut sink) {
+                    Err(EngineError::Interrupted) => {
+                        return Ok(Summary::stopped_in_warm_start(
+                            &name, &cfg, &mut sink, started,
+                        )?)
+                    }
+                    r => r?,
+                };
                 sink.inner.run.warm_start = Some(key.clone());
                 store.update_run(&sink.inner.run)?;
                 (Box::new(Trainer::new(cfg.clone(), policy, data)?), key)
@@ -215,7 +224,9 @@ pub(crate) fn finish_run(
                 RunStatus::Finished
             };
             run.summary = Some(json.clone());
-            run.warm_start = Some(summary.warm_start.clone());
+            if !summary.warm_start.is_empty() {
+                run.warm_start = Some(summary.warm_start.clone());
+            }
             store.update_run(&run)?;
             if print {
                 println!("{json}");
@@ -424,6 +435,7 @@ pub fn eval(o: EvalOptions) -> Result<()> {
         },
         &data.rules,
         &mut |_, _| {},
+        &mut crate::engine::interrupt::never(),
     )?;
     let mut json = serde_json::to_value(&result)?;
     crate::engine::metrics::strip_per_problem(&mut json);

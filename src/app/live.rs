@@ -1,7 +1,8 @@
 //! A live run in one process: the trainer on its own thread, the UI reading the store.
 //! The trainer never waits on the UI (notifications go through an unbounded channel and
 //! only say "something new is there"); the UI never blocks the trainer (control is a queue
-//! the trainer drains at its safe points, between iterations).
+//! the trainer drains at its safe points, between iterations; a pause or a stop also
+//! takes effect at the checks inside a phase).
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::engine::config::RunConfig;
 use crate::engine::control::{ControlEvent, Directive, EventKind};
+use crate::engine::error::EngineError;
+use crate::engine::interrupt::Interrupt;
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::split::RunData;
@@ -39,6 +42,9 @@ pub struct ControlState {
     paused: Mutex<bool>,
     queue: Mutex<Vec<Directive>>,
     wake: Condvar,
+    /// The phase the paused trainer holds in (`Phase::Train` between iterations); None
+    /// while it runs.
+    held_in: Mutex<Option<Phase>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,6 +62,11 @@ impl ControlState {
     pub fn push(&self, d: Directive) {
         lock(&self.queue).push(d);
         self.wake.notify_all();
+    }
+    /// The phase the paused trainer holds in (None while it runs, or while a pause is
+    /// still on its way to the next check).
+    pub fn held_in(&self) -> Option<Phase> {
+        *lock(&self.held_in)
     }
 }
 
@@ -122,24 +133,49 @@ impl Sink for LiveSink {
 
     /// Blocks while paused (unless a stop is queued); records when the pause took effect.
     fn directives(&mut self, next: u64) -> Vec<Directive> {
+        self.hold(next - 1, Phase::Train);
+        std::mem::take(&mut *lock(&self.control.queue))
+    }
+
+    /// Inside a phase: holds while paused, and answers stop when one is queued (it stays
+    /// queued for the next `directives`).
+    fn interrupt(&mut self, phase: Phase) -> Interrupt {
+        let iteration = self.inner.run.last_iteration;
+        if self.hold(iteration, phase) {
+            Interrupt::Stop
+        } else {
+            Interrupt::Continue
+        }
+    }
+}
+
+impl LiveSink {
+    /// Blocks while the run is paused and no stop is queued, recording the pause (with the
+    /// phase it took effect in) and the resume at `iteration`. Returns whether a stop is
+    /// queued.
+    fn hold(&mut self, iteration: u64, phase: Phase) -> bool {
         let mut announced = false;
         loop {
             let stop_queued = lock(&self.control.queue).contains(&Directive::Stop);
             let paused = *lock(&self.control.paused);
             if !paused || stop_queued {
                 if announced {
+                    *lock(&self.control.held_in) = None;
                     let _ = self
                         .inner
-                        .event(&ControlEvent::new(next - 1, EventKind::Resume));
+                        .event(&ControlEvent::new(iteration, EventKind::Resume));
                     let _ = self.notes.send(Note::Paused(false));
                 }
-                return std::mem::take(&mut *lock(&self.control.queue));
+                return stop_queued;
             }
             if !announced {
                 announced = true;
-                let _ = self
-                    .inner
-                    .event(&ControlEvent::new(next - 1, EventKind::Pause));
+                *lock(&self.control.held_in) = Some(phase);
+                let _ = self.inner.event(&ControlEvent {
+                    reason: (phase != Phase::Train)
+                        .then(|| format!("paused during {}", phase.label())),
+                    ..ControlEvent::new(iteration, EventKind::Pause)
+                });
                 let _ = self.notes.send(Note::Paused(true));
             }
             let guard = lock(&self.control.paused);
@@ -183,11 +219,19 @@ pub fn start_with(cfg: RunConfig, begin: Begin, inner: StoreSink) -> LiveHandle 
     let run_cfg = cfg.clone();
     let thread = std::thread::spawn(move || {
         let name = sink.inner.run.name.clone();
+        let started = std::time::Instant::now();
         let outcome = (|| {
             let (mut trainer, key) = match begin {
                 Begin::Fresh(data) => {
-                    let (policy, key) =
-                        prepare_policy(&run_cfg, &data, &mut sink).map_err(|e| e.to_string())?;
+                    let (policy, key) = match prepare_policy(&run_cfg, &data, &mut sink) {
+                        Err(EngineError::Interrupted) => {
+                            return Summary::stopped_in_warm_start(
+                                &name, &run_cfg, &mut sink, started,
+                            )
+                            .map_err(|e| e.to_string())
+                        }
+                        r => r.map_err(|e| e.to_string())?,
+                    };
                     sink.inner.run.warm_start = Some(key.clone());
                     let t = Trainer::new(run_cfg, policy, data).map_err(|e| e.to_string())?;
                     (Box::new(t), key)

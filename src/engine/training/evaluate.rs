@@ -1,8 +1,8 @@
 //! Held-out evaluation: k samples per test problem, no search.
-use candle_core::Result;
 use rand::SeedableRng;
 
 use crate::engine::countdown::{Problem, RewardKind, Rules};
+use crate::engine::interrupt::{Check, Halt};
 use crate::engine::metrics::{summarise, EvalResult};
 use crate::engine::policy::sampler::{SampleStats, SamplingParams};
 use crate::engine::policy::{Qwen2, Tokenizer};
@@ -21,7 +21,8 @@ pub struct EvalSettings {
     pub max_tokens: usize,
 }
 
-/// Evaluates `model` on `problems` with `k` samples each at `temperature`.
+/// Evaluates `model` on `problems` with `k` samples each at `temperature`; `stop` is
+/// asked before each sampler call, and an interrupted evaluation has no result.
 pub fn evaluate(
     model: &Qwen2,
     tok: &Tokenizer,
@@ -29,7 +30,8 @@ pub fn evaluate(
     settings: EvalSettings,
     rules: &Rules,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(EvalResult, SampleStats)> {
+    stop: &mut Check,
+) -> Result<(EvalResult, SampleStats), Halt> {
     let EvalSettings {
         k,
         temperature,
@@ -56,6 +58,7 @@ pub fn evaluate(
             rules,
             RewardKind::Binary,
             &mut rng,
+            stop,
         )?;
         stats.add(&s);
         correct.extend(

@@ -4,7 +4,6 @@
 //! and ends in an answer line with whatever value it reached; it ignores the target. The
 //! warm-started model so writes well-formed, arithmetically right steps but rarely hits
 //! the target, which leaves exploration, not format, as the bottleneck RL has to solve.
-use candle_core::Result;
 type EngineResult<T> = std::result::Result<T, EngineError>;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -14,6 +13,7 @@ use crate::engine::config::RunConfig;
 use crate::engine::config::WarmStartConfig;
 use crate::engine::countdown::{random_trace, Problem, Rules};
 use crate::engine::error::EngineError;
+use crate::engine::interrupt::{ask, Check, Halt, Interrupt};
 use crate::engine::optim::{AdamW, AdamWConfig};
 use crate::engine::policy::checkpoint::{weights_from_bytes, weights_to_bytes};
 use crate::engine::policy::model::token_logprobs;
@@ -41,14 +41,16 @@ pub fn schedule(peak: f64, step: usize, total: usize) -> f64 {
     peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
 }
 
-/// Trains `policy` in place; `progress(step, total, loss)` after each step.
+/// Trains `policy` in place; `progress(step, total, loss)` after each step, `stop` asked
+/// before each. An interrupted warm start leaves `policy` half-trained: discard it.
 pub fn warm_start(
     policy: &Policy,
     problems: &[Problem],
     rules: &Rules,
     cfg: &WarmStartConfig,
     progress: &mut dyn FnMut(u64, u64, f64),
-) -> Result<WarmStartReport> {
+    stop: &mut Check,
+) -> Result<WarmStartReport, Halt> {
     let start = std::time::Instant::now();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7a5e);
     let mut opt = AdamW::new(
@@ -65,9 +67,12 @@ pub fn warm_start(
     let model = policy.trainable()?;
     let mut last = f64::NAN;
     if problems.is_empty() {
-        candle_core::bail!("the warm start needs training problems");
+        return Err(
+            candle_core::Error::Msg("the warm start needs training problems".into()).into(),
+        );
     }
     for step in 0..cfg.steps {
+        ask(stop)?;
         let mut owned = Vec::with_capacity(cfg.batch_size);
         for _ in 0..cfg.batch_size {
             let p = &problems[rng.random_range(0..problems.len())];
@@ -129,7 +134,8 @@ pub fn warm_start_key(cfg: &RunConfig, pcfg: &PolicyConfig, data: &RunData) -> S
 }
 
 /// Builds the initial policy: the cached warm start when the sink has it, else trains one
-/// and caches it.
+/// and caches it. A stop during the warm start (the sink's `interrupt`) ends it with
+/// [`EngineError::Interrupted`] and caches nothing.
 pub fn prepare_policy(
     cfg: &RunConfig,
     data: &RunData,
@@ -165,14 +171,19 @@ pub fn prepare_policy(
         sink.phase_done(Phase::WarmStart, &format!("loaded cached warm start {key}"));
         return Ok((policy, key));
     }
+    // Progress and the check both go to the sink, never at once.
+    let shared = std::cell::RefCell::new(&mut *sink);
     let report = warm_start(
         &policy,
         &data.train,
         &data.rules,
         &cfg.warm_start,
         &mut |done, total, loss| {
-            sink.progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"))
+            shared
+                .borrow_mut()
+                .progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"))
         },
+        &mut || shared.borrow_mut().interrupt(Phase::WarmStart) == Interrupt::Stop,
     )?;
     let bytes = weights_to_bytes(&policy).map_err(EngineError::Data)?;
     let desc = serde_json::json!({ "report": report, "config": cfg.warm_start });
