@@ -5,7 +5,8 @@ use arbor::app::explorer::App;
 use arbor::app::theme::Theme;
 use arbor::app::views::draw;
 use arbor::engine::config::{Method, RunConfig};
-use arbor::engine::control::{EventKind, StopReason};
+use arbor::engine::control::{Directive, EventKind, StopReason};
+use arbor::engine::sink::Phase;
 use arbor::engine::split;
 use arbor::store::sink::StoreSink;
 use arbor::store::{RunRecord, Store};
@@ -211,4 +212,71 @@ fn pause_retune_refuse_replay_and_stop_while_training() {
         .unwrap()
         .iter()
         .any(|e| e.kind == EventKind::Stop));
+}
+
+/// A pause during a long warm start holds inside it (the control says so and the event
+/// names the phase); a stop then ends the run with no iteration and nothing cached.
+#[test]
+fn pause_and_stop_take_effect_inside_the_warm_start() {
+    let mut cfg = RunConfig::default();
+    cfg.data.train_size = 40;
+    cfg.data.test_size = 4;
+    cfg.policy.hidden_size = 32;
+    cfg.policy.intermediate_size = 64;
+    cfg.policy.num_hidden_layers = 1;
+    cfg.policy.num_attention_heads = 2;
+    cfg.policy.num_key_value_heads = 1;
+    cfg.warm_start.steps = 1_000_000;
+    cfg.warm_start.batch_size = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.sled")).unwrap();
+    let run = RunRecord::new("live", "grpo", 1, cfg.to_toml());
+    store.create_run(&run).unwrap();
+    let data = split::load(&cfg.data).unwrap();
+    let key = arbor::engine::warm_start::warm_start_key(
+        &cfg,
+        &arbor::engine::warm_start::policy_config(
+            &cfg,
+            &arbor::engine::policy::CharTokenizer::default(),
+        ),
+        &data,
+    );
+    let mut handle = arbor::app::live::start(
+        cfg,
+        data,
+        StoreSink {
+            store: store.clone(),
+            run,
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    handle.control.set_paused(true);
+    let t0 = Instant::now();
+    while handle.control.held_in() != Some(Phase::WarmStart) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "the pause did not take effect"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pause = store
+        .events("live")
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == EventKind::Pause)
+        .expect("a pause event");
+    assert_eq!(pause.reason.as_deref(), Some("paused during warm start"));
+    handle.control.push(Directive::Stop);
+    handle.thread.take().unwrap().join().unwrap();
+    let mut summary = None;
+    while let Ok(note) = handle.notes.try_recv() {
+        if let arbor::app::live::Note::Finished(s) = note {
+            summary = Some(s.unwrap());
+        }
+    }
+    let summary = summary.expect("a summary");
+    assert_eq!(summary.stopped_by, StopReason::User);
+    assert_eq!(summary.iterations, 0);
+    assert!(store.warm_start(&key).unwrap().is_none());
+    assert!(store.checkpoints("live").unwrap().is_empty());
 }
