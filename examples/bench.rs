@@ -327,6 +327,7 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         1.0,
         &data.rules,
         &mut rng,
+        &mut arbor::engine::interrupt::never(),
     )?;
     let wall = t.elapsed().as_secs_f64();
     let distinct: u64 = results
@@ -480,6 +481,7 @@ fn bookkeeping_scaling(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<
                 1.0,
                 &rules,
                 &mut rng,
+                &mut arbor::engine::interrupt::never(),
             )?;
             let r = &results[0];
             rates.push(r.bookkeeping_seconds * 1e6 / r.expansions.max(1) as f64);

@@ -13,7 +13,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arbor::engine::control::EventKind;
+use arbor::engine::config::RunConfig;
+use arbor::engine::control::{ControlEvent, Directive, EventKind, StopReason};
+use arbor::engine::interrupt::Interrupt;
+use arbor::engine::policy::CharTokenizer;
+use arbor::engine::resume::TrainingCheckpoint;
+use arbor::engine::search::record::TreeRecord;
+use arbor::engine::sink::{Phase, Sink, SinkError};
+use arbor::engine::split;
+use arbor::engine::trainer::{IterationMetrics, Trainer};
+use arbor::engine::warm_start::{policy_config, prepare_policy, warm_start_key};
+use arbor::store::{RunRecord, Store};
 use rand::{Rng, SeedableRng};
 
 const TINY: &str = r#"
@@ -381,54 +391,219 @@ fn sigterm_stops_a_headless_run_gracefully_and_it_resumes() {
     assert_eq!(iterations(&store).len() as u64, done + 2);
 }
 
-/// A SIGTERM during the warm start takes effect at the next warm-start step, not at the
-/// end of the phase: the process ends within seconds, the run is left stopped with no
-/// iteration, nothing half-trained is cached, and `--resume` starts the warm start again.
+/// The store sink of a library-driven run that asks to stop at the `after`-th check of
+/// `phase` inside iteration `iteration` (0 or 1: before the first; the checks of the
+/// start-of-run evaluation count as iteration 1's), as a user's stop would.
+struct StopInside {
+    inner: arbor::store::sink::StoreSink,
+    phase: Phase,
+    iteration: u64,
+    after: usize,
+    fired: bool,
+    told: bool,
+}
+
+impl Sink for StopInside {
+    fn warm_start(&mut self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        self.inner.warm_start(key)
+    }
+    fn save_warm_start(
+        &mut self,
+        key: &str,
+        d: serde_json::Value,
+        w: &[u8],
+    ) -> Result<(), SinkError> {
+        self.inner.save_warm_start(key, d, w)
+    }
+    fn commit(&mut self, m: &IterationMetrics, trees: &[TreeRecord]) -> Result<(), SinkError> {
+        self.inner.commit(m, trees)
+    }
+    fn amend(&mut self, m: &IterationMetrics) -> Result<(), SinkError> {
+        self.inner.amend(m)
+    }
+    fn checkpoint(&mut self, i: u64, ck: &TrainingCheckpoint) -> Result<(), SinkError> {
+        self.inner.checkpoint(i, ck)
+    }
+    fn event(&mut self, e: &ControlEvent) -> Result<(), SinkError> {
+        self.inner.event(e)
+    }
+    fn interrupt(&mut self, phase: Phase) -> Interrupt {
+        let inside = self.inner.run.last_iteration + 1 == self.iteration.max(1);
+        if !self.fired && phase == self.phase && inside {
+            if self.after == 0 {
+                self.fired = true;
+            } else {
+                self.after -= 1;
+            }
+        }
+        if self.fired {
+            Interrupt::Stop
+        } else {
+            Interrupt::Continue
+        }
+    }
+    fn directives(&mut self, _next: u64) -> Vec<Directive> {
+        if self.fired && !self.told {
+            self.told = true;
+            vec![Directive::Stop]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// A stop inside a phase (the start-of-run evaluation, an iteration's search or
+/// filtering, a periodic evaluation) gives the phase up and ends the run with the
+/// checkpoint of its last committed iteration; resumed, the run's iterations equal an
+/// uninterrupted run's (timings aside).
+#[test]
+fn a_stop_inside_a_phase_resumes_to_the_uninterrupted_iterations() {
+    let dir = tempfile::tempdir().unwrap();
+    let length = 7;
+    let cfg_path = config(dir.path(), length);
+    let reference = dir.path().join("ref.sled");
+    succeeded(&train(&reference, &cfg_path, &[]).output().unwrap());
+    let want = iterations(&reference);
+    let cfg = RunConfig::from_toml(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let data = split::load(&cfg.data).unwrap();
+    // Iterations 1 and 6 start adaptive rounds (filtering), 5 evaluates (`eval.every`).
+    for (phase, iteration, after) in [
+        (Phase::Evaluate, 1, 0),
+        (Phase::Filter, 1, 0),
+        (Phase::Search, 3, 2),
+        (Phase::Evaluate, 5, 0),
+        (Phase::Filter, 6, 0),
+    ] {
+        let case = format!("stop in {} of iteration {iteration}", phase.label());
+        let path = dir
+            .path()
+            .join(format!("{}-{iteration}.sled", phase.label()));
+        let store = Store::open(&path).unwrap();
+        let record = RunRecord::new("r", cfg.method.name(), cfg.seed, cfg.to_toml());
+        store.create_run(&record).unwrap();
+        let mut sink = StopInside {
+            inner: arbor::store::sink::StoreSink {
+                store: store.clone(),
+                run: record,
+            },
+            phase,
+            iteration,
+            after,
+            fired: false,
+            told: false,
+        };
+        let (policy, key) = prepare_policy(&cfg, &data, &mut sink).unwrap();
+        sink.inner.run.warm_start = Some(key.clone());
+        store.update_run(&sink.inner.run).unwrap();
+        let mut trainer = Trainer::new(cfg.clone(), policy, data.clone()).unwrap();
+        let summary = trainer.run("r", &key, &mut sink).unwrap();
+        assert!(sink.fired, "{case}: the check was never asked");
+        assert_eq!(summary.stopped_by, StopReason::User, "{case}");
+        // The evaluation of iteration 5 comes after its update: 5 is committed without
+        // it, and the resume runs it; any other stop gives its iteration up.
+        let committed = if phase == Phase::Evaluate && iteration > 1 {
+            iteration
+        } else {
+            iteration - 1
+        };
+        assert_eq!(summary.iterations, committed, "{case}");
+        let stop = store
+            .events("r")
+            .unwrap()
+            .into_iter()
+            .rfind(|e| e.kind == EventKind::Stop)
+            .unwrap();
+        assert!(
+            stop.reason.as_deref().unwrap_or("").contains("on --resume"),
+            "{case}: {stop:?}"
+        );
+        let its: Vec<IterationMetrics> = store.iterations("r").unwrap();
+        assert_eq!(its.len() as u64, committed, "{case}");
+        drop(sink);
+        drop(store);
+        fsck(&path);
+        let ck = PathBuf::from(format!(
+            "{}.checkpoints/r/iter-{committed:06}",
+            path.display()
+        ));
+        assert!(
+            ck.exists(),
+            "{case}: no checkpoint of iteration {committed}"
+        );
+        succeeded(&resume(&path).output().unwrap());
+        fsck(&path);
+        let got = iterations(&path);
+        assert_eq!(got.len(), want.len(), "{case}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{case}: iteration {} differs", i + 1);
+        }
+    }
+}
+
+/// SIGTERM during a long warm start takes effect at the next warm-start step: the run
+/// stops at once with 0 iterations and a summary, nothing cached and no checkpoint; its
+/// resume starts the warm start over.
 #[test]
 fn sigterm_during_the_warm_start_stops_at_once_and_caches_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("long.toml");
-    std::fs::write(&cfg, TINY.replace("steps = 20", "steps = 1000000")).unwrap();
+    let cfg_path = dir.path().join("long-warm.toml");
+    std::fs::write(&cfg_path, TINY.replace("steps = 20\n", "steps = 1000000\n")).unwrap();
     let store = dir.path().join("s.sled");
-    let child = train(&store, &cfg, &[]).spawn().unwrap();
-    let pointer = store.with_file_name("s.sled.live");
-    let t0 = Instant::now();
-    while !pointer.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(60), "never started");
-        std::thread::sleep(Duration::from_millis(50));
+    let term = |child: std::process::Child| {
+        std::thread::sleep(Duration::from_secs(3));
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let t0 = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?} to stop");
+        out
+    };
+    let out = term(train(&store, &cfg_path, &[]).spawn().unwrap());
+    succeeded(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).unwrap();
+    assert_eq!(summary["stopped_by"], "signal", "{summary}");
+    assert_eq!(summary["iterations"], 0, "{summary}");
+    let cfg = RunConfig::from_toml(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let data = split::load(&cfg.data).unwrap();
+    let key = warm_start_key(&cfg, &policy_config(&cfg, &CharTokenizer::default()), &data);
+    {
+        let s = Store::open_existing(&store).unwrap();
+        assert!(
+            s.warm_start(&key).unwrap().is_none(),
+            "a half warm start was cached"
+        );
+        assert!(s.checkpoints("r").unwrap().is_empty());
+        let stop = s
+            .events("r")
+            .unwrap()
+            .into_iter()
+            .rfind(|e| e.kind == EventKind::Stop);
+        let why = stop.and_then(|e| e.reason).unwrap_or_default();
+        assert!(
+            why.contains("warm start") && why.contains("--resume"),
+            "{why}"
+        );
     }
-    std::thread::sleep(Duration::from_millis(1500));
-    let sent = Instant::now();
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let out = child.wait_with_output().unwrap();
-    let took = sent.elapsed();
-    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("during the warm start"), "{err}");
-    assert!(err.contains("--resume r"), "{err}");
-    let s = arbor::store::Store::open_existing(&store).unwrap();
-    assert!(
-        s.warm_start_keys().unwrap().is_empty(),
-        "a half warm start was cached"
-    );
-    let run = s.require_run("r").unwrap();
-    assert_eq!(run.last_iteration, 0);
-    assert_eq!(run.status, arbor::store::RunStatus::Stopped);
-    drop(s);
     fsck(&store);
-    // The resume starts the warm start again (and is stopped the same way).
-    let child = resume(&store).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    // The resume redoes the warm start (stopped again, it still caches nothing).
+    let out = term(resume(&store).spawn().unwrap());
+    succeeded(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("resuming run r after iteration 0"), "{err}");
-    assert!(err.contains("during the warm start"), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("a summary line"),
+    )
+    .unwrap();
+    assert_eq!(summary["stopped_by"], "signal", "{summary}");
+    let s = Store::open_existing(&store).unwrap();
+    assert!(s.warm_start(&key).unwrap().is_none());
 }

@@ -122,6 +122,7 @@ fn warm_start_teaches_well_formed_steps_and_search_keeps_its_invariants() {
         1.0,
         &data.rules,
         &mut rng,
+        &mut arbor::engine::interrupt::never(),
     )
     .unwrap();
     assert!(stats.forwarded_tokens > 0);

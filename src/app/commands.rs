@@ -241,7 +241,9 @@ pub(crate) fn finish_run(
                 RunStatus::Finished
             };
             run.summary = Some(json.clone());
-            run.warm_start = Some(summary.warm_start.clone());
+            if !summary.warm_start.is_empty() {
+                run.warm_start = Some(summary.warm_start.clone());
+            }
             store.update_run(&run)?;
             if print {
                 println!("{json}");
@@ -262,31 +264,6 @@ pub(crate) fn finish_run(
             Ok(summary)
         }
         Err(e) => {
-            // Stopped in the middle of a phase (the warm start, the start-of-run
-            // evaluation): nothing of it was kept, and the run can start again.
-            if let Some(crate::engine::error::EngineError::Stopped(phase)) =
-                e.downcast_ref::<crate::engine::error::EngineError>()
-            {
-                run.status = RunStatus::Stopped;
-                store.update_run(&run)?;
-                let _ = store.append_event(
-                    name,
-                    &crate::engine::control::ControlEvent {
-                        reason: Some(format!(
-                            "stopped during the {phase}; nothing of it was kept"
-                        )),
-                        ..crate::engine::control::ControlEvent::new(
-                            run.last_iteration,
-                            crate::engine::control::EventKind::Stop,
-                        )
-                    },
-                );
-                bail!(
-                    "run {name} stopped during the {phase}: nothing of it was kept (an \
-                     interrupted warm start is not cached); start it again with `arbor train \
-                     --resume {name}`"
-                );
-            }
             run.status = RunStatus::Failed;
             store.update_run(&run)?;
             Err(e.context(format!("run {name} failed")))
@@ -474,9 +451,9 @@ pub fn eval(o: EvalOptions) -> Result<()> {
             max_tokens: cfg.train.max_tokens,
         },
         &data.rules,
-        &mut |_, _| true,
-    )?
-    .ok_or_else(|| anyhow!("the evaluation was interrupted"))?;
+        &mut |_, _| {},
+        &mut crate::engine::interrupt::never(),
+    )?;
     let mut json = serde_json::to_value(&result)?;
     crate::engine::metrics::strip_per_problem(&mut json);
     if let Some(obj) = json.as_object_mut() {

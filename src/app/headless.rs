@@ -5,15 +5,18 @@
 //! its progress.
 //!
 //! `arbor train --headless` also stops gracefully on SIGTERM or SIGINT (what a scheduler
-//! sends before it kills a job): the run ends at its next safe point with a checkpoint and
-//! the JSON summary (`stopped_by: "signal"`); a second signal exits at once (status 130),
-//! and `--resume` loses nothing committed.
+//! sends before it kills a job): the phase in progress is given up at its next check
+//! (between warm-start steps, evaluation and filter batches, tree expansions), the run
+//! ends with a checkpoint of its last committed iteration and the JSON summary
+//! (`stopped_by: "signal"`); a second signal exits at once (status 130), and `--resume`
+//! loses nothing committed.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::engine::control::{ControlEvent, Directive};
+use crate::engine::interrupt::Interrupt;
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::trainer::IterationMetrics;
@@ -26,6 +29,8 @@ pub struct Headless<S: Sink> {
     bars: Vec<(Phase, ProgressBar)>,
     /// The signal number received (0: none), when signals are watched.
     signal: Option<Arc<AtomicUsize>>,
+    /// The signal was announced on stderr / handed to the trainer as a directive.
+    signal_seen: bool,
     signal_sent: bool,
     log: ProgressLog,
     /// The last committed iteration's record, for the plain progress line.
@@ -39,6 +44,7 @@ impl<S: Sink> Headless<S> {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: Vec::new(),
             signal: None,
+            signal_seen: false,
             signal_sent: false,
             log: ProgressLog::new(LogEvery::default()),
             last: None,
@@ -70,6 +76,24 @@ impl<S: Sink> Headless<S> {
     /// The signal flag, for a sink inside that must wake up on a signal (a paused run).
     pub fn signal_flag(&self) -> Option<Arc<AtomicUsize>> {
         self.signal.clone()
+    }
+
+    /// The name of the signal received, if any (announced on stderr the first time).
+    fn signal(&mut self) -> Option<&'static str> {
+        let sig = self.signal.as_ref().map_or(0, |s| s.load(Ordering::SeqCst));
+        if sig == 0 {
+            return None;
+        }
+        let name = match sig as i32 {
+            signal_hook::consts::SIGTERM => "SIGTERM",
+            signal_hook::consts::SIGINT => "SIGINT",
+            _ => "signal",
+        };
+        if !self.signal_seen {
+            self.signal_seen = true;
+            eprintln!("{name}: stopping at the next safe point (send it again to exit at once)");
+        }
+        Some(name)
     }
 
     fn bar(&mut self, phase: Phase, total: u64) -> ProgressBar {
@@ -169,35 +193,22 @@ impl<S: Sink> Sink for Headless<S> {
         self.inner.checkpoint(iteration, ck)
     }
 
-    fn interrupt(&mut self, phase: Phase) -> bool {
-        let sig = self.signal.as_ref().map_or(0, |s| s.load(Ordering::SeqCst));
-        if sig != 0 {
-            if !self.signal_sent {
-                self.signal_sent = true;
-                eprintln!(
-                    "signal: stopping now, during the {} (send it again to exit at once)",
-                    phase.label()
-                );
-            }
-            return true;
-        }
-        self.inner.interrupt(phase)
-    }
-
     fn directives(&mut self, next: u64) -> Vec<Directive> {
         let mut d = self.inner.directives(next);
-        let sig = self.signal.as_ref().map_or(0, |s| s.load(Ordering::SeqCst));
-        if sig != 0 && !self.signal_sent {
-            self.signal_sent = true;
-            let name = match sig as i32 {
-                signal_hook::consts::SIGTERM => "SIGTERM",
-                signal_hook::consts::SIGINT => "SIGINT",
-                _ => "signal",
-            };
-            eprintln!("{name}: stopping at the next safe point (send it again to exit at once)");
-            d.push(Directive::Signal { name: name.into() });
+        if let Some(name) = self.signal() {
+            if !self.signal_sent {
+                self.signal_sent = true;
+                d.push(Directive::Signal { name: name.into() });
+            }
         }
         d
+    }
+
+    fn interrupt(&mut self, phase: Phase) -> Interrupt {
+        if self.signal().is_some() {
+            return Interrupt::Stop;
+        }
+        self.inner.interrupt(phase)
     }
 
     fn event(&mut self, event: &ControlEvent) -> Result<(), SinkError> {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::config::RunConfig;
 use crate::engine::control::{retune, ControlEvent, Directive, EventKind};
+use crate::engine::interrupt::Interrupt;
 use crate::engine::search::record::TreeRecord;
 use crate::engine::sink::{Phase, Sink, SinkError};
 use crate::engine::split::RunData;
@@ -248,11 +249,11 @@ impl Sink for LiveSink {
 
     /// Between steps of a long phase: blocks while paused (the header says which phase
     /// it paused in), and says to stop when a stop is queued or a signal came.
-    fn interrupt(&mut self, phase: Phase) -> bool {
+    fn interrupt(&mut self, phase: Phase) -> Interrupt {
         let mut announced = false;
         loop {
             if self.control.stop_queued() {
-                return true;
+                return Interrupt::Stop;
             }
             let by = lock(&self.control.paused).clone();
             let it = self.board.snapshot().last_iteration;
@@ -261,7 +262,7 @@ impl Sink for LiveSink {
                     let _ = self.inner.event(&ControlEvent::new(it, EventKind::Resume));
                     self.board.update(|s| s.paused = false);
                 }
-                return false;
+                return Interrupt::Continue;
             }
             if !announced {
                 announced = true;
@@ -341,9 +342,17 @@ pub fn train_begin<S: Sink>(
     store: &crate::store::Store,
     record: fn(&mut S) -> &mut RunRecord,
 ) -> anyhow::Result<Summary> {
+    let started = std::time::Instant::now();
     let (mut trainer, key) = match begin {
         Begin::Fresh(data) => {
-            let (policy, key) = crate::engine::warm_start::prepare_policy(cfg, &data, sink)?;
+            let (policy, key) = match crate::engine::warm_start::prepare_policy(cfg, &data, sink) {
+                // A stop during the warm start: nothing cached, a summary all the same.
+                Err(crate::engine::error::EngineError::Interrupted) => {
+                    let name = record(sink).name.clone();
+                    return Ok(Summary::stopped_in_warm_start(&name, cfg, sink, started)?);
+                }
+                r => r?,
+            };
             let run = record(sink);
             run.warm_start = Some(key.clone());
             store.update_run(run)?;

@@ -43,7 +43,7 @@ fn apply_sets(cfg: &mut RunConfig, sets: &[String]) -> Result<Vec<(String, Strin
     for s in sets {
         let (k, v) = s.split_once('=').ok_or_else(|| {
             anyhow!(
-                "--set {s:?}: expected NAME=VALUE, e.g. --set lr=1e-5 (retunable: {})",
+                "--set {s:?}: expected KEY=VALUE, e.g. --set lr=1e-5 (retunable: {})",
                 retunable_names()
             )
         })?;

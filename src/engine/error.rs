@@ -11,7 +11,17 @@ pub enum EngineError {
     Config(String),
     #[error("{0}")]
     Unsupported(String),
-    /// Stopped (the user or a signal) before the phase ended; nothing of it was kept.
-    #[error("stopped during the {0}: nothing of it was kept")]
-    Stopped(&'static str),
+    /// A stop inside a phase gave the phase up (the trainer ends the run at its next safe
+    /// point; callers outside it treat this as a stop, not a failure).
+    #[error("stopped inside a phase")]
+    Interrupted,
+}
+
+impl From<super::interrupt::Halt> for EngineError {
+    fn from(h: super::interrupt::Halt) -> Self {
+        match h {
+            super::interrupt::Halt::Interrupted => EngineError::Interrupted,
+            super::interrupt::Halt::Model(e) => EngineError::Model(e),
+        }
+    }
 }

@@ -16,6 +16,6 @@ pub use error::EngineError;
 pub use deepsearch::{adaptive, rounds, search, tree_grpo};
 pub use task::{countdown, math};
 pub use training::{
-    batch, cispo, control, evaluate, groups, metrics, objective, optim, phases, plateau, resume,
-    rollout, sink, split, test_time, trainer, update, warm_start,
+    batch, cispo, control, evaluate, groups, interrupt, metrics, objective, optim, phases, plateau,
+    resume, rollout, sink, split, test_time, trainer, update, warm_start,
 };

@@ -17,6 +17,7 @@ use rand::Rng;
 use crate::engine::adaptive::{is_repetitive, register_by_code_rule, CacheRule, SolutionCache};
 use crate::engine::countdown::{reward, Problem, RewardKind};
 use crate::engine::groups::{Batch, GroupContext, Outcome, SearchMetrics};
+use crate::engine::interrupt::Halt;
 use crate::engine::policy::sampler::Finish;
 use crate::engine::rollout::{rollouts_n, Trajectory};
 use crate::engine::search::config::SearchConfig;
@@ -56,7 +57,7 @@ pub fn search_batch<R: Rng>(
     problems: &[Problem],
     idx: &[usize],
     cache: Option<&SolutionCache>,
-) -> candle_core::Result<(Batch, Vec<Registration>)> {
+) -> Result<(Batch, Vec<Registration>), Halt> {
     let sc = ctx.cfg.search.clone();
     let cached: Vec<bool> = idx
         .iter()
@@ -76,6 +77,7 @@ pub fn search_batch<R: Rng>(
         ctx.cfg.train.temperature,
         ctx.rules,
         ctx.rng,
+        ctx.stop,
     )?;
     let mut m = SearchMetrics {
         search_tokens_forwarded: sampling.forwarded_tokens,
@@ -110,6 +112,7 @@ pub fn search_batch<R: Rng>(
             ctx.rules,
             RewardKind::Binary,
             ctx.rng,
+            ctx.stop,
         )?;
         sampling.add(&s);
         g

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::engine::adaptive::{keep_in_hard_set, CacheRule};
 use crate::engine::countdown::{Problem, RewardKind};
 use crate::engine::error::EngineError;
+use crate::engine::interrupt::Check;
 use crate::engine::policy::sampler::SamplingParams;
 use crate::engine::rollout::rollouts;
 use crate::engine::trainer::Trainer;
@@ -22,8 +23,12 @@ use crate::engine::trainer::Trainer;
 impl Trainer {
     /// At a round boundary: merge the round's registrations into the cache and re-filter
     /// the hard set with Pass1@K of the current policy (section 7). Returns the tokens and
-    /// seconds the filtering took.
-    pub(crate) fn maybe_start_round(&mut self) -> Result<RoundReport, EngineError> {
+    /// seconds the filtering took. `stop` is asked before each filter batch; an
+    /// interrupted round leaves its changes for the trainer to rewind.
+    pub(crate) fn maybe_start_round(
+        &mut self,
+        stop: &mut Check,
+    ) -> Result<RoundReport, EngineError> {
         let a = self.cfg.adaptive.clone();
         let boundary = if a.steps_per_round > 0 {
             (self.iteration - 1) % a.steps_per_round == 0
@@ -56,6 +61,7 @@ impl Trainer {
                 &self.data.rules,
                 RewardKind::Binary,
                 rng,
+                stop,
             )?;
             tokens += s.generated_tokens;
             Ok(groups

@@ -1,8 +1,8 @@
 //! Held-out evaluation: k samples per test problem, no search.
-use candle_core::Result;
 use rand::SeedableRng;
 
 use crate::engine::countdown::{Problem, RewardKind, Rules};
+use crate::engine::interrupt::{Check, Halt};
 use crate::engine::metrics::{summarise, EvalResult};
 use crate::engine::policy::sampler::{SampleStats, SamplingParams};
 use crate::engine::policy::{Qwen2, Tokenizer};
@@ -21,15 +21,17 @@ pub struct EvalSettings {
     pub max_tokens: usize,
 }
 
-/// Evaluates `model` on `problems` with `k` samples each at `temperature`.
+/// Evaluates `model` on `problems` with `k` samples each at `temperature`; `stop` is
+/// asked before each sampler call, and an interrupted evaluation has no result.
 pub fn evaluate(
     model: &Qwen2,
     tok: &Tokenizer,
     problems: &[Problem],
     settings: EvalSettings,
     rules: &Rules,
-    progress: &mut dyn FnMut(u64, u64) -> bool,
-) -> Result<Option<(EvalResult, SampleStats)>> {
+    progress: &mut dyn FnMut(u64, u64),
+    stop: &mut Check,
+) -> Result<(EvalResult, SampleStats), Halt> {
     let EvalSettings {
         k,
         temperature,
@@ -56,6 +58,7 @@ pub fn evaluate(
             rules,
             RewardKind::Binary,
             &mut rng,
+            stop,
         )?;
         stats.add(&s);
         correct.extend(
@@ -63,15 +66,13 @@ pub fn evaluate(
                 .iter()
                 .map(|g| g.iter().filter(|t| t.correct()).count()),
         );
-        if !progress(
+        progress(
             ((ci + 1) * chunk).min(problems.len()) as u64,
             problems.len() as u64,
-        ) {
-            return Ok(None);
-        }
+        );
     }
     let protocol = format!(
         "mean@{k} and unbiased pass@{k}, {k} samples per problem at temperature {temperature}, no search, binary reward"
     );
-    Ok(Some((summarise(&correct, k, protocol, EVAL_SEED), stats)))
+    Ok((summarise(&correct, k, protocol, EVAL_SEED), stats))
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::adaptive::is_repetitive;
 use crate::engine::config::{Method, RunConfig};
 use crate::engine::countdown::{Problem, Rules};
+use crate::engine::interrupt::{Check, Halt};
 use crate::engine::objective::{group_advantages, AdvantageNorm};
 use crate::engine::policy::sampler::{SampleStats, SamplingParams};
 use crate::engine::policy::{Qwen2, Tokenizer};
@@ -155,6 +156,8 @@ pub struct GroupContext<'a, R: Rng> {
     pub rules: &'a Rules,
     pub cfg: &'a RunConfig,
     pub rng: &'a mut R,
+    /// Asked before each sampler call (see [`crate::engine::interrupt`]).
+    pub stop: &'a mut Check<'a>,
 }
 
 impl<R: Rng> GroupContext<'_, R> {
@@ -178,7 +181,7 @@ impl<R: Rng> GroupContext<'_, R> {
 pub fn direct_batch<R: Rng>(
     ctx: &mut GroupContext<R>,
     problems: &[Problem],
-) -> candle_core::Result<Batch> {
+) -> Result<Batch, Halt> {
     let t = &ctx.cfg.train;
     let refs: Vec<&Problem> = problems.iter().collect();
     let params = ctx.direct_params();
@@ -195,6 +198,7 @@ pub fn direct_batch<R: Rng>(
         ctx.rules,
         t.reward,
         ctx.rng,
+        ctx.stop,
     )?;
     let scoring = std::time::Instant::now();
     let mut samples = Vec::new();

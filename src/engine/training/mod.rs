@@ -6,6 +6,7 @@ pub mod cispo;
 pub mod control;
 pub mod evaluate;
 pub mod groups;
+pub mod interrupt;
 pub mod metrics;
 pub mod objective;
 pub mod optim;

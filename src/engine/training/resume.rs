@@ -120,6 +120,10 @@ pub struct TrainerState {
     /// The run's evaluations so far (plateau detection).
     #[serde(default)]
     pub eval_history: Vec<EvalResult>,
+    /// The committed record of the last iteration when a stop interrupted its evaluation:
+    /// the evaluation is run again when the run resumes, and the record amended with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_owed: Option<crate::engine::trainer::IterationMetrics>,
 }
 
 /// Why a checkpoint was written (scheduled ones are pruned to the newest few).

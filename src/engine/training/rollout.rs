@@ -1,8 +1,8 @@
 //! Direct rollouts: sample whole completions for a set of problems and verify them.
-use candle_core::Result;
 use rand::Rng;
 
 use crate::engine::countdown::{reward, Problem, RewardKind, Rules, Verdict};
+use crate::engine::interrupt::{ask, Check, Halt};
 use crate::engine::policy::sampler::{Finish, Request, SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::task::verify;
@@ -41,7 +41,11 @@ pub fn prompt_tokens(tok: &Tokenizer, p: &Problem) -> Vec<u32> {
     tok.prompt_ids(&p.prompt())
 }
 
-/// Samples `n` completions of every problem and verifies them.
+/// The groups of a rollout call (one per problem) and what sampling them cost.
+pub type Groups = (Vec<Vec<Trajectory>>, SampleStats);
+
+/// Samples `n` completions of every problem and verifies them; `stop` is asked before
+/// each sampler call.
 #[allow(clippy::too_many_arguments)]
 pub fn rollouts<R: Rng>(
     model: &dyn Generator,
@@ -52,7 +56,8 @@ pub fn rollouts<R: Rng>(
     rules: &Rules,
     reward_kind: RewardKind,
     rng: &mut R,
-) -> Result<(Vec<Vec<Trajectory>>, SampleStats)> {
+    stop: &mut Check,
+) -> Result<Groups, Halt> {
     let counts = vec![n; problems.len()];
     rollouts_n(
         model,
@@ -63,10 +68,12 @@ pub fn rollouts<R: Rng>(
         rules,
         reward_kind,
         rng,
+        stop,
     )
 }
 
-/// Samples `counts[i]` completions of problem `i` and verifies them.
+/// Samples `counts[i]` completions of problem `i` and verifies them; `stop` is asked
+/// before each sampler call (of at most [`MAX_ROWS`] rows).
 #[allow(clippy::too_many_arguments)]
 pub fn rollouts_n<R: Rng>(
     model: &dyn Generator,
@@ -77,12 +84,14 @@ pub fn rollouts_n<R: Rng>(
     rules: &Rules,
     reward_kind: RewardKind,
     rng: &mut R,
-) -> Result<(Vec<Vec<Trajectory>>, SampleStats)> {
+    stop: &mut Check,
+) -> Result<Groups, Halt> {
     let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(tok, p)).collect();
     let mut groups: Vec<Vec<Trajectory>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
     let mut stats = SampleStats::default();
     let mut start = 0;
     while start < problems.len() {
+        ask(stop)?;
         // As many problems as fit in MAX_ROWS rows (at least one).
         let mut end = start;
         let mut rows = 0;

@@ -1,16 +1,23 @@
 //! How the engine reports: progress, cached warm starts, iteration commits, checkpoints.
 //! The store implements it for real runs; tests may replace it.
 use crate::engine::control::{ControlEvent, Directive};
+use crate::engine::interrupt::Interrupt;
 use crate::engine::resume::TrainingCheckpoint;
 use crate::engine::search::record::TreeRecord;
 use crate::engine::trainer::IterationMetrics;
 
-/// Phases shown to the user.
+/// Phases shown to the user, and where a stop or pause can take effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     WarmStart,
     Evaluate,
     Train,
+    /// Adaptive training's hard-set filtering at a round's start.
+    Filter,
+    /// An iteration's tree search (deepsearch, tree_distill).
+    Search,
+    /// An iteration's direct sampling (grpo, dapo, best_of_n, cispo).
+    Sample,
 }
 
 impl Phase {
@@ -19,6 +26,9 @@ impl Phase {
             Phase::WarmStart => "warm start",
             Phase::Evaluate => "evaluate",
             Phase::Train => "train",
+            Phase::Filter => "filter",
+            Phase::Search => "search",
+            Phase::Sample => "sample",
         }
     }
 }
@@ -32,12 +42,6 @@ pub trait Sink {
     fn progress(&mut self, _phase: Phase, _done: u64, _total: u64, _note: &str) {}
     /// The warm start's loss after step `step` (for its curve on the dashboard).
     fn warm_start_loss(&mut self, _step: u64, _loss: f64) {}
-    /// Asked between steps of a long phase (warm-start steps, the start-of-run
-    /// evaluation's batches): a live sink blocks here while the run is paused; true means
-    /// stop now (a stop was asked for or a signal came), abandoning the phase.
-    fn interrupt(&mut self, _phase: Phase) -> bool {
-        false
-    }
     /// A phase finished.
     fn phase_done(&mut self, _phase: Phase, _note: &str) {}
     /// Weights of a cached warm start, if there is one under `key`.
@@ -63,6 +67,13 @@ pub trait Sink {
     /// sink blocks here while the run is paused.
     fn directives(&mut self, _next: u64) -> Vec<Directive> {
         Vec::new()
+    }
+    /// Asked inside `phase` between batches (warm-start steps, evaluation, filter and
+    /// rollout batches, tree expansions). A live sink blocks here while the run is paused;
+    /// [`Interrupt::Stop`] when a stop (or a signal) is pending, which gives the phase up
+    /// and leaves the stop itself to the next `directives`.
+    fn interrupt(&mut self, _phase: Phase) -> Interrupt {
+        Interrupt::Continue
     }
     /// Asks to pause the run with `reason` (repeated non-finite updates). A sink with a
     /// user to resume it pauses (its next `directives` call blocks) and returns true; a

@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::engine::countdown::{Problem, RewardKind, Rules};
 use crate::engine::evaluate::EVAL_SEED;
+use crate::engine::interrupt::{never, Halt};
 use crate::engine::metrics::bootstrap_ci;
 use crate::engine::policy::sampler::SamplingParams;
 use crate::engine::policy::{Qwen2, Tokenizer};
@@ -177,7 +178,9 @@ pub fn compare_strategies(
                 rules,
                 RewardKind::Binary,
                 &mut rng,
-            )?;
+                &mut never(),
+            )
+            .map_err(Halt::into_model)?;
             let per = stats.generated_tokens as f64 / n;
             unit.get_or_insert(per / b as f64);
             sampled.insert(b, (groups, per));
@@ -229,8 +232,17 @@ pub fn compare_strategies(
                     cfg.width = cfg.width.min(b.max(2));
                     cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
-                    let (results, _) =
-                        search(model, tok, &refs, &cfg, s.temperature, rules, &mut rng)?;
+                    let (results, _) = search(
+                        model,
+                        tok,
+                        &refs,
+                        &cfg,
+                        s.temperature,
+                        rules,
+                        &mut rng,
+                        &mut never(),
+                    )
+                    .map_err(Halt::into_model)?;
                     let mut solved = Vec::new();
                     let mut vote = Vec::new();
                     let mut tokens = 0u64;
@@ -269,8 +281,15 @@ pub fn compare_strategies(
                     cfg.simulations = cfg.simulations.max(8 * b);
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
                     let (trees, _, _) = crate::engine::tree_distill::run_search(
-                        model, tok, problems, rules, &cfg, &mut rng,
-                    )?;
+                        model,
+                        tok,
+                        problems,
+                        rules,
+                        &cfg,
+                        &mut rng,
+                        &mut never(),
+                    )
+                    .map_err(Halt::into_model)?;
                     let mut solved = Vec::new();
                     let mut chosen = Vec::new();
                     let mut tokens = 0u64;

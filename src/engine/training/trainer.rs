@@ -15,6 +15,7 @@ use crate::engine::deepsearch::{search_batch, Registration};
 use crate::engine::error::EngineError;
 use crate::engine::evaluate::{evaluate, EvalSettings};
 use crate::engine::groups::{direct_batch, GroupContext, SearchMetrics};
+use crate::engine::interrupt::Interrupt;
 use crate::engine::metrics::EvalResult;
 use crate::engine::objective::Clip;
 use crate::engine::optim::{AdamW, AdamWConfig};
@@ -156,6 +157,63 @@ pub struct Summary {
     pub phase_seconds: PhaseSeconds,
 }
 
+impl Summary {
+    /// The summary of a run stopped during its warm start (`prepare_policy` gave
+    /// [`EngineError::Interrupted`]): no iteration, and nothing cached or checkpointed, so
+    /// `--resume` starts the run over. Records the stop; `started` is when the run began.
+    pub fn stopped_in_warm_start(
+        run: &str,
+        cfg: &RunConfig,
+        sink: &mut dyn Sink,
+        started: Instant,
+    ) -> Result<Self, EngineError> {
+        let signal = sink.directives(1).into_iter().find_map(|d| match d {
+            Directive::Signal { name } => Some(name),
+            _ => None,
+        });
+        let why = "stopped during the warm start; nothing was cached or checkpointed, and \
+                   --resume starts the run over";
+        sink.event(&ControlEvent {
+            reason: Some(match &signal {
+                Some(name) => format!("{name}: {why}"),
+                None => why.to_string(),
+            }),
+            ..ControlEvent::new(0, EventKind::Stop)
+        })?;
+        sink.phase_done(Phase::WarmStart, "stopped; nothing cached");
+        Ok(Summary {
+            run: run.to_string(),
+            method: cfg.method.name().into(),
+            seed: cfg.seed,
+            iterations: 0,
+            generated_tokens: 0,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            eval_start: EvalResult::default(),
+            eval_end: EvalResult::default(),
+            stopped_by: if signal.is_some() {
+                StopReason::Signal
+            } else {
+                StopReason::User
+            },
+            warm_start: String::new(),
+            parameters: 0,
+            search_tokens_forwarded: 0,
+            tree_tokens_distinct: 0,
+            expansions: 0,
+            cache_hits: 0,
+            cap_events: 0,
+            store_seconds: 0.0,
+            optimizer_steps: 0,
+            filter_tokens: 0,
+            solved_per_1k_tokens: 0.0,
+            trained_per_generated: 0.0,
+            scoring_tokens: 0,
+            reference_tokens: 0,
+            phase_seconds: PhaseSeconds::default(),
+        })
+    }
+}
+
 /// For the crash harness: with `ARBOR_PHASE_LOG=FILE`, each phase's start is appended to
 /// FILE ("update 7"), so a kill can be attributed to the phase it interrupted.
 fn phase_log(phase: &str, iteration: u64) {
@@ -225,6 +283,8 @@ pub struct Trainer {
     pub(crate) buffered: Vec<super::update::Sample>,
     /// The run's evaluations in order (start included), for plateau detection.
     pub eval_history: Vec<EvalResult>,
+    /// The last iteration's record when a stop interrupted its evaluation (run on resume).
+    pub eval_owed: Option<IterationMetrics>,
     /// Problems solved and response tokens trained on, over the run.
     solved_total: u64,
     trained_tokens: u64,
@@ -258,6 +318,12 @@ fn kl_coef(cfg: &RunConfig) -> f64 {
         Method::Cispo => cfg.cispo.kl_coef,
         _ => 0.0,
     }
+}
+
+/// How an owed evaluation (one a stop interrupted) went on resume.
+enum Owed {
+    Done { eval: EvalResult, plateau: bool },
+    Interrupted,
 }
 
 /// Consecutive all-non-finite iterations after which the run pauses.
@@ -353,6 +419,7 @@ impl Trainer {
             trained_tokens: 0,
             reference_tokens: 0,
             eval_history: Vec::new(),
+            eval_owed: None,
             reference,
         };
         trainer.next_problems(0);
@@ -389,7 +456,37 @@ impl Trainer {
             trained_tokens: self.trained_tokens,
             reference_tokens: self.reference_tokens,
             eval_history: self.eval_history.clone(),
+            eval_owed: self.eval_owed.clone(),
         }
+    }
+
+    /// Sets everything [`Trainer::state`] holds but the settings and optimizer steps
+    /// (which an iteration changes only in its update).
+    fn set_state(&mut self, state: TrainerState) -> Result<(), EngineError> {
+        self.rng = state.rng.restore().map_err(EngineError::Data)?;
+        self.data_rng = state.data_rng.restore().map_err(EngineError::Data)?;
+        self.iteration = state.iteration;
+        self.generated_tokens = state.generated_tokens;
+        self.pool = state.pool;
+        self.order = state.order;
+        self.cursor = state.cursor;
+        self.round = state.round;
+        self.cache = state.cache;
+        self.pending = state.pending;
+        self.skipped = state.skipped.into_iter().collect();
+        self.search_totals = state.search_totals;
+        self.store_seconds = state.store_seconds;
+        self.eval_start = state.eval_start;
+        self.nonfinite_streak = state.nonfinite_streak;
+        self.filter_tokens = state.filter_tokens;
+        self.steps_owed = state.steps_owed;
+        self.buffered = state.buffered;
+        self.solved_total = state.solved_total;
+        self.trained_tokens = state.trained_tokens;
+        self.reference_tokens = state.reference_tokens;
+        self.eval_history = state.eval_history;
+        self.eval_owed = state.eval_owed;
+        Ok(())
     }
 
     /// A trainer continuing from a checkpoint: `policy` holds its weights, `moments` its
@@ -432,28 +529,7 @@ impl Trainer {
             }
         }
         t.opt.load_state(moments, state.optimizer_steps)?;
-        t.rng = state.rng.restore().map_err(EngineError::Data)?;
-        t.data_rng = state.data_rng.restore().map_err(EngineError::Data)?;
-        t.iteration = state.iteration;
-        t.generated_tokens = state.generated_tokens;
-        t.pool = state.pool;
-        t.order = state.order;
-        t.cursor = state.cursor;
-        t.round = state.round;
-        t.cache = state.cache;
-        t.pending = state.pending;
-        t.skipped = state.skipped.into_iter().collect();
-        t.search_totals = state.search_totals;
-        t.store_seconds = state.store_seconds;
-        t.eval_start = state.eval_start;
-        t.nonfinite_streak = state.nonfinite_streak;
-        t.filter_tokens = state.filter_tokens;
-        t.steps_owed = state.steps_owed;
-        t.buffered = state.buffered;
-        t.solved_total = state.solved_total;
-        t.trained_tokens = state.trained_tokens;
-        t.reference_tokens = state.reference_tokens;
-        t.eval_history = state.eval_history;
+        t.set_state(state)?;
         Ok(t)
     }
 
@@ -504,6 +580,7 @@ impl Trainer {
     }
 
     /// Evaluates the current policy on the evaluation split (test unless `eval.split`).
+    /// A stop between its batches gives it up ([`EngineError::Interrupted`]).
     pub fn evaluate(&self, sink: &mut dyn Sink) -> Result<EvalResult, EngineError> {
         let model = self.policy.sampler_model()?;
         let problems = self.eval_problems();
@@ -511,6 +588,8 @@ impl Trainer {
             0 => problems.len(),
             n => n.min(problems.len()),
         };
+        // Progress and the check both go to the sink, never at once.
+        let shared = std::cell::RefCell::new(&mut *sink);
         let (r, _) = evaluate(
             &model,
             &self.policy.tokenizer,
@@ -521,14 +600,9 @@ impl Trainer {
                 max_tokens: self.max_tokens(),
             },
             &self.data.rules,
-            &mut |d, t| {
-                sink.progress(Phase::Evaluate, d, t, "");
-                // Only the start-of-run evaluation is abandoned on a stop: a periodic one
-                // belongs to an iteration whose update is done.
-                !(self.iteration == 0 && sink.interrupt(Phase::Evaluate))
-            },
-        )?
-        .ok_or(EngineError::Stopped("start-of-run evaluation"))?;
+            &mut |d, t| shared.borrow_mut().progress(Phase::Evaluate, d, t, ""),
+            &mut || shared.borrow_mut().interrupt(Phase::Evaluate) == Interrupt::Stop,
+        )?;
         sink.phase_done(
             Phase::Evaluate,
             &format!("pass@1 {:.3}, pass@{} {:.3}", r.pass1, r.k, r.pass_k),
@@ -539,22 +613,26 @@ impl Trainer {
     /// One iteration: sample (directly, or by tree search), score, update.
     pub fn step(&mut self) -> Result<(IterationMetrics, Vec<TreeRecord>), EngineError> {
         let mut clock = PhaseClock::start();
-        let (mut m, trees) = self.step_timed(&mut clock)?;
+        let (mut m, trees) = self.step_timed(&mut clock, &mut |_| false)?;
         m.seconds = clock.finish();
         Ok((m, trees))
     }
 
     /// One iteration, its spans charged to `clock` (the caller charges what follows:
-    /// evaluation, commit, checkpoint).
+    /// evaluation, commit, checkpoint). `stop(phase)` is asked before each batch of the
+    /// filtering, search or sampling; when it says stop the iteration ends with
+    /// [`EngineError::Interrupted`] before its update, having changed only what
+    /// [`Trainer::state`] holds (the caller rewinds that).
     fn step_timed(
         &mut self,
         clock: &mut PhaseClock,
+        stop: &mut dyn FnMut(Phase) -> bool,
     ) -> Result<(IterationMetrics, Vec<TreeRecord>), EngineError> {
         let method = self.cfg.method;
         self.iteration += 1;
         let t = self.cfg.train.clone();
         let round_metrics = if method == Method::DeepSearch && self.cfg.adaptive.enabled {
-            Some(self.maybe_start_round()?)
+            Some(self.maybe_start_round(&mut || stop(Phase::Filter))?)
         } else {
             None
         };
@@ -589,6 +667,11 @@ impl Trainer {
             Some(s) => s,
             None => &model,
         };
+        let phase = match method {
+            Method::DeepSearch | Method::TreeDistill => Phase::Search,
+            _ => Phase::Sample,
+        };
+        let mut check = || stop(phase);
         let mut ctx = GroupContext {
             model: &model,
             generator,
@@ -596,6 +679,7 @@ impl Trainer {
             rules: &self.data.rules,
             cfg: &self.cfg,
             rng: &mut self.rng,
+            stop: &mut check,
         };
         let batch = match method {
             Method::DeepSearch => {
@@ -755,6 +839,53 @@ impl Trainer {
         Ok((metrics, batch.trees))
     }
 
+    fn plateau_event(&self, sink: &mut dyn Sink) -> Result<(), EngineError> {
+        Ok(sink.event(&ControlEvent {
+            reason: Some(format!(
+                "evaluation pass@1 has plateaued: the last {} evaluations gain no more than the best earlier one's 95% half-width",
+                crate::engine::plateau::WINDOW
+            )),
+            ..ControlEvent::new(self.iteration, EventKind::Plateau)
+        })?)
+    }
+
+    /// Runs the evaluation a stop interrupted, amends its iteration's record with it and
+    /// checkpoints, so the run goes on as if it had never stopped (a plateau it reveals
+    /// ends the run, as it would have then).
+    fn owed_evaluation(&mut self, sink: &mut dyn Sink) -> Result<Owed, EngineError> {
+        let Some(mut m) = self.eval_owed.clone() else {
+            return Err(EngineError::Data("no evaluation is owed".into()));
+        };
+        phase_log("evaluate", self.iteration);
+        let r = match self.evaluate(sink) {
+            Ok(r) => r,
+            Err(EngineError::Interrupted) => return Ok(Owed::Interrupted),
+            Err(e) => return Err(e),
+        };
+        self.eval_history.push(r.clone());
+        m.eval = Some(r.clone());
+        sink.amend(&m)?;
+        self.eval_owed = None;
+        let plateau =
+            self.cfg.train.stop_at_plateau && crate::engine::plateau::plateaued(&self.eval_history);
+        let last = self.iteration >= self.cfg.train.iterations
+            || self
+                .cfg
+                .train
+                .budget_tokens
+                .is_some_and(|b| self.generated_tokens >= b);
+        let kind = if last || plateau {
+            CheckpointKind::Final
+        } else {
+            CheckpointKind::Requested
+        };
+        self.checkpoint(sink, kind)?;
+        if plateau {
+            self.plateau_event(sink)?;
+        }
+        Ok(Owed::Done { eval: r, plateau })
+    }
+
     /// Runs the configured iterations (or until the token budget), committing each.
     pub fn run(
         &mut self,
@@ -763,34 +894,64 @@ impl Trainer {
         sink: &mut dyn Sink,
     ) -> Result<Summary, EngineError> {
         let start = Instant::now();
-        let eval_start = match self.eval_start.clone() {
-            Some(e) => e,
-            None => {
-                let e = self.evaluate(sink)?;
-                self.eval_start = Some(e.clone());
-                e
+        // A stop inside a phase gives the phase up (`interrupted` says where); the loop's
+        // next safe point then ends the run as a stop between iterations does.
+        let mut interrupted: Option<Phase> = None;
+        if self.eval_start.is_none() {
+            match self.evaluate(sink) {
+                Ok(e) => self.eval_start = Some(e),
+                Err(EngineError::Interrupted) => interrupted = Some(Phase::Evaluate),
+                Err(e) => return Err(e),
             }
-        };
-        if self.eval_history.is_empty() {
+        }
+        // Without it (a stop during it) the run stops before its first iteration.
+        let eval_start = self.eval_start.clone().unwrap_or_default();
+        if self.eval_history.is_empty() && self.eval_start.is_some() {
             self.eval_history.push(eval_start.clone());
         }
         let mut eval_end = eval_start.clone();
         let mut stopped_by = StopReason::Iterations;
         let total = self.cfg.train.iterations;
-        'run: while self.iteration < total {
+        if interrupted.is_none() && self.eval_owed.is_some() {
+            match self.owed_evaluation(sink)? {
+                Owed::Done { eval, plateau } => {
+                    eval_end = eval;
+                    if plateau {
+                        stopped_by = StopReason::Plateau;
+                    }
+                }
+                Owed::Interrupted => interrupted = Some(Phase::Evaluate),
+            }
+        }
+        'run: while stopped_by != StopReason::Plateau
+            && (self.iteration < total || interrupted.is_some())
+        {
             // A resume must see the settings in force: a changed setting is checkpointed.
             let mut changed = false;
+            let given_up = interrupted.map(|p| match &self.eval_owed {
+                Some(m) => format!(
+                    " during the evaluation of iteration {}, which is run on --resume",
+                    m.iteration
+                ),
+                None => format!(
+                    " during {} (iteration {} is redone on --resume)",
+                    p.label(),
+                    self.iteration + 1
+                ),
+            });
             for d in sink.directives(self.iteration + 1) {
                 let mut ev = ControlEvent::new(self.iteration, EventKind::Stop);
                 match d {
                     Directive::Stop => {
+                        ev.reason = given_up.as_ref().map(|g| format!("stopped{g}"));
                         sink.event(&ev)?;
                         stopped_by = StopReason::User;
                         break 'run;
                     }
                     Directive::Signal { name } => {
                         ev.reason = Some(format!(
-                            "{name}: stopped at a safe point with a checkpoint; continue with --resume"
+                            "{name}: stopped at a safe point with a checkpoint; continue with --resume{}",
+                            given_up.as_deref().unwrap_or("")
                         ));
                         sink.event(&ev)?;
                         stopped_by = StopReason::Signal;
@@ -830,6 +991,15 @@ impl Trainer {
             if changed && self.iteration > 0 {
                 self.checkpoint(sink, CheckpointKind::Requested)?;
             }
+            if let Some(g) = given_up {
+                // Interrupted, but the sink named no stop: stop all the same.
+                sink.event(&ControlEvent {
+                    reason: Some(format!("stopped{g}")),
+                    ..ControlEvent::new(self.iteration, EventKind::Stop)
+                })?;
+                stopped_by = StopReason::User;
+                break;
+            }
             if let Some(b) = self.cfg.train.budget_tokens {
                 if self.generated_tokens >= b {
                     stopped_by = StopReason::Budget;
@@ -838,7 +1008,22 @@ impl Trainer {
             }
             let tokens_before = self.generated_tokens;
             let mut clock = PhaseClock::start();
-            let (mut m, trees) = self.step_timed(&mut clock)?;
+            // What the iteration may change before its update, to rewind if it is given up.
+            let before = self.state();
+            let mut asked = Phase::Train;
+            let stepped = self.step_timed(&mut clock, &mut |p| {
+                asked = p;
+                sink.interrupt(p) == Interrupt::Stop
+            });
+            let (mut m, trees) = match stepped {
+                Ok(x) => x,
+                Err(EngineError::Interrupted) => {
+                    self.set_state(before)?;
+                    interrupted = Some(asked);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let every = self.cfg.eval.every;
             let et = self.cfg.eval.every_tokens;
             let milestone = et > 0 && self.generated_tokens / et > tokens_before / et;
@@ -851,11 +1036,18 @@ impl Trainer {
             if last || milestone || (every > 0 && self.iteration % every == 0) {
                 phase_log("evaluate", self.iteration);
                 clock.charge(Span::Other);
-                let r = self.evaluate(sink)?;
+                match self.evaluate(sink) {
+                    Ok(r) => {
+                        eval_end = r.clone();
+                        self.eval_history.push(r.clone());
+                        m.eval = Some(r);
+                    }
+                    // The update is done: the iteration is committed without its
+                    // evaluation, which is owed to the resume.
+                    Err(EngineError::Interrupted) => interrupted = Some(Phase::Evaluate),
+                    Err(e) => return Err(e),
+                }
                 clock.charge(Span::Eval);
-                eval_end = r.clone();
-                self.eval_history.push(r.clone());
-                m.eval = Some(r);
             }
             let plateau = m.eval.is_some()
                 && self.cfg.train.stop_at_plateau
@@ -870,6 +1062,9 @@ impl Trainer {
             m.seconds = clock.clone().finish();
             let c0 = Instant::now();
             sink.commit(&m, &trees)?;
+            if interrupted.is_some() {
+                self.eval_owed = Some(m.clone());
+            }
             self.store_seconds += c0.elapsed().as_secs_f64();
             clock.charge(Span::Store);
             if m.update.skipped_steps > 0 {
@@ -918,13 +1113,7 @@ impl Trainer {
             sink.amend(&m)?;
             if plateau {
                 stopped_by = StopReason::Plateau;
-                sink.event(&ControlEvent {
-                    reason: Some(format!(
-                        "evaluation pass@1 has plateaued: the last {} evaluations gain no more than the best earlier one's 95% half-width",
-                        crate::engine::plateau::WINDOW
-                    )),
-                    ..ControlEvent::new(self.iteration, EventKind::Plateau)
-                })?;
+                self.plateau_event(sink)?;
                 break;
             }
             if self.nonfinite_streak >= NONFINITE_PAUSE {

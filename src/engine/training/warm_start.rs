@@ -4,7 +4,6 @@
 //! and ends in an answer line with whatever value it reached; it ignores the target. The
 //! warm-started model so writes well-formed, arithmetically right steps but rarely hits
 //! the target, which leaves exploration, not format, as the bottleneck RL has to solve.
-use candle_core::Result;
 type EngineResult<T> = std::result::Result<T, EngineError>;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -14,6 +13,7 @@ use crate::engine::config::RunConfig;
 use crate::engine::config::WarmStartConfig;
 use crate::engine::countdown::{random_trace, Problem, Rules};
 use crate::engine::error::EngineError;
+use crate::engine::interrupt::{ask, Check, Halt, Interrupt};
 use crate::engine::optim::{AdamW, AdamWConfig};
 use crate::engine::policy::checkpoint::{weights_from_bytes, weights_to_bytes};
 use crate::engine::policy::model::token_logprobs;
@@ -41,15 +41,16 @@ pub fn schedule(peak: f64, step: usize, total: usize) -> f64 {
     peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
 }
 
-/// Trains `policy` in place; `progress(step, total, loss)` after each step says whether
-/// to go on (false: stop now, `None`).
+/// Trains `policy` in place; `progress(step, total, loss)` after each step, `stop` asked
+/// before each. An interrupted warm start leaves `policy` half-trained: discard it.
 pub fn warm_start(
     policy: &Policy,
     problems: &[Problem],
     rules: &Rules,
     cfg: &WarmStartConfig,
-    progress: &mut dyn FnMut(u64, u64, f64) -> bool,
-) -> Result<Option<WarmStartReport>> {
+    progress: &mut dyn FnMut(u64, u64, f64),
+    stop: &mut Check,
+) -> Result<WarmStartReport, Halt> {
     let start = std::time::Instant::now();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7a5e);
     let mut opt = AdamW::new(
@@ -66,9 +67,12 @@ pub fn warm_start(
     let model = policy.trainable()?;
     let mut last = f64::NAN;
     if problems.is_empty() {
-        candle_core::bail!("the warm start needs training problems");
+        return Err(
+            candle_core::Error::Msg("the warm start needs training problems".into()).into(),
+        );
     }
     for step in 0..cfg.steps {
+        ask(stop)?;
         let mut owned = Vec::with_capacity(cfg.batch_size);
         for _ in 0..cfg.batch_size {
             let p = &problems[rng.random_range(0..problems.len())];
@@ -93,15 +97,13 @@ pub fn warm_start(
         last = loss.to_scalar::<f32>()? as f64;
         let grads = loss.backward()?;
         opt.step(&grads, schedule(cfg.lr, step, cfg.steps))?;
-        if !progress(step as u64 + 1, cfg.steps as u64, last) {
-            return Ok(None);
-        }
+        progress(step as u64 + 1, cfg.steps as u64, last);
     }
-    Ok(Some(WarmStartReport {
+    Ok(WarmStartReport {
         steps: cfg.steps,
         final_loss: last,
         seconds: start.elapsed().as_secs_f64(),
-    }))
+    })
 }
 
 /// The policy architecture a run config asks for.
@@ -132,7 +134,8 @@ pub fn warm_start_key(cfg: &RunConfig, pcfg: &PolicyConfig, data: &RunData) -> S
 }
 
 /// Builds the initial policy: the cached warm start when the sink has it, else trains one
-/// and caches it.
+/// and caches it. A stop during the warm start (the sink's `interrupt`) ends it with
+/// [`EngineError::Interrupted`] and caches nothing.
 pub fn prepare_policy(
     cfg: &RunConfig,
     data: &RunData,
@@ -168,19 +171,20 @@ pub fn prepare_policy(
         sink.phase_done(Phase::WarmStart, &format!("loaded cached warm start {key}"));
         return Ok((policy, key));
     }
+    // Progress and the check both go to the sink, never at once.
+    let shared = std::cell::RefCell::new(&mut *sink);
     let report = warm_start(
         &policy,
         &data.train,
         &data.rules,
         &cfg.warm_start,
         &mut |done, total, loss| {
-            sink.warm_start_loss(done, loss);
-            sink.progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"));
-            !sink.interrupt(Phase::WarmStart)
+            let mut s = shared.borrow_mut();
+            s.warm_start_loss(done, loss);
+            s.progress(Phase::WarmStart, done, total, &format!("loss {loss:.3}"))
         },
-    )?
-    // Stopped half-way: the weights are not cached under the key.
-    .ok_or(EngineError::Stopped("warm start"))?;
+        &mut || shared.borrow_mut().interrupt(Phase::WarmStart) == Interrupt::Stop,
+    )?;
     let bytes = weights_to_bytes(&policy).map_err(EngineError::Data)?;
     let desc = serde_json::json!({ "report": report, "config": cfg.warm_start });
     sink.save_warm_start(&key, desc, &bytes)?;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::countdown::{reward, Problem, RewardKind, Rules};
 use crate::engine::groups::{Batch, GroupContext, Outcome, SearchMetrics};
+use crate::engine::interrupt::{Check, Halt};
 use crate::engine::policy::sampler::SampleStats;
 use crate::engine::rollout::prompt_tokens;
 use crate::engine::search::record::{GroupSource, TreeRecord};
@@ -124,7 +125,8 @@ pub fn run_search<R: Rng>(
     rules: &Rules,
     cfg: &TreeDistillConfig,
     rng: &mut R,
-) -> candle_core::Result<(Vec<search::DistillTree>, SampleStats, scoring::ScoringStats)> {
+    stop: &mut Check,
+) -> Result<(Vec<search::DistillTree>, SampleStats, scoring::ScoringStats), Halt> {
     let task = task_of(rules);
     let kind = cfg.reward_kind();
     let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(tok, p)).collect();
@@ -149,17 +151,18 @@ pub fn run_search<R: Rng>(
         .zip(&steps)
         .map(|(r, s)| DistillJudge { reward: r, step: s })
         .collect();
-    search::search(model, model, tok, &prompts, &judges, cfg, rng)
+    search::search(model, model, tok, &prompts, &judges, cfg, rng, stop)
 }
 
 /// tree_distill: one searched tree per problem, its most-visited path trained on.
 pub fn distill_batch<R: Rng>(
     ctx: &mut GroupContext<R>,
     problems: &[Problem],
-) -> candle_core::Result<Batch> {
+) -> Result<Batch, Halt> {
     let cfg = &ctx.cfg.tree_distill;
-    let (trees, sampling, scoring) =
-        run_search(ctx.model, ctx.tok, problems, ctx.rules, cfg, ctx.rng)?;
+    let (trees, sampling, scoring) = run_search(
+        ctx.model, ctx.tok, problems, ctx.rules, cfg, ctx.rng, ctx.stop,
+    )?;
     let mut m = SearchMetrics {
         scoring_tokens: scoring.tokens,
         ..SearchMetrics::default()

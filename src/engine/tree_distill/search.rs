@@ -6,13 +6,13 @@
 //! up its reward; any other leaf is expanded: `width` steps are sampled from it (one line
 //! each for Countdown), every child is scored once (prior and value), and the leaf's own
 //! value estimate is backed up along the path (W += v, N += 1 on root..leaf).
-use candle_core::Result;
 use petgraph::graph::NodeIndex;
 use rand::Rng;
 
 use super::puct::{first_max, priors, puct};
 use super::scoring::{score, ScoringStats};
 use super::{DistillSelection, TreeDistillConfig};
+use crate::engine::interrupt::{ask, Check, Halt};
 use crate::engine::policy::sampler::{Completion, Finish, Request, SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Qwen2, Tokenizer};
 use crate::engine::search::tree::{Node, Terminal, Tree};
@@ -234,7 +234,8 @@ pub fn search<R: Rng>(
     judges: &[DistillJudge],
     cfg: &TreeDistillConfig,
     rng: &mut R,
-) -> Result<(Vec<DistillTree>, SampleStats, ScoringStats)> {
+    stop: &mut Check,
+) -> Result<(Vec<DistillTree>, SampleStats, ScoringStats), Halt> {
     let mut states: Vec<State> = prompts
         .iter()
         .map(|p| State::new(Tree::new(p.clone())))
@@ -293,6 +294,7 @@ pub fn search<R: Rng>(
                     },
                 })
                 .collect();
+            ask(stop)?;
             let (completions, st) = generator.generate(&requests, &params, true, rng)?;
             drop(requests);
             stats.add(&st);

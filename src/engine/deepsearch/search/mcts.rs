@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Result;
 use petgraph::graph::NodeIndex;
 use rand::seq::IndexedRandom;
 use rand::Rng;
@@ -17,6 +16,7 @@ use super::pick::{pick_terminal, Candidate};
 use super::tree::{Node, Terminal, Tree};
 use super::uct::uct;
 use crate::engine::countdown::{Problem, Rules};
+use crate::engine::interrupt::{ask, Check, Halt};
 use crate::engine::policy::sampler::{Completion, Finish, Request, SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rollout::{prompt_tokens, MAX_ROWS};
@@ -75,7 +75,9 @@ impl State {
     }
 }
 
-/// Runs one tree per problem until each has recorded `cfg.n` trajectories or hit a cap.
+/// Runs one tree per problem until each has recorded `cfg.n` trajectories or hit a cap;
+/// `stop` is asked before each batch of expansions (one sampler call).
+#[allow(clippy::too_many_arguments)]
 pub fn search<R: Rng>(
     generator: &dyn Generator,
     tok: &Tokenizer,
@@ -84,7 +86,8 @@ pub fn search<R: Rng>(
     temperature: f32,
     rules: &Rules,
     rng: &mut R,
-) -> Result<(Vec<SearchResult>, SampleStats)> {
+    stop: &mut Check,
+) -> Result<(Vec<SearchResult>, SampleStats), Halt> {
     let mut states: Vec<State> = problems
         .iter()
         .map(|p| State::new(Tree::new(prompt_tokens(tok, p)), cfg.n))
@@ -141,6 +144,7 @@ pub fn search<R: Rng>(
             if requests.is_empty() {
                 continue;
             }
+            ask(stop)?;
             let (completions, s) = generator.generate(&requests, &params, true, rng)?;
             stats.add(&s);
             let mut per_owner: Vec<Vec<Completion>> = vec![Vec::new(); owners.len()];
