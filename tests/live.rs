@@ -376,6 +376,7 @@ fn the_first_minutes_show_the_warm_start_and_a_stale_socket_is_replaced() {
     // A pause takes effect between warm-start steps, and holds.
     key(&mut app, KeyCode::Char('p'));
     wait(&mut app, "the pause in the warm start", |a| a.paused);
+    assert!(screen(&app).contains("PAUSED in the warm start"));
     let steps = |a: &App| a.live.as_ref().unwrap().status.warm_losses.len();
     let held = steps(&app);
     std::thread::sleep(Duration::from_millis(600));

@@ -46,6 +46,10 @@ pub struct LiveStatus {
     pub pause_requested: bool,
     /// The trainer is paused at a safe point.
     pub paused: bool,
+    /// The phase that last asked whether to stop or pause ("search", "filter", "warm
+    /// start", ...; "train" between iterations): where a pending pause takes effect.
+    #[serde(default)]
+    pub checking: String,
     /// Messages the user must read (why the trainer paused itself), oldest first.
     pub alerts: Vec<String>,
     pub last_iteration: u64,
@@ -250,6 +254,12 @@ impl Sink for LiveSink {
     /// Between steps of a long phase: blocks while paused (the header says which phase
     /// it paused in), and says to stop when a stop is queued or a signal came.
     fn interrupt(&mut self, phase: Phase) -> Interrupt {
+        let label = phase.label();
+        self.board.update(|s| {
+            if s.checking != label {
+                s.checking = label.to_string();
+            }
+        });
         let mut announced = false;
         loop {
             if self.control.stop_queued() {
@@ -295,6 +305,8 @@ impl Sink for LiveSink {
     /// Blocks while paused (unless a stop is queued); records when the pause took effect
     /// and who asked for it.
     fn directives(&mut self, next: u64) -> Vec<Directive> {
+        self.board
+            .update(|s| s.checking = Phase::Train.label().to_string());
         let mut announced: Option<String> = None;
         loop {
             let by = lock(&self.control.paused).clone();

@@ -260,14 +260,24 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     if app.live.is_some() {
         let paused = app.live.as_ref().is_some_and(|l| l.status.pause_requested);
         if app.paused {
-            spans.push(Span::styled("  PAUSED", app.theme.confident_wrong));
+            let held = app
+                .live
+                .as_ref()
+                .map(|l| l.status.checking.as_str())
+                .filter(|p| !p.is_empty() && *p != "train")
+                .map(|p| format!(" in the {p}"))
+                .unwrap_or_default();
+            spans.push(Span::styled(
+                format!("  PAUSED{held}"),
+                app.theme.confident_wrong,
+            ));
         } else if paused {
             let during = app
                 .live
                 .as_ref()
-                .map(|l| l.status.phase.as_str())
+                .map(|l| l.status.checking.as_str())
                 .filter(|p| !p.is_empty())
-                .map(|p| format!(" (waiting for {p})"))
+                .map(|p| format!(" (in the {p})"))
                 .unwrap_or_default();
             spans.push(Span::styled(
                 format!("  pausing at the next safe point{during}"),
