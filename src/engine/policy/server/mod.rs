@@ -72,17 +72,23 @@ pub struct ServerGenerator<'a> {
     max_copies: usize,
 }
 
+/// An HTTP client whose requests give up after `timeout`; error statuses are answers, not
+/// errors, so their bodies can be shown.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 fn err(msg: String) -> candle_core::Error {
     candle_core::Error::Msg(msg)
 }
 
 impl<'a> ServerGenerator<'a> {
     pub fn new(cfg: ServerConfig, trainer: &'a Qwen2, delimiter_text: Option<String>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(cfg.timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = agent(cfg.timeout);
         // llama-server takes at most one sample per slot in a request (`n_cmpl`).
         let max_copies = match cfg.engine {
             Engine::Llamacpp => agent

@@ -122,11 +122,7 @@ impl GeneratorConfig {
         if !matches!(self.kind, GeneratorKind::Sglang | GeneratorKind::Vllm) {
             return Ok(());
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = super::agent(Duration::from_secs(10));
         let url = format!("{}/health", self.url.trim_end_matches('/'));
         let name = if self.kind == GeneratorKind::Sglang {
             "SGLang"
@@ -180,11 +176,7 @@ fn abs(p: &Path) -> PathBuf {
 
 impl Remote {
     pub fn new(cfg: GeneratorConfig) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs_f64(cfg.timeout_seconds)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = super::agent(Duration::from_secs_f64(cfg.timeout_seconds));
         Self {
             cfg,
             serving: None,
