@@ -8,7 +8,7 @@ use crate::app::headless::Headless;
 use crate::app::source::RunSource;
 use std::sync::Arc;
 
-use crate::app::live::{Begin, ControlState, LiveSink, StatusBoard};
+use crate::app::live::{Begin, Served};
 use crate::engine::config::{Method, RunConfig};
 use crate::engine::control::{EventKind, StopReason};
 use crate::engine::countdown::{generate, write_jsonl, Preset};
@@ -17,7 +17,6 @@ use crate::engine::policy::checkpoint;
 use crate::engine::search::record::NodeRecord;
 use crate::engine::split;
 use crate::engine::test_time::{compare_strategies, Strategy, TestTimeSettings};
-use crate::store::sink::StoreSink;
 use crate::store::{validate_run_name, RunRecord, RunStatus, Store, DEFAULT_PATH};
 
 pub struct TrainOptions {
@@ -159,53 +158,26 @@ pub(crate) fn drive(
     log_every: crate::app::progress_log::LogEvery,
 ) -> Result<()> {
     let name = record.name.clone();
-    let board = Arc::new(StatusBoard::new(&record, &cfg));
-    let control = Arc::new(ControlState::default());
     let log = std::env::var_os(crate::app::background::LOG_ENV).map(PathBuf::from);
-    let server = match crate::app::serve::server::start(
-        crate::app::serve::server::Shared {
-            store: store.clone(),
-            run: name.clone(),
-            control: control.clone(),
-            board: board.clone(),
-        },
-        store.path(),
-        log,
-    ) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("note: viewers cannot attach to this run ({e}); it trains anyway");
-            None
-        }
-    };
-    let mut sink = Headless::new(LiveSink::new(
-        StoreSink {
-            store: store.clone(),
-            run: record,
-        },
-        board.clone(),
-        control.clone(),
-        cfg.clone(),
-    ))
-    .log_every(log_every)
-    .with_signals()
-    .context("cannot watch SIGTERM and SIGINT")?;
+    let (live, served) = Served::start(&store, record, &cfg, log);
+    if let Err(e) = &served.server {
+        eprintln!("note: viewers cannot attach to this run ({e}); it trains anyway");
+    }
+    let mut sink = Headless::new(live)
+        .log_every(log_every)
+        .with_signals()
+        .context("cannot watch SIGTERM and SIGINT")?;
     if let Some(flag) = sink.signal_flag() {
-        control.watch_signal(flag);
+        sink.inner.watch_signal(flag);
     }
     let outcome =
         crate::app::live::train_begin(&cfg, begin, &mut sink, &store, |s| &mut s.inner.inner.run);
     let result = finish_run(&store, &name, outcome, true);
     // Attached viewers see how the run ended before the socket goes away.
-    let end = match &result {
+    served.finish(match &result {
         Ok(s) => Ok(s.clone()),
         Err(e) => Err(format!("{e:#}")),
-    };
-    board.update(|s| s.finished = Some(end));
-    if server.is_some() {
-        crate::app::live::linger(&board);
-    }
-    drop(server);
+    });
     result.map(|_| ())
 }
 

@@ -24,14 +24,14 @@ const KEY_COLUMN: usize = 22;
 impl App {
     /// Whether this explorer may steer a live run: its keys (pause, retune, ...) work
     /// (not for a read-only viewer).
-    fn running(&self) -> bool {
+    pub(crate) fn can_steer(&self) -> bool {
         self.live.as_ref().is_some_and(|l| !l.readonly()) && self.finished.is_none()
     }
 
     /// What the help popup lists: the keys of every view, the current view's keys, and
     /// its legend.
     pub fn help_sections(&self) -> Vec<Section> {
-        let running = self.running();
+        let running = self.can_steer();
         let entries = |keys: &[KeyHelp]| -> Vec<(String, String)> {
             keys.iter()
                 .filter(|k| k.active(running))
@@ -61,7 +61,7 @@ impl App {
     /// The footer's items, "KEY label": the first key of each entry marked for it, of
     /// every view and then of the current one.
     pub fn footer_items(&self) -> Vec<String> {
-        let running = self.running();
+        let running = self.can_steer();
         GLOBAL_KEYS
             .iter()
             .chain(self.views.get(self.screen).keys())

@@ -197,7 +197,7 @@ impl App {
     fn global_key(&mut self, key: KeyEvent) -> Result<bool, StoreError> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let running = self.live.is_some() && self.finished.is_none();
-        let control = running && !self.live.as_ref().is_some_and(|l| l.readonly());
+        let control = self.can_steer();
         let owned = running && self.live.as_ref().is_some_and(|l| l.owned);
         match key.code {
             // Leaving a run this explorer started asks; any other live run is detached.

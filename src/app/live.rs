@@ -174,6 +174,11 @@ pub struct LiveSink {
 }
 
 impl LiveSink {
+    /// Wakes a paused trainer when `flag` becomes non-zero (the headless signal flag).
+    pub fn watch_signal(&self, flag: Arc<AtomicUsize>) {
+        self.control.watch_signal(flag);
+    }
+
     pub fn new(
         inner: StoreSink,
         board: Arc<StatusBoard>,
@@ -251,44 +256,13 @@ impl Sink for LiveSink {
         self.inner.event(&ev)
     }
 
-    /// Between steps of a long phase: blocks while paused (the header says which phase
-    /// it paused in), and says to stop when a stop is queued or a signal came.
+    /// Between steps of a long phase: holds while paused, and says to stop when a stop
+    /// is queued or a signal came.
     fn interrupt(&mut self, phase: Phase) -> Interrupt {
-        let label = phase.label();
-        self.board.update(|s| {
-            if s.checking != label {
-                s.checking = label.to_string();
-            }
-        });
-        let mut announced = false;
-        loop {
-            if self.control.stop_queued() {
-                return Interrupt::Stop;
-            }
-            let by = lock(&self.control.paused).clone();
-            let it = self.board.snapshot().last_iteration;
-            if by.is_none() {
-                if announced {
-                    let _ = self.inner.event(&ControlEvent::new(it, EventKind::Resume));
-                    self.board.update(|s| s.paused = false);
-                }
-                return Interrupt::Continue;
-            }
-            if !announced {
-                announced = true;
-                let ev = ControlEvent {
-                    source: by,
-                    reason: Some(format!("paused during the {}", phase.label())),
-                    ..ControlEvent::new(it, EventKind::Pause)
-                };
-                let _ = self.inner.event(&ev);
-                self.board.update(|s| s.paused = true);
-            }
-            let guard = lock(&self.control.paused);
-            let _ = self
-                .control
-                .wake
-                .wait_timeout(guard, Duration::from_millis(200));
+        if self.hold(self.inner.run.last_iteration, phase) {
+            Interrupt::Stop
+        } else {
+            Interrupt::Continue
         }
     }
 
@@ -302,33 +276,49 @@ impl Sink for LiveSink {
         true
     }
 
-    /// Blocks while paused (unless a stop is queued); records when the pause took effect
-    /// and who asked for it.
+    /// Holds while paused (unless a stop is queued), then hands over the queued
+    /// directives.
     fn directives(&mut self, next: u64) -> Vec<Directive> {
-        self.board
-            .update(|s| s.checking = Phase::Train.label().to_string());
-        let mut announced: Option<String> = None;
+        self.hold(next - 1, Phase::Train);
+        let queued = self.control.take();
+        self.sources.extend(queued.iter().map(|(_, s)| s.clone()));
+        queued.into_iter().map(|(d, _)| d).collect()
+    }
+}
+
+impl LiveSink {
+    /// Blocks while the run is paused and no stop is queued, recording at `iteration`
+    /// when the pause took effect (who asked, and the phase when inside one) and the
+    /// resume. Returns whether a stop is queued.
+    fn hold(&mut self, iteration: u64, phase: Phase) -> bool {
+        let label = phase.label();
+        self.board.update(|s| {
+            if s.checking != label {
+                s.checking = label.to_string();
+            }
+        });
+        let mut announced = false;
         loop {
             let by = lock(&self.control.paused).clone();
-            if by.is_none() || self.control.stop_queued() {
-                if announced.is_some() {
+            let stop = self.control.stop_queued();
+            if by.is_none() || stop {
+                if announced {
                     let _ = self
                         .inner
-                        .event(&ControlEvent::new(next - 1, EventKind::Resume));
+                        .event(&ControlEvent::new(iteration, EventKind::Resume));
                     self.board.update(|s| s.paused = false);
                 }
-                let queued = self.control.take();
-                self.sources.extend(queued.iter().map(|(_, s)| s.clone()));
-                return queued.into_iter().map(|(d, _)| d).collect();
+                return stop;
             }
-            if announced.is_none() {
+            if !announced {
+                announced = true;
                 let ev = ControlEvent {
-                    source: by.clone(),
-                    ..ControlEvent::new(next - 1, EventKind::Pause)
+                    source: by,
+                    reason: (phase != Phase::Train).then(|| format!("paused during the {label}")),
+                    ..ControlEvent::new(iteration, EventKind::Pause)
                 };
                 let _ = self.inner.event(&ev);
                 self.board.update(|s| s.paused = true);
-                announced = by;
             }
             let guard = lock(&self.control.paused);
             let _ = self
@@ -376,44 +366,74 @@ pub fn train_begin<S: Sink>(
     Ok(trainer.run(&name, &key, sink)?)
 }
 
-/// Serves a run registered in `store` (at `store_path`) and trains it on a thread of this
-/// process, as `arbor train --headless` does in its own: for tests and benchmarks that
-/// attach viewers to a live run. The thread's result is the run's summary.
+/// A run served on its store's socket while it trains: the status board its sink
+/// writes, and the server viewers attach to (or why there is none).
+pub struct Served {
+    board: Arc<StatusBoard>,
+    pub server: std::io::Result<crate::app::serve::server::Server>,
+}
+
+impl Served {
+    /// Starts serving `record`'s run and gives the sink to train it on.
+    pub fn start(
+        store: &crate::store::Store,
+        record: RunRecord,
+        cfg: &RunConfig,
+        log: Option<std::path::PathBuf>,
+    ) -> (LiveSink, Served) {
+        let board = Arc::new(StatusBoard::new(&record, cfg));
+        let control = Arc::new(ControlState::default());
+        let server = crate::app::serve::server::start(
+            crate::app::serve::server::Shared {
+                store: store.clone(),
+                run: record.name.clone(),
+                control: control.clone(),
+                board: board.clone(),
+            },
+            store.path(),
+            log,
+        );
+        let sink = LiveSink::new(
+            StoreSink {
+                store: store.clone(),
+                run: record,
+            },
+            board.clone(),
+            control,
+            cfg.clone(),
+        );
+        (sink, Served { board, server })
+    }
+
+    /// Tells attached viewers how the run ended, gives them a moment to see it, and
+    /// stops serving.
+    pub fn finish(self, end: Result<Summary, String>) {
+        self.board.update(|s| s.finished = Some(end));
+        if self.server.is_ok() {
+            linger(&self.board);
+        }
+    }
+}
+
+/// Serves a run registered in `store` and trains it on a thread of this process, as
+/// `arbor train --headless` does in its own: for tests and benchmarks that attach
+/// viewers to a live run. The thread's result is the run's summary.
 pub fn spawn_served(
     cfg: RunConfig,
     begin: Begin,
     store: crate::store::Store,
     record: RunRecord,
 ) -> std::io::Result<std::thread::JoinHandle<Result<Summary, String>>> {
-    let board = Arc::new(StatusBoard::new(&record, &cfg));
-    let control = Arc::new(ControlState::default());
-    let server = crate::app::serve::server::start(
-        crate::app::serve::server::Shared {
-            store: store.clone(),
-            run: record.name.clone(),
-            control: control.clone(),
-            board: board.clone(),
-        },
-        store.path(),
-        None,
-    )?;
+    let (mut sink, served) = Served::start(&store, record, &cfg, None);
+    if let Err(e) = &served.server {
+        return Err(std::io::Error::new(e.kind(), e.to_string()));
+    }
     std::thread::Builder::new()
         .name("arbor-trainer".into())
         .spawn(move || {
-            let mut sink = LiveSink::new(
-                StoreSink {
-                    store: store.clone(),
-                    run: record,
-                },
-                board.clone(),
-                control,
-                cfg.clone(),
-            );
             let out = train_begin(&cfg, begin, &mut sink, &store, |s| &mut s.inner.run)
                 .map_err(|e| format!("{e:#}"));
-            board.update(|s| s.finished = Some(out.clone()));
-            linger(&board);
-            drop(server);
+            served.finish(out.clone());
             out
         })
 }

@@ -177,8 +177,11 @@ impl App {
                 "resumed".into()
             };
         }
-        if let Ok(cfg) = crate::engine::config::RunConfig::from_toml(&status.config_toml) {
-            live.cfg = cfg;
+        // The settings in force change only with a retune: parsed only then.
+        if status.config_toml != live.status.config_toml {
+            if let Ok(cfg) = crate::engine::config::RunConfig::from_toml(&status.config_toml) {
+                live.cfg = cfg;
+            }
         }
         self.paused = status.paused;
         self.phase = if status.finished.is_some() {
@@ -192,8 +195,7 @@ impl App {
             )
         };
         let finished = status.finished.clone();
-        let committed = status.last_iteration > self.snapshot.last_iteration()
-            || status.last_iteration < self.snapshot.last_iteration();
+        let committed = status.last_iteration != self.snapshot.last_iteration();
         live.status = status;
         if let Some(f) = finished {
             if self.finished.is_none() {
