@@ -223,6 +223,10 @@ struct TrainArgs {
     /// cpu, cuda or auto (falls back to CPU with a message).
     #[arg(long)]
     device: Option<String>,
+    /// Generate on an inference engine: candle, sglang, vllm or llamacpp, optionally
+    /// with its URL (`--generator vllm=http://127.0.0.1:8000`); overrides `[generator]`.
+    #[arg(long, value_name = "KIND[=URL]")]
+    generator: Option<String>,
 }
 
 #[derive(Args)]
@@ -327,6 +331,7 @@ fn main() -> ExitCode {
                 model: a.model,
                 device: a.device,
                 task: a.task,
+                generator: a.generator,
             };
             match resume {
                 Some(name) => arbor::app::resume::resume_run(&name, o),

@@ -39,6 +39,8 @@ pub struct TrainOptions {
     pub task: Option<crate::engine::task::TaskKind>,
     /// How often a headless run logs a plain progress line (stderr not a terminal).
     pub log_every: crate::app::progress_log::LogEvery,
+    /// `--generator KIND[=URL]`: overrides `[generator] kind` (and `url`).
+    pub generator: Option<String>,
 }
 
 impl Default for TrainOptions {
@@ -60,6 +62,7 @@ impl Default for TrainOptions {
             model: None,
             device: None,
             task: None,
+            generator: None,
         }
     }
 }
@@ -100,6 +103,14 @@ pub fn resolve_config(o: &TrainOptions) -> Result<RunConfig> {
     }
     if let Some(t) = o.task {
         cfg.data.task = t;
+    }
+    if let Some(g) = &o.generator {
+        let (kind, url) = crate::engine::policy::server::remote::parse_generator_flag(g)
+            .map_err(|e| anyhow!(e))?;
+        cfg.generator.kind = kind;
+        if let Some(u) = url {
+            cfg.generator.url = u;
+        }
     }
     let origin = o
         .config
@@ -359,6 +370,37 @@ pub fn eval(o: EvalOptions) -> Result<()> {
     }
     let data = split::load(&cfg.data)?;
     let model = policy.sampler_model()?;
+    // A run that generates on an engine (`[generator]`, `evaluate = true`) is evaluated
+    // there too, once the engine serves the evaluated weights.
+    let mut remote = None;
+    let server = match cfg.generator.server().filter(|_| cfg.generator.evaluate) {
+        Some(server_cfg) => {
+            cfg.generator
+                .reachable()
+                .map_err(|e| anyhow!("generator: {e}"))?;
+            let r = remote.insert(crate::engine::policy::server::remote::Remote::new(
+                cfg.generator.clone(),
+            ));
+            r.sync(&policy, ck.iteration, false)
+                .map_err(|e| anyhow!("generator: {e}"))?;
+            let tok = &policy.tokenizer;
+            let delimiter = tok.newline().map(|t| tok.decode(&[t]));
+            eprintln!(
+                "arbor: evaluating on {} at {} ({})",
+                server_cfg.engine.name(),
+                server_cfg.url,
+                r.engine_version.as_deref().unwrap_or("version unknown")
+            );
+            Some(crate::engine::policy::server::ServerGenerator::new(
+                server_cfg, &model, delimiter,
+            ))
+        }
+        None => None,
+    };
+    let generator: &dyn crate::engine::policy::Generator = match &server {
+        Some(s) => s,
+        None => &model,
+    };
     let n = match cfg.eval.problems {
         0 => data.test.len(),
         n => n.min(data.test.len()),
@@ -369,6 +411,7 @@ pub fn eval(o: EvalOptions) -> Result<()> {
         }
         let results = compare_strategies(
             &model,
+            generator,
             &policy.tokenizer,
             &data.test[..n],
             &data.rules,
@@ -414,7 +457,7 @@ pub fn eval(o: EvalOptions) -> Result<()> {
         return Ok(());
     }
     let (result, _) = evaluate(
-        &model,
+        generator,
         &policy.tokenizer,
         &data.test[..n],
         EvalSettings {

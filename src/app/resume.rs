@@ -107,9 +107,22 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
     if let Some(b) = o.budget_tokens {
         cfg.train.budget_tokens = Some(b);
     }
+    // The engine may have moved (a new host after a crash): where generation goes does
+    // not change what is trained, as every server sample is rescored by the trainer.
+    if let Some(g) = &o.generator {
+        let (kind, url) = crate::engine::policy::server::remote::parse_generator_flag(g)
+            .map_err(|e| anyhow!(e))?;
+        cfg.generator.kind = kind;
+        if let Some(u) = url {
+            cfg.generator.url = u;
+        }
+    }
     let sets = apply_sets(&mut cfg, &o.set)?;
     cfg.validate()
         .map_err(|e| anyhow!("resume of {name}: {e}"))?;
+    cfg.generator
+        .reachable()
+        .map_err(|e| anyhow!("resume of {name}: generator: {e}"))?;
     let done_by_count = cfg.train.iterations <= from;
     let done_by_budget = begin.as_ref().is_some_and(|l| {
         cfg.train

@@ -143,6 +143,27 @@ pub fn validate_run_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// How long an open waits for a lock that is being released. sled frees its
+/// file lock only when its background threads let go of the file, a moment
+/// after the last handle in this process is dropped; a store held by another
+/// process is still refused, after this wait.
+const LOCK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let start = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(e) => match StoreError::from_open(path, e) {
+                StoreError::Locked(_) if start.elapsed() < LOCK_RELEASE_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => return Err(other),
+            },
+        }
+    }
+}
+
 impl Store {
     /// Opens the store at `path`, creating it (and its parent folders) if absent.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -167,10 +188,7 @@ impl Store {
     }
 
     fn open_inner(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(|e| StoreError::from_open(path, e))?;
+        let db = open_sled(path)?;
         let store = Self {
             db,
             path: path.to_path_buf(),

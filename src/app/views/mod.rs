@@ -299,8 +299,12 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             .mean_logprob_abs_diff
             .map(|d| format!(", |dlogp| {d:.1e}"))
             .unwrap_or_default();
+        let stale = match g.stale_versions {
+            0 => String::new(),
+            k => format!(" ({k} behind)"),
+        };
         spans.push(Span::styled(
-            format!("  gen {} v{}{agree}", g.engine, g.weight_version),
+            format!("  gen {} v{}{stale}{agree}", g.engine, g.weight_version),
             app.theme.muted,
         ));
     }

@@ -5,7 +5,7 @@ use crate::engine::countdown::{Problem, RewardKind, Rules};
 use crate::engine::interrupt::{Check, Halt};
 use crate::engine::metrics::{summarise, EvalResult};
 use crate::engine::policy::sampler::{SampleStats, SamplingParams};
-use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rollout::rollouts;
 
 /// Every evaluation draws from this seed, so two evaluations of the same weights agree and
@@ -21,10 +21,10 @@ pub struct EvalSettings {
     pub max_tokens: usize,
 }
 
-/// Evaluates `model` on `problems` with `k` samples each at `temperature`; `stop` is
+/// Evaluates the policy behind `model` (the candle sampler or an engine) on `problems` with `k` samples each at `temperature`; `stop` is
 /// asked before each sampler call, and an interrupted evaluation has no result.
 pub fn evaluate(
-    model: &Qwen2,
+    model: &dyn Generator,
     tok: &Tokenizer,
     problems: &[Problem],
     settings: EvalSettings,

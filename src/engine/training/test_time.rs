@@ -31,7 +31,7 @@ use crate::engine::evaluate::EVAL_SEED;
 use crate::engine::interrupt::{never, Halt};
 use crate::engine::metrics::bootstrap_ci;
 use crate::engine::policy::sampler::SamplingParams;
-use crate::engine::policy::{Qwen2, Tokenizer};
+use crate::engine::policy::{Generator, Qwen2, Tokenizer};
 use crate::engine::rollout::rollouts;
 use crate::engine::search::config::SearchConfig;
 use crate::engine::search::mcts::search;
@@ -136,8 +136,14 @@ pub struct TestTimeSettings<'a> {
 }
 
 /// Runs every strategy at every budget on `problems`.
+///
+/// Sampling, best-of-N and `mcts` draw from `generator` (the candle sampler over `model`,
+/// or an inference engine serving the same weights); `puct` needs the value head, which
+/// only arbor's own `model` has.
+#[allow(clippy::too_many_arguments)]
 pub fn compare_strategies(
     model: &Qwen2,
+    generator: &dyn Generator,
     tok: &Tokenizer,
     problems: &[Problem],
     rules: &Rules,
@@ -170,7 +176,7 @@ pub fn compare_strategies(
             progress(&format!("sampling {b} per problem"));
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
             let (groups, stats) = rollouts(
-                model,
+                generator,
                 tok,
                 &refs,
                 b,
@@ -233,7 +239,7 @@ pub fn compare_strategies(
                     cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
                     let (results, _) = search(
-                        model,
+                        generator,
                         tok,
                         &refs,
                         &cfg,

@@ -53,8 +53,15 @@ pub use crate::engine::phases::PhaseSeconds;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GeneratorMetrics {
     pub engine: String,
+    /// The engine's own version (`/version`, `/get_server_info`, `/props`).
+    #[serde(default)]
+    pub engine_version: Option<String>,
     /// The weight version the engine served (optimizer steps that changed the weights).
     pub weight_version: u64,
+    /// How many versions the served weights were behind the trainer's
+    /// (at most `generator.max_stale_versions`).
+    #[serde(default)]
+    pub stale_versions: u64,
     pub requests: u64,
     pub retries: u64,
     pub prompt_tokens: u64,
@@ -581,8 +588,26 @@ impl Trainer {
 
     /// Evaluates the current policy on the evaluation split (test unless `eval.split`).
     /// A stop between its batches gives it up ([`EngineError::Interrupted`]).
-    pub fn evaluate(&self, sink: &mut dyn Sink) -> Result<EvalResult, EngineError> {
+    /// With an inference engine (`[generator]`, `evaluate = true`) the evaluation samples
+    /// there, on the current weights (never stale ones).
+    pub fn evaluate(&mut self, sink: &mut dyn Sink) -> Result<EvalResult, EngineError> {
         let model = self.policy.sampler_model()?;
+        let server = match self.remote.as_mut().filter(|r| r.cfg.evaluate) {
+            Some(r) => {
+                r.sync(&self.policy, self.weights_version, false)
+                    .map_err(|e| EngineError::Data(format!("generator: {e}")))?;
+                let tok = &self.policy.tokenizer;
+                let delimiter = tok.newline().map(|t| tok.decode(&[t]));
+                r.cfg.server().map(|c| {
+                    crate::engine::policy::server::ServerGenerator::new(c, &model, delimiter)
+                })
+            }
+            None => None,
+        };
+        let generator: &dyn crate::engine::policy::Generator = match &server {
+            Some(s) => s,
+            None => &model,
+        };
         let problems = self.eval_problems();
         let n = match self.cfg.eval.problems {
             0 => problems.len(),
@@ -591,7 +616,7 @@ impl Trainer {
         // Progress and the check both go to the sink, never at once.
         let shared = std::cell::RefCell::new(&mut *sink);
         let (r, _) = evaluate(
-            &model,
+            generator,
             &self.policy.tokenizer,
             &problems[..n],
             EvalSettings {
@@ -654,7 +679,7 @@ impl Trainer {
         // Generation on an inference engine: it serves the current weights first.
         let server = match self.remote.as_mut() {
             Some(r) => {
-                r.sync(&self.policy, self.weights_version)
+                r.sync(&self.policy, self.weights_version, true)
                     .map_err(|e| EngineError::Data(format!("generator: {e}")))?;
                 let delimiter = tok.newline().map(|t| tok.decode(&[t]));
                 r.cfg.server().map(|c| {
@@ -691,18 +716,28 @@ impl Trainer {
             Method::TreeDistill => crate::engine::tree_distill::distill_batch(&mut ctx, &problems)?,
             _ => direct_batch(&mut ctx, &problems)?,
         };
-        let served = server.as_ref().map(|g| {
-            let st = g.stats();
-            GeneratorMetrics {
-                engine: g.engine().name().to_string(),
-                weight_version: self.weights_version,
-                requests: st.requests,
-                retries: st.retries,
-                prompt_tokens: st.prompt_tokens,
-                cached_prompt_tokens: st.cached_tokens,
-                mean_logprob_abs_diff: Some(st.mean_logprob_abs_diff()).filter(|d| d.is_finite()),
-            }
+        let serving = self.remote.as_ref().map(|r| {
+            let v = r.serving.unwrap_or(self.weights_version);
+            (v, r.engine_version.clone())
         });
+        let served = server
+            .as_ref()
+            .zip(serving)
+            .map(|(g, (version, engine_version))| {
+                let st = g.stats();
+                GeneratorMetrics {
+                    engine: g.engine().name().to_string(),
+                    engine_version,
+                    weight_version: version,
+                    stale_versions: self.weights_version.saturating_sub(version),
+                    requests: st.requests,
+                    retries: st.retries,
+                    prompt_tokens: st.prompt_tokens,
+                    cached_prompt_tokens: st.cached_tokens,
+                    mean_logprob_abs_diff: Some(st.mean_logprob_abs_diff())
+                        .filter(|d| d.is_finite()),
+                }
+            });
         drop(server);
         clock.charge_split(Span::Sample, Span::Scoring, batch.scoring_seconds);
         self.generated_tokens += batch.sampling.generated_tokens;

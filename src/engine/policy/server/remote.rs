@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::wire::Engine;
+use super::wire::{self, Engine};
 use super::ServerConfig;
 use crate::engine::policy::checkpoint::{save_hf, SaveDtype};
 use crate::engine::policy::gguf::save_gguf;
@@ -63,6 +63,15 @@ pub struct GeneratorConfig {
     pub serve_cmd: String,
     /// The served model's name (vLLM's `--served-model-name`), if it needs one.
     pub model: Option<String>,
+    /// How many weight versions behind the trainer the engine may serve before arbor
+    /// reloads it. Default 0: the engine always serves the current weights. Samples
+    /// from an older version are rescored with the trainer's weights like every server
+    /// sample, so none is trained on as if the current policy had drawn it; a larger
+    /// limit trades staleness for fewer reloads (llama.cpp restarts its server on each).
+    pub max_stale_versions: u64,
+    /// Evaluations sample on the engine too (default). false: they sample with the
+    /// trainer's candle copy of the weights, as a run without an engine does.
+    pub evaluate: bool,
 }
 
 impl Default for GeneratorConfig {
@@ -76,8 +85,39 @@ impl Default for GeneratorConfig {
             retries: 3,
             serve_cmd: String::new(),
             model: None,
+            max_stale_versions: 0,
+            evaluate: true,
         }
     }
+}
+
+/// `--generator KIND[=URL]` (`vllm=http://gpu1:8000`, `llamacpp`, `candle`): the engine
+/// and, where given, its URL.
+pub fn parse_generator_flag(s: &str) -> Result<(GeneratorKind, Option<String>), String> {
+    let (kind, url) = match s.split_once('=') {
+        Some((k, u)) => (k, Some(u.to_string())),
+        None => (s, None),
+    };
+    let kind = match kind {
+        "candle" => GeneratorKind::Candle,
+        "sglang" => GeneratorKind::Sglang,
+        "vllm" => GeneratorKind::Vllm,
+        "llamacpp" => GeneratorKind::Llamacpp,
+        other => {
+            return Err(format!(
+                "--generator {other:?}: expected candle, sglang, vllm or llamacpp, optionally \
+                 with =URL (e.g. --generator vllm=http://127.0.0.1:8000)"
+            ))
+        }
+    };
+    if let Some(u) = &url {
+        if port_of(u).is_none() {
+            return Err(format!(
+                "--generator {s:?}: the URL must be http://HOST:PORT (e.g. http://127.0.0.1:30000)"
+            ));
+        }
+    }
+    Ok((kind, url))
 }
 
 /// The port of `http://host:port[/...]`.
@@ -130,13 +170,24 @@ impl GeneratorConfig {
             "vLLM"
         };
         match agent.get(&url).call() {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("{url} answered {}: is {name} still loading the model?", r.status())),
-            Err(e) => Err(format!(
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                return Err(format!(
+                    "{url} answered {}: is {name} still loading the model?",
+                    r.status()
+                ))
+            }
+            Err(e) => return Err(format!(
                 "no {name} server answers at {} ({e}): start it first (README, \"Many GPUs: SGLang and vLLM\"), or set generator.url",
                 self.url
             )),
         }
+        engine_version(
+            &agent,
+            &self.url,
+            self.kind.engine().expect("a server kind"),
+        )
+        .map(|_| ())
     }
 
     pub fn server(&self) -> Option<ServerConfig> {
@@ -151,12 +202,33 @@ impl GeneratorConfig {
     }
 }
 
+/// Asks the engine its version ([`wire::version`]) and refuses one too old for the
+/// fields arbor needs.
+pub fn engine_version(agent: &ureq::Agent, base: &str, engine: Engine) -> Result<String, String> {
+    let url = format!("{}{}", base.trim_end_matches('/'), engine.version_path());
+    let mut r = agent.get(&url).call().map_err(|e| {
+        format!(
+            "{url}: {e}: an engine without this endpoint is older than arbor needs ({} {} or newer)",
+            engine.name(),
+            engine.min_version().0
+        )
+    })?;
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{url} answered something that is not JSON ({e})"))?;
+    let found = wire::version(engine, &v)?;
+    wire::check_version(engine, &found)?;
+    Ok(found)
+}
+
 /// The engine as the trainer drives it: the weight version it serves, and the
 /// llama-server process when arbor runs it.
 pub struct Remote {
     pub cfg: GeneratorConfig,
     /// The weight version the engine serves (None: not yet synced).
     pub serving: Option<u64>,
+    /// The engine's own version, read when arbor first reaches it.
+    pub engine_version: Option<String>,
     process: Option<Child>,
     agent: ureq::Agent,
 }
@@ -180,6 +252,7 @@ impl Remote {
         Self {
             cfg,
             serving: None,
+            engine_version: None,
             process: None,
             agent,
         }
@@ -224,10 +297,29 @@ impl Remote {
         }
     }
 
-    /// Makes the engine serve `version` of `policy` (a no-op when it already does).
-    pub fn sync(&mut self, policy: &Policy, version: u64) -> Result<(), String> {
-        if self.serving == Some(version) {
+    /// Whether the engine may go on serving what it serves while the trainer is at
+    /// `version`: the same version, or (with `allow_stale`) one at most
+    /// `max_stale_versions` behind.
+    pub fn serves_well_enough(&self, version: u64, allow_stale: bool) -> bool {
+        let limit = if allow_stale {
+            self.cfg.max_stale_versions
+        } else {
+            0
+        };
+        self.serving
+            .is_some_and(|s| s <= version && version - s <= limit)
+    }
+
+    /// Makes the engine serve `version` of `policy`, unless it already serves a version
+    /// recent enough ([`Remote::serves_well_enough`]): training samples may come from a
+    /// version up to `max_stale_versions` old (`allow_stale`), evaluations never.
+    pub fn sync(&mut self, policy: &Policy, version: u64, allow_stale: bool) -> Result<(), String> {
+        if self.serves_well_enough(version, allow_stale) {
             return Ok(());
+        }
+        if self.engine_version.is_none() && self.cfg.kind != GeneratorKind::Llamacpp {
+            let engine = self.cfg.kind.engine().ok_or("generator.kind is candle")?;
+            self.engine_version = Some(engine_version(&self.agent, &self.cfg.url, engine)?);
         }
         let dir = self.cfg.weights_dir.clone();
         let dir = &dir;
@@ -292,6 +384,11 @@ impl Remote {
                     .map_err(|e| format!("generator.serve_cmd {prog:?}: {e}"))?;
                 self.process = Some(child);
                 self.wait_healthy(Duration::from_secs(120))?;
+                self.engine_version = Some(engine_version(
+                    &self.agent,
+                    &self.cfg.url,
+                    Engine::Llamacpp,
+                )?);
             }
         }
         // Older versions are no longer served.
@@ -329,6 +426,20 @@ mod tests {
             .unwrap_err()
             .contains("generator.serve_cmd"));
         assert_eq!(port_of("http://127.0.0.1:8080/x"), Some(8080));
+        assert_eq!(
+            parse_generator_flag("vllm=http://gpu1:8000").unwrap(),
+            (GeneratorKind::Vllm, Some("http://gpu1:8000".to_string()))
+        );
+        assert_eq!(
+            parse_generator_flag("llamacpp").unwrap(),
+            (GeneratorKind::Llamacpp, None)
+        );
+        assert!(parse_generator_flag("tgi")
+            .unwrap_err()
+            .contains("expected candle"));
+        assert!(parse_generator_flag("sglang=gpu1")
+            .unwrap_err()
+            .contains("http://HOST:PORT"));
         assert_eq!(port_of("https://h:1"), None);
     }
 }

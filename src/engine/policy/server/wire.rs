@@ -36,6 +36,91 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Where the engine says which version it is.
+    pub fn version_path(self) -> &'static str {
+        match self {
+            Engine::Sglang => "/get_server_info",
+            Engine::Vllm => "/version",
+            Engine::Llamacpp => "/props",
+        }
+    }
+
+    /// The oldest version that has every field arbor sends and reads, and why.
+    /// SGLang 0.4.0: `/update_weights_from_disk` under that name and `stop_token_ids`.
+    /// vLLM 0.10.2: `return_token_ids` on `/v1/completions`. llama.cpp b4400 (late
+    /// December 2024): `return_tokens`, and `completion_probabilities` entries that
+    /// carry `id` and `logprob`. These come from the engines' release notes; only the
+    /// llama.cpp build that `scripts/llamacpp_check.sh` makes was run here.
+    pub fn min_version(self) -> (&'static str, &'static str) {
+        match self {
+            Engine::Sglang => ("0.4.0", "/update_weights_from_disk and stop_token_ids"),
+            Engine::Vllm => ("0.10.2", "return_token_ids on /v1/completions"),
+            Engine::Llamacpp => (
+                "b4400",
+                "return_tokens and completion_probabilities with id and logprob",
+            ),
+        }
+    }
+}
+
+/// The version an engine reports at [`Engine::version_path`]: SGLang's and vLLM's
+/// `version`, llama.cpp's `build_info` (`b4400-1a2b3c4`).
+pub fn version(engine: Engine, v: &Value) -> Result<String, String> {
+    let field = match engine {
+        Engine::Llamacpp => "build_info",
+        _ => "version",
+    };
+    v.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            bad(
+                engine,
+                format!("{} has no `{field}`", engine.version_path()),
+            )
+        })
+}
+
+/// The leading numbers of a version: `0.10.2.dev3+g1` is [0, 10, 2], `b4400-1a2b` is
+/// [4400], `0.11.0rc1` is [0, 11, 0].
+fn numbers(v: &str) -> Vec<u64> {
+    v.trim_start_matches(['v', 'b'])
+        .split(['.', '-', '+'])
+        .map_while(|part| {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+/// Refuses an engine older than [`Engine::min_version`], naming the version it needs.
+/// A llama.cpp built without its git history says `b1-unknown` (or `unknown`): its
+/// age cannot be told, so it is let through (the answers are still checked field by
+/// field).
+pub fn check_version(engine: Engine, found: &str) -> Result<(), String> {
+    let (min, why) = engine.min_version();
+    let found_head = match engine {
+        Engine::Llamacpp if found.contains("unknown") => return Ok(()),
+        Engine::Llamacpp => found.split('-').next().unwrap_or(found),
+        _ => found,
+    };
+    let have = numbers(found_head);
+    if have.is_empty() {
+        return Err(bad(
+            engine,
+            format!("version {found:?} is not a version number"),
+        ));
+    }
+    if have < numbers(min) {
+        return Err(format!(
+            "{} {found} is too old: arbor needs {min} or newer ({why}); upgrade the engine",
+            engine.name()
+        ));
+    }
+    Ok(())
+}
+
 /// One request's sampling settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ask<'a> {

@@ -136,3 +136,34 @@ fn malformed_answers_are_refused_with_a_message() {
         assert!(e.contains(engine.name()), "{e}");
     }
 }
+
+#[test]
+fn versions_are_read_and_old_engines_refused_with_the_version_needed() {
+    // Shapes from vLLM's /version ({"version": ...}), SGLang's /get_server_info
+    // (a `version` key among the server args) and llama-server's /props (`build_info`).
+    let v = json!({"version": "0.10.2"});
+    assert_eq!(version(Engine::Vllm, &v).unwrap(), "0.10.2");
+    let p = json!({"build_info": "b4400-1a2b3c4", "total_slots": 4});
+    assert_eq!(version(Engine::Llamacpp, &p).unwrap(), "b4400-1a2b3c4");
+    assert!(version(Engine::Sglang, &json!({"tp_size": 1}))
+        .unwrap_err()
+        .contains("no `version`"));
+
+    for ok in ["0.10.2", "0.10.2.dev3+g1234", "0.11.0rc1", "1.0.0"] {
+        assert!(check_version(Engine::Vllm, ok).is_ok(), "{ok}");
+    }
+    let old = check_version(Engine::Vllm, "0.10.1.1").unwrap_err();
+    assert!(
+        old.contains("0.10.2 or newer") && old.contains("return_token_ids"),
+        "{old}"
+    );
+    assert!(check_version(Engine::Sglang, "0.4.6.post1").is_ok());
+    assert!(check_version(Engine::Sglang, "0.3.6").is_err());
+    assert!(check_version(Engine::Llamacpp, "b6500-abcdef0").is_ok());
+    // The hash's digits are not part of the build number.
+    assert!(check_version(Engine::Llamacpp, "b4399-9999").is_err());
+    assert!(check_version(Engine::Llamacpp, "b1-unknown").is_ok());
+    assert!(check_version(Engine::Vllm, "dev")
+        .unwrap_err()
+        .contains("not a version number"));
+}
