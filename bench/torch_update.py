@@ -9,6 +9,7 @@ of the targets, the clipped policy-gradient loss with clip-higher and dual clip
 backward, global gradient-norm clipping, AdamW.
 
     python bench/torch_update.py --model DIR [--threads 1] [--check FILE] [--reps 20,5]
+                                 [--flush-denormal]
 
 With --check FILE (arbor's step on batch 16: grad.<name>, m.<name>, v.<name> in
 safetensors) it first prints {"check": {"loss_rel", "grad_rel", "m_rel", "v_rel"}}: for
@@ -97,8 +98,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--check")
     ap.add_argument("--reps", default="20,5")
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="torch.set_flush_denormal(True), as arbor's binaries do")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        raise SystemExit("this CPU cannot flush denormals")
     spec = json.load(open(os.path.join(args.model, "batches.json")))
     clip, adamw = spec["clip"], spec["adamw"]
     batches = {int(k): tensors(v) for k, v in spec["batches"].items()}

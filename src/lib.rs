@@ -16,6 +16,26 @@ pub fn default_threads() {
     }
 }
 
+/// Flushes subnormal floats to zero on this thread (x86-64: MXCSR's FTZ and DAZ bits; a
+/// no-op elsewhere), and on every thread it starts afterwards, which inherit the setting.
+///
+/// An update step's gradients and attention probabilities underflow into the subnormal
+/// range (below 1.2e-38), where x86 cores take a microcode assist on every FMA: with perf,
+/// gemm's kernels ran the tiny model's update step 3x slower (3.2 s against 1.1 s at batch
+/// 128 on one core). Values that small change no fp32 training result; GPUs flush them
+/// in their fast paths, and PyTorch offers the same as `torch.set_flush_denormal(True)`.
+/// Call at start-up, before any thread is spawned.
+pub fn flush_denormals() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads and writes this thread's MXCSR with two more bits set (flush to zero,
+    // denormals are zero); no other state is touched and any MXCSR value is valid to set.
+    #[allow(deprecated)]
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | 0x8040);
+    }
+}
+
 // The allocator arbor's binaries install; linked here so `keep_freed_memory` resolves.
 use mimalloc as _;
 
@@ -33,4 +53,23 @@ pub fn keep_freed_memory() {
     // SAFETY: sets one integer option of the linked mimalloc; any value is valid for it
     // and mimalloc reads options with atomic loads.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn flushing_denormals_zeroes_subnormal_results_on_this_thread_and_its_children() {
+        let tiny = || std::hint::black_box(1e-30f32) * std::hint::black_box(1e-10f32);
+        std::thread::spawn(move || {
+            assert!(tiny() > 0.0, "a subnormal product by default");
+            super::flush_denormals();
+            assert_eq!(tiny(), 0.0);
+            assert_eq!(std::thread::spawn(tiny).join().unwrap(), 0.0, "inherited");
+            // Normal numbers are untouched.
+            assert!(std::hint::black_box(1e-20f32) * 1e-10 > 0.0);
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -299,6 +299,7 @@ fn quiet_on_closed_pipe() {
 fn main() -> ExitCode {
     arbor::default_threads();
     arbor::keep_freed_memory();
+    arbor::flush_denormals();
     let cli = Cli::parse();
     if matches!(
         cli.command,

@@ -27,15 +27,30 @@ const KV: usize = 2;
 /// A tokenizer.json built with the tokenizers crate: characters as tokens (a BPE without
 /// merges) plus Qwen's special tokens.
 fn write_tokenizer(dir: &Path) -> usize {
+    write_tokenizer_with(dir, &[])
+}
+
+/// The same, with BPE `merges` (each merged pair also a token, after the characters).
+fn write_tokenizer_with(dir: &Path, merges: &[(&str, &str)]) -> usize {
     use tokenizers::models::bpe::BPE;
     let chars = "0123456789+-*/=()., :?\n\\{}^abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut vocab: tokenizers::models::bpe::Vocab = Default::default();
     for (i, c) in chars.chars().enumerate() {
         vocab.insert(c.to_string(), i as u32);
     }
+    for (a, b) in merges {
+        let id = vocab.len() as u32;
+        vocab.insert(format!("{a}{b}"), id);
+    }
     let n = vocab.len();
     let bpe = BPE::builder()
-        .vocab_and_merges(vocab, Vec::new())
+        .vocab_and_merges(
+            vocab,
+            merges
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
         .build()
         .unwrap();
     let mut t = tokenizers::Tokenizer::new(bpe);
@@ -68,8 +83,12 @@ fn write_tokenizer(dir: &Path) -> usize {
 
 /// Random weights, bf16, in two shards with an index; lm_head untied.
 fn write_checkpoint(dir: &Path) {
+    write_checkpoint_with(dir, &[])
+}
+
+fn write_checkpoint_with(dir: &Path, merges: &[(&str, &str)]) {
     std::fs::create_dir_all(dir).unwrap();
-    let vocab = write_tokenizer(dir);
+    let vocab = write_tokenizer_with(dir, merges);
     std::fs::write(
         dir.join("config.json"),
         serde_json::json!({
@@ -318,4 +337,97 @@ fn a_hugging_face_checkpoint_loads_samples_trains_on_math_saves_and_reloads() {
         .fold(0f32, f32::max);
     assert!(max < 0.5, "bf16 logits differ by {max}");
     let _: HashMap<String, Tensor> = checkpoint::read_weights(&half, &Device::Cpu).unwrap();
+}
+
+/// `arbor save-model --format gguf` of a Qwen2-layout checkpoint with a BPE tokenizer:
+/// llama.cpp's tensor names and shapes, the weights themselves, every token with its
+/// type, the merges and the `qwen2` pre-tokenizer, read back with candle's GGUF reader.
+/// (Checked here on a tiny random checkpoint; no real Qwen2 weights are on this machine.)
+#[test]
+fn a_qwen2_checkpoint_exports_to_gguf_with_its_vocabulary_and_merges() {
+    use arbor::engine::policy::gguf::{gguf_name, save_gguf};
+    use candle_core::quantized::gguf_file::{Content, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("qwen-merges");
+    let merges = [("1", "2"), ("a", "b"), ("12", "3")];
+    write_checkpoint_with(&model_dir, &merges);
+    let policy = checkpoint::load(&model_dir, &Device::Cpu).unwrap();
+    let out = dir.path().join("policy.gguf");
+    save_gguf(&policy, &out, SaveDtype::F32).unwrap();
+
+    let mut f = std::fs::File::open(&out).unwrap();
+    let content = Content::read(&mut f).unwrap();
+    let meta = |k: &str| content.metadata.get(k).unwrap_or_else(|| panic!("no {k}"));
+    let strs = |v: &Value| -> Vec<String> {
+        v.to_vec()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_string().unwrap().clone())
+            .collect()
+    };
+    assert_eq!(meta("general.architecture").to_string().unwrap(), "qwen2");
+    assert_eq!(meta("tokenizer.ggml.model").to_string().unwrap(), "gpt2");
+    assert_eq!(meta("tokenizer.ggml.pre").to_string().unwrap(), "qwen2");
+    assert_eq!(
+        strs(meta("tokenizer.ggml.merges")),
+        vec!["1 2", "a b", "12 3"]
+    );
+    let Tokenizer::Hf(tok) = &policy.tokenizer else {
+        panic!("a tokenizer.json checkpoint loads as a Hugging Face tokenizer");
+    };
+    let tokens = strs(meta("tokenizer.ggml.tokens"));
+    assert_eq!(tokens.len(), policy.config.vocab_size);
+    for (id, t) in tokens.iter().enumerate() {
+        assert_eq!(
+            Some(t.clone()),
+            tok.inner.id_to_token(id as u32),
+            "token {id}"
+        );
+    }
+    let types: Vec<i32> = meta("tokenizer.ggml.token_type")
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|x| x.to_i32().unwrap())
+        .collect();
+    let vocab = policy.config.vocab_size;
+    // The three ChatML specials are control tokens (3), the rest normal (1).
+    assert_eq!(&types[vocab - 3..], &[3, 3, 3]);
+    assert!(types[..vocab - 3].iter().all(|&t| t == 1));
+    assert_eq!(
+        meta("tokenizer.ggml.eos_token_id").to_u32().unwrap(),
+        policy.tokenizer.eos()
+    );
+    assert_eq!(
+        meta("qwen2.attention.head_count_kv").to_u32().unwrap() as usize,
+        KV
+    );
+
+    // Every weight under its llama.cpp name, with its values.
+    let weights = checkpoint::read_weights(&model_dir, &Device::Cpu).unwrap();
+    assert_eq!(content.tensor_infos.len(), weights.len());
+    for (hf, w) in &weights {
+        let name = gguf_name(hf).unwrap();
+        let q = content.tensor(&mut f, &name, &Device::Cpu).unwrap();
+        let got = q.dequantize(&Device::Cpu).unwrap();
+        assert_eq!(got.dims(), w.dims(), "{name}");
+        let want = w.to_dtype(DType::F32).unwrap();
+        let diff = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0, "{name}");
+    }
+
+    // A BPE without merges is refused: llama.cpp will not load one.
+    let plain = dir.path().join("qwen-plain");
+    write_checkpoint(&plain);
+    let p = checkpoint::load(&plain, &Device::Cpu).unwrap();
+    let e = save_gguf(&p, &dir.path().join("x.gguf"), SaveDtype::F32).unwrap_err();
+    assert!(e.to_string().contains("no BPE merges"), "{e}");
+    assert!(!dir.path().join("x.gguf").exists());
 }

@@ -141,7 +141,18 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
         Line::from(format!("train acc  {}", num(m.map(|m| m.train_accuracy)))),
         Line::from(format!("reward     {}", num(m.map(|m| m.train_reward)))),
         Line::from(format!("loss       {}", num(m.map(|m| m.update.loss)))),
-        Line::from(format!("entropy    {}", num(m.map(|m| m.mean_entropy)))),
+        // Engines return no full-distribution entropy: with one, the trainer's
+        // recomputation over the engine's tokens is what is shown (and what the
+        // frontier scores).
+        Line::from(format!(
+            "entropy    {}{}",
+            num(m.map(|m| m.mean_entropy)),
+            if m.is_some_and(|m| m.generator.is_some()) {
+                "  (trainer's rescoring)"
+            } else {
+                ""
+            }
+        )),
         Line::from(format!("nll        {}", num(m.map(|m| m.mean_nll)))),
         Line::from(format!(
             "solved     {} ({}/1k tok)",

@@ -213,11 +213,10 @@ impl Qwen2 {
         cache: Option<&KvCache>,
     ) -> Result<(Tensor, KvCache)> {
         let (b, t) = ids.dims2()?;
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((
-            b,
-            t,
-            self.cfg.hidden_size,
-        ))?;
+        // The residual stream stays `(batch * len, hidden)` through the blocks: every
+        // projection is then one 2-D matmul with no reshape around it, and backward has
+        // no reshape nodes to zero-fill and accumulate gradients for.
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?;
         let flat_pos = positions.flatten_all()?;
         let hd = self.cfg.head_dim();
         let cos = self
@@ -235,14 +234,20 @@ impl Qwen2 {
         for (i, block) in self.blocks.iter().enumerate() {
             let past = cache.map(|c| (&c.k[i], &c.v[i]));
             let normed = rms_norm(&x, &block.input_norm, self.cfg.rms_norm_eps)?;
-            let (attn, k, v) = block.attn.forward(&normed, &cos, &sin, mask, past)?;
+            let (attn, k, v) = block
+                .attn
+                .forward(&normed, (b, t), &cos, &sin, mask, past)?;
             x = (x + attn)?;
             let normed = rms_norm(&x, &block.post_norm, self.cfg.rms_norm_eps)?;
             x = (&x + block.mlp.forward(&normed)?)?;
             new_cache.k.push(k);
             new_cache.v.push(v);
         }
-        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?.reshape((
+            b,
+            t,
+            self.cfg.hidden_size,
+        ))?;
         Ok((x, new_cache))
     }
 
@@ -290,21 +295,22 @@ impl Qwen2 {
 }
 
 impl Attention {
+    /// `x` is `(batch * len, hidden)` for `(b, t)` = (batch, len); so is the output.
     fn forward(
         &self,
         x: &Tensor,
+        (b, t): (usize, usize),
         cos: &Tensor,
         sin: &Tensor,
         mask: &Tensor,
         past: Option<(&Tensor, &Tensor)>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let (b, t, _) = x.dims3()?;
         let split = |y: Tensor, heads: usize| -> Result<Tensor> {
             y.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)
         };
-        let q = split(linear3(&self.q, x)?, self.heads)?;
-        let k = split(linear3(&self.k, x)?, self.kv_heads)?;
-        let v = split(linear3(&self.v, x)?, self.kv_heads)?.contiguous()?;
+        let q = split(project(&self.q, x)?, self.heads)?;
+        let k = split(project(&self.k, x)?, self.kv_heads)?;
+        let v = split(project(&self.v, x)?, self.kv_heads)?.contiguous()?;
         let q = super::fused::rope(&q, cos, sin)?;
         let k = super::fused::rope(&k, cos, sin)?;
         let (k, v) = match past {
@@ -320,31 +326,32 @@ impl Attention {
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = q.contiguous()?.matmul(&kr.t()?)?;
         let probs = super::fused::masked_softmax(&scores, mask, scale)?;
-        let out =
-            probs
-                .matmul(&vr)?
-                .transpose(1, 2)?
-                .reshape((b, t, self.heads * self.head_dim))?;
-        Ok((linear3(&self.o, &out)?, k, v))
+        let out = probs
+            .matmul(&vr)?
+            .transpose(1, 2)?
+            .reshape((b * t, self.heads * self.head_dim))?;
+        Ok((project(&self.o, &out)?, k, v))
     }
 }
 
 impl Mlp {
+    /// On `(rows, hidden)`: 2-D inputs only, as candle's `Linear` broadcasts its weight
+    /// over the batch for 3-D ones, which turns backward into a batch of small matmuls
+    /// and a sum over them.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = linear3(&self.gate, x)?;
-        let up = linear3(&self.up, x)?;
-        linear3(&self.down, &super::fused::swiglu(&gate, &up)?)
+        let gate = project(&self.gate, x)?;
+        let up = project(&self.up, x)?;
+        project(&self.down, &super::fused::swiglu(&gate, &up)?)
     }
 }
 
-/// A linear layer over `(batch, len, in)` as one `(batch * len, in)` matmul. candle's
-/// `Linear` broadcasts its weight over the batch for 3-D inputs, which turns backward into
-/// a batch of small matmuls and a sum over them: most of the update step's time.
-fn linear3(l: &Linear, x: &Tensor) -> Result<Tensor> {
-    let (b, t, i) = x.dims3()?;
-    let y = l.forward(&x.reshape((b * t, i))?)?;
-    let o = y.dim(1)?;
-    y.reshape((b, t, o))
+/// `x W^T + b` on 2-D `x`, the bias through [`super::fused::bias_add`].
+fn project(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    let y = x.matmul(&l.weight().t()?)?;
+    match l.bias() {
+        Some(b) => super::fused::bias_add(&y, b),
+        None => Ok(y),
+    }
 }
 
 fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {

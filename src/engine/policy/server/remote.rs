@@ -405,6 +405,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn training_may_lag_by_the_staleness_limit_and_evaluation_never() {
+        let mut r = Remote::new(GeneratorConfig {
+            kind: GeneratorKind::Sglang,
+            max_stale_versions: 2,
+            ..GeneratorConfig::default()
+        });
+        assert!(!r.serves_well_enough(0, true), "nothing served yet");
+        r.serving = Some(5);
+        assert!(r.serves_well_enough(5, true) && r.serves_well_enough(5, false));
+        assert!(r.serves_well_enough(7, true), "two versions behind");
+        assert!(!r.serves_well_enough(8, true), "three behind: reload");
+        assert!(!r.serves_well_enough(6, false), "evaluation wants the current weights");
+        assert!(!r.serves_well_enough(4, true), "a newer version than the trainer's");
+        r.cfg.max_stale_versions = 0;
+        assert!(!r.serves_well_enough(6, true));
+    }
+
+    #[test]
     fn settings_are_checked_with_the_key_named() {
         assert!(GeneratorConfig::default().validate().is_ok());
         let g = |f: fn(&mut GeneratorConfig)| {
