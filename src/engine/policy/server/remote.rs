@@ -416,8 +416,14 @@ mod tests {
         assert!(r.serves_well_enough(5, true) && r.serves_well_enough(5, false));
         assert!(r.serves_well_enough(7, true), "two versions behind");
         assert!(!r.serves_well_enough(8, true), "three behind: reload");
-        assert!(!r.serves_well_enough(6, false), "evaluation wants the current weights");
-        assert!(!r.serves_well_enough(4, true), "a newer version than the trainer's");
+        assert!(
+            !r.serves_well_enough(6, false),
+            "evaluation wants the current weights"
+        );
+        assert!(
+            !r.serves_well_enough(4, true),
+            "a newer version than the trainer's"
+        );
         r.cfg.max_stale_versions = 0;
         assert!(!r.serves_well_enough(6, true));
     }
