@@ -1424,7 +1424,12 @@ fn gemm_shapes(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let q = r(&[128, 4, 40, 32])?;
     let k = r(&[128, 4, 40, 32])?;
     let p = r(&[128, 4, 40, 40])?;
-    let cases: Vec<(&str, Box<dyn Fn() -> candle_core::Result<Tensor>>, f64)> = vec![
+    type Case<'a> = (
+        &'a str,
+        Box<dyn Fn() -> candle_core::Result<Tensor> + 'a>,
+        f64,
+    );
+    let cases: Vec<Case> = vec![
         (
             "x W^T (5120x128 . 128x384)",
             Box::new(|| x.matmul(&w.t()?)),
