@@ -24,13 +24,9 @@ const LAYERS: usize = 2;
 const HEADS: usize = 4;
 const KV: usize = 2;
 
-/// A tokenizer.json built with the tokenizers crate: characters as tokens (a BPE without
-/// merges) plus Qwen's special tokens.
-fn write_tokenizer(dir: &Path) -> usize {
-    write_tokenizer_with(dir, &[])
-}
-
-/// The same, with BPE `merges` (each merged pair also a token, after the characters).
+/// A tokenizer.json built with the tokenizers crate: characters as tokens plus Qwen's
+/// special tokens, and BPE `merges` if any (each merged pair also a token, after the
+/// characters).
 fn write_tokenizer_with(dir: &Path, merges: &[(&str, &str)]) -> usize {
     use tokenizers::models::bpe::BPE;
     let chars = "0123456789+-*/=()., :?\n\\{}^abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
