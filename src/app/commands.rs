@@ -381,19 +381,16 @@ pub fn eval(o: EvalOptions) -> Result<()> {
             let r = remote.insert(crate::engine::policy::server::remote::Remote::new(
                 cfg.generator.clone(),
             ));
-            r.sync(&policy, ck.iteration, false)
+            let g = r
+                .generator(&policy, &model, ck.iteration, false)
                 .map_err(|e| anyhow!("generator: {e}"))?;
-            let tok = &policy.tokenizer;
-            let delimiter = tok.newline().map(|t| tok.decode(&[t]));
             eprintln!(
                 "arbor: evaluating on {} at {} ({})",
                 server_cfg.engine.name(),
                 server_cfg.url,
                 r.engine_version.as_deref().unwrap_or("version unknown")
             );
-            Some(crate::engine::policy::server::ServerGenerator::new(
-                server_cfg, &model, delimiter,
-            ))
+            g
         }
         None => None,
     };

@@ -110,12 +110,7 @@ pub fn resume_run(name: &str, o: TrainOptions) -> Result<()> {
     // The engine may have moved (a new host after a crash): where generation goes does
     // not change what is trained, as every server sample is rescored by the trainer.
     if let Some(g) = &o.generator {
-        let (kind, url) = crate::engine::policy::server::remote::parse_generator_flag(g)
-            .map_err(|e| anyhow!(e))?;
-        cfg.generator.kind = kind;
-        if let Some(u) = url {
-            cfg.generator.url = u;
-        }
+        cfg.generator.apply_flag(g).map_err(|e| anyhow!(e))?;
     }
     let sets = apply_sets(&mut cfg, &o.set)?;
     cfg.validate()

@@ -593,15 +593,9 @@ impl Trainer {
     pub fn evaluate(&mut self, sink: &mut dyn Sink) -> Result<EvalResult, EngineError> {
         let model = self.policy.sampler_model()?;
         let server = match self.remote.as_mut().filter(|r| r.cfg.evaluate) {
-            Some(r) => {
-                r.sync(&self.policy, self.weights_version, false)
-                    .map_err(|e| EngineError::Data(format!("generator: {e}")))?;
-                let tok = &self.policy.tokenizer;
-                let delimiter = tok.newline().map(|t| tok.decode(&[t]));
-                r.cfg.server().map(|c| {
-                    crate::engine::policy::server::ServerGenerator::new(c, &model, delimiter)
-                })
-            }
+            Some(r) => r
+                .generator(&self.policy, &model, self.weights_version, false)
+                .map_err(|e| EngineError::Data(format!("generator: {e}")))?,
             None => None,
         };
         let generator: &dyn crate::engine::policy::Generator = match &server {
@@ -678,14 +672,9 @@ impl Trainer {
         let tok = self.policy.tokenizer.clone();
         // Generation on an inference engine: it serves the current weights first.
         let server = match self.remote.as_mut() {
-            Some(r) => {
-                r.sync(&self.policy, self.weights_version, true)
-                    .map_err(|e| EngineError::Data(format!("generator: {e}")))?;
-                let delimiter = tok.newline().map(|t| tok.decode(&[t]));
-                r.cfg.server().map(|c| {
-                    crate::engine::policy::server::ServerGenerator::new(c, &model, delimiter)
-                })
-            }
+            Some(r) => r
+                .generator(&self.policy, &model, self.weights_version, true)
+                .map_err(|e| EngineError::Data(format!("generator: {e}")))?,
             None => None,
         };
         let generator: &dyn crate::engine::policy::Generator = match &server {

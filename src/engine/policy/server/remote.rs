@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::wire::{self, Engine};
-use super::ServerConfig;
+use super::{ServerConfig, ServerGenerator};
 use crate::engine::policy::checkpoint::{save_hf, SaveDtype};
 use crate::engine::policy::gguf::save_gguf;
-use crate::engine::policy::Policy;
+use crate::engine::policy::{Policy, Qwen2};
 
 /// Which generator samples for training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +190,16 @@ impl GeneratorConfig {
         .map(|_| ())
     }
 
+    /// Applies `--generator KIND[=URL]` ([`parse_generator_flag`]).
+    pub fn apply_flag(&mut self, flag: &str) -> Result<(), String> {
+        let (kind, url) = parse_generator_flag(flag)?;
+        self.kind = kind;
+        if let Some(u) = url {
+            self.url = u;
+        }
+        Ok(())
+    }
+
     pub fn server(&self) -> Option<ServerConfig> {
         Some(ServerConfig {
             engine: self.kind.engine()?,
@@ -308,6 +318,24 @@ impl Remote {
         };
         self.serving
             .is_some_and(|s| s <= version && version - s <= limit)
+    }
+
+    /// The engine as a generator, once it serves `version` of `policy` ([`Remote::sync`]);
+    /// `trainer` (the candle copy of the same weights) rescores what it samples.
+    pub fn generator<'a>(
+        &mut self,
+        policy: &Policy,
+        trainer: &'a Qwen2,
+        version: u64,
+        allow_stale: bool,
+    ) -> Result<Option<ServerGenerator<'a>>, String> {
+        self.sync(policy, version, allow_stale)?;
+        let tok = &policy.tokenizer;
+        let delimiter = tok.newline().map(|t| tok.decode(&[t]));
+        Ok(self
+            .cfg
+            .server()
+            .map(|c| ServerGenerator::new(c, trainer, delimiter)))
     }
 
     /// Makes the engine serve `version` of `policy`, unless it already serves a version
