@@ -1062,9 +1062,11 @@ fn arbor_reference_step(
         })
         .collect();
     let b = pack(&seqs, &Device::Cpu)?;
+    // The update step's own path (the taped body on the CPU), so the check covers it.
     let model = policy.trainable()?;
+    let taped = model.hidden_taped(&b.ids)?;
     let logp =
-        arbor::engine::policy::model::token_logprobs(&model.forward_train(&b.ids)?, &b.targets)?;
+        arbor::engine::policy::model::token_logprobs(&model.logits(taped.hidden())?, &b.targets)?;
     let loss = arbor::engine::objective::policy_loss(
         &logp,
         &logp.detach(),
@@ -1072,7 +1074,7 @@ fn arbor_reference_step(
         &b.mask,
         &UPDATE_CLIP,
     )?;
-    let grads = loss.backward()?;
+    let grads = taped.backward(&model, &loss)?;
     let mut out = std::collections::HashMap::new();
     for (name, var) in policy.vars() {
         let g = grads
@@ -1365,7 +1367,8 @@ fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
         lap(0, &mut spans);
         let model = policy.trainable()?;
         lap(1, &mut spans);
-        let logits = model.forward_train(&b.ids)?;
+        let taped = model.hidden_taped(&b.ids)?;
+        let logits = model.logits(taped.hidden())?;
         lap(2, &mut spans);
         let logp = arbor::engine::policy::model::token_logprobs(&logits, &b.targets)?;
         let loss = arbor::engine::objective::policy_loss(
@@ -1377,7 +1380,7 @@ fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
         )?;
         loss.to_scalar::<f32>()?;
         lap(3, &mut spans);
-        let grads = loss.backward()?;
+        let grads = taped.backward(&model, &loss)?;
         lap(4, &mut spans);
         opt.step(&grads, 1e-4)?;
         lap(5, &mut spans);

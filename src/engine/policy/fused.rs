@@ -112,7 +112,7 @@ fn sigmoid(v: f32) -> f32 {
 /// tenth of the update step): `2^n e^r` with `n = round(x / ln 2)`, `r` reduced in two
 /// parts, and a degree-7 polynomial for `e^r` on `|r| <= ln 2 / 2`. Within 2 ulp of
 /// `f32::exp` on [-87, 88]; clamped outside (so never inf or NaN for finite x).
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Adding 1.5 * 2^23 rounds to an integer in the low mantissa bits (no libm `round`,

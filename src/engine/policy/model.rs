@@ -31,27 +31,27 @@ impl KvCache {
     }
 }
 
-struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+pub(super) struct Attention {
+    pub(super) q: Linear,
+    pub(super) k: Linear,
+    pub(super) v: Linear,
+    pub(super) o: Linear,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
 }
 
-struct Mlp {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+pub(super) struct Mlp {
+    pub(super) gate: Linear,
+    pub(super) up: Linear,
+    pub(super) down: Linear,
 }
 
-struct Block {
-    input_norm: Tensor,
-    attn: Attention,
-    post_norm: Tensor,
-    mlp: Mlp,
+pub(super) struct Block {
+    pub(super) input_norm: Tensor,
+    pub(super) attn: Attention,
+    pub(super) post_norm: Tensor,
+    pub(super) mlp: Mlp,
 }
 
 /// The value head of AlphaZero-style search distillation: a tanh MLP on the final hidden
@@ -86,12 +86,12 @@ impl ValueHead {
 pub struct Qwen2 {
     cfg: PolicyConfig,
     value_head: Option<ValueHead>,
-    embed: Tensor,
-    blocks: Vec<Block>,
-    norm: Tensor,
+    pub(super) embed: Tensor,
+    pub(super) blocks: Vec<Block>,
+    pub(super) norm: Tensor,
     lm_head: Tensor,
-    cos: Tensor,
-    sin: Tensor,
+    pub(super) cos: Tensor,
+    pub(super) sin: Tensor,
 }
 
 fn linear(vb: &VarBuilder, inp: usize, out: usize, bias: bool) -> Result<Linear> {

@@ -163,8 +163,9 @@ pub fn policy_update<R: Rng>(
     for _ in 0..settings.epochs {
         for (ci, chunk) in chunks.iter().enumerate() {
             let b = batch_of(samples, chunk, &dev)?;
-            let hidden = model.hidden_train(&b.ids)?;
-            let logp = token_logprobs(&model.logits(&hidden)?, &b.targets)?;
+            let taped = model.hidden_taped(&b.ids)?;
+            let hidden = taped.hidden();
+            let logp = token_logprobs(&model.logits(hidden)?, &b.targets)?;
             let (logp_old, values_old) = match &old[ci.min(old.len() - 1)] {
                 Some((t, v)) => (t.clone(), v.clone()),
                 None => (logp.detach(), None),
@@ -172,7 +173,7 @@ pub fn policy_update<R: Rng>(
             // With returns, advantages come from the value head: A_t = R - V(s_t), the
             // value taken before the step (detached).
             let values = if b.has_returns && model.has_value_head() {
-                Some(model.values(&hidden)?)
+                Some(model.values(hidden)?)
             } else {
                 None
             };
@@ -209,7 +210,7 @@ pub fn policy_update<R: Rng>(
                 stats.skipped_steps += 1;
                 continue;
             }
-            let grads = loss.backward()?;
+            let grads = taped.backward(&model, &loss)?;
             let lr = warmup_lr(settings.lr, settings.warmup_steps, opt.steps_taken());
             stats.lr = lr;
             stats.sequences += chunk.len() as u64;

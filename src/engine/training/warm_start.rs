@@ -92,10 +92,11 @@ pub fn warm_start(
             })
             .collect();
         let b = pack(&seqs, policy.device())?;
-        let logp = token_logprobs(&model.forward_train(&b.ids)?, &b.targets)?;
+        let taped = model.hidden_taped(&b.ids)?;
+        let logp = token_logprobs(&model.logits(taped.hidden())?, &b.targets)?;
         let loss = ((logp * &b.mask)?.sum_all()?.neg()? / b.tokens.max(1) as f64)?;
         last = loss.to_scalar::<f32>()? as f64;
-        let grads = loss.backward()?;
+        let grads = taped.backward(&model, &loss)?;
         opt.step(&grads, schedule(cfg.lr, step, cfg.steps))?;
         progress(step as u64 + 1, cfg.steps as u64, last);
     }

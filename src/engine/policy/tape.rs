@@ -1,0 +1,869 @@
+//! The training forward of the Qwen2 body (embedding, blocks, final norm) with its
+//! backward written by hand, for the update step on CPU in f32.
+//!
+//! candle's autograd records every op of the body as a node and, in backward, allocates,
+//! zero-fills and accumulates a gradient tensor per node: on the default model at batch
+//! 128 x 41 that bookkeeping (memsets, gradient adds, broadcast reductions for grouped
+//! keys and values) was about half of the update step, beside the matmuls. Here the
+//! forward keeps what backward needs (a tape of activations per block) and backward is a
+//! fixed sequence of gemm calls that accumulate in place and fused loops over rows, with
+//! causal attention computed on the lower triangle only.
+//!
+//! The loss head stays in candle: the final hidden states are handed out as a fresh
+//! variable, `loss.backward()` gives their gradient (and the head's own), and
+//! [`Taped::backward`] carries it through the body. Elsewhere (CUDA, other dtypes) the
+//! body runs on candle's autograd ([`Qwen2::hidden_train`]); both give the same gradients
+//! within float rounding (tested below).
+use candle_core::backprop::GradStore;
+use candle_core::{bail, DType, Result, Tensor, Var};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::fused::exp;
+use super::model::Qwen2;
+
+/// A matrix in a slice with row and column strides (a row-major matrix or its transpose).
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// Row-major `rows x cols`.
+    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Mat {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    fn t(self) -> Self {
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    /// Whether every element lies inside the slice.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `c = a b`, or `c += a b` when `accumulate`; `c` is row-major `a.rows x b.cols`.
+fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k || c.len() != m * n || !a.in_bounds() || !b.in_bounds() {
+        bail!(
+            "tape matmul: {}x{} by {}x{} into {} elements",
+            a.rows,
+            a.cols,
+            b.rows,
+            b.cols,
+            c.len()
+        );
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return Ok(());
+    }
+    // The same threading as candle's own CPU matmul.
+    let threads = candle_core::utils::get_num_threads();
+    let par = if threads > 1 && m * n * k >= 1 << 15 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the shapes were checked above: every index gemm reads through `a` and `b`
+    // lies inside their slices (`in_bounds`) and `c` holds exactly `m x n` elements,
+    // written row-major (row stride n, column stride 1); `c` is borrowed mutably, so it
+    // aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    Ok(())
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `y += alpha x`.
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}
+
+fn data(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// `x / rms(x) * w` per row of `x`; returns the output and each row's `1 / rms`.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = w.len();
+    let mut y = vec![0f32; x.len()];
+    let mut inv = Vec::with_capacity(x.len() / d);
+    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
+            *yv = xv * r * wv;
+        }
+        inv.push(r);
+    }
+    (y, inv)
+}
+
+/// RMSNorm's backward: adds `dx` to `dx_acc` and `dw` to `dw`, for output gradient `g`.
+fn rms_norm_bwd(x: &[f32], w: &[f32], inv: &[f32], g: &[f32], dx_acc: &mut [f32], dw: &mut [f32]) {
+    let d = w.len();
+    for (((xr, gr), dxr), &r) in x
+        .chunks_exact(d)
+        .zip(g.chunks_exact(d))
+        .zip(dx_acc.chunks_exact_mut(d))
+        .zip(inv)
+    {
+        let mut s = 0f32;
+        for j in 0..d {
+            s += gr[j] * w[j] * xr[j];
+            dw[j] += gr[j] * xr[j] * r;
+        }
+        let c = r * r * r * s / d as f32;
+        for j in 0..d {
+            dxr[j] += r * gr[j] * w[j] - xr[j] * c;
+        }
+    }
+}
+
+/// `x + b` on every row, in place.
+fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
+    if let Some(b) = b {
+        for row in x.chunks_exact_mut(b.len()) {
+            axpy(1.0, b, row);
+        }
+    }
+}
+
+/// Sum of the rows of `g` (`rows x n`).
+fn col_sum(g: &[f32], n: usize) -> Vec<f32> {
+    let mut s = vec![0f32; n];
+    for row in g.chunks_exact(n) {
+        axpy(1.0, row, &mut s);
+    }
+    s
+}
+
+/// Rotary embedding in place on rows `(batch * len, heads * dim)` of width `width`, row
+/// `n` at position `n % len`; `cos`, `sin` are `(len, dim)`. Qwen2's layout:
+/// `x cos + rotate_half(x) sin`, `rotate_half([a, b]) = [-b, a]`.
+fn rope(x: &mut [f32], width: usize, len: usize, cos: &[f32], sin: &[f32]) {
+    let dim = cos.len() / len;
+    let half = dim / 2;
+    for (n, row) in x.chunks_exact_mut(width).enumerate() {
+        let p = (n % len) * dim;
+        let (c, s) = (&cos[p..p + dim], &sin[p..p + dim]);
+        for h in row.chunks_exact_mut(dim) {
+            for j in 0..half {
+                let (a, b) = (h[j], h[j + half]);
+                h[j] = a * c[j] - b * s[j];
+                h[j + half] = b * c[j + half] + a * s[j + half];
+            }
+        }
+    }
+}
+
+/// The rotary embedding's backward in place: `dx = g cos + rotate_half^T(g sin)`,
+/// `rotate_half^T([a, b]) = [b, -a]`.
+fn rope_bwd(g: &mut [f32], width: usize, len: usize, cos: &[f32], sin: &[f32]) {
+    let dim = cos.len() / len;
+    let half = dim / 2;
+    for (n, row) in g.chunks_exact_mut(width).enumerate() {
+        let p = (n % len) * dim;
+        let (c, s) = (&cos[p..p + dim], &sin[p..p + dim]);
+        for h in row.chunks_exact_mut(dim) {
+            for j in 0..half {
+                let (a, b) = (h[j], h[j + half]);
+                h[j] = a * c[j] + b * s[j + half];
+                h[j + half] = b * c[j + half] - a * s[j];
+            }
+        }
+    }
+}
+
+/// Shapes of one attention: `heads` query heads over `kv_heads` key/value heads of
+/// `dim` each, sequences of `len`.
+#[derive(Clone, Copy)]
+struct Heads {
+    heads: usize,
+    kv_heads: usize,
+    dim: usize,
+    len: usize,
+}
+
+impl Heads {
+    fn q_width(&self) -> usize {
+        self.heads * self.dim
+    }
+    fn kv_width(&self) -> usize {
+        self.kv_heads * self.dim
+    }
+    /// The key/value head that query head `h` reads.
+    fn group(&self, h: usize) -> usize {
+        h / (self.heads / self.kv_heads)
+    }
+}
+
+/// Causal attention of every sequence: `p` gets the probabilities `(batch, heads, len,
+/// len)` (upper triangle zero), `o` the outputs `(batch * len, heads * dim)`.
+fn attention(q: &[f32], k: &[f32], v: &[f32], s: Heads, p: &mut [f32], o: &mut [f32]) {
+    let (t, hd, wq, wk) = (s.len, s.dim, s.q_width(), s.kv_width());
+    let scale = 1.0 / (hd as f32).sqrt();
+    p.par_chunks_mut(s.heads * t * t)
+        .zip(o.par_chunks_mut(t * wq))
+        .enumerate()
+        .for_each(|(b, (p, o))| {
+            let (q, k, v) = (
+                &q[b * t * wq..(b + 1) * t * wq],
+                &k[b * t * wk..(b + 1) * t * wk],
+                &v[b * t * wk..(b + 1) * t * wk],
+            );
+            for h in 0..s.heads {
+                let g = s.group(h) * hd;
+                for i in 0..t {
+                    let qi = &q[i * wq + h * hd..][..hd];
+                    let row = &mut p[(h * t + i) * t..][..t];
+                    let mut max = f32::NEG_INFINITY;
+                    for j in 0..=i {
+                        row[j] = dot(qi, &k[j * wk + g..][..hd]) * scale;
+                        max = max.max(row[j]);
+                    }
+                    let mut sum = 0f32;
+                    for r in row[..=i].iter_mut() {
+                        *r = exp(*r - max);
+                        sum += *r;
+                    }
+                    for r in row[..=i].iter_mut() {
+                        *r /= sum;
+                    }
+                    row[i + 1..].fill(0.0);
+                    let oi = &mut o[i * wq + h * hd..][..hd];
+                    oi.fill(0.0);
+                    for j in 0..=i {
+                        axpy(row[j], &v[j * wk + g..][..hd], oi);
+                    }
+                }
+            }
+        });
+}
+
+/// Causal attention's backward: from the output gradient `d_o`, the gradients of the
+/// (rotated) queries and keys and of the values, written to `dq`, `dk`, `dv`.
+#[allow(clippy::too_many_arguments)]
+fn attention_bwd(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &[f32],
+    d_o: &[f32],
+    s: Heads,
+    dq: &mut [f32],
+    dk: &mut [f32],
+    dv: &mut [f32],
+) {
+    let (t, hd, wq, wk) = (s.len, s.dim, s.q_width(), s.kv_width());
+    let scale = 1.0 / (hd as f32).sqrt();
+    dq.par_chunks_mut(t * wq)
+        .zip(dk.par_chunks_mut(t * wk))
+        .zip(dv.par_chunks_mut(t * wk))
+        .enumerate()
+        .for_each(|(b, ((dq, dk), dv))| {
+            let (q, k, v, d_o) = (
+                &q[b * t * wq..(b + 1) * t * wq],
+                &k[b * t * wk..(b + 1) * t * wk],
+                &v[b * t * wk..(b + 1) * t * wk],
+                &d_o[b * t * wq..(b + 1) * t * wq],
+            );
+            let p = &p[b * s.heads * t * t..(b + 1) * s.heads * t * t];
+            dq.fill(0.0);
+            dk.fill(0.0);
+            dv.fill(0.0);
+            let mut dp = vec![0f32; t];
+            for h in 0..s.heads {
+                let g = s.group(h) * hd;
+                for i in 0..t {
+                    let doi = &d_o[i * wq + h * hd..][..hd];
+                    let row = &p[(h * t + i) * t..][..t];
+                    let mut weighted = 0f32;
+                    for j in 0..=i {
+                        dp[j] = dot(doi, &v[j * wk + g..][..hd]);
+                        weighted += row[j] * dp[j];
+                        axpy(row[j], doi, &mut dv[j * wk + g..][..hd]);
+                    }
+                    let qi = &q[i * wq + h * hd..][..hd];
+                    for j in 0..=i {
+                        let ds = scale * row[j] * (dp[j] - weighted);
+                        axpy(ds, &k[j * wk + g..][..hd], &mut dq[i * wq + h * hd..][..hd]);
+                        axpy(ds, qi, &mut dk[j * wk + g..][..hd]);
+                    }
+                }
+            }
+        });
+}
+
+/// `silu(gate) * up`.
+fn swiglu(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    gate.iter()
+        .zip(up)
+        .map(|(&g, &u)| g / (1.0 + exp(-g)) * u)
+        .collect()
+}
+
+/// SwiGLU's backward in place: `gate` becomes `d gate`, `up` becomes `d up`.
+fn swiglu_bwd(d: &[f32], gate: &mut [f32], up: &mut [f32]) {
+    for ((&d, g), u) in d.iter().zip(gate.iter_mut()).zip(up.iter_mut()) {
+        let s = 1.0 / (1.0 + exp(-*g));
+        let (gv, uv) = (*g, *u);
+        *g = d * uv * s * (1.0 + gv * (1.0 - s));
+        *u = d * gv * s;
+    }
+}
+
+/// One block's weights, copied out of their tensors.
+struct BlockWeights {
+    input_norm: Vec<f32>,
+    q: Vec<f32>,
+    q_bias: Option<Vec<f32>>,
+    k: Vec<f32>,
+    k_bias: Option<Vec<f32>>,
+    v: Vec<f32>,
+    v_bias: Option<Vec<f32>>,
+    o: Vec<f32>,
+    post_norm: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    down: Vec<f32>,
+}
+
+/// What one block's backward needs from its forward.
+struct BlockTape {
+    w: BlockWeights,
+    /// The block's input (the residual stream) and its normed form with `1 / rms` rows.
+    x_in: Vec<f32>,
+    inv1: Vec<f32>,
+    n1: Vec<f32>,
+    /// Rotated queries and keys, values, attention probabilities and outputs.
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    p: Vec<f32>,
+    o: Vec<f32>,
+    /// The residual stream after attention, normed, and the MLP's pieces.
+    x_mid: Vec<f32>,
+    inv2: Vec<f32>,
+    n2: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    act: Vec<f32>,
+}
+
+/// The body's forward on the CPU: everything its backward needs.
+struct Tape {
+    ids: Vec<u32>,
+    rows: usize,
+    heads: Heads,
+    hidden: usize,
+    inter: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    blocks: Vec<BlockTape>,
+    x_final: Vec<f32>,
+    inv_final: Vec<f32>,
+    final_norm: Vec<f32>,
+}
+
+/// The final hidden states of a training forward, ready for a loss, and the way back.
+pub struct Taped {
+    hidden: Tensor,
+    tape: Option<Tape>,
+}
+
+impl Qwen2 {
+    /// [`Qwen2::hidden_train`] for a step of gradient descent: the final hidden states
+    /// `(batch, len, hidden)` of `ids` under a causal mask, positions from 0. Take the
+    /// loss's gradients with [`Taped::backward`]. On the CPU in f32 the body's backward
+    /// is hand-written (see the module); elsewhere it is candle's autograd.
+    pub fn hidden_taped(&self, ids: &Tensor) -> Result<Taped> {
+        if !self.embed.device().is_cpu() || self.embed.dtype() != DType::F32 {
+            return Ok(Taped {
+                hidden: self.hidden_train(ids)?,
+                tape: None,
+            });
+        }
+        let (b, t) = ids.dims2()?;
+        let cfg = self.config();
+        let (h, hd) = (cfg.hidden_size, cfg.head_dim());
+        if t > cfg.max_position_embeddings {
+            bail!(
+                "a training sequence of {t} tokens is longer than the model's {} positions",
+                cfg.max_position_embeddings
+            );
+        }
+        let heads = Heads {
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.num_key_value_heads,
+            dim: hd,
+            len: t,
+        };
+        if heads.kv_heads == 0 || heads.heads % heads.kv_heads != 0 || hd % 2 != 0 {
+            bail!(
+                "{} attention heads cannot share {} key/value heads of {hd}",
+                heads.heads,
+                heads.kv_heads
+            );
+        }
+        let n = b * t;
+        let flat_ids = ids.flatten_all()?;
+        let mut x = data(&self.embed.index_select(&flat_ids, 0)?)?;
+        let ids_v = flat_ids.to_vec1::<u32>()?;
+        let cos = data(&self.cos.narrow(0, 0, t)?)?;
+        let sin = data(&self.sin.narrow(0, 0, t)?)?;
+        let eps = cfg.rms_norm_eps as f32;
+        let inter = cfg.intermediate_size;
+        let (wq, wk) = (heads.q_width(), heads.kv_width());
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let a = &block.attn;
+            let bias = |l: &candle_nn::Linear| l.bias().map(data).transpose();
+            let w = BlockWeights {
+                input_norm: data(&block.input_norm)?,
+                q: data(a.q.weight())?,
+                q_bias: bias(&a.q)?,
+                k: data(a.k.weight())?,
+                k_bias: bias(&a.k)?,
+                v: data(a.v.weight())?,
+                v_bias: bias(&a.v)?,
+                o: data(a.o.weight())?,
+                post_norm: data(&block.post_norm)?,
+                gate: data(block.mlp.gate.weight())?,
+                up: data(block.mlp.up.weight())?,
+                down: data(block.mlp.down.weight())?,
+            };
+            let (n1, inv1) = rms_norm(&x, &w.input_norm, eps);
+            let project = |inp: &[f32], wt: &[f32], out: usize, width: usize| {
+                let mut y = vec![0f32; n * out];
+                matmul(
+                    &mut y,
+                    Mat::new(inp, n, width),
+                    Mat::new(wt, out, width).t(),
+                    false,
+                )?;
+                Ok::<_, candle_core::Error>(y)
+            };
+            let mut q = project(&n1, &w.q, wq, h)?;
+            add_bias(&mut q, w.q_bias.as_deref());
+            let mut k = project(&n1, &w.k, wk, h)?;
+            add_bias(&mut k, w.k_bias.as_deref());
+            let mut v = project(&n1, &w.v, wk, h)?;
+            add_bias(&mut v, w.v_bias.as_deref());
+            rope(&mut q, wq, t, &cos, &sin);
+            rope(&mut k, wk, t, &cos, &sin);
+            let mut p = vec![0f32; b * heads.heads * t * t];
+            let mut o = vec![0f32; n * wq];
+            attention(&q, &k, &v, heads, &mut p, &mut o);
+            let x_in = x.clone();
+            matmul(&mut x, Mat::new(&o, n, wq), Mat::new(&w.o, h, wq).t(), true)?;
+            let (n2, inv2) = rms_norm(&x, &w.post_norm, eps);
+            let gate = project(&n2, &w.gate, inter, h)?;
+            let up = project(&n2, &w.up, inter, h)?;
+            let act = swiglu(&gate, &up);
+            let x_mid = x.clone();
+            matmul(
+                &mut x,
+                Mat::new(&act, n, inter),
+                Mat::new(&w.down, h, inter).t(),
+                true,
+            )?;
+            blocks.push(BlockTape {
+                w,
+                x_in,
+                inv1,
+                n1,
+                q,
+                k,
+                v,
+                p,
+                o,
+                x_mid,
+                inv2,
+                n2,
+                gate,
+                up,
+                act,
+            });
+        }
+        let final_norm = data(&self.norm)?;
+        let (out, inv_final) = rms_norm(&x, &final_norm, eps);
+        // A fresh variable: the loss's backward stops here and hands its gradient over.
+        let hidden = Var::from_vec(out, (b, t, h), self.embed.device())?.into_inner();
+        Ok(Taped {
+            hidden,
+            tape: Some(Tape {
+                ids: ids_v,
+                rows: n,
+                heads,
+                hidden: h,
+                inter,
+                cos,
+                sin,
+                blocks,
+                x_final: x,
+                inv_final,
+                final_norm,
+            }),
+        })
+    }
+}
+
+impl Taped {
+    /// The final hidden states `(batch, len, hidden)`.
+    pub fn hidden(&self) -> &Tensor {
+        &self.hidden
+    }
+
+    /// Gradients of `loss` (a scalar computed from [`Taped::hidden`]) for every variable
+    /// of `model`, the model that made this forward, and of whatever else the loss reads.
+    pub fn backward(&self, model: &Qwen2, loss: &Tensor) -> Result<GradStore> {
+        let mut grads = loss.backward()?;
+        let Some(tape) = &self.tape else {
+            return Ok(grads);
+        };
+        let Some(dh) = grads.remove(&self.hidden) else {
+            return Ok(grads);
+        };
+        let dh = data(&dh)?;
+        for (tensor, grad) in tape.backward(model, &dh)? {
+            if !tensor.is_variable() {
+                continue;
+            }
+            let grad = Tensor::from_vec(grad, tensor.shape(), tensor.device())?;
+            let grad = match grads.get(&tensor) {
+                Some(prev) => (prev + grad)?,
+                None => grad,
+            };
+            grads.insert(&tensor, grad);
+        }
+        Ok(grads)
+    }
+}
+
+impl Tape {
+    /// The body's gradients from the final hidden states' `dh`, each with its tensor.
+    fn backward(&self, model: &Qwen2, dh: &[f32]) -> Result<Vec<(Tensor, Vec<f32>)>> {
+        let (n, h, inter, s) = (self.rows, self.hidden, self.inter, self.heads);
+        let (wq, wk, t) = (s.q_width(), s.kv_width(), s.len);
+        if dh.len() != n * h || model.blocks.len() != self.blocks.len() {
+            bail!("the taped backward was handed another model or batch");
+        }
+        let mut out = Vec::new();
+        let mut dx = vec![0f32; n * h];
+        let mut dw = vec![0f32; h];
+        rms_norm_bwd(
+            &self.x_final,
+            &self.final_norm,
+            &self.inv_final,
+            dh,
+            &mut dx,
+            &mut dw,
+        );
+        out.push((model.norm.clone(), dw));
+        // `d W = g^T x` for a projection `y = x W^T` with output gradient g `(n, out)`.
+        let weight_grad = |g: &[f32], x: &[f32], outs: usize, ins: usize| {
+            let mut dw = vec![0f32; outs * ins];
+            matmul(
+                &mut dw,
+                Mat::new(g, n, outs).t(),
+                Mat::new(x, n, ins),
+                false,
+            )?;
+            Ok::<_, candle_core::Error>(dw)
+        };
+        for (bt, block) in self.blocks.iter().zip(&model.blocks).rev() {
+            let w = &bt.w;
+            // MLP: x_out = x_mid + down(swiglu(gate(n2), up(n2))).
+            out.push((
+                block.mlp.down.weight().clone(),
+                weight_grad(&dx, &bt.act, h, inter)?,
+            ));
+            let mut d_act = vec![0f32; n * inter];
+            matmul(
+                &mut d_act,
+                Mat::new(&dx, n, h),
+                Mat::new(&w.down, h, inter),
+                false,
+            )?;
+            let (mut d_gate, mut d_up) = (bt.gate.clone(), bt.up.clone());
+            swiglu_bwd(&d_act, &mut d_gate, &mut d_up);
+            drop(d_act);
+            out.push((
+                block.mlp.gate.weight().clone(),
+                weight_grad(&d_gate, &bt.n2, inter, h)?,
+            ));
+            out.push((
+                block.mlp.up.weight().clone(),
+                weight_grad(&d_up, &bt.n2, inter, h)?,
+            ));
+            let mut dn = vec![0f32; n * h];
+            matmul(
+                &mut dn,
+                Mat::new(&d_gate, n, inter),
+                Mat::new(&w.gate, inter, h),
+                false,
+            )?;
+            matmul(
+                &mut dn,
+                Mat::new(&d_up, n, inter),
+                Mat::new(&w.up, inter, h),
+                true,
+            )?;
+            let mut dw = vec![0f32; h];
+            rms_norm_bwd(&bt.x_mid, &w.post_norm, &bt.inv2, &dn, &mut dx, &mut dw);
+            out.push((block.post_norm.clone(), dw));
+            // Attention: x_mid = x_in + o_proj(attention(rope(q), rope(k), v)).
+            let a = &block.attn;
+            out.push((a.o.weight().clone(), weight_grad(&dx, &bt.o, h, wq)?));
+            let mut d_o = vec![0f32; n * wq];
+            matmul(&mut d_o, Mat::new(&dx, n, h), Mat::new(&w.o, h, wq), false)?;
+            let mut dq = vec![0f32; n * wq];
+            let mut dk = vec![0f32; n * wk];
+            let mut dv = vec![0f32; n * wk];
+            attention_bwd(
+                &bt.q, &bt.k, &bt.v, &bt.p, &d_o, s, &mut dq, &mut dk, &mut dv,
+            );
+            drop(d_o);
+            rope_bwd(&mut dq, wq, t, &self.cos, &self.sin);
+            rope_bwd(&mut dk, wk, t, &self.cos, &self.sin);
+            let mut dn = vec![0f32; n * h];
+            let mut first = true;
+            for (g, lin, wt, width) in [
+                (&dq, &a.q, &w.q, wq),
+                (&dk, &a.k, &w.k, wk),
+                (&dv, &a.v, &w.v, wk),
+            ] {
+                if let Some(b) = lin.bias() {
+                    out.push((b.clone(), col_sum(g, width)));
+                }
+                out.push((lin.weight().clone(), weight_grad(g, &bt.n1, width, h)?));
+                matmul(
+                    &mut dn,
+                    Mat::new(g, n, width),
+                    Mat::new(wt, width, h),
+                    !first,
+                )?;
+                first = false;
+            }
+            let mut dw = vec![0f32; h];
+            rms_norm_bwd(&bt.x_in, &w.input_norm, &bt.inv1, &dn, &mut dx, &mut dw);
+            out.push((block.input_norm.clone(), dw));
+        }
+        // The embedding: each row's gradient goes to its token's row.
+        let mut de = vec![0f32; model.embed.elem_count()];
+        for (&id, g) in self.ids.iter().zip(dx.chunks_exact(h)) {
+            let o = id as usize * h;
+            axpy(1.0, g, &mut de[o..o + h]);
+        }
+        out.push((model.embed.clone(), de));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::policy::model::token_logprobs;
+    use crate::engine::policy::PolicyConfig;
+    use candle_core::Device;
+    use candle_nn::{VarBuilder, VarMap};
+    use rand::{Rng, SeedableRng};
+
+    /// A model with every weight drawn at random (norms around 1, biases non-zero), so
+    /// no gradient is trivially zero or one.
+    fn random_model(cfg: &PolicyConfig, seed: u64) -> (VarMap, Qwen2) {
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let model = Qwen2::new(cfg, vb).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        for (name, var) in vm.data().lock().unwrap().iter() {
+            let norm = name.ends_with("norm.weight");
+            let v: Vec<f32> = (0..var.elem_count())
+                .map(|_| {
+                    let u: f32 = rng.random_range(-0.5..0.5);
+                    if norm {
+                        1.0 + u
+                    } else {
+                        u
+                    }
+                })
+                .collect();
+            var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+                .unwrap();
+        }
+        (vm, model)
+    }
+
+    /// A loss that reads the logits and, with a value head, the values.
+    fn loss(model: &Qwen2, hidden: &Tensor, targets: &Tensor, coef: &Tensor) -> Tensor {
+        let logp = token_logprobs(&model.logits(hidden).unwrap(), targets).unwrap();
+        let mut l = (logp * coef).unwrap().sum_all().unwrap();
+        if model.has_value_head() {
+            let v = model.values(hidden).unwrap();
+            l = (l + (v.sqr().unwrap().sum_all().unwrap() * 0.3).unwrap()).unwrap();
+        }
+        l
+    }
+
+    fn check(cfg: PolicyConfig, batch: usize, len: usize, seed: u64) {
+        let (vm, model) = random_model(&cfg, seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 1);
+        let ids: Vec<u32> = (0..batch * len)
+            .map(|_| rng.random_range(0..cfg.vocab_size as u32))
+            .collect();
+        let targets: Vec<u32> = (0..batch * len)
+            .map(|_| rng.random_range(0..cfg.vocab_size as u32))
+            .collect();
+        let coef: Vec<f32> = (0..batch * len)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let dev = Device::Cpu;
+        let ids = Tensor::from_vec(ids, (batch, len), &dev).unwrap();
+        let targets = Tensor::from_vec(targets, (batch, len), &dev).unwrap();
+        let coef = Tensor::from_vec(coef, (batch, len), &dev).unwrap();
+
+        let autograd_hidden = model.hidden_train(&ids).unwrap();
+        let autograd_loss = loss(&model, &autograd_hidden, &targets, &coef);
+        let expected = autograd_loss.backward().unwrap();
+
+        let taped = model.hidden_taped(&ids).unwrap();
+        assert!(
+            taped.tape.is_some(),
+            "the CPU f32 model takes the taped path"
+        );
+        let hidden_diff = (taped.hidden() - &autograd_hidden)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(hidden_diff < 1e-5, "hidden states differ by {hidden_diff}");
+        let taped_loss = loss(&model, taped.hidden(), &targets, &coef);
+        let got = taped.backward(&model, &taped_loss).unwrap();
+        let (a, b) = (
+            autograd_loss.to_scalar::<f32>().unwrap(),
+            taped_loss.to_scalar::<f32>().unwrap(),
+        );
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "loss {a} vs {b}");
+        let vars = vm.data().lock().unwrap();
+        assert!(vars.len() > 10);
+        for (name, var) in vars.iter() {
+            let want = expected
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("autograd has no gradient for {name}"));
+            let have = got
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("the tape has no gradient for {name}"));
+            let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let have = have.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{name}: autograd's gradient is all zero");
+            for (i, (w, h)) in want.iter().zip(&have).enumerate() {
+                assert!(
+                    (w - h).abs() <= 1e-4 * scale,
+                    "{name}[{i}]: autograd {w}, tape {h} (largest {scale})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_taped_backward_gives_autograds_gradients_for_every_weight() {
+        let mut cfg = PolicyConfig::micro(13);
+        cfg.num_hidden_layers = 2;
+        check(cfg, 3, 7, 1);
+    }
+
+    #[test]
+    fn the_taped_backward_matches_with_grouped_heads_tied_embeddings_and_a_value_head() {
+        let mut cfg = PolicyConfig::micro(17);
+        cfg.num_hidden_layers = 2;
+        cfg.hidden_size = 64;
+        cfg.num_attention_heads = 4;
+        cfg.num_key_value_heads = 2;
+        cfg.arbor_value_head = true;
+        check(cfg.clone(), 2, 9, 2);
+        cfg.tie_word_embeddings = false;
+        cfg.num_key_value_heads = 4;
+        check(cfg, 4, 5, 3);
+    }
+
+    #[test]
+    fn a_sequence_longer_than_the_positions_is_refused() {
+        let mut cfg = PolicyConfig::micro(5);
+        cfg.max_position_embeddings = 4;
+        let (_vm, model) = random_model(&cfg, 0);
+        let ids = Tensor::zeros((1, 6), DType::U32, &Device::Cpu).unwrap();
+        let err = model.hidden_taped(&ids).err().unwrap().to_string();
+        assert!(err.contains("longer than the model's 4 positions"), "{err}");
+    }
+}
