@@ -131,8 +131,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
+        for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *a += x * y;
         }
     }
     acc.iter().sum::<f32>() + tail
