@@ -29,11 +29,54 @@ struct RmsNorm {
     eps: f32,
 }
 
-impl RmsNorm {
-    /// `1 / sqrt(mean(x^2) + eps)` of one row.
-    fn inv_rms(&self, row: &[f32]) -> f32 {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
-        1.0 / (ms + self.eps).sqrt()
+/// `1 / sqrt(mean(x^2) + eps)` of one row.
+fn inv_rms(row: &[f32], eps: f32) -> f32 {
+    let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+    1.0 / (ms + eps).sqrt()
+}
+
+/// RMSNorm of every row of `x` (rows of `w.len()`): the output and each row's `1 / rms`.
+pub(super) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = w.len();
+    let mut y = vec![0f32; x.len()];
+    let mut inv = Vec::with_capacity(x.len() / d);
+    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let r = inv_rms(xr, eps);
+        for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
+            *yv = xv * r * wv;
+        }
+        inv.push(r);
+    }
+    (y, inv)
+}
+
+/// RMSNorm's backward for output gradient `g`, with `r = 1 / rms(x)` per row (`inv`):
+/// adds `dx = r (g w) - x r^3 / n * sum(g w x)` to `dx_acc` and `dw = sum_rows g x r`
+/// to `dw`.
+pub(super) fn rms_norm_bwd(
+    x: &[f32],
+    w: &[f32],
+    inv: &[f32],
+    g: &[f32],
+    dx_acc: &mut [f32],
+    dw: &mut [f32],
+) {
+    let d = w.len();
+    for (((xr, gr), dxr), &r) in x
+        .chunks_exact(d)
+        .zip(g.chunks_exact(d))
+        .zip(dx_acc.chunks_exact_mut(d))
+        .zip(inv)
+    {
+        let mut s = 0f32;
+        for j in 0..d {
+            s += gr[j] * w[j] * xr[j];
+            dw[j] += gr[j] * xr[j] * r;
+        }
+        let c = r * r * r * s / d as f32;
+        for j in 0..d {
+            dxr[j] += r * gr[j] * w[j] - xr[j] * c;
+        }
     }
 }
 
@@ -55,18 +98,11 @@ impl CustomOp2 for RmsNorm {
         if dim == 0 || l1.dims().last() != Some(&dim) {
             candle_core::bail!("{}: weight of {dim} for input {:?}", self.name(), l1.dims());
         }
-        let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(dim).zip(y.chunks_exact_mut(dim)) {
-            let r = self.inv_rms(xr);
-            for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
-                *yv = xv * r * wv;
-            }
-        }
+        let (y, _) = rms_norm_rows(x, w, self.eps);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    /// With `r = 1 / rms(x)` per row and `g` the incoming gradient:
-    /// `dw = sum_rows g x r` and `dx = r (g w) - x r^3 / n * sum(g w x)`.
+    /// See [`rms_norm_bwd`].
     fn bwd(
         &self,
         x: &Tensor,
@@ -75,25 +111,13 @@ impl CustomOp2 for RmsNorm {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (xs, ws, gs) = (flat(x)?, flat(w)?, flat(grad)?);
-        let dim = ws.len();
+        let inv: Vec<f32> = xs
+            .chunks_exact(ws.len())
+            .map(|r| inv_rms(r, self.eps))
+            .collect();
         let mut dx = vec![0f32; xs.len()];
-        let mut dw = vec![0f32; dim];
-        for ((xr, gr), dxr) in xs
-            .chunks_exact(dim)
-            .zip(gs.chunks_exact(dim))
-            .zip(dx.chunks_exact_mut(dim))
-        {
-            let r = self.inv_rms(xr);
-            let mut dot = 0f32;
-            for j in 0..dim {
-                dot += gr[j] * ws[j] * xr[j];
-                dw[j] += gr[j] * xr[j] * r;
-            }
-            let c = r * r * r * dot / dim as f32;
-            for j in 0..dim {
-                dxr[j] = r * gr[j] * ws[j] - xr[j] * c;
-            }
-        }
+        let mut dw = vec![0f32; ws.len()];
+        rms_norm_bwd(&xs, &ws, &inv, &gs, &mut dx, &mut dw);
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, w.shape(), w.device())?),
@@ -139,6 +163,26 @@ pub(super) fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n + 127) as u32) << 23)
 }
 
+/// `silu(gate) * up`, elementwise.
+pub(super) fn swiglu_rows(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    gate.iter()
+        .zip(up)
+        .map(|(&g, &u)| g * sigmoid(g) * u)
+        .collect()
+}
+
+/// SwiGLU's backward for output gradient `d`, in place: `gate` becomes
+/// `d gate = d up s (1 + gate (1 - s))` and `up` becomes `d up = d gate s`, with
+/// `s = sigmoid(gate)`.
+pub(super) fn swiglu_bwd(d: &[f32], gate: &mut [f32], up: &mut [f32]) {
+    for ((&d, g), u) in d.iter().zip(gate.iter_mut()).zip(up.iter_mut()) {
+        let s = sigmoid(*g);
+        let (gv, uv) = (*g, *u);
+        *g = d * uv * s * (1.0 + gv * (1.0 - s));
+        *u = d * gv * s;
+    }
+}
+
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
         "arbor-swiglu"
@@ -161,11 +205,10 @@ impl CustomOp2 for SwiGlu {
                 l2.dims()
             );
         }
-        let y: Vec<f32> = g.iter().zip(u).map(|(&g, &u)| g * sigmoid(g) * u).collect();
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((CpuStorage::F32(swiglu_rows(g, u)), l1.shape().clone()))
     }
 
-    /// `d gate = grad u s (1 + gate (1 - s))`, `d up = grad gate s`, with `s = sigmoid(gate)`.
+    /// See [`swiglu_bwd`].
     fn bwd(
         &self,
         gate: &Tensor,
@@ -173,14 +216,8 @@ impl CustomOp2 for SwiGlu {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (gs, us, ds) = (flat(gate)?, flat(up)?, flat(grad)?);
-        let mut dg = vec![0f32; gs.len()];
-        let mut du = vec![0f32; gs.len()];
-        for ((((&g, &u), &d), dg), du) in gs.iter().zip(&us).zip(&ds).zip(&mut dg).zip(&mut du) {
-            let s = sigmoid(g);
-            *dg = d * u * s * (1.0 + g * (1.0 - s));
-            *du = d * g * s;
-        }
+        let (mut dg, mut du) = (flat(gate)?, flat(up)?);
+        swiglu_bwd(&flat(grad)?, &mut dg, &mut du);
         Ok((
             Some(Tensor::from_vec(dg, gate.shape(), gate.device())?),
             Some(Tensor::from_vec(du, up.shape(), up.device())?),
@@ -218,6 +255,28 @@ impl Rope {
     }
 }
 
+/// One head's rotary embedding in place: `x cos + rotate_half(x) sin`,
+/// `rotate_half([a, b]) = [-b, a]`, for `cos`, `sin` rows of the head's width.
+pub(super) fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    for j in 0..half {
+        let (a, b) = (x[j], x[j + half]);
+        x[j] = a * cos[j] - b * sin[j];
+        x[j + half] = b * cos[j + half] + a * sin[j + half];
+    }
+}
+
+/// [`rotate`]'s backward in place: `dx = g cos + rotate_half^T(g sin)`,
+/// `rotate_half^T([a, b]) = [b, -a]`.
+pub(super) fn rotate_bwd(g: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = g.len() / 2;
+    for j in 0..half {
+        let (a, b) = (g[j], g[j + half]);
+        g[j] = a * cos[j] + b * sin[j + half];
+        g[j + half] = b * cos[j + half] - a * sin[j];
+    }
+}
+
 impl CustomOp3 for Rope {
     fn name(&self) -> &'static str {
         "arbor-rope"
@@ -235,14 +294,9 @@ impl CustomOp3 for Rope {
         let x = slice(s1, l1, self.name())?;
         let (cos, sin) = (slice(s2, l2, self.name())?, slice(s3, l3, self.name())?);
         let d = l1.dims().last().copied().unwrap_or(0);
-        let half = d / 2;
-        let mut y = vec![0f32; x.len()];
+        let mut y = x.to_vec();
         Rope::rows(x, l1.dims(), cos, sin, |xo, co| {
-            for j in 0..half {
-                let (a, b) = (x[xo + j], x[xo + j + half]);
-                y[xo + j] = a * cos[co + j] - b * sin[co + j];
-                y[xo + j + half] = b * cos[co + j + half] + a * sin[co + j + half];
-            }
+            rotate(&mut y[xo..xo + d], &cos[co..co + d], &sin[co..co + d]);
         })?;
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -259,14 +313,10 @@ impl CustomOp3 for Rope {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (g, c, s) = (flat(grad)?, flat(cos)?, flat(sin)?);
         let dims = x.dims().to_vec();
-        let half = dims.last().copied().unwrap_or(0) / 2;
-        let mut dx = vec![0f32; g.len()];
+        let d = dims.last().copied().unwrap_or(0);
+        let mut dx = g.clone();
         Rope::rows(&g, &dims, &c, &s, |xo, co| {
-            for j in 0..half {
-                let (a, b) = (g[xo + j], g[xo + j + half]);
-                dx[xo + j] = a * c[co + j] + b * s[co + j + half];
-                dx[xo + j + half] = b * c[co + j + half] - a * s[co + j];
-            }
+            rotate_bwd(&mut dx[xo..xo + d], &c[co..co + d], &s[co..co + d]);
         })?;
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),

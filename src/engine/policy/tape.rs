@@ -19,7 +19,7 @@ use candle_core::{bail, DType, Result, Tensor, Var};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::fused::exp;
+use super::fused::{exp, rms_norm_bwd, rms_norm_rows, rotate, rotate_bwd, swiglu_bwd, swiglu_rows};
 use super::model::Qwen2;
 
 /// A matrix in a slice with row and column strides (a row-major matrix or its transpose).
@@ -149,43 +149,6 @@ fn data(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
-/// `x / rms(x) * w` per row of `x`; returns the output and each row's `1 / rms`.
-fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
-    let d = w.len();
-    let mut y = vec![0f32; x.len()];
-    let mut inv = Vec::with_capacity(x.len() / d);
-    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-        let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
-        let r = 1.0 / (ms + eps).sqrt();
-        for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
-            *yv = xv * r * wv;
-        }
-        inv.push(r);
-    }
-    (y, inv)
-}
-
-/// RMSNorm's backward: adds `dx` to `dx_acc` and `dw` to `dw`, for output gradient `g`.
-fn rms_norm_bwd(x: &[f32], w: &[f32], inv: &[f32], g: &[f32], dx_acc: &mut [f32], dw: &mut [f32]) {
-    let d = w.len();
-    for (((xr, gr), dxr), &r) in x
-        .chunks_exact(d)
-        .zip(g.chunks_exact(d))
-        .zip(dx_acc.chunks_exact_mut(d))
-        .zip(inv)
-    {
-        let mut s = 0f32;
-        for j in 0..d {
-            s += gr[j] * w[j] * xr[j];
-            dw[j] += gr[j] * xr[j] * r;
-        }
-        let c = r * r * r * s / d as f32;
-        for j in 0..d {
-            dxr[j] += r * gr[j] * w[j] - xr[j] * c;
-        }
-    }
-}
-
 /// `x + b` on every row, in place.
 fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
     if let Some(b) = b {
@@ -205,37 +168,18 @@ fn col_sum(g: &[f32], n: usize) -> Vec<f32> {
 }
 
 /// Rotary embedding in place on rows `(batch * len, heads * dim)` of width `width`, row
-/// `n` at position `n % len`; `cos`, `sin` are `(len, dim)`. Qwen2's layout:
-/// `x cos + rotate_half(x) sin`, `rotate_half([a, b]) = [-b, a]`.
-fn rope(x: &mut [f32], width: usize, len: usize, cos: &[f32], sin: &[f32]) {
+/// `n` at position `n % len`; `cos`, `sin` are `(len, dim)`. With `back`, its backward
+/// (the output gradient becomes the input's).
+fn rope(x: &mut [f32], width: usize, len: usize, cos: &[f32], sin: &[f32], back: bool) {
     let dim = cos.len() / len;
-    let half = dim / 2;
     for (n, row) in x.chunks_exact_mut(width).enumerate() {
         let p = (n % len) * dim;
         let (c, s) = (&cos[p..p + dim], &sin[p..p + dim]);
         for h in row.chunks_exact_mut(dim) {
-            for j in 0..half {
-                let (a, b) = (h[j], h[j + half]);
-                h[j] = a * c[j] - b * s[j];
-                h[j + half] = b * c[j + half] + a * s[j + half];
-            }
-        }
-    }
-}
-
-/// The rotary embedding's backward in place: `dx = g cos + rotate_half^T(g sin)`,
-/// `rotate_half^T([a, b]) = [b, -a]`.
-fn rope_bwd(g: &mut [f32], width: usize, len: usize, cos: &[f32], sin: &[f32]) {
-    let dim = cos.len() / len;
-    let half = dim / 2;
-    for (n, row) in g.chunks_exact_mut(width).enumerate() {
-        let p = (n % len) * dim;
-        let (c, s) = (&cos[p..p + dim], &sin[p..p + dim]);
-        for h in row.chunks_exact_mut(dim) {
-            for j in 0..half {
-                let (a, b) = (h[j], h[j + half]);
-                h[j] = a * c[j] + b * s[j + half];
-                h[j + half] = b * c[j + half] - a * s[j];
+            if back {
+                rotate_bwd(h, c, s);
+            } else {
+                rotate(h, c, s);
             }
         }
     }
@@ -361,24 +305,6 @@ fn attention_bwd(
         });
 }
 
-/// `silu(gate) * up`.
-fn swiglu(gate: &[f32], up: &[f32]) -> Vec<f32> {
-    gate.iter()
-        .zip(up)
-        .map(|(&g, &u)| g / (1.0 + exp(-g)) * u)
-        .collect()
-}
-
-/// SwiGLU's backward in place: `gate` becomes `d gate`, `up` becomes `d up`.
-fn swiglu_bwd(d: &[f32], gate: &mut [f32], up: &mut [f32]) {
-    for ((&d, g), u) in d.iter().zip(gate.iter_mut()).zip(up.iter_mut()) {
-        let s = 1.0 / (1.0 + exp(-*g));
-        let (gv, uv) = (*g, *u);
-        *g = d * uv * s * (1.0 + gv * (1.0 - s));
-        *u = d * gv * s;
-    }
-}
-
 /// One block's weights, copied out of their tensors.
 struct BlockWeights {
     input_norm: Vec<f32>,
@@ -420,9 +346,7 @@ struct BlockTape {
 /// The body's forward on the CPU: everything its backward needs.
 struct Tape {
     ids: Vec<u32>,
-    rows: usize,
     heads: Heads,
-    hidden: usize,
     inter: usize,
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -499,7 +423,7 @@ impl Qwen2 {
                 up: data(block.mlp.up.weight())?,
                 down: data(block.mlp.down.weight())?,
             };
-            let (n1, inv1) = rms_norm(&x, &w.input_norm, eps);
+            let (n1, inv1) = rms_norm_rows(&x, &w.input_norm, eps);
             let project = |inp: &[f32], wt: &[f32], out: usize, width: usize| {
                 let mut y = vec![0f32; n * out];
                 matmul(
@@ -516,17 +440,17 @@ impl Qwen2 {
             add_bias(&mut k, w.k_bias.as_deref());
             let mut v = project(&n1, &w.v, wk, h)?;
             add_bias(&mut v, w.v_bias.as_deref());
-            rope(&mut q, wq, t, &cos, &sin);
-            rope(&mut k, wk, t, &cos, &sin);
+            rope(&mut q, wq, t, &cos, &sin, false);
+            rope(&mut k, wk, t, &cos, &sin, false);
             let mut p = vec![0f32; b * heads.heads * t * t];
             let mut o = vec![0f32; n * wq];
             attention(&q, &k, &v, heads, &mut p, &mut o);
             let x_in = x.clone();
             matmul(&mut x, Mat::new(&o, n, wq), Mat::new(&w.o, h, wq).t(), true)?;
-            let (n2, inv2) = rms_norm(&x, &w.post_norm, eps);
+            let (n2, inv2) = rms_norm_rows(&x, &w.post_norm, eps);
             let gate = project(&n2, &w.gate, inter, h)?;
             let up = project(&n2, &w.up, inter, h)?;
-            let act = swiglu(&gate, &up);
+            let act = swiglu_rows(&gate, &up);
             let x_mid = x.clone();
             matmul(
                 &mut x,
@@ -553,16 +477,14 @@ impl Qwen2 {
             });
         }
         let final_norm = data(&self.norm)?;
-        let (out, inv_final) = rms_norm(&x, &final_norm, eps);
+        let (out, inv_final) = rms_norm_rows(&x, &final_norm, eps);
         // A fresh variable: the loss's backward stops here and hands its gradient over.
         let hidden = Var::from_vec(out, (b, t, h), self.embed.device())?.into_inner();
         Ok(Taped {
             hidden,
             tape: Some(Tape {
                 ids: ids_v,
-                rows: n,
                 heads,
-                hidden: h,
                 inter,
                 cos,
                 sin,
@@ -610,7 +532,12 @@ impl Taped {
 impl Tape {
     /// The body's gradients from the final hidden states' `dh`, each with its tensor.
     fn backward(&self, model: &Qwen2, dh: &[f32]) -> Result<Vec<(Tensor, Vec<f32>)>> {
-        let (n, h, inter, s) = (self.rows, self.hidden, self.inter, self.heads);
+        let (n, h, inter, s) = (
+            self.ids.len(),
+            self.final_norm.len(),
+            self.inter,
+            self.heads,
+        );
         let (wq, wk, t) = (s.q_width(), s.kv_width(), s.len);
         if dh.len() != n * h || model.blocks.len() != self.blocks.len() {
             bail!("the taped backward was handed another model or batch");
@@ -691,8 +618,8 @@ impl Tape {
                 &bt.q, &bt.k, &bt.v, &bt.p, &d_o, s, &mut dq, &mut dk, &mut dv,
             );
             drop(d_o);
-            rope_bwd(&mut dq, wq, t, &self.cos, &self.sin);
-            rope_bwd(&mut dk, wk, t, &self.cos, &self.sin);
+            rope(&mut dq, wq, t, &self.cos, &self.sin, true);
+            rope(&mut dk, wk, t, &self.cos, &self.sin, true);
             let mut dn = vec![0f32; n * h];
             let mut first = true;
             for (g, lin, wt, width) in [
