@@ -7,6 +7,9 @@
 //! they were the update step's largest cost outside matmuls. CPU and f32 only: elsewhere
 //! the model uses the composed ops (see the public functions below).
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use super::simd::{axpy, dot, dot3, simd_kernel};
 
 /// The contiguous f32 data behind a layout, or an error naming the op.
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
@@ -30,24 +33,75 @@ struct RmsNorm {
 }
 
 /// `1 / sqrt(mean(x^2) + eps)` of one row.
+#[inline(always)]
 fn inv_rms(row: &[f32], eps: f32) -> f32 {
-    let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+    let ms = dot(row, row) / row.len() as f32;
     1.0 / (ms + eps).sqrt()
+}
+
+/// Rows per parallel chunk for a loop over `rows` rows of `width`: all of them (one
+/// chunk, on the calling thread) when the work is too small to share or there is one
+/// thread, else an even share per thread.
+pub(super) fn chunk_rows(rows: usize, width: usize) -> usize {
+    let threads = candle_core::utils::get_num_threads();
+    if threads <= 1 || rows * width < 1 << 15 {
+        rows.max(1)
+    } else {
+        rows.div_ceil(threads).max(1)
+    }
+}
+
+simd_kernel! {
+    fn rms_norm_chunk(x: &[f32], w: &[f32], eps: f32, y: &mut [f32], inv: &mut [f32]) {
+        let d = w.len();
+        for ((xr, yr), r) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(inv) {
+            *r = inv_rms(xr, eps);
+            for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
+                *yv = xv * *r * wv;
+            }
+        }
+    }
 }
 
 /// RMSNorm of every row of `x` (rows of `w.len()`): the output and each row's `1 / rms`.
 pub(super) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
     let d = w.len();
-    let mut y = vec![0f32; x.len()];
-    let mut inv = Vec::with_capacity(x.len() / d);
-    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-        let r = inv_rms(xr, eps);
-        for ((yv, &xv), &wv) in yr.iter_mut().zip(xr).zip(w) {
-            *yv = xv * r * wv;
-        }
-        inv.push(r);
-    }
+    let rows = x.len() / d;
+    let mut y = vec![0f32; rows * d];
+    let mut inv = vec![0f32; rows];
+    let c = chunk_rows(rows, d);
+    y.par_chunks_mut(c * d)
+        .zip(inv.par_chunks_mut(c))
+        .zip(x.par_chunks(c * d))
+        .for_each(|((y, inv), x)| rms_norm_chunk(x, w, eps, y, inv));
     (y, inv)
+}
+
+simd_kernel! {
+    fn rms_norm_bwd_chunk(
+        x: &[f32],
+        w: &[f32],
+        inv: &[f32],
+        g: &[f32],
+        dx_acc: &mut [f32],
+        dw: &mut [f32],
+    ) {
+        let d = w.len();
+        for (((xr, gr), dxr), &r) in x
+            .chunks_exact(d)
+            .zip(g.chunks_exact(d))
+            .zip(dx_acc.chunks_exact_mut(d))
+            .zip(inv)
+        {
+            for ((dw, &gv), &xv) in dw.iter_mut().zip(gr).zip(xr) {
+                *dw += gv * xv * r;
+            }
+            let c = r * r * r * dot3(gr, w, xr) / d as f32;
+            for (((dx, &gv), &wv), &xv) in dxr.iter_mut().zip(gr).zip(w).zip(xr) {
+                *dx += r * gv * wv - xv * c;
+            }
+        }
+    }
 }
 
 /// RMSNorm's backward for output gradient `g`, with `r = 1 / rms(x)` per row (`inv`):
@@ -62,21 +116,20 @@ pub(super) fn rms_norm_bwd(
     dw: &mut [f32],
 ) {
     let d = w.len();
-    for (((xr, gr), dxr), &r) in x
-        .chunks_exact(d)
-        .zip(g.chunks_exact(d))
-        .zip(dx_acc.chunks_exact_mut(d))
-        .zip(inv)
-    {
-        let mut s = 0f32;
-        for j in 0..d {
-            s += gr[j] * w[j] * xr[j];
-            dw[j] += gr[j] * xr[j] * r;
-        }
-        let c = r * r * r * s / d as f32;
-        for j in 0..d {
-            dxr[j] += r * gr[j] * w[j] - xr[j] * c;
-        }
+    let c = chunk_rows(inv.len(), d);
+    let partials: Vec<Vec<f32>> = dx_acc
+        .par_chunks_mut(c * d)
+        .zip(x.par_chunks(c * d))
+        .zip(g.par_chunks(c * d))
+        .zip(inv.par_chunks(c))
+        .map(|(((dx, x), g), inv)| {
+            let mut part = vec![0f32; d];
+            rms_norm_bwd_chunk(x, w, inv, g, dx, &mut part);
+            part
+        })
+        .collect();
+    for part in partials {
+        axpy(1.0, &part, dw);
     }
 }
 
@@ -128,6 +181,7 @@ impl CustomOp2 for RmsNorm {
 /// `silu(gate) * up`, elementwise.
 struct SwiGlu;
 
+#[inline(always)]
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + exp(-v))
 }
@@ -136,6 +190,7 @@ fn sigmoid(v: f32) -> f32 {
 /// tenth of the update step): `2^n e^r` with `n = round(x / ln 2)`, `r` reduced in two
 /// parts, and a degree-7 polynomial for `e^r` on `|r| <= ln 2 / 2`. Within 2 ulp of
 /// `f32::exp` on [-87, 88]; clamped outside (so never inf or NaN for finite x).
+#[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -163,24 +218,45 @@ pub(super) fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n + 127) as u32) << 23)
 }
 
+simd_kernel! {
+    fn swiglu_chunk(gate: &[f32], up: &[f32], out: &mut [f32]) {
+        for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+            *o = g * sigmoid(g) * u;
+        }
+    }
+}
+
 /// `silu(gate) * up`, elementwise.
 pub(super) fn swiglu_rows(gate: &[f32], up: &[f32]) -> Vec<f32> {
-    gate.iter()
-        .zip(up)
-        .map(|(&g, &u)| g * sigmoid(g) * u)
-        .collect()
+    let mut out = vec![0f32; gate.len().min(up.len())];
+    let c = chunk_rows(out.len(), 1);
+    out.par_chunks_mut(c)
+        .zip(gate.par_chunks(c))
+        .zip(up.par_chunks(c))
+        .for_each(|((o, g), u)| swiglu_chunk(g, u, o));
+    out
+}
+
+simd_kernel! {
+    fn swiglu_bwd_chunk(d: &[f32], gate: &mut [f32], up: &mut [f32]) {
+        for ((&d, g), u) in d.iter().zip(gate.iter_mut()).zip(up.iter_mut()) {
+            let s = sigmoid(*g);
+            let (gv, uv) = (*g, *u);
+            *g = d * uv * s * (1.0 + gv * (1.0 - s));
+            *u = d * gv * s;
+        }
+    }
 }
 
 /// SwiGLU's backward for output gradient `d`, in place: `gate` becomes
 /// `d gate = d up s (1 + gate (1 - s))` and `up` becomes `d up = d gate s`, with
 /// `s = sigmoid(gate)`.
 pub(super) fn swiglu_bwd(d: &[f32], gate: &mut [f32], up: &mut [f32]) {
-    for ((&d, g), u) in d.iter().zip(gate.iter_mut()).zip(up.iter_mut()) {
-        let s = sigmoid(*g);
-        let (gv, uv) = (*g, *u);
-        *g = d * uv * s * (1.0 + gv * (1.0 - s));
-        *u = d * gv * s;
-    }
+    let c = chunk_rows(d.len(), 1);
+    gate.par_chunks_mut(c)
+        .zip(up.par_chunks_mut(c))
+        .zip(d.par_chunks(c))
+        .for_each(|((g, u), d)| swiglu_bwd_chunk(d, g, u));
 }
 
 impl CustomOp2 for SwiGlu {
@@ -257,6 +333,7 @@ impl Rope {
 
 /// One head's rotary embedding in place: `x cos + rotate_half(x) sin`,
 /// `rotate_half([a, b]) = [-b, a]`, for `cos`, `sin` rows of the head's width.
+#[inline(always)]
 pub(super) fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
     let half = x.len() / 2;
     for j in 0..half {
@@ -268,6 +345,7 @@ pub(super) fn rotate(x: &mut [f32], cos: &[f32], sin: &[f32]) {
 
 /// [`rotate`]'s backward in place: `dx = g cos + rotate_half^T(g sin)`,
 /// `rotate_half^T([a, b]) = [b, -a]`.
+#[inline(always)]
 pub(super) fn rotate_bwd(g: &mut [f32], cos: &[f32], sin: &[f32]) {
     let half = g.len() / 2;
     for j in 0..half {

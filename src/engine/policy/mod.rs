@@ -10,6 +10,7 @@ pub mod hf_tokenizer;
 pub mod model;
 pub mod sampler;
 pub mod server;
+mod simd;
 pub mod tape;
 pub mod tokenizer;
 

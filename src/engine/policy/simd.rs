@@ -1,0 +1,205 @@
+//! Loops over f32 slices compiled for the CPU they run on.
+//!
+//! arbor is built for the baseline x86-64 (SSE2), so the compiler vectorizes its own loops
+//! four lanes wide and without fused multiply-add, while gemm picks AVX-512 at run time.
+//! [`simd_kernel!`] gives a loop the same treatment: the body is compiled three times
+//! (AVX-512F, AVX2 with FMA, baseline) and the first the CPU has is called. The body and
+//! every helper it calls must be `#[inline(always)]`-able plain Rust: the wider code is
+//! the compiler's own vectorization, so results match the baseline up to the order of
+//! float additions the body itself fixes.
+
+/// Defines a function whose body runs compiled for the widest vector unit the CPU has
+/// (see the module). Arguments are plain `name: Type` pairs; no generics.
+macro_rules! simd_kernel {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU was just checked for AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU was just checked for AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+pub(super) use simd_kernel;
+
+/// `sum_i a_i b_i`, sixteen partial sums wide.
+#[inline(always)]
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *a += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `sum_i a_i b_i c_i`, sixteen partial sums wide.
+#[inline(always)]
+pub(super) fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb, cc) = (a.chunks_exact(16), b.chunks_exact(16), c.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .zip(cc.remainder())
+        .map(|((x, y), z)| x * y * z)
+        .sum();
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        for (((a, &x), &y), &z) in acc.iter_mut().zip(x).zip(y).zip(z) {
+            *a += x * y * z;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `sum_i x_i`, sixteen partial sums wide.
+#[inline(always)]
+pub(super) fn sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let c = x.chunks_exact(16);
+    let tail: f32 = c.remainder().iter().sum();
+    for x in c {
+        for (a, &x) in acc.iter_mut().zip(x) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `y += alpha x`, sixteen lanes at a time (a fixed-width inner loop, so short rows such
+/// as one head's 32 values run as whole vectors rather than the compiler's unrolled loop
+/// falling through to its scalar tail).
+#[inline(always)]
+pub(super) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let (mut cy, cx) = (y.chunks_exact_mut(16), x.chunks_exact(16));
+    let tail = cx.remainder();
+    for (y, x) in (&mut cy).zip(cx) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += alpha * x;
+        }
+    }
+    for (y, &x) in cy.into_remainder().iter_mut().zip(tail) {
+        *y += alpha * x;
+    }
+}
+
+/// `out[c] = alpha sum_r coef[r] x[r * stride + c]` for every column `c` of `out`: a
+/// combination of rows, summed sixteen columns at a time in registers (two partial sums
+/// per lane), so a long sum into one short row is not a chain of loads and stores.
+#[inline(always)]
+pub(super) fn combine_rows(coef: &[f32], alpha: f32, x: &[f32], stride: usize, out: &mut [f32]) {
+    let mut blocks = out.chunks_exact_mut(16);
+    let mut c0 = 0;
+    for o in &mut blocks {
+        let (mut a, mut b) = ([0f32; 16], [0f32; 16]);
+        let mut pairs = coef.chunks_exact(2);
+        let mut r = 0;
+        for pair in &mut pairs {
+            let (xa, xb) = (
+                &x[r * stride + c0..][..16],
+                &x[(r + 1) * stride + c0..][..16],
+            );
+            for l in 0..16 {
+                a[l] += pair[0] * xa[l];
+                b[l] += pair[1] * xb[l];
+            }
+            r += 2;
+        }
+        if let [last] = pairs.remainder() {
+            let xa = &x[r * stride + c0..][..16];
+            for l in 0..16 {
+                a[l] += last * xa[l];
+            }
+        }
+        for l in 0..16 {
+            o[l] = alpha * (a[l] + b[l]);
+        }
+        c0 += 16;
+    }
+    for (c, o) in blocks.into_remainder().iter_mut().enumerate() {
+        let col = c0 + c;
+        *o = alpha
+            * coef
+                .iter()
+                .enumerate()
+                .map(|(r, &w)| w * x[r * stride + col])
+                .sum::<f32>();
+    }
+}
+
+/// `e^(x - shift)` in place, sixteen lanes at a time.
+#[inline(always)]
+pub(super) fn exp_shifted(x: &mut [f32], shift: f32) {
+    let mut c = x.chunks_exact_mut(16);
+    for x in &mut c {
+        for v in x.iter_mut() {
+            *v = super::fused::exp(*v - shift);
+        }
+    }
+    for v in c.into_remainder() {
+        *v = super::fused::exp(*v - shift);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    simd_kernel! {
+        fn scaled_dot(a: &[f32], b: &[f32], s: f32) -> f32 {
+            dot(a, b) * s
+        }
+    }
+
+    #[test]
+    fn a_kernel_gives_the_baseline_result() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.25).collect();
+        let want: f64 = a.iter().zip(&b).map(|(x, y)| (x * y) as f64).sum::<f64>() * 2.0;
+        let got = scaled_dot(&a, &b, 2.0) as f64;
+        assert!((got - want).abs() < 1e-3 * want.abs(), "{got} vs {want}");
+        assert_eq!(sum(&a), a.iter().sum::<f32>());
+        // Rows of 37 with stride 40: two whole blocks of sixteen and a tail of five.
+        let x: Vec<f32> = (0..3 * 40).map(|i| (i % 7) as f32 - 3.0).collect();
+        let mut out = vec![0f32; 37];
+        combine_rows(&[1.0, -2.0, 0.5], 2.0, &x, 40, &mut out);
+        for (c, &o) in out.iter().enumerate() {
+            let want = 2.0 * (x[c] - 2.0 * x[40 + c] + 0.5 * x[80 + c]);
+            assert_eq!(o, want, "column {c}");
+        }
+        let mut y = vec![1f32; 37];
+        axpy(2.0, &a, &mut y);
+        assert_eq!(y[3], 1.0 + 2.0 * 1.5);
+    }
+}
