@@ -15,7 +15,9 @@ With --check FILE (arbor's step on batch 16: grad.<name>, m.<name>, v.<name> in
 safetensors) it first prints {"check": {"loss_rel", "grad_rel", "m_rel", "v_rel"}}: for
 each, the largest |difference| over a tensor divided by that tensor's largest |value|
 (the loss: relative difference), the worst tensor reported. Then one JSON line per batch
-size: {"batch": B, "ms": X}, the mean over --reps steps after one warm-up step. Run
+size: {"batch": B, "ms": X}, the median of --reps timed steps after one warm-up step
+(the median, as arbor's side reports, so one step slowed by another process on the
+machine does not move the figure). Run
 through bench/run_torch.sh torch_update.py, never by CI.
 """
 import argparse
@@ -131,10 +133,12 @@ def main():
     for n in [16, 128]:
         b = batches[n]
         step(model, opt, b, clip, adamw["max_grad_norm"])
-        t = time.perf_counter()
+        times = []
         for _ in range(reps[n]):
+            t = time.perf_counter()
             step(model, opt, b, clip, adamw["max_grad_norm"])
-        ms = (time.perf_counter() - t) * 1000.0 / reps[n]
+            times.append((time.perf_counter() - t) * 1000.0)
+        ms = sorted(times)[len(times) // 2]
         print(json.dumps({"batch": n, "ms": ms}), flush=True)
 
 

@@ -23,7 +23,7 @@ use super::fused::{
     chunk_rows, rms_norm_bwd, rms_norm_rows, rotate, rotate_bwd, swiglu_bwd, swiglu_rows,
 };
 use super::model::Qwen2;
-use super::simd::{axpy, combine_rows, dot, exp_shifted, simd_kernel, sum};
+use super::simd::{axpy, combine_rows, dot, exp_shifted, max, simd_kernel, sum};
 
 /// A matrix in a slice with row and column strides (a row-major matrix or its transpose).
 #[derive(Clone, Copy)]
@@ -87,20 +87,39 @@ fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> Result<()> {
         }
         return Ok(());
     }
-    // The same threading as candle's own CPU matmul.
+    // Threads share the rows of `c`, each running gemm alone on its band: gemm's own
+    // split of a tall, thin product (5120 x 128 by 128 x 384) ran no faster on two
+    // threads than on one (bench `profile`). Small products stay on this thread.
     let threads = candle_core::utils::get_num_threads();
-    let par = if threads > 1 && m * n * k >= 1 << 15 {
-        Parallelism::Rayon(threads)
+    let band = if threads > 1 && m * n * k >= 1 << 15 && m >= 2 * 16 {
+        m.div_ceil(threads)
     } else {
-        Parallelism::None
+        m
     };
-    // SAFETY: the shapes were checked above: every index gemm reads through `a` and `b`
-    // lies inside their slices (`in_bounds`) and `c` holds exactly `m x n` elements,
-    // written row-major (row stride n, column stride 1); `c` is borrowed mutably, so it
-    // aliases neither input.
+    c.par_chunks_mut(band * n).enumerate().for_each(|(i, c)| {
+        let rows = c.len() / n;
+        let a = Mat {
+            data: &a.data[i * band * a.rs..],
+            rows,
+            ..a
+        };
+        gemm_band(c, a, b, k, n, accumulate);
+    });
+    Ok(())
+}
+
+/// One band of [`matmul`] on this thread: `c` (`a.rows x n`, row-major) `= a b` or
+/// `+= a b`.
+fn gemm_band(c: &mut [f32], a: Mat, b: Mat, k: usize, n: usize, accumulate: bool) {
+    debug_assert!(a.in_bounds() && c.len() == a.rows * n);
+    // SAFETY: `matmul` checked the shapes: every index gemm reads through `b` lies inside
+    // its slice (`in_bounds`), and `a` is a band of rows of a checked matrix starting at
+    // its first row, so its indices stay inside its (shorter) slice too; `c` holds
+    // exactly `a.rows x n` elements, written row-major (row stride n, column stride 1),
+    // and is borrowed mutably, so it aliases neither input.
     unsafe {
         gemm::gemm(
-            m,
+            a.rows,
             n,
             k,
             c.as_mut_ptr(),
@@ -118,10 +137,9 @@ fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> Result<()> {
             false,
             false,
             false,
-            par,
+            Parallelism::None,
         );
     }
-    Ok(())
 }
 
 fn data(t: &Tensor) -> Result<Vec<f32>> {
@@ -221,6 +239,7 @@ simd_kernel! {
     /// [`attention`] of one sequence; `kt` is scratch for one group's keys transposed
     /// (`dim x padded(len)`) and `row` for one query's scores, so the scores are sums of
     /// whole vectors rather than many short dot products.
+    #[allow(clippy::too_many_arguments)]
     fn attention_seq(
         q: &[f32],
         k: &[f32],
@@ -239,7 +258,7 @@ simd_kernel! {
                 for i in 0..t {
                     let sc = &mut row[..padded(i + 1)];
                     combine_rows(&q[i * wq + h * hd..][..hd], scale, kt, tp, sc);
-                    let max = sc[..=i].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    let max = max(&sc[..=i]);
                     exp_shifted(sc, max);
                     let inv = 1.0 / sum(&sc[..=i]);
                     let (live, dead) = p[(h * t + i) * t..][..t].split_at_mut(i + 1);
@@ -268,10 +287,40 @@ fn attention(q: &[f32], k: &[f32], v: &[f32], s: Heads, p: &mut [f32], o: &mut [
         );
 }
 
+/// Scratch for [`attention_bwd_seq`], per thread.
+struct BwdScratch {
+    /// One group's values transposed (`dim x padded(len)`).
+    vt: Vec<f32>,
+    /// One row of `d o v^T`.
+    dp: Vec<f32>,
+    /// One head's score gradients (`len x len`, lower triangle).
+    ds: Vec<f32>,
+    /// One column of the probabilities and of `ds`, from the diagonal down.
+    p_col: Vec<f32>,
+    ds_col: Vec<f32>,
+    /// One key's or value's gradient from one head.
+    tmp: Vec<f32>,
+}
+
+impl BwdScratch {
+    fn new(s: Heads) -> Self {
+        let (t, hd) = (s.len, s.dim);
+        BwdScratch {
+            vt: vec![0f32; hd * padded(t)],
+            dp: vec![0f32; padded(t)],
+            ds: vec![0f32; t * t],
+            p_col: vec![0f32; t],
+            ds_col: vec![0f32; t],
+            tmp: vec![0f32; hd],
+        }
+    }
+}
+
 simd_kernel! {
-    /// [`attention_bwd`] of one sequence; `vt` is scratch for one group's values
-    /// transposed, `dp` for one row of score gradients. Every row of `dq` is written
-    /// whole (one query head's gradient comes from its own row of scores only).
+    /// [`attention_bwd`] of one sequence. Query gradients come row by row (a query's
+    /// gradient reads its own row of scores only); key and value gradients column by
+    /// column (a key's reads its column), each summed in registers.
+    #[allow(clippy::too_many_arguments)]
     fn attention_bwd_seq(
         q: &[f32],
         k: &[f32],
@@ -282,33 +331,39 @@ simd_kernel! {
         dq: &mut [f32],
         dk: &mut [f32],
         dv: &mut [f32],
-        vt: &mut [f32],
-        dp: &mut [f32],
+        sc: &mut BwdScratch,
     ) {
         let (t, hd, wq, wk, tp) = (s.len, s.dim, s.q_width(), s.kv_width(), padded(s.len));
         let scale = 1.0 / (hd as f32).sqrt();
         dk.fill(0.0);
         dv.fill(0.0);
         for g in 0..s.kv_heads {
-            transpose_group(v, wk, g, s, vt);
+            transpose_group(v, wk, g, s, &mut sc.vt);
             for h in (0..s.heads).filter(|&h| s.group(h) == g) {
+                let p = &p[h * t * t..][..t * t];
                 for i in 0..t {
                     let doi = &d_o[i * wq + h * hd..][..hd];
-                    let row = &p[(h * t + i) * t..][..i + 1];
-                    combine_rows(doi, 1.0, vt, tp, &mut dp[..padded(i + 1)]);
-                    let ds = &mut dp[..i + 1];
-                    let weighted = dot(row, ds);
-                    for (j, &pj) in row.iter().enumerate() {
-                        axpy(pj, doi, &mut dv[j * wk + g * hd..][..hd]);
+                    let row = &p[i * t..][..i + 1];
+                    combine_rows(doi, 1.0, &sc.vt, tp, &mut sc.dp[..padded(i + 1)]);
+                    let dp = &sc.dp[..i + 1];
+                    let weighted = dot(row, dp);
+                    let ds = &mut sc.ds[i * t..][..i + 1];
+                    for ((d, &pj), &dpj) in ds.iter_mut().zip(row).zip(dp) {
+                        *d = scale * pj * (dpj - weighted);
                     }
-                    for (d, &pj) in ds.iter_mut().zip(row) {
-                        *d = scale * pj * (*d - weighted);
-                    }
-                    let qi = &q[i * wq + h * hd..][..hd];
                     combine_rows(ds, 1.0, &k[g * hd..], wk, &mut dq[i * wq + h * hd..][..hd]);
-                    for (j, &d) in ds.iter().enumerate() {
-                        axpy(d, qi, &mut dk[j * wk + g * hd..][..hd]);
+                }
+                for j in 0..t {
+                    let below = t - j;
+                    for r in 0..below {
+                        sc.p_col[r] = p[(j + r) * t + j];
+                        sc.ds_col[r] = sc.ds[(j + r) * t + j];
                     }
+                    let from = j * wq + h * hd;
+                    combine_rows(&sc.p_col[..below], 1.0, &d_o[from..], wq, &mut sc.tmp);
+                    axpy(1.0, &sc.tmp, &mut dv[j * wk + g * hd..][..hd]);
+                    combine_rows(&sc.ds_col[..below], 1.0, &q[from..], wq, &mut sc.tmp);
+                    axpy(1.0, &sc.tmp, &mut dk[j * wk + g * hd..][..hd]);
                 }
             }
         }
@@ -337,9 +392,9 @@ fn attention_bwd(
         .zip(k.par_chunks(t * wk).zip(v.par_chunks(t * wk)))
         .zip(p.par_chunks(s.heads * t * t))
         .for_each_init(
-            || (vec![0f32; s.dim * padded(t)], vec![0f32; padded(t)]),
-            |(vt, dp), (((((dq, dk), dv), (q, d_o)), (k, v)), p)| {
-                attention_bwd_seq(q, k, v, p, d_o, s, dq, dk, dv, vt, dp)
+            || BwdScratch::new(s),
+            |sc, (((((dq, dk), dv), (q, d_o)), (k, v)), p)| {
+                attention_bwd_seq(q, k, v, p, d_o, s, dq, dk, dv, sc)
             },
         );
 }
