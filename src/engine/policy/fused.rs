@@ -41,9 +41,11 @@ fn inv_rms(row: &[f32], eps: f32) -> f32 {
 
 /// Rows per parallel chunk for a loop over `rows` rows of `width`: all of them (one
 /// chunk, on the calling thread) when the work is too small to share or there is one
-/// thread, else an even share per thread.
+/// thread, else an even share per thread of rayon's pool (which runs the chunks; it
+/// reads RAYON_NUM_THREADS once, where candle's `get_num_threads` reads the environment
+/// on every call, too often for ops the sampler runs per token).
 pub(super) fn chunk_rows(rows: usize, width: usize) -> usize {
-    let threads = candle_core::utils::get_num_threads();
+    let threads = rayon::current_num_threads();
     if threads <= 1 || rows * width < 1 << 15 {
         rows.max(1)
     } else {

@@ -90,7 +90,7 @@ fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> Result<()> {
     // Threads share the rows of `c`, each running gemm alone on its band: gemm's own
     // split of a tall, thin product (5120 x 128 by 128 x 384) ran no faster on two
     // threads than on one (bench `profile`). Small products stay on this thread.
-    let threads = candle_core::utils::get_num_threads();
+    let threads = rayon::current_num_threads();
     let band = if threads > 1 && m * n * k >= 1 << 15 && m >= 2 * 16 {
         m.div_ceil(threads)
     } else {
