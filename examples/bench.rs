@@ -83,6 +83,11 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if only.as_deref() == Some("update") {
+        // The PyTorch comparison of the update step alone (part of `sampler`).
+        let peak = matmul_peak()?;
+        update_vs_torch(&mut rows, peak)?;
+    }
     let want = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if want("sampler") {
         sampler_and_step(&mut rows)?;
@@ -1030,7 +1035,12 @@ fn arbor_update_ms() -> anyhow::Result<Vec<(usize, f64)>> {
         poison: false,
     };
     let mut out = Vec::new();
-    for batch in [16usize, 128] {
+    // `ARBOR_UPDATE_BATCHES=16` times one size only (for a profiler).
+    let batches: Vec<usize> = std::env::var("ARBOR_UPDATE_BATCHES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![16, 128]);
+    for batch in batches {
         let samples = update_samples(&prompt, batch);
         policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
         let reps = if batch == 16 { 20 } else { 5 };
@@ -1378,7 +1388,12 @@ fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let policy = fresh_policy()?;
     let prompt = bench_prompt(&CharTokenizer::default())?;
     let mut opt = bench_adamw(&policy)?;
-    let samples = update_samples(&prompt, 128);
+    // The first of `ARBOR_UPDATE_BATCHES`, else 128.
+    let batch = std::env::var("ARBOR_UPDATE_BATCHES")
+        .ok()
+        .and_then(|v| v.split(',').next().and_then(|b| b.trim().parse().ok()))
+        .unwrap_or(128usize);
+    let samples = update_samples(&prompt, batch);
     let mut spans = [0f64; 6];
     let reps = 4;
     for rep in 0..=reps {
@@ -1432,7 +1447,7 @@ fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     .enumerate()
     {
         rows.push((
-            format!("update profile ms, batch 128: {name}"),
+            format!("update profile ms, batch {batch}: {name}"),
             spans[k] * 1000.0 / reps as f64,
             String::new(),
         ));

@@ -20,7 +20,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::fused::{
-    chunk_rows, rms_norm_bwd, rms_norm_rows, rotate, rotate_bwd, swiglu_bwd, swiglu_rows,
+    chunk_rows, rms_norm_bwd, rms_norm_rows, rotate, rotate_bwd, swiglu_pairs, swiglu_pairs_bwd,
 };
 use super::model::Qwen2;
 use super::simd::{axpy, combine_rows, dot, exp_shifted, max, simd_kernel, sum};
@@ -168,12 +168,13 @@ fn col_sum(g: &[f32], n: usize) -> Vec<f32> {
 }
 
 simd_kernel! {
-    fn rope_chunk(x: &mut [f32], width: usize, first: usize, len: usize, cos: &[f32], sin: &[f32], back: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn rope_chunk(x: &mut [f32], width: usize, rotated: usize, first: usize, len: usize, cos: &[f32], sin: &[f32], back: bool) {
         let dim = cos.len() / len;
         for (n, row) in x.chunks_exact_mut(width).enumerate() {
             let p = ((first + n) % len) * dim;
             let (c, s) = (&cos[p..p + dim], &sin[p..p + dim]);
-            for h in row.chunks_exact_mut(dim) {
+            for h in row[..rotated].chunks_exact_mut(dim) {
                 if back {
                     rotate_bwd(h, c, s);
                 } else {
@@ -184,14 +185,21 @@ simd_kernel! {
     }
 }
 
-/// Rotary embedding in place on rows `(batch * len, heads * dim)` of width `width`, row
-/// `n` at position `n % len`; `cos`, `sin` are `(len, dim)`. With `back`, its backward
-/// (the output gradient becomes the input's).
-fn rope(x: &mut [f32], width: usize, len: usize, cos: &[f32], sin: &[f32], back: bool) {
+/// Rotary embedding in place on the first `rotated` columns (whole heads of `dim`) of
+/// rows `batch * len` of width `width`, row `n` at position `n % len`; `cos`, `sin` are
+/// `(len, dim)`. With `back`, its backward (the output gradient becomes the input's).
+fn rope(
+    x: &mut [f32],
+    width: usize,
+    rotated: usize,
+    len: usize,
+    (cos, sin): (&[f32], &[f32]),
+    back: bool,
+) {
     let c = chunk_rows(x.len() / width, width);
     x.par_chunks_mut(c * width)
         .enumerate()
-        .for_each(|(i, x)| rope_chunk(x, width, i * c, len, cos, sin, back));
+        .for_each(|(i, x)| rope_chunk(x, width, rotated, i * c, len, cos, sin, back));
 }
 
 /// Shapes of one attention: `heads` query heads over `kv_heads` key/value heads of
@@ -210,6 +218,10 @@ impl Heads {
     }
     fn kv_width(&self) -> usize {
         self.kv_heads * self.dim
+    }
+    /// A row of the stacked projections: the query heads, then the keys, then the values.
+    fn qkv_width(&self) -> usize {
+        self.q_width() + 2 * self.kv_width()
     }
     /// The key/value head that query head `h` reads.
     fn group(&self, h: usize) -> usize {
@@ -239,25 +251,24 @@ simd_kernel! {
     /// [`attention`] of one sequence; `kt` is scratch for one group's keys transposed
     /// (`dim x padded(len)`) and `row` for one query's scores, so the scores are sums of
     /// whole vectors rather than many short dot products.
-    #[allow(clippy::too_many_arguments)]
     fn attention_seq(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
+        qkv: &[f32],
         s: Heads,
         p: &mut [f32],
         o: &mut [f32],
         kt: &mut [f32],
         row: &mut [f32],
     ) {
-        let (t, hd, wq, wk, tp) = (s.len, s.dim, s.q_width(), s.kv_width(), padded(s.len));
+        let (t, hd, wq, wk, w, tp) =
+            (s.len, s.dim, s.q_width(), s.kv_width(), s.qkv_width(), padded(s.len));
         let scale = 1.0 / (hd as f32).sqrt();
         for g in 0..s.kv_heads {
-            transpose_group(k, wk, g, s, kt);
+            transpose_group(&qkv[wq..], w, g, s, kt);
+            let v = &qkv[wq + wk + g * hd..];
             for h in (0..s.heads).filter(|&h| s.group(h) == g) {
                 for i in 0..t {
                     let sc = &mut row[..padded(i + 1)];
-                    combine_rows(&q[i * wq + h * hd..][..hd], scale, kt, tp, sc);
+                    combine_rows(&qkv[i * w + h * hd..][..hd], scale, kt, tp, sc);
                     let max = max(&sc[..=i]);
                     exp_shifted(sc, max);
                     let inv = 1.0 / sum(&sc[..=i]);
@@ -266,24 +277,25 @@ simd_kernel! {
                         *pv = e * inv;
                     }
                     dead.fill(0.0);
-                    combine_rows(live, 1.0, &v[g * hd..], wk, &mut o[i * wq + h * hd..][..hd]);
+                    combine_rows(live, 1.0, v, w, &mut o[i * wq + h * hd..][..hd]);
                 }
             }
         }
     }
 }
 
-/// Causal attention of every sequence: `p` gets the probabilities `(batch, heads, len,
-/// len)` (upper triangle zero), `o` the outputs `(batch * len, heads * dim)`.
-fn attention(q: &[f32], k: &[f32], v: &[f32], s: Heads, p: &mut [f32], o: &mut [f32]) {
-    let (t, wq, wk) = (s.len, s.q_width(), s.kv_width());
+/// Causal attention of every sequence, reading the rotated queries and keys and the
+/// values from the stacked projections `qkv` (`(batch * len, qkv_width)`): `p` gets the
+/// probabilities `(batch, heads, len, len)` (upper triangle zero), `o` the outputs
+/// `(batch * len, heads * dim)`.
+fn attention(qkv: &[f32], s: Heads, p: &mut [f32], o: &mut [f32]) {
+    let (t, wq, w) = (s.len, s.q_width(), s.qkv_width());
     p.par_chunks_mut(s.heads * t * t)
         .zip(o.par_chunks_mut(t * wq))
-        .zip(q.par_chunks(t * wq))
-        .zip(k.par_chunks(t * wk).zip(v.par_chunks(t * wk)))
+        .zip(qkv.par_chunks(t * w))
         .for_each_init(
             || (vec![0f32; s.dim * padded(t)], vec![0f32; padded(t)]),
-            |(kt, row), (((p, o), q), (k, v))| attention_seq(q, k, v, s, p, o, kt, row),
+            |(kt, row), ((p, o), qkv)| attention_seq(qkv, s, p, o, kt, row),
         );
 }
 
@@ -320,25 +332,21 @@ simd_kernel! {
     /// [`attention_bwd`] of one sequence. Query gradients come row by row (a query's
     /// gradient reads its own row of scores only); key and value gradients column by
     /// column (a key's reads its column), each summed in registers.
-    #[allow(clippy::too_many_arguments)]
     fn attention_bwd_seq(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
+        qkv: &[f32],
         p: &[f32],
         d_o: &[f32],
         s: Heads,
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        dqkv: &mut [f32],
         sc: &mut BwdScratch,
     ) {
-        let (t, hd, wq, wk, tp) = (s.len, s.dim, s.q_width(), s.kv_width(), padded(s.len));
+        let (t, hd, wq, wk, w, tp) =
+            (s.len, s.dim, s.q_width(), s.kv_width(), s.qkv_width(), padded(s.len));
         let scale = 1.0 / (hd as f32).sqrt();
-        dk.fill(0.0);
-        dv.fill(0.0);
+        dqkv.fill(0.0);
         for g in 0..s.kv_heads {
-            transpose_group(v, wk, g, s, &mut sc.vt);
+            transpose_group(&qkv[wq + wk..], w, g, s, &mut sc.vt);
+            let (ko, vo) = (wq + g * hd, wq + wk + g * hd);
             for h in (0..s.heads).filter(|&h| s.group(h) == g) {
                 let p = &p[h * t * t..][..t * t];
                 for i in 0..t {
@@ -351,7 +359,7 @@ simd_kernel! {
                     for ((d, &pj), &dpj) in ds.iter_mut().zip(row).zip(dp) {
                         *d = scale * pj * (dpj - weighted);
                     }
-                    combine_rows(ds, 1.0, &k[g * hd..], wk, &mut dq[i * wq + h * hd..][..hd]);
+                    combine_rows(ds, 1.0, &qkv[ko..], w, &mut dqkv[i * w + h * hd..][..hd]);
                 }
                 for j in 0..t {
                     let below = t - j;
@@ -359,11 +367,12 @@ simd_kernel! {
                         sc.p_col[r] = p[(j + r) * t + j];
                         sc.ds_col[r] = sc.ds[(j + r) * t + j];
                     }
-                    let from = j * wq + h * hd;
-                    combine_rows(&sc.p_col[..below], 1.0, &d_o[from..], wq, &mut sc.tmp);
-                    axpy(1.0, &sc.tmp, &mut dv[j * wk + g * hd..][..hd]);
-                    combine_rows(&sc.ds_col[..below], 1.0, &q[from..], wq, &mut sc.tmp);
-                    axpy(1.0, &sc.tmp, &mut dk[j * wk + g * hd..][..hd]);
+                    let d_o = &d_o[j * wq + h * hd..];
+                    combine_rows(&sc.p_col[..below], 1.0, d_o, wq, &mut sc.tmp);
+                    axpy(1.0, &sc.tmp, &mut dqkv[j * w + vo..][..hd]);
+                    let q = &qkv[j * w + h * hd..];
+                    combine_rows(&sc.ds_col[..below], 1.0, q, w, &mut sc.tmp);
+                    axpy(1.0, &sc.tmp, &mut dqkv[j * w + ko..][..hd]);
                 }
             }
         }
@@ -371,47 +380,32 @@ simd_kernel! {
 }
 
 /// Causal attention's backward: from the output gradient `d_o`, the gradients of the
-/// (rotated) queries and keys and of the values, written to `dq`, `dk`, `dv`.
-#[allow(clippy::too_many_arguments)]
-fn attention_bwd(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    p: &[f32],
-    d_o: &[f32],
-    s: Heads,
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
-) {
-    let (t, wq, wk) = (s.len, s.q_width(), s.kv_width());
-    dq.par_chunks_mut(t * wq)
-        .zip(dk.par_chunks_mut(t * wk))
-        .zip(dv.par_chunks_mut(t * wk))
-        .zip(q.par_chunks(t * wq).zip(d_o.par_chunks(t * wq)))
-        .zip(k.par_chunks(t * wk).zip(v.par_chunks(t * wk)))
+/// stacked (rotated) queries and keys and the values, written to `dqkv` in the layout
+/// of `qkv`.
+fn attention_bwd(qkv: &[f32], p: &[f32], d_o: &[f32], s: Heads, dqkv: &mut [f32]) {
+    let (t, wq, w) = (s.len, s.q_width(), s.qkv_width());
+    dqkv.par_chunks_mut(t * w)
+        .zip(qkv.par_chunks(t * w))
+        .zip(d_o.par_chunks(t * wq))
         .zip(p.par_chunks(s.heads * t * t))
         .for_each_init(
             || BwdScratch::new(s),
-            |sc, (((((dq, dk), dv), (q, d_o)), (k, v)), p)| {
-                attention_bwd_seq(q, k, v, p, d_o, s, dq, dk, dv, sc)
-            },
+            |sc, (((dqkv, qkv), d_o), p)| attention_bwd_seq(qkv, p, d_o, s, dqkv, sc),
         );
 }
 
 /// One block's weights, copied out of their tensors.
 struct BlockWeights {
     input_norm: Vec<f32>,
-    q: Vec<f32>,
-    q_bias: Option<Vec<f32>>,
-    k: Vec<f32>,
-    k_bias: Option<Vec<f32>>,
-    v: Vec<f32>,
-    v_bias: Option<Vec<f32>>,
+    /// The query, key and value projections stacked (`qkv_width x hidden`), so one gemm
+    /// makes all three: three thin products ran well below gemm's speed on one wide one.
+    qkv: Vec<f32>,
+    /// Their biases stacked, zero for a projection without one (`None`: none has one).
+    qkv_bias: Option<Vec<f32>>,
     o: Vec<f32>,
     post_norm: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
+    /// The gate and up projections stacked (`2 inter x hidden`).
+    gate_up: Vec<f32>,
     down: Vec<f32>,
 }
 
@@ -422,18 +416,17 @@ struct BlockTape {
     x_in: Vec<f32>,
     inv1: Vec<f32>,
     n1: Vec<f32>,
-    /// Rotated queries and keys, values, attention probabilities and outputs.
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    /// Rotated queries and keys and the values (`qkv_width` per row), attention
+    /// probabilities and outputs.
+    qkv: Vec<f32>,
     p: Vec<f32>,
     o: Vec<f32>,
     /// The residual stream after attention, normed, and the MLP's pieces.
     x_mid: Vec<f32>,
     inv2: Vec<f32>,
     n2: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
+    /// Each row's gate then up projection.
+    gate_up: Vec<f32>,
     act: Vec<f32>,
 }
 
@@ -498,25 +491,41 @@ impl Qwen2 {
         let sin = data(&self.sin.narrow(0, 0, t)?)?;
         let eps = cfg.rms_norm_eps as f32;
         let inter = cfg.intermediate_size;
-        let (wq, wk) = (heads.q_width(), heads.kv_width());
+        let (wq, wk, wqkv) = (heads.q_width(), heads.kv_width(), heads.qkv_width());
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let a = &block.attn;
-            let bias = |l: &candle_nn::Linear| l.bias().map(data).transpose();
+            let stacked = |ts: &[&Tensor]| -> Result<Vec<f32>> {
+                let mut v = Vec::new();
+                for t in ts {
+                    v.extend(data(t)?);
+                }
+                Ok(v)
+            };
+            let qkv_bias = if [&a.q, &a.k, &a.v].iter().any(|l| l.bias().is_some()) {
+                let mut v = Vec::with_capacity(wqkv);
+                for (l, width) in [(&a.q, wq), (&a.k, wk), (&a.v, wk)] {
+                    match l.bias() {
+                        Some(b) => v.extend(data(b)?),
+                        None => v.extend(std::iter::repeat_n(0f32, width)),
+                    }
+                }
+                Some(v)
+            } else {
+                None
+            };
             let w = BlockWeights {
                 input_norm: data(&block.input_norm)?,
-                q: data(a.q.weight())?,
-                q_bias: bias(&a.q)?,
-                k: data(a.k.weight())?,
-                k_bias: bias(&a.k)?,
-                v: data(a.v.weight())?,
-                v_bias: bias(&a.v)?,
+                qkv: stacked(&[a.q.weight(), a.k.weight(), a.v.weight()])?,
+                qkv_bias,
                 o: data(a.o.weight())?,
                 post_norm: data(&block.post_norm)?,
-                gate: data(block.mlp.gate.weight())?,
-                up: data(block.mlp.up.weight())?,
+                gate_up: stacked(&[block.mlp.gate.weight(), block.mlp.up.weight()])?,
                 down: data(block.mlp.down.weight())?,
             };
+            if w.qkv.len() != wqkv * h || w.gate_up.len() != 2 * inter * h {
+                bail!("a block's projections do not match the model's configuration");
+            }
             let (n1, inv1) = rms_norm_rows(&x, &w.input_norm, eps);
             let project = |inp: &[f32], wt: &[f32], out: usize, width: usize| {
                 let mut y = vec![0f32; n * out];
@@ -528,23 +537,18 @@ impl Qwen2 {
                 )?;
                 Ok::<_, candle_core::Error>(y)
             };
-            let mut q = project(&n1, &w.q, wq, h)?;
-            add_bias(&mut q, w.q_bias.as_deref());
-            let mut k = project(&n1, &w.k, wk, h)?;
-            add_bias(&mut k, w.k_bias.as_deref());
-            let mut v = project(&n1, &w.v, wk, h)?;
-            add_bias(&mut v, w.v_bias.as_deref());
-            rope(&mut q, wq, t, &cos, &sin, false);
-            rope(&mut k, wk, t, &cos, &sin, false);
+            let mut qkv = project(&n1, &w.qkv, wqkv, h)?;
+            add_bias(&mut qkv, w.qkv_bias.as_deref());
+            // Queries and keys are rotated, values not.
+            rope(&mut qkv, wqkv, wq + wk, t, (&cos, &sin), false);
             let mut p = vec![0f32; b * heads.heads * t * t];
             let mut o = vec![0f32; n * wq];
-            attention(&q, &k, &v, heads, &mut p, &mut o);
+            attention(&qkv, heads, &mut p, &mut o);
             let x_in = x.clone();
             matmul(&mut x, Mat::new(&o, n, wq), Mat::new(&w.o, h, wq).t(), true)?;
             let (n2, inv2) = rms_norm_rows(&x, &w.post_norm, eps);
-            let gate = project(&n2, &w.gate, inter, h)?;
-            let up = project(&n2, &w.up, inter, h)?;
-            let act = swiglu_rows(&gate, &up);
+            let gate_up = project(&n2, &w.gate_up, 2 * inter, h)?;
+            let act = swiglu_pairs(&gate_up, inter);
             let x_mid = x.clone();
             matmul(
                 &mut x,
@@ -557,16 +561,13 @@ impl Qwen2 {
                 x_in,
                 inv1,
                 n1,
-                q,
-                k,
-                v,
+                qkv,
                 p,
                 o,
                 x_mid,
                 inv2,
                 n2,
-                gate,
-                up,
+                gate_up,
                 act,
             });
         }
@@ -633,7 +634,7 @@ impl Tape {
             self.inter,
             self.heads,
         );
-        let (wq, wk, t) = (s.q_width(), s.kv_width(), s.len);
+        let (wq, wk, wqkv, t) = (s.q_width(), s.kv_width(), s.qkv_width(), s.len);
         if dh.len() != n * h || model.blocks.len() != self.blocks.len() {
             bail!("the taped backward was handed another model or batch");
         }
@@ -664,7 +665,7 @@ impl Tape {
         let mut d_act = vec![0f32; n * inter];
         let mut dn = vec![0f32; n * h];
         let mut d_o = vec![0f32; n * wq];
-        let (mut dq, mut dk, mut dv) = (vec![0f32; n * wq], vec![0f32; n * wk], vec![0f32; n * wk]);
+        let mut dqkv = vec![0f32; n * wqkv];
         for (bt, block) in self.blocks.into_iter().zip(&model.blocks).rev() {
             let w = &bt.w;
             // MLP: x_out = x_mid + down(swiglu(gate(n2), up(n2))).
@@ -678,27 +679,17 @@ impl Tape {
                 Mat::new(&w.down, h, inter),
                 false,
             )?;
-            let (mut d_gate, mut d_up) = (bt.gate, bt.up);
-            swiglu_bwd(&d_act, &mut d_gate, &mut d_up);
-            out.push((
-                block.mlp.gate.weight().clone(),
-                weight_grad(&d_gate, &bt.n2, inter, h)?,
-            ));
-            out.push((
-                block.mlp.up.weight().clone(),
-                weight_grad(&d_up, &bt.n2, inter, h)?,
-            ));
+            let mut d_gate_up = bt.gate_up;
+            swiglu_pairs_bwd(&d_act, &mut d_gate_up, inter);
+            let mut d_gate = weight_grad(&d_gate_up, &bt.n2, 2 * inter, h)?;
+            let d_up = d_gate.split_off(inter * h);
+            out.push((block.mlp.gate.weight().clone(), d_gate));
+            out.push((block.mlp.up.weight().clone(), d_up));
             matmul(
                 &mut dn,
-                Mat::new(&d_gate, n, inter),
-                Mat::new(&w.gate, inter, h),
+                Mat::new(&d_gate_up, n, 2 * inter),
+                Mat::new(&w.gate_up, 2 * inter, h),
                 false,
-            )?;
-            matmul(
-                &mut dn,
-                Mat::new(&d_up, n, inter),
-                Mat::new(&w.up, inter, h),
-                true,
             )?;
             let mut dw = vec![0f32; h];
             rms_norm_bwd(&bt.x_mid, &w.post_norm, &bt.inv2, &dn, &mut dx, &mut dw);
@@ -707,29 +698,28 @@ impl Tape {
             let a = &block.attn;
             out.push((a.o.weight().clone(), weight_grad(&dx, &bt.o, h, wq)?));
             matmul(&mut d_o, Mat::new(&dx, n, h), Mat::new(&w.o, h, wq), false)?;
-            attention_bwd(
-                &bt.q, &bt.k, &bt.v, &bt.p, &d_o, s, &mut dq, &mut dk, &mut dv,
-            );
-            rope(&mut dq, wq, t, &self.cos, &self.sin, true);
-            rope(&mut dk, wk, t, &self.cos, &self.sin, true);
-            let mut first = true;
-            for (g, lin, wt, width) in [
-                (&dq, &a.q, &w.q, wq),
-                (&dk, &a.k, &w.k, wk),
-                (&dv, &a.v, &w.v, wk),
-            ] {
-                if let Some(b) = lin.bias() {
-                    out.push((b.clone(), col_sum(g, width)));
+            attention_bwd(&bt.qkv, &bt.p, &d_o, s, &mut dqkv);
+            rope(&mut dqkv, wqkv, wq + wk, t, (&self.cos, &self.sin), true);
+            let bias_grad = bt.w.qkv_bias.is_some().then(|| col_sum(&dqkv, wqkv));
+            let mut dw_q = weight_grad(&dqkv, &bt.n1, wqkv, h)?;
+            let mut dw_k = dw_q.split_off(wq * h);
+            let dw_v = dw_k.split_off(wk * h);
+            let ranges = [(0, wq), (wq, wq + wk), (wq + wk, wqkv)];
+            for ((lin, dw), (from, to)) in [(&a.q, dw_q), (&a.k, dw_k), (&a.v, dw_v)]
+                .into_iter()
+                .zip(ranges)
+            {
+                if let (Some(b), Some(g)) = (lin.bias(), &bias_grad) {
+                    out.push((b.clone(), g[from..to].to_vec()));
                 }
-                out.push((lin.weight().clone(), weight_grad(g, &bt.n1, width, h)?));
-                matmul(
-                    &mut dn,
-                    Mat::new(g, n, width),
-                    Mat::new(wt, width, h),
-                    !first,
-                )?;
-                first = false;
+                out.push((lin.weight().clone(), dw));
             }
+            matmul(
+                &mut dn,
+                Mat::new(&dqkv, n, wqkv),
+                Mat::new(&w.qkv, wqkv, h),
+                false,
+            )?;
             let mut dw = vec![0f32; h];
             rms_norm_bwd(&bt.x_in, &w.input_norm, &bt.inv1, &dn, &mut dx, &mut dw);
             out.push((block.input_norm.clone(), dw));
