@@ -240,9 +240,12 @@ fn padded(len: usize) -> usize {
 #[inline(always)]
 fn transpose_group(x: &[f32], width: usize, g: usize, s: Heads, xt: &mut [f32]) {
     let (t, hd, tp) = (s.len, s.dim, padded(s.len));
-    for j in 0..t {
-        for (d, &xv) in x[j * width + g * hd..][..hd].iter().enumerate() {
-            xt[d * tp + j] = xv;
+    // Row by row of `xt`: its stores run in order (strided stores were a sixth of the
+    // attention backward's time), the strided reads stay in cache.
+    let x = &x[g * hd..];
+    for (d, row) in xt.chunks_exact_mut(tp).take(hd).enumerate() {
+        for (j, o) in row[..t].iter_mut().enumerate() {
+            *o = x[j * width + d];
         }
     }
 }
@@ -411,7 +414,6 @@ struct BlockWeights {
 
 /// What one block's backward needs from its forward.
 struct BlockTape {
-    w: BlockWeights,
     /// The block's input (the residual stream) and its normed form with `1 / rms` rows.
     x_in: Vec<f32>,
     inv1: Vec<f32>,
@@ -430,17 +432,31 @@ struct BlockTape {
     act: Vec<f32>,
 }
 
-/// The body's forward on the CPU: everything its backward needs.
-struct Tape {
-    ids: Vec<u32>,
+/// What every part of the batch shares: shapes, rotary tables and the weights.
+struct Shared {
     heads: Heads,
+    hidden: usize,
     inter: usize,
+    eps: f32,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    weights: Vec<BlockWeights>,
+    final_norm: Vec<f32>,
+}
+
+/// One part of the batch (whole sequences) through the body: everything its backward
+/// needs.
+struct Part {
+    ids: Vec<u32>,
     blocks: Vec<BlockTape>,
     x_final: Vec<f32>,
     inv_final: Vec<f32>,
-    final_norm: Vec<f32>,
+}
+
+/// The body's forward on the CPU, in parts of whole sequences.
+struct Tape {
+    shared: Shared,
+    parts: Vec<Part>,
 }
 
 /// The final hidden states of a training forward, ready for a loss, and the way back.
@@ -454,6 +470,11 @@ impl Qwen2 {
     /// `(batch, len, hidden)` of `ids` under a causal mask, positions from 0. Take the
     /// loss's gradients with [`Taped::backward`]. On the CPU in f32 the body's backward
     /// is hand-written (see the module); elsewhere it is candle's autograd.
+    ///
+    /// The batch is cut into one part of whole sequences per thread, and each part runs
+    /// the whole body on its thread (its weight gradients are summed at the end): one
+    /// hand-over per step instead of one per operation, which on a small batch left
+    /// threads waiting on each other for a sixth of the step.
     pub fn hidden_taped(&self, ids: &Tensor) -> Result<Taped> {
         if !self.embed.device().is_cpu() || self.embed.dtype() != DType::F32 {
             return Ok(Taped {
@@ -483,16 +504,9 @@ impl Qwen2 {
                 heads.kv_heads
             );
         }
-        let n = b * t;
-        let flat_ids = ids.flatten_all()?;
-        let mut x = data(&self.embed.index_select(&flat_ids, 0)?)?;
-        let ids_v = flat_ids.to_vec1::<u32>()?;
-        let cos = data(&self.cos.narrow(0, 0, t)?)?;
-        let sin = data(&self.sin.narrow(0, 0, t)?)?;
-        let eps = cfg.rms_norm_eps as f32;
         let inter = cfg.intermediate_size;
         let (wq, wk, wqkv) = (heads.q_width(), heads.kv_width(), heads.qkv_width());
-        let mut blocks = Vec::with_capacity(self.blocks.len());
+        let mut weights = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
             let a = &block.attn;
             let stacked = |ts: &[&Tensor]| -> Result<Vec<f32>> {
@@ -526,70 +540,127 @@ impl Qwen2 {
             if w.qkv.len() != wqkv * h || w.gate_up.len() != 2 * inter * h {
                 bail!("a block's projections do not match the model's configuration");
             }
-            let (n1, inv1) = rms_norm_rows(&x, &w.input_norm, eps);
-            let project = |inp: &[f32], wt: &[f32], out: usize, width: usize| {
-                let mut y = vec![0f32; n * out];
-                matmul(
-                    &mut y,
-                    Mat::new(inp, n, width),
-                    Mat::new(wt, out, width).t(),
-                    false,
-                )?;
-                Ok::<_, candle_core::Error>(y)
-            };
-            let mut qkv = project(&n1, &w.qkv, wqkv, h)?;
-            add_bias(&mut qkv, w.qkv_bias.as_deref());
-            // Queries and keys are rotated, values not.
-            rope(&mut qkv, wqkv, wq + wk, t, (&cos, &sin), false);
-            let mut p = vec![0f32; b * heads.heads * t * t];
-            let mut o = vec![0f32; n * wq];
-            attention(&qkv, heads, &mut p, &mut o);
-            let x_in = x.clone();
-            matmul(&mut x, Mat::new(&o, n, wq), Mat::new(&w.o, h, wq).t(), true)?;
-            let (n2, inv2) = rms_norm_rows(&x, &w.post_norm, eps);
-            let gate_up = project(&n2, &w.gate_up, 2 * inter, h)?;
-            let act = swiglu_pairs(&gate_up, inter);
-            let x_mid = x.clone();
-            matmul(
-                &mut x,
-                Mat::new(&act, n, inter),
-                Mat::new(&w.down, h, inter).t(),
-                true,
-            )?;
-            blocks.push(BlockTape {
-                w,
-                x_in,
-                inv1,
-                n1,
-                qkv,
-                p,
-                o,
-                x_mid,
-                inv2,
-                n2,
-                gate_up,
-                act,
-            });
+            weights.push(w);
         }
-        let final_norm = data(&self.norm)?;
-        let (out, inv_final) = rms_norm_rows(&x, &final_norm, eps);
+        let shared = Shared {
+            heads,
+            hidden: h,
+            inter,
+            eps: cfg.rms_norm_eps as f32,
+            cos: data(&self.cos.narrow(0, 0, t)?)?,
+            sin: data(&self.sin.narrow(0, 0, t)?)?,
+            weights,
+            final_norm: data(&self.norm)?,
+        };
+        let ids_v = ids.flatten_all()?.to_vec1::<u32>()?;
+        // Each part keeps a copy of every weight gradient until they are summed: one part
+        // per thread while those copies stay small, else one part (the operations inside
+        // still share the threads).
+        let params: usize = shared
+            .weights
+            .iter()
+            .map(|w| w.qkv.len() + w.o.len() + w.gate_up.len() + w.down.len())
+            .sum();
+        let threads = rayon::current_num_threads().max(1);
+        let parts = if params * 4 * threads <= PART_GRADIENT_BYTES {
+            threads.min(b).max(1)
+        } else {
+            1
+        };
+        let per_part = b.div_ceil(parts).max(1) * t;
+        let chunks: Vec<&[u32]> = if ids_v.is_empty() {
+            vec![&[]]
+        } else {
+            ids_v.chunks(per_part).collect()
+        };
+        let results: Vec<Result<(Vec<f32>, Part)>> = chunks
+            .into_par_iter()
+            .map(|ids| forward_part(&shared, &self.embed, ids))
+            .collect();
+        let mut out = Vec::with_capacity(b * t * h);
+        let mut parts = Vec::with_capacity(results.len());
+        for r in results {
+            let (o, part) = r?;
+            out.extend_from_slice(&o);
+            parts.push(part);
+        }
         // A fresh variable: the loss's backward stops here and hands its gradient over.
         let hidden = Var::from_vec(out, (b, t, h), self.embed.device())?.into_inner();
         Ok(Taped {
             hidden,
-            tape: Some(Tape {
-                ids: ids_v,
-                heads,
-                inter,
-                cos,
-                sin,
-                blocks,
-                x_final: x,
-                inv_final,
-                final_norm,
-            }),
+            tape: Some(Tape { shared, parts }),
         })
     }
+}
+
+/// The most memory the parts' copies of the weight gradients may take before the batch
+/// runs as one part.
+const PART_GRADIENT_BYTES: usize = 256 << 20;
+
+/// The body's forward on the sequences of `ids` (whole sequences of the shared length):
+/// the final hidden states and the part's tape.
+fn forward_part(s: &Shared, embed: &Tensor, ids: &[u32]) -> Result<(Vec<f32>, Part)> {
+    let (heads, h, inter, t) = (s.heads, s.hidden, s.inter, s.heads.len);
+    let (wq, wk, wqkv) = (heads.q_width(), heads.kv_width(), heads.qkv_width());
+    let n = ids.len();
+    let b = n / t.max(1);
+    let mut x = data(&embed.index_select(&Tensor::from_slice(ids, n, embed.device())?, 0)?)?;
+    let project = |inp: &[f32], wt: &[f32], out: usize, width: usize| {
+        let mut y = vec![0f32; n * out];
+        matmul(
+            &mut y,
+            Mat::new(inp, n, width),
+            Mat::new(wt, out, width).t(),
+            false,
+        )?;
+        Ok::<_, candle_core::Error>(y)
+    };
+    let mut blocks = Vec::with_capacity(s.weights.len());
+    for w in &s.weights {
+        let (n1, inv1) = rms_norm_rows(&x, &w.input_norm, s.eps);
+        let mut qkv = project(&n1, &w.qkv, wqkv, h)?;
+        add_bias(&mut qkv, w.qkv_bias.as_deref());
+        // Queries and keys are rotated, values not.
+        rope(&mut qkv, wqkv, wq + wk, t, (&s.cos, &s.sin), false);
+        let mut p = vec![0f32; b * heads.heads * t * t];
+        let mut o = vec![0f32; n * wq];
+        attention(&qkv, heads, &mut p, &mut o);
+        let x_in = x.clone();
+        matmul(&mut x, Mat::new(&o, n, wq), Mat::new(&w.o, h, wq).t(), true)?;
+        let (n2, inv2) = rms_norm_rows(&x, &w.post_norm, s.eps);
+        let gate_up = project(&n2, &w.gate_up, 2 * inter, h)?;
+        let act = swiglu_pairs(&gate_up, inter);
+        let x_mid = x.clone();
+        matmul(
+            &mut x,
+            Mat::new(&act, n, inter),
+            Mat::new(&w.down, h, inter).t(),
+            true,
+        )?;
+        blocks.push(BlockTape {
+            x_in,
+            inv1,
+            n1,
+            qkv,
+            p,
+            o,
+            x_mid,
+            inv2,
+            n2,
+            gate_up,
+            act,
+        });
+    }
+    let (out, inv_final) = rms_norm_rows(&x, &s.final_norm, s.eps);
+    Ok((
+        out,
+        Part {
+            ids: ids.to_vec(),
+            blocks,
+            x_final: x,
+            inv_final,
+        },
+    ))
 }
 
 impl Taped {
@@ -625,25 +696,70 @@ impl Taped {
 }
 
 impl Tape {
-    /// The body's gradients from the final hidden states' `dh`, each with its tensor.
-    /// Each block's tape is dropped once its gradients are out.
+    /// The body's gradients from the final hidden states' `dh`, each with its tensor:
+    /// every part's backward on its thread, their gradients summed in part order.
     fn backward(self, model: &Qwen2, dh: &[f32]) -> Result<Vec<(Tensor, Vec<f32>)>> {
-        let (n, h, inter, s) = (
-            self.ids.len(),
-            self.final_norm.len(),
-            self.inter,
-            self.heads,
-        );
-        let (wq, wk, wqkv, t) = (s.q_width(), s.kv_width(), s.qkv_width(), s.len);
-        if dh.len() != n * h || model.blocks.len() != self.blocks.len() {
+        let h = self.shared.hidden;
+        let rows: usize = self.parts.iter().map(|p| p.ids.len()).sum();
+        if dh.len() != rows * h || model.blocks.len() != self.shared.weights.len() {
             bail!("the taped backward was handed another model or batch");
         }
+        let mut dhs = Vec::with_capacity(self.parts.len());
+        let mut rest = dh;
+        for p in &self.parts {
+            let (head, tail) = rest.split_at(p.ids.len() * h);
+            dhs.push(head);
+            rest = tail;
+        }
+        let shared = &self.shared;
+        type PartGrads = (Vec<(Tensor, Vec<f32>)>, Vec<u32>, Vec<f32>);
+        let results: Vec<Result<PartGrads>> = self
+            .parts
+            .into_par_iter()
+            .zip(dhs)
+            .map(|(part, dh)| part.backward(shared, model, dh))
+            .collect::<Vec<_>>();
+        let mut out: Vec<(Tensor, Vec<f32>)> = Vec::new();
+        // The embedding: each row's gradient goes to its token's row.
+        let mut de = vec![0f32; model.embed.elem_count()];
+        for (i, r) in results.into_iter().enumerate() {
+            let (grads, ids, dx) = r?;
+            if i == 0 {
+                out = grads;
+            } else {
+                for ((_, sum), (_, g)) in out.iter_mut().zip(grads) {
+                    axpy(1.0, &g, sum);
+                }
+            }
+            for (&id, g) in ids.iter().zip(dx.chunks_exact(h)) {
+                let o = id as usize * h;
+                axpy(1.0, g, &mut de[o..o + h]);
+            }
+        }
+        out.push((model.embed.clone(), de));
+        Ok(out)
+    }
+}
+
+impl Part {
+    /// This part's gradients from its final hidden states' `dh`, each with its tensor,
+    /// always in the same order, then its token ids and the gradient of its embedded rows.
+    /// Each block's tape is dropped once its gradients are out.
+    #[allow(clippy::type_complexity)]
+    fn backward(
+        self,
+        sh: &Shared,
+        model: &Qwen2,
+        dh: &[f32],
+    ) -> Result<(Vec<(Tensor, Vec<f32>)>, Vec<u32>, Vec<f32>)> {
+        let (n, h, inter, s) = (self.ids.len(), sh.hidden, sh.inter, sh.heads);
+        let (wq, wk, wqkv, t) = (s.q_width(), s.kv_width(), s.qkv_width(), s.len);
         let mut out = Vec::new();
         let mut dx = vec![0f32; n * h];
         let mut dw = vec![0f32; h];
         rms_norm_bwd(
             &self.x_final,
-            &self.final_norm,
+            &sh.final_norm,
             &self.inv_final,
             dh,
             &mut dx,
@@ -666,8 +782,13 @@ impl Tape {
         let mut dn = vec![0f32; n * h];
         let mut d_o = vec![0f32; n * wq];
         let mut dqkv = vec![0f32; n * wqkv];
-        for (bt, block) in self.blocks.into_iter().zip(&model.blocks).rev() {
-            let w = &bt.w;
+        for ((bt, block), w) in self
+            .blocks
+            .into_iter()
+            .zip(&model.blocks)
+            .zip(&sh.weights)
+            .rev()
+        {
             // MLP: x_out = x_mid + down(swiglu(gate(n2), up(n2))).
             out.push((
                 block.mlp.down.weight().clone(),
@@ -699,8 +820,8 @@ impl Tape {
             out.push((a.o.weight().clone(), weight_grad(&dx, &bt.o, h, wq)?));
             matmul(&mut d_o, Mat::new(&dx, n, h), Mat::new(&w.o, h, wq), false)?;
             attention_bwd(&bt.qkv, &bt.p, &d_o, s, &mut dqkv);
-            rope(&mut dqkv, wqkv, wq + wk, t, (&self.cos, &self.sin), true);
-            let bias_grad = bt.w.qkv_bias.is_some().then(|| col_sum(&dqkv, wqkv));
+            rope(&mut dqkv, wqkv, wq + wk, t, (&sh.cos, &sh.sin), true);
+            let bias_grad = w.qkv_bias.is_some().then(|| col_sum(&dqkv, wqkv));
             let mut dw_q = weight_grad(&dqkv, &bt.n1, wqkv, h)?;
             let mut dw_k = dw_q.split_off(wq * h);
             let dw_v = dw_k.split_off(wk * h);
@@ -724,14 +845,7 @@ impl Tape {
             rms_norm_bwd(&bt.x_in, &w.input_norm, &bt.inv1, &dn, &mut dx, &mut dw);
             out.push((block.input_norm.clone(), dw));
         }
-        // The embedding: each row's gradient goes to its token's row.
-        let mut de = vec![0f32; model.embed.elem_count()];
-        for (&id, g) in self.ids.iter().zip(dx.chunks_exact(h)) {
-            let o = id as usize * h;
-            axpy(1.0, g, &mut de[o..o + h]);
-        }
-        out.push((model.embed.clone(), de));
-        Ok(out)
+        Ok((out, self.ids, dx))
     }
 }
 
@@ -854,7 +968,15 @@ mod tests {
     fn the_taped_backward_gives_autograds_gradients_for_every_weight() {
         let mut cfg = PolicyConfig::micro(13);
         cfg.num_hidden_layers = 2;
-        check(cfg.clone(), 3, 7, 1);
+        // The batch runs in one part per thread: one part, three parts of one sequence,
+        // and parts of two, two and one.
+        for (threads, batch) in [(1, 3), (3, 3), (3, 5)] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| check(cfg.clone(), batch, 7, 1));
+        }
         // Longer than one sixteen-lane vector of keys, and not a multiple of it.
         check(cfg, 2, 37, 4);
     }
