@@ -5,10 +5,9 @@
 //! [`simd_kernel!`] gives a loop the same treatment: the body is compiled three times
 //! (AVX-512F, AVX2 with FMA, baseline) and the first the CPU has is called. The body and
 //! every helper it calls must be `#[inline(always)]`-able plain Rust: the wider code is
-//! the compiler's own vectorization. The inner sums of [`combine_rows`] and [`axpy`]
-//! use `mul_add`, one fused instruction on the wide paths (a libm call on the
-//! baseline, which only CPUs without AVX2 take); results differ from plain
-//! multiply-then-add by one rounding at most per term.
+//! the compiler's own vectorization. [`axpy`] uses `mul_add`, one fused instruction on
+//! the wide paths (a libm call on the baseline, which only CPUs without AVX2 take);
+//! results differ from plain multiply-then-add by one rounding at most per term.
 
 /// Defines a function whose body runs compiled for the widest vector unit the CPU has
 /// (see the module). Arguments are plain `name: Type` pairs; no generics.
@@ -140,77 +139,6 @@ pub(super) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `out[c] = alpha sum_r coef[r] x[r * stride + c]` for every column `c` of `out`: a
-/// combination of rows, summed in registers so a long sum into one short row is not a
-/// chain of loads and stores. Up to four sixteen-column blocks are summed side by side,
-/// each with two partial sums (even and odd rows): a fused multiply-add waits four cycles
-/// for its sum, so one chain per block left the unit idle three cycles in four on a head's
-/// 32 columns.
-#[inline(always)]
-pub(super) fn combine_rows(coef: &[f32], alpha: f32, x: &[f32], stride: usize, out: &mut [f32]) {
-    let blocks = out.len() / 16;
-    let mut c0 = 0;
-    while blocks * 16 - c0 >= 64 {
-        combine_blocks::<4>(coef, alpha, x, stride, c0, out);
-        c0 += 64;
-    }
-    match (blocks * 16 - c0) / 16 {
-        3 => combine_blocks::<3>(coef, alpha, x, stride, c0, out),
-        2 => combine_blocks::<2>(coef, alpha, x, stride, c0, out),
-        1 => combine_blocks::<1>(coef, alpha, x, stride, c0, out),
-        _ => {}
-    }
-    for (c, o) in out[blocks * 16..].iter_mut().enumerate() {
-        let col = blocks * 16 + c;
-        *o = alpha
-            * coef
-                .iter()
-                .enumerate()
-                .map(|(r, &w)| w * x[r * stride + col])
-                .sum::<f32>();
-    }
-}
-
-/// `B` sixteen-column blocks of [`combine_rows`] from column `c0`.
-#[inline(always)]
-fn combine_blocks<const B: usize>(
-    coef: &[f32],
-    alpha: f32,
-    x: &[f32],
-    stride: usize,
-    c0: usize,
-    out: &mut [f32],
-) {
-    let (mut a, mut b) = ([[0f32; 16]; B], [[0f32; 16]; B]);
-    let mut pairs = coef.chunks_exact(2);
-    let mut r = 0;
-    for pair in &mut pairs {
-        let xa = &x[r * stride + c0..][..16 * B];
-        let xb = &x[(r + 1) * stride + c0..][..16 * B];
-        for k in 0..B {
-            for l in 0..16 {
-                a[k][l] = pair[0].mul_add(xa[k * 16 + l], a[k][l]);
-                b[k][l] = pair[1].mul_add(xb[k * 16 + l], b[k][l]);
-            }
-        }
-        r += 2;
-    }
-    if let [last] = pairs.remainder() {
-        let xa = &x[r * stride + c0..][..16 * B];
-        for k in 0..B {
-            for l in 0..16 {
-                a[k][l] = last.mul_add(xa[k * 16 + l], a[k][l]);
-            }
-        }
-    }
-    let o = &mut out[c0..][..16 * B];
-    for k in 0..B {
-        for l in 0..16 {
-            o[k * 16 + l] = alpha * (a[k][l] + b[k][l]);
-        }
-    }
-}
-
 /// `e^(x - shift)` in place, sixteen lanes at a time.
 #[inline(always)]
 pub(super) fn exp_shifted(x: &mut [f32], shift: f32) {
@@ -243,28 +171,6 @@ mod tests {
         let got = scaled_dot(&a, &b, 2.0) as f64;
         assert!((got - want).abs() < 1e-3 * want.abs(), "{got} vs {want}");
         assert_eq!(sum(&a), a.iter().sum::<f32>());
-        // Rows of 37 with stride 40: two whole blocks of sixteen and a tail of five.
-        let x: Vec<f32> = (0..3 * 40).map(|i| (i % 7) as f32 - 3.0).collect();
-        let mut out = vec![0f32; 37];
-        combine_rows(&[1.0, -2.0, 0.5], 2.0, &x, 40, &mut out);
-        for (c, &o) in out.iter().enumerate() {
-            let want = 2.0 * (x[c] - 2.0 * x[40 + c] + 0.5 * x[80 + c]);
-            assert_eq!(o, want, "column {c}");
-        }
-        // 83 columns: one group of four blocks, one block, a tail of three; 5 rows.
-        let x: Vec<f32> = (0..5 * 90).map(|i| ((i * 13) % 11) as f32 - 5.0).collect();
-        let coef = [0.5, -1.0, 2.0, 0.25, -0.5];
-        let mut out = vec![0f32; 83];
-        combine_rows(&coef, 1.5, &x, 90, &mut out);
-        for (c, &o) in out.iter().enumerate() {
-            let want: f32 = 1.5
-                * coef
-                    .iter()
-                    .enumerate()
-                    .map(|(r, w)| w * x[r * 90 + c])
-                    .sum::<f32>();
-            assert!((o - want).abs() < 1e-4, "column {c}: {o} vs {want}");
-        }
         assert_eq!(max(&b), 1.0);
         assert_eq!(max(&a), 18.0);
         assert_eq!(max(&[]), f32::NEG_INFINITY);

@@ -6,8 +6,12 @@
 //! 128 x 41 that bookkeeping (memsets, gradient adds, broadcast reductions for grouped
 //! keys and values) was about half of the update step, beside the matmuls. Here the
 //! forward keeps what backward needs (a tape of activations per block) and backward is a
-//! fixed sequence of gemm calls that accumulate in place and fused loops over rows, with
-//! causal attention computed on the lower triangle only.
+//! fixed sequence of gemm calls that accumulate in place and fused loops over rows.
+//! Attention is small gemms per head with a causal softmax between them (full `len x len`
+//! blocks with the upper triangle zero: on these short sequences gemm on the whole block
+//! beat hand loops over the lower triangle). The q/k/v projections are one gemm on
+//! stacked weights, gate and up another, and the batch runs in one part of whole
+//! sequences per thread (see [`Qwen2::hidden_taped`]).
 //!
 //! The loss head stays in candle: the final hidden states are handed out as a fresh
 //! variable, `loss.backward()` gives their gradient (and the head's own), and
@@ -23,7 +27,7 @@ use super::fused::{
     chunk_rows, rms_norm_bwd, rms_norm_rows, rotate, rotate_bwd, swiglu_pairs, swiglu_pairs_bwd,
 };
 use super::model::Qwen2;
-use super::simd::{axpy, combine_rows, dot, exp_shifted, max, simd_kernel, sum};
+use super::simd::{axpy, dot, exp_shifted, max, simd_kernel, sum};
 
 /// A matrix in a slice with row and column strides (a row-major matrix or its transpose).
 #[derive(Clone, Copy)]
@@ -229,60 +233,84 @@ impl Heads {
     }
 }
 
-/// `len` rounded up to whole sixteen-lane vectors: the row width of the transposed key
-/// and value scratch, zero past `len`.
-fn padded(len: usize) -> usize {
-    len.div_ceil(16) * 16
+/// `c = beta a b`, or `c += beta a b` when `accumulate`, on this thread; `c` is
+/// `a.rows x b.cols` with row stride `c_rs` (a head's columns inside wider rows).
+fn small_gemm(c: &mut [f32], c_rs: usize, a: Mat, b: Mat, beta: f32, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        b.rows == k
+            && a.in_bounds()
+            && b.in_bounds()
+            && (m == 0 || n == 0 || (m - 1) * c_rs + n <= c.len()),
+        "attention gemm shapes"
+    );
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    // SAFETY: the assertion above keeps every index gemm reads inside `a` and `b`
+    // (`in_bounds`) and every index it writes (row r < m at r * c_rs, columns < n)
+    // inside `c`, which is borrowed mutably and so aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
 }
 
-/// Copies group `g`'s rows of `x` (`len x width`, the group's `dim` columns from
-/// `g * dim`) transposed into `xt` (`dim x padded(len)`).
-#[inline(always)]
-fn transpose_group(x: &[f32], width: usize, g: usize, s: Heads, xt: &mut [f32]) {
-    let (t, hd, tp) = (s.len, s.dim, padded(s.len));
-    // Row by row of `xt`: its stores run in order (strided stores were a sixth of the
-    // attention backward's time), the strided reads stay in cache.
-    let x = &x[g * hd..];
-    for (d, row) in xt.chunks_exact_mut(tp).take(hd).enumerate() {
-        for (j, o) in row[..t].iter_mut().enumerate() {
-            *o = x[j * width + d];
-        }
+/// A head's `len x dim` block inside rows of width `width`, from column `col`.
+fn head(x: &[f32], len: usize, dim: usize, width: usize, col: usize) -> Mat<'_> {
+    Mat {
+        data: &x[col..],
+        rows: len,
+        cols: dim,
+        rs: width,
+        cs: 1,
     }
 }
 
 simd_kernel! {
-    /// [`attention`] of one sequence; `kt` is scratch for one group's keys transposed
-    /// (`dim x padded(len)`) and `row` for one query's scores, so the scores are sums of
-    /// whole vectors rather than many short dot products.
-    fn attention_seq(
-        qkv: &[f32],
-        s: Heads,
-        p: &mut [f32],
-        o: &mut [f32],
-        kt: &mut [f32],
-        row: &mut [f32],
-    ) {
-        let (t, hd, wq, wk, w, tp) =
-            (s.len, s.dim, s.q_width(), s.kv_width(), s.qkv_width(), padded(s.len));
+    /// [`attention`] of one sequence: per head, the scores by one gemm into the head's
+    /// `len x len` block of `p`, a causal softmax over each row, and the output by a
+    /// second gemm (the upper triangle is zero, so it adds nothing).
+    fn attention_seq(qkv: &[f32], s: Heads, p: &mut [f32], o: &mut [f32]) {
+        let (t, hd, wq, wk, w) = (s.len, s.dim, s.q_width(), s.kv_width(), s.qkv_width());
         let scale = 1.0 / (hd as f32).sqrt();
-        for g in 0..s.kv_heads {
-            transpose_group(&qkv[wq..], w, g, s, kt);
-            let v = &qkv[wq + wk + g * hd..];
-            for h in (0..s.heads).filter(|&h| s.group(h) == g) {
-                for i in 0..t {
-                    let sc = &mut row[..padded(i + 1)];
-                    combine_rows(&qkv[i * w + h * hd..][..hd], scale, kt, tp, sc);
-                    let max = max(&sc[..=i]);
-                    exp_shifted(sc, max);
-                    let inv = 1.0 / sum(&sc[..=i]);
-                    let (live, dead) = p[(h * t + i) * t..][..t].split_at_mut(i + 1);
-                    for (pv, &e) in live.iter_mut().zip(sc.iter()) {
-                        *pv = e * inv;
-                    }
-                    dead.fill(0.0);
-                    combine_rows(live, 1.0, v, w, &mut o[i * wq + h * hd..][..hd]);
+        for h in 0..s.heads {
+            let g = s.group(h);
+            let p = &mut p[h * t * t..][..t * t];
+            let q = head(qkv, t, hd, w, h * hd);
+            let k = head(qkv, t, hd, w, wq + g * hd);
+            small_gemm(p, t, q, k.t(), scale, false);
+            for (i, row) in p.chunks_exact_mut(t).enumerate() {
+                let (live, dead) = row.split_at_mut(i + 1);
+                let max = max(live);
+                exp_shifted(live, max);
+                let inv = 1.0 / sum(live);
+                for v in live.iter_mut() {
+                    *v *= inv;
                 }
+                dead.fill(0.0);
             }
+            let v = head(qkv, t, hd, w, wq + wk + g * hd);
+            small_gemm(&mut o[h * hd..], wq, Mat::new(p, t, t), v, 1.0, false);
         }
     }
 }
@@ -296,88 +324,43 @@ fn attention(qkv: &[f32], s: Heads, p: &mut [f32], o: &mut [f32]) {
     p.par_chunks_mut(s.heads * t * t)
         .zip(o.par_chunks_mut(t * wq))
         .zip(qkv.par_chunks(t * w))
-        .for_each_init(
-            || (vec![0f32; s.dim * padded(t)], vec![0f32; padded(t)]),
-            |(kt, row), ((p, o), qkv)| attention_seq(qkv, s, p, o, kt, row),
-        );
-}
-
-/// Scratch for [`attention_bwd_seq`], per thread.
-struct BwdScratch {
-    /// One group's values transposed (`dim x padded(len)`).
-    vt: Vec<f32>,
-    /// One row of `d o v^T`.
-    dp: Vec<f32>,
-    /// One head's score gradients (`len x len`, lower triangle).
-    ds: Vec<f32>,
-    /// One column of the probabilities and of `ds`, from the diagonal down.
-    p_col: Vec<f32>,
-    ds_col: Vec<f32>,
-    /// One key's or value's gradient from one head.
-    tmp: Vec<f32>,
-}
-
-impl BwdScratch {
-    fn new(s: Heads) -> Self {
-        let (t, hd) = (s.len, s.dim);
-        BwdScratch {
-            vt: vec![0f32; hd * padded(t)],
-            dp: vec![0f32; padded(t)],
-            ds: vec![0f32; t * t],
-            p_col: vec![0f32; t],
-            ds_col: vec![0f32; t],
-            tmp: vec![0f32; hd],
-        }
-    }
+        .for_each(|((p, o), qkv)| attention_seq(qkv, s, p, o));
 }
 
 simd_kernel! {
-    /// [`attention_bwd`] of one sequence. Query gradients come row by row (a query's
-    /// gradient reads its own row of scores only); key and value gradients column by
-    /// column (a key's reads its column), each summed in registers.
+    /// [`attention_bwd`] of one sequence, per head: `dP = dO V^T` by gemm into `ds`, the
+    /// softmax's backward row by row (`dS = scale P (dP - rowsum(P dP))`, zero above the
+    /// diagonal), then `dQ = dS K`, `dK += dS^T Q` and `dV += P^T dO` by gemm.
     fn attention_bwd_seq(
         qkv: &[f32],
         p: &[f32],
         d_o: &[f32],
         s: Heads,
         dqkv: &mut [f32],
-        sc: &mut BwdScratch,
+        ds: &mut [f32],
     ) {
-        let (t, hd, wq, wk, w, tp) =
-            (s.len, s.dim, s.q_width(), s.kv_width(), s.qkv_width(), padded(s.len));
+        let (t, hd, wq, wk, w) = (s.len, s.dim, s.q_width(), s.kv_width(), s.qkv_width());
         let scale = 1.0 / (hd as f32).sqrt();
         dqkv.fill(0.0);
-        for g in 0..s.kv_heads {
-            transpose_group(&qkv[wq + wk..], w, g, s, &mut sc.vt);
+        for h in 0..s.heads {
+            let g = s.group(h);
             let (ko, vo) = (wq + g * hd, wq + wk + g * hd);
-            for h in (0..s.heads).filter(|&h| s.group(h) == g) {
-                let p = &p[h * t * t..][..t * t];
-                for i in 0..t {
-                    let doi = &d_o[i * wq + h * hd..][..hd];
-                    let row = &p[i * t..][..i + 1];
-                    combine_rows(doi, 1.0, &sc.vt, tp, &mut sc.dp[..padded(i + 1)]);
-                    let dp = &sc.dp[..i + 1];
-                    let weighted = dot(row, dp);
-                    let ds = &mut sc.ds[i * t..][..i + 1];
-                    for ((d, &pj), &dpj) in ds.iter_mut().zip(row).zip(dp) {
-                        *d = scale * pj * (dpj - weighted);
-                    }
-                    combine_rows(ds, 1.0, &qkv[ko..], w, &mut dqkv[i * w + h * hd..][..hd]);
+            let p = &p[h * t * t..][..t * t];
+            let d_oh = head(d_o, t, hd, wq, h * hd);
+            small_gemm(ds, t, d_oh, head(qkv, t, hd, w, vo).t(), 1.0, false);
+            for (i, (d, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
+                let (live, dead) = d.split_at_mut(i + 1);
+                let pr = &pr[..=i];
+                let weighted = dot(pr, live);
+                for (d, &pj) in live.iter_mut().zip(pr) {
+                    *d = scale * pj * (*d - weighted);
                 }
-                for j in 0..t {
-                    let below = t - j;
-                    for r in 0..below {
-                        sc.p_col[r] = p[(j + r) * t + j];
-                        sc.ds_col[r] = sc.ds[(j + r) * t + j];
-                    }
-                    let d_o = &d_o[j * wq + h * hd..];
-                    combine_rows(&sc.p_col[..below], 1.0, d_o, wq, &mut sc.tmp);
-                    axpy(1.0, &sc.tmp, &mut dqkv[j * w + vo..][..hd]);
-                    let q = &qkv[j * w + h * hd..];
-                    combine_rows(&sc.ds_col[..below], 1.0, q, w, &mut sc.tmp);
-                    axpy(1.0, &sc.tmp, &mut dqkv[j * w + ko..][..hd]);
-                }
+                dead.fill(0.0);
             }
+            let ds_m = Mat::new(ds, t, t);
+            small_gemm(&mut dqkv[h * hd..], w, ds_m, head(qkv, t, hd, w, ko), 1.0, false);
+            small_gemm(&mut dqkv[ko..], w, ds_m.t(), head(qkv, t, hd, w, h * hd), 1.0, true);
+            small_gemm(&mut dqkv[vo..], w, Mat::new(p, t, t).t(), d_oh, 1.0, true);
         }
     }
 }
@@ -392,8 +375,8 @@ fn attention_bwd(qkv: &[f32], p: &[f32], d_o: &[f32], s: Heads, dqkv: &mut [f32]
         .zip(d_o.par_chunks(t * wq))
         .zip(p.par_chunks(s.heads * t * t))
         .for_each_init(
-            || BwdScratch::new(s),
-            |sc, (((dqkv, qkv), d_o), p)| attention_bwd_seq(qkv, p, d_o, s, dqkv, sc),
+            || vec![0f32; t * t],
+            |ds, (((dqkv, qkv), d_o), p)| attention_bwd_seq(qkv, p, d_o, s, dqkv, ds),
         );
 }
 
