@@ -10,8 +10,8 @@
 //! Attention is small gemms per head with a causal softmax between them (full `len x len`
 //! blocks with the upper triangle zero: on these short sequences gemm on the whole block
 //! beat hand loops over the lower triangle). The q/k/v projections are one gemm on
-//! stacked weights, gate and up another, and the batch runs in one part of whole
-//! sequences per thread (see [`Qwen2::hidden_taped`]).
+//! stacked weights, gate and up another, and the batch runs in a fixed number of parts
+//! of whole sequences spread over the threads (see [`Qwen2::hidden_taped`]).
 //!
 //! The loss head stays in candle: the final hidden states are handed out as a fresh
 //! variable, `loss.backward()` gives their gradient (and the head's own), and
@@ -454,10 +454,10 @@ impl Qwen2 {
     /// loss's gradients with [`Taped::backward`]. On the CPU in f32 the body's backward
     /// is hand-written (see the module); elsewhere it is candle's autograd.
     ///
-    /// The batch is cut into one part of whole sequences per thread, and each part runs
-    /// the whole body on its thread (its weight gradients are summed at the end): one
-    /// hand-over per step instead of one per operation, which on a small batch left
-    /// threads waiting on each other for a sixth of the step.
+    /// The batch is cut into [`PARTS`] parts of whole sequences, and each part runs the
+    /// whole body on one thread (their weight gradients are summed in part order at the
+    /// end): a few hand-overs per step instead of one per operation, which on a small
+    /// batch left threads waiting on each other for a sixth of the step.
     pub fn hidden_taped(&self, ids: &Tensor) -> Result<Taped> {
         if !self.embed.device().is_cpu() || self.embed.dtype() != DType::F32 {
             return Ok(Taped {
@@ -536,17 +536,17 @@ impl Qwen2 {
             final_norm: data(&self.norm)?,
         };
         let ids_v = ids.flatten_all()?.to_vec1::<u32>()?;
-        // Each part keeps a copy of every weight gradient until they are summed: one part
-        // per thread while those copies stay small, else one part (the operations inside
-        // still share the threads).
+        // Each part keeps a copy of every weight gradient until they are summed: `PARTS`
+        // parts while those copies stay small, else one (the operations inside still
+        // share the threads). The count never depends on the threads, so neither do the
+        // sums' rounding and a run's results.
         let params: usize = shared
             .weights
             .iter()
             .map(|w| w.qkv.len() + w.o.len() + w.gate_up.len() + w.down.len())
             .sum();
-        let threads = rayon::current_num_threads().max(1);
-        let parts = if params * 4 * threads <= PART_GRADIENT_BYTES {
-            threads.min(b).max(1)
+        let parts = if params * 4 * PARTS <= PART_GRADIENT_BYTES {
+            PARTS.min(b).max(1)
         } else {
             1
         };
@@ -575,6 +575,10 @@ impl Qwen2 {
         })
     }
 }
+
+/// Parts a batch is cut into (whole sequences each): threads take parts, and the
+/// operations inside a part share whatever threads are left.
+const PARTS: usize = 4;
 
 /// The most memory the parts' copies of the weight gradients may take before the batch
 /// runs as one part.
@@ -951,9 +955,9 @@ mod tests {
     fn the_taped_backward_gives_autograds_gradients_for_every_weight() {
         let mut cfg = PolicyConfig::micro(13);
         cfg.num_hidden_layers = 2;
-        // The batch runs in one part per thread: one part, three parts of one sequence,
-        // and parts of two, two and one.
-        for (threads, batch) in [(1, 3), (3, 3), (3, 5)] {
+        // Parts of one sequence (fewer sequences than parts) and parts of two, two, two
+        // and one; on one thread and on three.
+        for (threads, batch) in [(1, 3), (3, 3), (1, 7), (3, 7)] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -976,6 +980,59 @@ mod tests {
         cfg.tie_word_embeddings = false;
         cfg.num_key_value_heads = 4;
         check(cfg, 4, 5, 3);
+    }
+
+    /// The gradients do not depend on the number of threads, to the bit: a run resumed
+    /// on another machine (or under another `RAYON_NUM_THREADS`) repeats its iterations.
+    #[test]
+    fn the_taped_gradients_are_the_same_on_any_number_of_threads() {
+        let mut cfg = PolicyConfig::micro(11);
+        cfg.num_hidden_layers = 2;
+        let (vm, model) = random_model(&cfg, 9);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
+        let (batch, len) = (6, 9);
+        let ids: Vec<u32> = (0..batch * len)
+            .map(|_| rng.random_range(0..cfg.vocab_size as u32))
+            .collect();
+        let coef: Vec<f32> = (0..batch * len)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let dev = Device::Cpu;
+        let ids = Tensor::from_vec(ids, (batch, len), &dev).unwrap();
+        let coef = Tensor::from_vec(coef, (batch, len), &dev).unwrap();
+        let names: Vec<(String, Tensor)> = {
+            let vars = vm.data().lock().unwrap();
+            let mut v: Vec<_> = vars
+                .iter()
+                .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let grads_on = |threads: usize| -> Vec<Vec<f32>> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let taped = model.hidden_taped(&ids).unwrap();
+                let l = loss(&model, taped.hidden(), &ids, &coef);
+                let g = taped.backward(&model, &l).unwrap();
+                names
+                    .iter()
+                    .map(|(_, t)| g.get(t).unwrap().flatten_all().unwrap().to_vec1().unwrap())
+                    .collect()
+            })
+        };
+        let one = grads_on(1);
+        for threads in [2, 3] {
+            for ((name, _), (a, b)) in names.iter().zip(one.iter().zip(grads_on(threads))) {
+                assert!(
+                    a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{name} differs on {threads} threads"
+                );
+            }
+        }
     }
 
     #[test]
