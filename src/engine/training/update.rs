@@ -114,7 +114,20 @@ pub struct UpdateSettings<'a> {
     pub poison: bool,
 }
 
-pub fn policy_update<R: Rng>(
+pub fn policy_update<R: Rng + Send>(
+    policy: &Policy,
+    opt: &mut AdamW,
+    samples: &[Sample],
+    settings: &UpdateSettings,
+    rng: &mut R,
+) -> Result<UpdateStats> {
+    // On one of rayon's threads: every parallel loop of the step (the body's parts, the
+    // row loops, AdamW's passes) then starts where it is instead of waking a worker and
+    // putting this thread to sleep, which is all a one-thread pool did on each of them.
+    rayon::scope(|_| update_on_pool(policy, opt, samples, settings, rng))
+}
+
+fn update_on_pool<R: Rng>(
     policy: &Policy,
     opt: &mut AdamW,
     samples: &[Sample],
