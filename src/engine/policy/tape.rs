@@ -107,43 +107,9 @@ fn matmul(c: &mut [f32], a: Mat, b: Mat, accumulate: bool) -> Result<()> {
             rows,
             ..a
         };
-        gemm_band(c, a, b, k, n, accumulate);
+        gemm_strided(c, n, a, b, 1.0, accumulate);
     });
     Ok(())
-}
-
-/// One band of [`matmul`] on this thread: `c` (`a.rows x n`, row-major) `= a b` or
-/// `+= a b`.
-fn gemm_band(c: &mut [f32], a: Mat, b: Mat, k: usize, n: usize, accumulate: bool) {
-    debug_assert!(a.in_bounds() && c.len() == a.rows * n);
-    // SAFETY: `matmul` checked the shapes: every index gemm reads through `b` lies inside
-    // its slice (`in_bounds`), and `a` is a band of rows of a checked matrix starting at
-    // its first row, so its indices stay inside its (shorter) slice too; `c` holds
-    // exactly `a.rows x n` elements, written row-major (row stride n, column stride 1),
-    // and is borrowed mutably, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            a.rows,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
 }
 
 fn data(t: &Tensor) -> Result<Vec<f32>> {
@@ -234,15 +200,16 @@ impl Heads {
 }
 
 /// `c = beta a b`, or `c += beta a b` when `accumulate`, on this thread; `c` is
-/// `a.rows x b.cols` with row stride `c_rs` (a head's columns inside wider rows).
-fn small_gemm(c: &mut [f32], c_rs: usize, a: Mat, b: Mat, beta: f32, accumulate: bool) {
+/// `a.rows x b.cols` with row stride `c_rs` (a band of [`matmul`]'s rows, or a head's
+/// columns inside wider rows).
+fn gemm_strided(c: &mut [f32], c_rs: usize, a: Mat, b: Mat, beta: f32, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         b.rows == k
             && a.in_bounds()
             && b.in_bounds()
             && (m == 0 || n == 0 || (m - 1) * c_rs + n <= c.len()),
-        "attention gemm shapes"
+        "tape gemm shapes"
     );
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -298,7 +265,7 @@ simd_kernel! {
             let p = &mut p[h * t * t..][..t * t];
             let q = head(qkv, t, hd, w, h * hd);
             let k = head(qkv, t, hd, w, wq + g * hd);
-            small_gemm(p, t, q, k.t(), scale, false);
+            gemm_strided(p, t, q, k.t(), scale, false);
             for (i, row) in p.chunks_exact_mut(t).enumerate() {
                 let (live, dead) = row.split_at_mut(i + 1);
                 let max = max(live);
@@ -310,7 +277,7 @@ simd_kernel! {
                 dead.fill(0.0);
             }
             let v = head(qkv, t, hd, w, wq + wk + g * hd);
-            small_gemm(&mut o[h * hd..], wq, Mat::new(p, t, t), v, 1.0, false);
+            gemm_strided(&mut o[h * hd..], wq, Mat::new(p, t, t), v, 1.0, false);
         }
     }
 }
@@ -347,7 +314,7 @@ simd_kernel! {
             let (ko, vo) = (wq + g * hd, wq + wk + g * hd);
             let p = &p[h * t * t..][..t * t];
             let d_oh = head(d_o, t, hd, wq, h * hd);
-            small_gemm(ds, t, d_oh, head(qkv, t, hd, w, vo).t(), 1.0, false);
+            gemm_strided(ds, t, d_oh, head(qkv, t, hd, w, vo).t(), 1.0, false);
             for (i, (d, pr)) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)).enumerate() {
                 let (live, dead) = d.split_at_mut(i + 1);
                 let pr = &pr[..=i];
@@ -358,9 +325,9 @@ simd_kernel! {
                 dead.fill(0.0);
             }
             let ds_m = Mat::new(ds, t, t);
-            small_gemm(&mut dqkv[h * hd..], w, ds_m, head(qkv, t, hd, w, ko), 1.0, false);
-            small_gemm(&mut dqkv[ko..], w, ds_m.t(), head(qkv, t, hd, w, h * hd), 1.0, true);
-            small_gemm(&mut dqkv[vo..], w, Mat::new(p, t, t).t(), d_oh, 1.0, true);
+            gemm_strided(&mut dqkv[h * hd..], w, ds_m, head(qkv, t, hd, w, ko), 1.0, false);
+            gemm_strided(&mut dqkv[ko..], w, ds_m.t(), head(qkv, t, hd, w, h * hd), 1.0, true);
+            gemm_strided(&mut dqkv[vo..], w, Mat::new(p, t, t).t(), d_oh, 1.0, true);
         }
     }
 }
