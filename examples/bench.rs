@@ -1015,6 +1015,13 @@ fn fresh_policy() -> anyhow::Result<Policy> {
     )?)
 }
 
+/// The batch sizes in `ARBOR_UPDATE_BATCHES` (`16` or `16,128`), which `update-child` and
+/// `profile` time instead of their own (for a profiler).
+fn update_batches() -> Option<Vec<usize>> {
+    let v = std::env::var("ARBOR_UPDATE_BATCHES").ok()?;
+    Some(v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
+}
+
 /// Arbor's update step (`policy_update`: forward with gradients, clipped loss, backward,
 /// AdamW) in ms at batch 16 and 128, on this process's threads: the median of 20 (batch
 /// 16) or 5 (batch 128) timed steps after one warm-up step.
@@ -1035,12 +1042,7 @@ fn arbor_update_ms() -> anyhow::Result<Vec<(usize, f64)>> {
         poison: false,
     };
     let mut out = Vec::new();
-    // `ARBOR_UPDATE_BATCHES=16` times one size only (for a profiler).
-    let batches: Vec<usize> = std::env::var("ARBOR_UPDATE_BATCHES")
-        .ok()
-        .map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![16, 128]);
-    for batch in batches {
+    for batch in update_batches().unwrap_or_else(|| vec![16, 128]) {
         let samples = update_samples(&prompt, batch);
         policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
         let reps = if batch == 16 { 20 } else { 5 };
@@ -1389,10 +1391,9 @@ fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let prompt = bench_prompt(&CharTokenizer::default())?;
     let mut opt = bench_adamw(&policy)?;
     // The first of `ARBOR_UPDATE_BATCHES`, else 128.
-    let batch = std::env::var("ARBOR_UPDATE_BATCHES")
-        .ok()
-        .and_then(|v| v.split(',').next().and_then(|b| b.trim().parse().ok()))
-        .unwrap_or(128usize);
+    let batch = update_batches()
+        .and_then(|b| b.first().copied())
+        .unwrap_or(128);
     let samples = update_samples(&prompt, batch);
     let mut spans = [0f64; 6];
     let reps = 4;

@@ -188,36 +188,47 @@ fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + exp_fma(-v))
 }
 
+/// [`exp`]'s constants: `ln 2` in two parts for the reduction, and 1.5 * 2^23, whose
+/// addition rounds to an integer in the low mantissa bits (no libm `round`, which would
+/// stop the vectorizer).
+const LN2_HI: f32 = 0.693_145_75;
+const LN2_LO: f32 = 1.428_606_8e-6;
+const SHIFT: f32 = 12_582_912.0;
+
+/// Horner coefficients of the Taylor series of `e^r` to `r^7` after the leading
+/// `1 / 5040` (remainder below 1e-8 relative on `|r| <= ln 2 / 2`).
+const EXP_TAYLOR: [f32; 7] = [
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+
+/// `p 2^n` for `t = x log2(e) + SHIFT`, whose low mantissa bits hold `n`.
+#[inline(always)]
+fn times_pow2(p: f32, t: f32) -> f32 {
+    let n = t.to_bits().wrapping_sub(SHIFT.to_bits()) as i32;
+    p * f32::from_bits(((n + 127) as u32) << 23)
+}
+
 /// `e^x` in f32 without a libm call, so loops over it vectorize (libm's `expf` was a
 /// tenth of the update step): `2^n e^r` with `n = round(x / ln 2)`, `r` reduced in two
 /// parts, and a degree-7 polynomial for `e^r` on `|r| <= ln 2 / 2`. Within 2 ulp of
 /// `f32::exp` on [-87, 88]; clamped outside (so never inf or NaN for finite x).
 #[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding 1.5 * 2^23 rounds to an integer in the low mantissa bits (no libm `round`,
-    // which would stop the vectorizer).
-    const SHIFT: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
     let t = x * std::f32::consts::LOG2_E + SHIFT;
     let n = t - SHIFT;
     let r = x - n * LN2_HI - n * LN2_LO;
-    // Horner form of the Taylor series to r^7 (remainder below 1e-8 relative).
     let mut p = 1.0 / 5040.0;
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
+    for c in EXP_TAYLOR {
         p = p * r + c;
     }
-    let n = t.to_bits().wrapping_sub(SHIFT.to_bits()) as i32;
-    p * f32::from_bits(((n + 127) as u32) << 23)
+    times_pow2(p, t)
 }
 
 /// [`exp`] with its polynomial in fused multiply-adds, for loops inside
@@ -225,27 +236,15 @@ pub(super) fn exp(x: f32) -> f32 {
 /// call. Within 2 ulp of `f32::exp` as well (tested).
 #[inline(always)]
 pub(super) fn exp_fma(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const SHIFT: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
     let t = x.mul_add(std::f32::consts::LOG2_E, SHIFT);
     let n = t - SHIFT;
     let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     let mut p: f32 = 1.0 / 5040.0;
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
+    for c in EXP_TAYLOR {
         p = p.mul_add(r, c);
     }
-    let n = t.to_bits().wrapping_sub(SHIFT.to_bits()) as i32;
-    p * f32::from_bits(((n + 127) as u32) << 23)
+    times_pow2(p, t)
 }
 
 /// `silu(gate) * up` into `out`, sixteen lanes at a time: each block is loaded before

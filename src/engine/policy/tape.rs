@@ -362,6 +362,46 @@ struct BlockWeights {
     down: Vec<f32>,
 }
 
+impl BlockWeights {
+    /// `block`'s weights, the projections stacked, checked against the shapes.
+    fn of(block: &super::model::Block, heads: Heads, inter: usize, h: usize) -> Result<Self> {
+        let (wq, wk, wqkv) = (heads.q_width(), heads.kv_width(), heads.qkv_width());
+        let a = &block.attn;
+        let stacked = |ts: &[&Tensor]| -> Result<Vec<f32>> {
+            let mut v = Vec::new();
+            for t in ts {
+                v.extend(data(t)?);
+            }
+            Ok(v)
+        };
+        let qkv_bias = if [&a.q, &a.k, &a.v].iter().any(|l| l.bias().is_some()) {
+            let mut v = Vec::with_capacity(wqkv);
+            for (l, width) in [(&a.q, wq), (&a.k, wk), (&a.v, wk)] {
+                match l.bias() {
+                    Some(b) => v.extend(data(b)?),
+                    None => v.extend(std::iter::repeat_n(0f32, width)),
+                }
+            }
+            Some(v)
+        } else {
+            None
+        };
+        let w = BlockWeights {
+            input_norm: data(&block.input_norm)?,
+            qkv: stacked(&[a.q.weight(), a.k.weight(), a.v.weight()])?,
+            qkv_bias,
+            o: data(a.o.weight())?,
+            post_norm: data(&block.post_norm)?,
+            gate_up: stacked(&[block.mlp.gate.weight(), block.mlp.up.weight()])?,
+            down: data(block.mlp.down.weight())?,
+        };
+        if w.qkv.len() != wqkv * h || w.gate_up.len() != 2 * inter * h {
+            bail!("a block's projections do not match the model's configuration");
+        }
+        Ok(w)
+    }
+}
+
 /// What one block's backward needs from its forward.
 struct BlockTape {
     /// The block's input (the residual stream) and its normed form with `1 / rms` rows.
@@ -455,43 +495,11 @@ impl Qwen2 {
             );
         }
         let inter = cfg.intermediate_size;
-        let (wq, wk, wqkv) = (heads.q_width(), heads.kv_width(), heads.qkv_width());
-        let mut weights = Vec::with_capacity(self.blocks.len());
-        for block in &self.blocks {
-            let a = &block.attn;
-            let stacked = |ts: &[&Tensor]| -> Result<Vec<f32>> {
-                let mut v = Vec::new();
-                for t in ts {
-                    v.extend(data(t)?);
-                }
-                Ok(v)
-            };
-            let qkv_bias = if [&a.q, &a.k, &a.v].iter().any(|l| l.bias().is_some()) {
-                let mut v = Vec::with_capacity(wqkv);
-                for (l, width) in [(&a.q, wq), (&a.k, wk), (&a.v, wk)] {
-                    match l.bias() {
-                        Some(b) => v.extend(data(b)?),
-                        None => v.extend(std::iter::repeat_n(0f32, width)),
-                    }
-                }
-                Some(v)
-            } else {
-                None
-            };
-            let w = BlockWeights {
-                input_norm: data(&block.input_norm)?,
-                qkv: stacked(&[a.q.weight(), a.k.weight(), a.v.weight()])?,
-                qkv_bias,
-                o: data(a.o.weight())?,
-                post_norm: data(&block.post_norm)?,
-                gate_up: stacked(&[block.mlp.gate.weight(), block.mlp.up.weight()])?,
-                down: data(block.mlp.down.weight())?,
-            };
-            if w.qkv.len() != wqkv * h || w.gate_up.len() != 2 * inter * h {
-                bail!("a block's projections do not match the model's configuration");
-            }
-            weights.push(w);
-        }
+        let weights = self
+            .blocks
+            .iter()
+            .map(|block| BlockWeights::of(block, heads, inter, h))
+            .collect::<Result<Vec<_>>>()?;
         let shared = Shared {
             heads,
             hidden: h,
@@ -856,22 +864,28 @@ mod tests {
         l
     }
 
-    fn check(cfg: PolicyConfig, batch: usize, len: usize, seed: u64) {
-        let (vm, model) = random_model(&cfg, seed);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 1);
+    /// Token ids `(batch, len)` drawn from the vocabulary.
+    fn random_ids(rng: &mut impl Rng, cfg: &PolicyConfig, batch: usize, len: usize) -> Tensor {
         let ids: Vec<u32> = (0..batch * len)
             .map(|_| rng.random_range(0..cfg.vocab_size as u32))
             .collect();
-        let targets: Vec<u32> = (0..batch * len)
-            .map(|_| rng.random_range(0..cfg.vocab_size as u32))
-            .collect();
+        Tensor::from_vec(ids, (batch, len), &Device::Cpu).unwrap()
+    }
+
+    /// Per-token loss weights `(batch, len)` in [-1, 1).
+    fn random_coefs(rng: &mut impl Rng, batch: usize, len: usize) -> Tensor {
         let coef: Vec<f32> = (0..batch * len)
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
-        let dev = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (batch, len), &dev).unwrap();
-        let targets = Tensor::from_vec(targets, (batch, len), &dev).unwrap();
-        let coef = Tensor::from_vec(coef, (batch, len), &dev).unwrap();
+        Tensor::from_vec(coef, (batch, len), &Device::Cpu).unwrap()
+    }
+
+    fn check(cfg: PolicyConfig, batch: usize, len: usize, seed: u64) {
+        let (vm, model) = random_model(&cfg, seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 1);
+        let ids = random_ids(&mut rng, &cfg, batch, len);
+        let targets = random_ids(&mut rng, &cfg, batch, len);
+        let coef = random_coefs(&mut rng, batch, len);
 
         let autograd_hidden = model.hidden_train(&ids).unwrap();
         let autograd_loss = loss(&model, &autograd_hidden, &targets, &coef);
@@ -960,15 +974,8 @@ mod tests {
         let (vm, model) = random_model(&cfg, 9);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10);
         let (batch, len) = (6, 9);
-        let ids: Vec<u32> = (0..batch * len)
-            .map(|_| rng.random_range(0..cfg.vocab_size as u32))
-            .collect();
-        let coef: Vec<f32> = (0..batch * len)
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        let dev = Device::Cpu;
-        let ids = Tensor::from_vec(ids, (batch, len), &dev).unwrap();
-        let coef = Tensor::from_vec(coef, (batch, len), &dev).unwrap();
+        let ids = random_ids(&mut rng, &cfg, batch, len);
+        let coef = random_coefs(&mut rng, batch, len);
         let names: Vec<(String, Tensor)> = {
             let vars = vm.data().lock().unwrap();
             let mut v: Vec<_> = vars

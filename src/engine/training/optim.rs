@@ -189,8 +189,8 @@ fn in_place(w: &Tensor, m: &Tensor, v: &Tensor) -> bool {
 /// `f` of `t`'s elements, when `t` is contiguous f32 on the CPU.
 fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     let (storage, layout) = t.storage_and_layout();
-    match (&*storage, layout.contiguous_offsets()) {
-        (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Some(f(&v[a..b])),
+    match &*storage {
+        Storage::Cpu(s) => slice(s, layout).ok().map(f),
         _ => None,
     }
 }
