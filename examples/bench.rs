@@ -25,23 +25,24 @@ use std::time::Instant;
 
 use arbor::app::explorer::{App, Screen};
 use arbor::app::theme::Theme;
-use arbor::engine::config::{Method, RunConfig};
-use arbor::engine::countdown::{Problem, Rules};
-use arbor::engine::objective::Clip;
-use arbor::engine::optim::{AdamW, AdamWConfig};
+use arbor::engine::methods::deepsearch::search::config::SearchConfig;
+use arbor::engine::methods::deepsearch::search::mcts::search;
 use arbor::engine::policy::sampler::{
     sample, Completion, Finish, Request, SampleStats, SamplingParams,
 };
 use arbor::engine::policy::tokenizer::BOS;
 use arbor::engine::policy::Generator;
 use arbor::engine::policy::{CharTokenizer, Policy};
-use arbor::engine::search::config::SearchConfig;
-use arbor::engine::search::mcts::search;
-use arbor::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
-use arbor::engine::split;
-use arbor::engine::trainer::Trainer;
-use arbor::engine::update::{policy_update, PolicyObjective, Sample, UpdateSettings};
-use arbor::engine::warm_start::{policy_config, prepare_policy};
+use arbor::engine::rl::objective::Clip;
+use arbor::engine::rl::optim::{AdamW, AdamWConfig};
+use arbor::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
+use arbor::engine::rl::update::{policy_update, PolicyObjective, Sample, UpdateSettings};
+use arbor::engine::task::countdown::{Problem, Rules};
+use arbor::engine::training::config::RunConfig;
+use arbor::engine::training::registry::MethodKind;
+use arbor::engine::training::split;
+use arbor::engine::training::trainer::Trainer;
+use arbor::engine::training::warm_start::{policy_config, prepare_policy};
 use arbor::store::sink::StoreSink;
 use arbor::store::{RunRecord, RunStatus, Store};
 use candle_core::Device;
@@ -309,7 +310,7 @@ fn update_flops(c: &arbor::engine::policy::PolicyConfig, batch: usize, positions
 /// temporary store.
 fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let mut cfg = RunConfig {
-        method: Method::DeepSearch,
+        method: MethodKind::DeepSearch,
         ..RunConfig::default()
     };
     cfg.warm_start.steps = 200;
@@ -342,7 +343,7 @@ fn search_and_store(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         1.0,
         &data.rules,
         &mut rng,
-        &mut arbor::engine::interrupt::never(),
+        &mut arbor::engine::rl::interrupt::never(),
     )?;
     let wall = t.elapsed().as_secs_f64();
     let distinct: u64 = results
@@ -496,7 +497,7 @@ fn bookkeeping_scaling(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<
                 1.0,
                 &rules,
                 &mut rng,
-                &mut arbor::engine::interrupt::never(),
+                &mut arbor::engine::rl::interrupt::never(),
             )?;
             let r = &results[0];
             rates.push(r.bookkeeping_seconds * 1e6 / r.expansions.max(1) as f64);
@@ -578,7 +579,7 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     };
     store.create_run(&run)?;
     let bytes = postcard::to_allocvec(&tree)?;
-    let metrics = arbor::engine::trainer::IterationMetrics {
+    let metrics = arbor::engine::training::records::IterationMetrics {
         iteration: 1,
         method: "deepsearch".into(),
         ..Default::default()
@@ -635,7 +636,8 @@ fn ui_attached(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let config_toml = cfg.to_toml();
     let record = |name: &str| RunRecord::new(name, "grpo", 1, config_toml.clone());
     let mean_iteration = |name: &str| -> anyhow::Result<f64> {
-        let its: Vec<arbor::engine::trainer::IterationMetrics> = store.iterations(name)?;
+        let its: Vec<arbor::engine::training::records::IterationMetrics> =
+            store.iterations(name)?;
         Ok(its
             .iter()
             .map(|m| m.seconds.sample + m.seconds.update)
@@ -1067,7 +1069,7 @@ fn arbor_reference_step(
     prompt: &[u32],
     dir: &std::path::Path,
 ) -> anyhow::Result<()> {
-    use arbor::engine::batch::{pack, Sequence};
+    use arbor::engine::rl::batch::{pack, Sequence};
     let samples = update_samples(prompt, 16);
     let seqs: Vec<Sequence> = samples
         .iter()
@@ -1084,7 +1086,7 @@ fn arbor_reference_step(
     let taped = model.hidden_taped(&b.ids)?;
     let logp =
         arbor::engine::policy::model::token_logprobs(&model.logits(taped.hidden())?, &b.targets)?;
-    let loss = arbor::engine::objective::policy_loss(
+    let loss = arbor::engine::rl::objective::policy_loss(
         &logp,
         &logp.detach(),
         &b.advantages,
@@ -1386,7 +1388,7 @@ fn update_vs_torch(rows: &mut Vec<(String, f64, String)>, peak: f64) -> anyhow::
 /// Where arbor's update step spends its time at batch 128 (one thread): packing, the
 /// model view, the forward to logits, log-probabilities and loss, backward, AdamW.
 fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
-    use arbor::engine::batch::{pack, Sequence};
+    use arbor::engine::rl::batch::{pack, Sequence};
     let policy = fresh_policy()?;
     let prompt = bench_prompt(&CharTokenizer::default())?;
     let mut opt = bench_adamw(&policy)?;
@@ -1422,7 +1424,7 @@ fn update_profile(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
         let logits = model.logits(taped.hidden())?;
         lap(2, &mut spans);
         let logp = arbor::engine::policy::model::token_logprobs(&logits, &b.targets)?;
-        let loss = arbor::engine::objective::policy_loss(
+        let loss = arbor::engine::rl::objective::policy_loss(
             &logp,
             &logp.detach(),
             &b.advantages,

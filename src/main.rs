@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use arbor::app::commands::{
     self, EvalOptions, ExportFormat, ExportOptions, GenDataOptions, TrainOptions, ViewOptions,
 };
-use arbor::engine::config::Method;
+use arbor::engine::training::registry::MethodKind;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -172,7 +172,7 @@ struct ExportArgs {
 struct TrainArgs {
     /// deepsearch, grpo, dapo, best_of_n, tree_distill or cispo (default: the config's, grpo).
     #[arg(long)]
-    method: Option<Method>,
+    method: Option<MethodKind>,
     /// Progress bars on stderr instead of the explorer.
     #[arg(long)]
     headless: bool,
@@ -256,7 +256,7 @@ struct EvalArgs {
     k: Option<usize>,
     /// Compare test-time strategies at equal token budgets: sample, best_of_n, mcts, puct (needs a tree_distill run: value head).
     #[arg(long, value_delimiter = ',')]
-    strategies: Vec<arbor::engine::test_time::Strategy>,
+    strategies: Vec<arbor::engine::training::test_time::Strategy>,
     /// Budgets in samples' worth of tokens per problem (with --strategies).
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     budgets: Vec<usize>,
@@ -310,7 +310,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // The embedded default: a live DeepSearch run on Countdown.
         None => commands::train(TrainOptions {
-            method: Some(Method::DeepSearch),
+            method: Some(MethodKind::DeepSearch),
             ..TrainOptions::default()
         }),
         Some(Command::Train(a)) => {

@@ -224,11 +224,11 @@ fn every_bad_input_is_refused_clearly_and_writes_nothing() {
         }
     }
 
-    use arbor::engine::config::RunConfig;
+    use arbor::engine::training::config::RunConfig;
     for r in &corpus.retune {
         let mut cfg = RunConfig::default();
         let before = cfg.clone();
-        match arbor::engine::control::retune(&mut cfg, &r.key, &r.value) {
+        match arbor::engine::training::control::retune(&mut cfg, &r.key, &r.value) {
             Ok(_) => failures.push(format!("retune {}={}: accepted", r.key, r.value)),
             Err(msg) if !msg.contains(&r.expect) => failures.push(format!(
                 "retune {}={}: {msg:?} lacks {:?}",

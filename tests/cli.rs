@@ -446,7 +446,8 @@ fn compare_runs_methods_at_equal_tokens_and_writes_table_plot_and_store_group() 
         let name = row["run"].as_str().unwrap();
         let run = store.require_run(name).unwrap();
         assert_eq!(run.comparison.as_deref(), Some("cmp-1"));
-        let its: Vec<arbor::engine::trainer::IterationMetrics> = store.iterations(name).unwrap();
+        let its: Vec<arbor::engine::training::records::IterationMetrics> =
+            store.iterations(name).unwrap();
         let last = its.last().unwrap();
         // Stopped at the budget: at or past it, and not a whole iteration later.
         assert!(last.cumulative_generated_tokens >= 6000);
@@ -608,7 +609,8 @@ fn compare_from_a_checkpoint_pairs_every_arm_with_the_reference() {
     let run = store.require_run(rows[0]["run"].as_str().unwrap()).unwrap();
     assert!(run.warm_start.unwrap().starts_with("model:"));
     // The start-of-run evaluation rides on iteration 1's record (the dashboard shows it).
-    let its: Vec<arbor::engine::trainer::IterationMetrics> = store.iterations(&run.name).unwrap();
+    let its: Vec<arbor::engine::training::records::IterationMetrics> =
+        store.iterations(&run.name).unwrap();
     let start = its[0]
         .eval_start
         .as_ref()

@@ -13,16 +13,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arbor::engine::config::RunConfig;
-use arbor::engine::control::{ControlEvent, Directive, EventKind, StopReason};
-use arbor::engine::interrupt::Interrupt;
 use arbor::engine::policy::CharTokenizer;
-use arbor::engine::resume::TrainingCheckpoint;
-use arbor::engine::search::record::TreeRecord;
-use arbor::engine::sink::{Phase, Sink, SinkError};
-use arbor::engine::split;
-use arbor::engine::trainer::{IterationMetrics, Trainer};
-use arbor::engine::warm_start::{policy_config, prepare_policy, warm_start_key};
+use arbor::engine::rl::interrupt::Interrupt;
+use arbor::engine::rl::interrupt::Phase;
+use arbor::engine::rl::record::TreeRecord;
+use arbor::engine::training::config::RunConfig;
+use arbor::engine::training::control::{ControlEvent, Directive, EventKind, StopReason};
+use arbor::engine::training::records::IterationMetrics;
+use arbor::engine::training::resume::TrainingCheckpoint;
+use arbor::engine::training::sink::{Sink, SinkError};
+use arbor::engine::training::split;
+use arbor::engine::training::trainer::Trainer;
+use arbor::engine::training::warm_start::{policy_config, prepare_policy, warm_start_key};
 use arbor::store::{RunRecord, Store};
 use rand::{Rng, SeedableRng};
 
@@ -292,7 +294,7 @@ fn stop_then_resume_with_more_iterations_continues_the_same_stream() {
 fn non_finite_updates_are_skipped_recorded_and_repeated_ones_pause_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), 6);
-    let events = |store: &Path| -> Vec<arbor::engine::control::ControlEvent> {
+    let events = |store: &Path| -> Vec<arbor::engine::training::control::ControlEvent> {
         arbor::store::Store::open_existing(store)
             .unwrap()
             .events("r")

@@ -1,16 +1,17 @@
 //! End to end on the tiny model, through the library: the warm start teaches the format,
 //! the search keeps its invariants on real trees, and training steps run for every method.
-use arbor::engine::config::{Method, RunConfig};
-use arbor::engine::countdown::{generate, Preset};
+use arbor::engine::methods::deepsearch::search::config::SearchConfig;
+use arbor::engine::methods::deepsearch::search::mcts::search;
 use arbor::engine::policy::sampler::{sample, Request, SamplingParams};
 use arbor::engine::policy::tokenizer::EOS;
-use arbor::engine::rollout::prompt_tokens;
-use arbor::engine::search::config::SearchConfig;
-use arbor::engine::search::mcts::search;
-use arbor::engine::sink::MemorySink;
-use arbor::engine::split::RunData;
-use arbor::engine::trainer::Trainer;
-use arbor::engine::warm_start::prepare_policy;
+use arbor::engine::rl::rollout::prompt_tokens;
+use arbor::engine::task::countdown::{generate, Preset};
+use arbor::engine::training::config::RunConfig;
+use arbor::engine::training::registry::MethodKind;
+use arbor::engine::training::sink::MemorySink;
+use arbor::engine::training::split::RunData;
+use arbor::engine::training::trainer::Trainer;
+use arbor::engine::training::warm_start::prepare_policy;
 use rand::SeedableRng;
 
 fn small_config() -> RunConfig {
@@ -122,7 +123,7 @@ fn warm_start_teaches_well_formed_steps_and_search_keeps_its_invariants() {
         1.0,
         &data.rules,
         &mut rng,
-        &mut arbor::engine::interrupt::never(),
+        &mut arbor::engine::rl::interrupt::never(),
     )
     .unwrap();
     assert!(stats.forwarded_tokens > 0);
@@ -181,10 +182,10 @@ fn warm_start_teaches_well_formed_steps_and_search_keeps_its_invariants() {
 #[test]
 fn every_method_trains_and_commits() {
     for method in [
-        Method::Grpo,
-        Method::Dapo,
-        Method::BestOfN,
-        Method::DeepSearch,
+        MethodKind::Grpo,
+        MethodKind::Dapo,
+        MethodKind::BestOfN,
+        MethodKind::DeepSearch,
     ] {
         let mut cfg = small_config();
         cfg.method = method;
@@ -203,7 +204,7 @@ fn every_method_trains_and_commits() {
         assert!(summary.generated_tokens > 0);
         // Every iteration's phases are measured spans that add up to its wall time;
         // the commit and checkpoint are charged to the iteration.
-        let mut total = arbor::engine::phases::PhaseSeconds::default();
+        let mut total = arbor::engine::training::phases::PhaseSeconds::default();
         for m in &sink.iterations {
             let s = m.seconds;
             assert!(s.wall > 0.0, "{method:?}: no wall time recorded");
@@ -221,7 +222,7 @@ fn every_method_trains_and_commits() {
             summary.phase_seconds, total,
             "the summary sums the iterations"
         );
-        if method == Method::DeepSearch {
+        if method == MethodKind::DeepSearch {
             assert!(summary.expansions > 0);
             assert!(summary.search_tokens_forwarded > 0);
             assert!(sink.iterations[0].search.is_some());

@@ -3,10 +3,11 @@
 use arbor::app::explorer::{App, Screen};
 use arbor::app::theme::Theme;
 use arbor::app::views::draw;
-use arbor::engine::config::{Method, RunConfig};
-use arbor::engine::split;
-use arbor::engine::trainer::Trainer;
-use arbor::engine::warm_start::prepare_policy;
+use arbor::engine::training::config::RunConfig;
+use arbor::engine::training::registry::MethodKind;
+use arbor::engine::training::split;
+use arbor::engine::training::trainer::Trainer;
+use arbor::engine::training::warm_start::prepare_policy;
 use arbor::store::sink::StoreSink;
 use arbor::store::{RunRecord, Store};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -14,7 +15,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 /// A run of `method` small enough to train in a second.
-fn tiny_config(method: Method) -> RunConfig {
+fn tiny_config(method: MethodKind) -> RunConfig {
     let mut cfg = RunConfig {
         method,
         ..RunConfig::default()
@@ -32,7 +33,7 @@ fn tiny_config(method: Method) -> RunConfig {
 }
 
 fn trained_store(dir: &std::path::Path) -> Store {
-    let mut cfg = tiny_config(Method::DeepSearch);
+    let mut cfg = tiny_config(MethodKind::DeepSearch);
     cfg.train.iterations = 3;
     cfg.train.problems_per_step = 4;
     cfg.search.width = 3;
@@ -53,7 +54,7 @@ fn trained_store(dir: &std::path::Path) -> Store {
     trainer.run("view-test", &key, &mut sink).unwrap();
 
     // A second run, of another method, for the compare view.
-    cfg.method = Method::Grpo;
+    cfg.method = MethodKind::Grpo;
     cfg.train.iterations = 2;
     let run = RunRecord {
         name: "grpo-test".into(),
@@ -99,12 +100,15 @@ fn every_view_shows_what_a_researcher_looks_for() {
     let mut replayed = 0;
     for it in 1..=3 {
         for t in store.trees("view-test", it).unwrap() {
-            if t.source != arbor::engine::search::record::GroupSource::Search {
+            if t.source != arbor::engine::rl::record::GroupSource::Search {
                 continue;
             }
-            let steps =
-                arbor::engine::search::replay::replay(&t, cfg.search.gamma_min, cfg.search.backup)
-                    .unwrap();
+            let steps = arbor::engine::methods::deepsearch::search::replay::replay(
+                &t,
+                cfg.search.gamma_min,
+                cfg.search.backup,
+            )
+            .unwrap();
             assert_eq!(steps.len() as u32, t.expansions);
             let last = &steps.last().unwrap().state;
             for n in t.nodes.iter().filter(|n| n.picked || !n.recorded) {
@@ -309,7 +313,7 @@ fn the_tree_view_replays_the_search_expansion_by_expansion() {
         .trees
         .iter()
         .position(|t| {
-            t.source == arbor::engine::search::record::GroupSource::Search && t.expansions >= 2
+            t.source == arbor::engine::rl::record::GroupSource::Search && t.expansions >= 2
         })
         .expect("a searched tree with two expansions");
     app.screen = Screen::Tree;
@@ -347,7 +351,7 @@ fn the_tree_view_replays_the_search_expansion_by_expansion() {
 #[test]
 fn distill_trees_show_prior_value_and_the_distilled_path() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = tiny_config(Method::TreeDistill);
+    let mut cfg = tiny_config(MethodKind::TreeDistill);
     cfg.train.iterations = 2;
     cfg.train.problems_per_step = 3;
     cfg.tree_distill.simulations = 6;
@@ -493,7 +497,7 @@ fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
     key(&mut app, KeyCode::Char('1'));
     key(&mut app, KeyCode::Char('?'));
     let s = screen(&app, 200, 60);
-    for r in &arbor::engine::control::RETUNABLE {
+    for r in &arbor::engine::training::control::RETUNABLE {
         assert!(s.contains(r.path), "{}: {s}", r.name);
     }
     // The tree's legend explains its symbols.

@@ -11,12 +11,12 @@
 //! test says so and compares the run with itself (a second run gives the same numbers).
 use std::path::PathBuf;
 
-use arbor::engine::config::RunConfig;
-use arbor::engine::countdown::{generate, Preset};
-use arbor::engine::sink::MemorySink;
-use arbor::engine::split::RunData;
-use arbor::engine::trainer::Trainer;
-use arbor::engine::warm_start::prepare_policy;
+use arbor::engine::task::countdown::{generate, Preset};
+use arbor::engine::training::config::RunConfig;
+use arbor::engine::training::sink::MemorySink;
+use arbor::engine::training::split::RunData;
+use arbor::engine::training::trainer::Trainer;
+use arbor::engine::training::warm_start::prepare_policy;
 use serde_json::{json, Value};
 
 fn small_config(method: &str) -> RunConfig {
@@ -52,7 +52,7 @@ fn arms() -> Vec<(&'static str, RunConfig)> {
     tps.train.tokens_per_step = 120;
     tps.train.min_sequences_per_step = 4;
     let mut dense = small_config("grpo");
-    dense.train.reward = arbor::engine::countdown::RewardKind::Dense;
+    dense.train.reward = arbor::engine::task::countdown::RewardKind::Dense;
     let mut cispo_kl = small_config("cispo");
     cispo_kl.cispo.kl_coef = 0.01;
     vec![
@@ -215,5 +215,9 @@ fn every_method_reproduces_its_golden_run() {
             failures.push(d);
         }
     }
-    assert!(failures.is_empty(), "golden runs moved:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden runs moved:\n{}",
+        failures.join("\n")
+    );
 }

@@ -6,15 +6,16 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use arbor::engine::config::{Method, RunConfig};
+use arbor::engine::methods::deepsearch::search::config::StepMode;
 use arbor::engine::policy::checkpoint::{self, SaveDtype};
 use arbor::engine::policy::{Policy, Tokenizer};
-use arbor::engine::search::config::StepMode;
-use arbor::engine::sink::MemorySink;
-use arbor::engine::split;
 use arbor::engine::task::TaskKind;
-use arbor::engine::trainer::Trainer;
-use arbor::engine::warm_start::prepare_policy;
+use arbor::engine::training::config::RunConfig;
+use arbor::engine::training::registry::MethodKind;
+use arbor::engine::training::sink::MemorySink;
+use arbor::engine::training::split;
+use arbor::engine::training::trainer::Trainer;
+use arbor::engine::training::warm_start::prepare_policy;
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 
@@ -208,7 +209,7 @@ fn a_hugging_face_checkpoint_loads_samples_trains_on_math_saves_and_reloads() {
 
     // The path `arbor train --model DIR --task math` takes.
     let mut cfg = RunConfig {
-        method: Method::DeepSearch,
+        method: MethodKind::DeepSearch,
         ..RunConfig::default()
     };
     cfg.policy.model = Some(model_dir.clone());

@@ -12,7 +12,7 @@ use arbor::app::serve::client::Client;
 use arbor::app::serve::protocol::Action;
 use arbor::app::theme::Theme;
 use arbor::app::views::draw;
-use arbor::engine::control::{EventKind, StopReason};
+use arbor::engine::training::control::{EventKind, StopReason};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;

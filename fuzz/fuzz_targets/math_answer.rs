@@ -1,6 +1,6 @@
 //! Arbitrary bytes into the math task's boxed-answer extraction and normalisation.
 #![no_main]
-use arbor::engine::math::{check_answer, normalize_final_answer};
+use arbor::engine::task::math::{check_answer, normalize_final_answer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! Arbitrary bytes (as lossy UTF-8) into the Countdown verifier, in both formats and under
 //! both rule sets. Any panic, stack overflow or timeout is a finding.
 #![no_main]
-use arbor::engine::countdown::{verify, Problem, Rules, UseRule};
+use arbor::engine::task::countdown::{verify, Problem, Rules, UseRule};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,13 +4,14 @@
 //! variant, for ablations.
 use anyhow::{anyhow, bail, Result};
 
-use crate::engine::config::{Method, RunConfig};
+use crate::engine::training::config::RunConfig;
+use crate::engine::training::registry::MethodKind;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Arm {
     /// Column and run-name label.
     pub label: String,
-    pub method: Method,
+    pub method: MethodKind,
     /// Dotted config keys and TOML values applied on top of the shared config.
     pub overrides: Vec<(String, String)>,
 }
@@ -21,7 +22,7 @@ impl Arm {
         if name == "deepsearch-paper" {
             return Ok(Arm {
                 label: name.into(),
-                method: Method::DeepSearch,
+                method: MethodKind::DeepSearch,
                 overrides: vec![
                     ("search.step_check".into(), "false".into()),
                     ("search.merge_siblings".into(), "false".into()),
@@ -29,9 +30,7 @@ impl Arm {
                 ],
             });
         }
-        let method: Method = name
-            .parse()
-            .map_err(|e: String| anyhow!("--methods: {e}"))?;
+        let method: MethodKind = name.parse().map_err(|e| anyhow!("--methods: {e}"))?;
         Ok(Arm {
             label: method.name().into(),
             method,
@@ -118,14 +117,14 @@ fn toml_value(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tree_grpo::Unsolved;
+    use crate::engine::methods::deepsearch::tree_grpo::Unsolved;
 
     #[test]
     fn arms_set_their_method_and_overrides() {
         let base = RunConfig::default();
         let paper = Arm::from_method("deepsearch-paper").unwrap();
         let c = paper.config(&base).unwrap();
-        assert_eq!(c.method, Method::DeepSearch);
+        assert_eq!(c.method, MethodKind::DeepSearch);
         assert!(!c.search.step_check && !c.search.merge_siblings);
         assert_eq!(c.search.unsolved, Unsolved::Keep);
         let a = Arm::parse("neg=deepsearch:search.unsolved=negative:train.lr=5e-5").unwrap();

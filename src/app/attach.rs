@@ -7,7 +7,7 @@ use super::explorer::App;
 use super::live::LiveStatus;
 use super::serve::client::Client;
 use super::theme::Theme;
-use crate::engine::config::RunConfig;
+use crate::engine::training::config::RunConfig;
 use crate::store::{Store, StoreError};
 
 pub struct Attached {

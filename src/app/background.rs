@@ -50,7 +50,7 @@ fn log_path(store: &Path) -> PathBuf {
     let mut name = store.file_name().unwrap_or_default().to_os_string();
     name.push(format!(
         ".trainer-{}.log",
-        crate::engine::trainer::unix_now()
+        crate::engine::training::trainer::unix_now()
     ));
     store.with_file_name(name)
 }

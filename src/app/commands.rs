@@ -9,18 +9,19 @@ use crate::app::source::RunSource;
 use std::sync::Arc;
 
 use crate::app::live::{Begin, Served};
-use crate::engine::config::{Method, RunConfig};
-use crate::engine::control::{EventKind, StopReason};
-use crate::engine::countdown::{generate, write_jsonl, Preset};
-use crate::engine::evaluate::{evaluate, EvalSettings};
 use crate::engine::policy::checkpoint;
-use crate::engine::search::record::NodeRecord;
-use crate::engine::split;
-use crate::engine::test_time::{compare_strategies, Strategy, TestTimeSettings};
+use crate::engine::rl::record::NodeRecord;
+use crate::engine::task::countdown::{generate, write_jsonl, Preset};
+use crate::engine::training::config::RunConfig;
+use crate::engine::training::control::{EventKind, StopReason};
+use crate::engine::training::evaluate::{evaluate, EvalSettings};
+use crate::engine::training::registry::MethodKind;
+use crate::engine::training::split;
+use crate::engine::training::test_time::{compare_strategies, Strategy, TestTimeSettings};
 use crate::store::{validate_run_name, RunRecord, RunStatus, Store, DEFAULT_PATH};
 
 pub struct TrainOptions {
-    pub method: Option<Method>,
+    pub method: Option<MethodKind>,
     pub headless: bool,
     pub seed: Option<u64>,
     pub iterations: Option<u64>,
@@ -196,14 +197,14 @@ pub(crate) fn drive(
 pub(crate) fn finish_run(
     store: &Store,
     name: &str,
-    outcome: Result<crate::engine::trainer::Summary>,
+    outcome: Result<crate::engine::training::records::Summary>,
     print: bool,
-) -> Result<crate::engine::trainer::Summary> {
+) -> Result<crate::engine::training::records::Summary> {
     let mut run = store.require_run(name)?;
     match outcome {
         Ok(summary) => {
             let mut json = serde_json::to_value(&summary)?;
-            crate::engine::metrics::strip_per_problem(&mut json);
+            crate::engine::training::metrics::strip_per_problem(&mut json);
             let (mut bytes, mut nodes) = (0u64, 0u64);
             for i in 1..=summary.iterations {
                 let (b, n) = store.tree_bytes(name, i)?;
@@ -464,10 +465,10 @@ pub fn eval(o: EvalOptions) -> Result<()> {
         },
         &data.rules,
         &mut |_, _| {},
-        &mut crate::engine::interrupt::never(),
+        &mut crate::engine::rl::interrupt::never(),
     )?;
     let mut json = serde_json::to_value(&result)?;
-    crate::engine::metrics::strip_per_problem(&mut json);
+    crate::engine::training::metrics::strip_per_problem(&mut json);
     if let Some(obj) = json.as_object_mut() {
         obj.insert("run".into(), run.name.clone().into());
         obj.insert("iteration".into(), ck.iteration.into());
@@ -554,7 +555,7 @@ pub struct GenDataOptions {
 pub fn gen_data(o: GenDataOptions) -> Result<()> {
     let preset = Preset::by_name(&o.preset)?;
     let (train_set, validation_set, test_set, seed) = if o.validation > 0 {
-        let s = crate::engine::countdown::generate_held_out(
+        let s = crate::engine::task::countdown::generate_held_out(
             &preset,
             o.seed,
             o.train,

@@ -21,12 +21,14 @@ use super::arms::Arm;
 use crate::app::commands::{finish_run, resolve_config, write_file, TrainOptions};
 use crate::app::headless::Headless;
 use crate::app::plot::{line_chart, Series};
-use crate::engine::config::{EvalSplit, Method};
-use crate::engine::countdown::Problem;
-use crate::engine::metrics::{paired_bootstrap, EvalResult, PairedDiff};
-use crate::engine::split;
-use crate::engine::trainer::{unix_now, IterationMetrics, Trainer};
-use crate::engine::warm_start::prepare_policy;
+use crate::engine::task::countdown::Problem;
+use crate::engine::training::config::EvalSplit;
+use crate::engine::training::metrics::{paired_bootstrap, EvalResult, PairedDiff};
+use crate::engine::training::records::IterationMetrics;
+use crate::engine::training::registry::MethodKind;
+use crate::engine::training::split;
+use crate::engine::training::trainer::{unix_now, Trainer};
+use crate::engine::training::warm_start::prepare_policy;
 use crate::store::sink::StoreSink;
 use crate::store::{ComparisonRecord, RunRecord, Store};
 
@@ -288,11 +290,11 @@ pub fn clusters(problems: &[Problem]) -> Vec<u64> {
         .iter()
         .map(|p| {
             if p.nums.is_empty() {
-                crate::engine::split::fnv1a(p.id.as_bytes())
+                crate::engine::task::fnv1a(p.id.as_bytes())
             } else {
                 let mut n = p.nums.clone();
                 n.sort_unstable();
-                crate::engine::split::fnv1a(format!("{n:?}").as_bytes())
+                crate::engine::task::fnv1a(format!("{n:?}").as_bytes())
             }
         })
         .collect()
@@ -451,7 +453,7 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         None => o
             .arms
             .iter()
-            .find(|a| a.method == Method::DeepSearch)
+            .find(|a| a.method == MethodKind::DeepSearch)
             .unwrap_or(&o.arms[0])
             .label
             .clone(),
@@ -652,7 +654,7 @@ mod tests {
         its[1].update.optimizer_steps = 2;
         its[0].problems_solved = 3;
         its[1].problems_solved = 5;
-        its[0].adaptive = Some(crate::engine::trainer::AdaptiveMetrics {
+        its[0].adaptive = Some(crate::engine::training::records::AdaptiveMetrics {
             filter_tokens: 2000,
             ..Default::default()
         });

@@ -8,9 +8,9 @@ use super::snapshot::RunSnapshot;
 use super::theme::Theme;
 use super::views::wrong::{wrong_paths, WrongPath};
 use super::views::{Ctx, Views};
-use crate::engine::search::record::TreeRecord;
-use crate::engine::search::replay::ReplayStep;
-use crate::engine::trainer::Summary;
+use crate::engine::methods::deepsearch::search::replay::ReplayStep;
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::records::Summary;
 use crate::store::{Store, StoreError};
 
 use super::attach::{Attached, Leave};

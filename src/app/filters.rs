@@ -1,7 +1,7 @@
 //! What the list views show and in which order: the problems filter and sort, and the
 //! tree view's node filter.
 use super::snapshot::ProblemStatus;
-use crate::engine::search::record::NodeRecord;
+use crate::engine::rl::record::NodeRecord;
 
 /// Which problems the Problems view lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -5,8 +5,8 @@
 use crossterm::event::{KeyCode, KeyEvent};
 
 use super::views::KeyHelp;
-use crate::engine::config::RunConfig;
-use crate::engine::control::{retune, Retunable, RETUNABLE};
+use crate::engine::training::config::RunConfig;
+use crate::engine::training::control::{retune, Retunable, RETUNABLE};
 
 /// The keys [`RetuneForm::key`] answers to, shown at the form's foot.
 pub const KEYS: &[KeyHelp] = &[

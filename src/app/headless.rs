@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::control::{ControlEvent, Directive};
-use crate::engine::interrupt::Interrupt;
-use crate::engine::search::record::TreeRecord;
-use crate::engine::sink::{Phase, Sink, SinkError};
-use crate::engine::trainer::IterationMetrics;
+use crate::engine::rl::interrupt::Interrupt;
+use crate::engine::rl::interrupt::Phase;
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::control::{ControlEvent, Directive};
+use crate::engine::training::records::IterationMetrics;
+use crate::engine::training::sink::{Sink, SinkError};
 
 use super::progress_log::{line, LineFacts, LogEvery, ProgressLog};
 
@@ -188,7 +189,7 @@ impl<S: Sink> Sink for Headless<S> {
     fn checkpoint(
         &mut self,
         iteration: u64,
-        ck: &crate::engine::resume::TrainingCheckpoint,
+        ck: &crate::engine::training::resume::TrainingCheckpoint,
     ) -> Result<(), SinkError> {
         self.inner.checkpoint(iteration, ck)
     }

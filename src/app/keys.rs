@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::attach::Leave;
 use super::explorer::{App, Screen};
 use super::views::{Action, KeyHelp};
-use crate::engine::control::Directive;
+use crate::engine::training::control::Directive;
 use crate::store::StoreError;
 
 /// The keys every view answers to, for the help popup and the footer. Left Right go to

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::config::RunConfig;
-use crate::engine::control::{retune, ControlEvent, Directive, EventKind};
-use crate::engine::interrupt::Interrupt;
-use crate::engine::search::record::TreeRecord;
-use crate::engine::sink::{Phase, Sink, SinkError};
-use crate::engine::split::RunData;
-use crate::engine::trainer::{IterationMetrics, Summary, Trainer};
+use crate::engine::rl::interrupt::Interrupt;
+use crate::engine::rl::interrupt::Phase;
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::config::RunConfig;
+use crate::engine::training::control::{retune, ControlEvent, Directive, EventKind};
+use crate::engine::training::records::{IterationMetrics, Summary};
+use crate::engine::training::sink::{Sink, SinkError};
+use crate::engine::training::split::RunData;
+use crate::engine::training::trainer::Trainer;
 use crate::store::sink::StoreSink;
 use crate::store::RunRecord;
 
@@ -235,7 +237,7 @@ impl Sink for LiveSink {
     fn checkpoint(
         &mut self,
         iteration: u64,
-        ck: &crate::engine::resume::TrainingCheckpoint,
+        ck: &crate::engine::training::resume::TrainingCheckpoint,
     ) -> Result<(), SinkError> {
         let _gate = lock(&self.board.commit_gate);
         self.inner.checkpoint(iteration, ck)
@@ -347,14 +349,15 @@ pub fn train_begin<S: Sink>(
     let started = std::time::Instant::now();
     let (mut trainer, key) = match begin {
         Begin::Fresh(data) => {
-            let (policy, key) = match crate::engine::warm_start::prepare_policy(cfg, &data, sink) {
-                // A stop during the warm start: nothing cached, a summary all the same.
-                Err(crate::engine::error::EngineError::Interrupted) => {
-                    let name = record(sink).name.clone();
-                    return Ok(Summary::stopped_in_warm_start(&name, cfg, sink, started)?);
-                }
-                r => r?,
-            };
+            let (policy, key) =
+                match crate::engine::training::warm_start::prepare_policy(cfg, &data, sink) {
+                    // A stop during the warm start: nothing cached, a summary all the same.
+                    Err(crate::engine::training::error::EngineError::Interrupted) => {
+                        let name = record(sink).name.clone();
+                        return Ok(Summary::stopped_in_warm_start(&name, cfg, sink, started)?);
+                    }
+                    r => r?,
+                };
             let run = record(sink);
             run.warm_start = Some(key.clone());
             store.update_run(run)?;

@@ -7,11 +7,11 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::app::commands::{drive, TrainOptions};
 use crate::app::live::Begin;
-use crate::engine::config::RunConfig;
-use crate::engine::control::{retunable_names, retune, ControlEvent, EventKind};
-use crate::engine::resume;
-use crate::engine::split;
-use crate::engine::trainer::Trainer;
+use crate::engine::training::config::RunConfig;
+use crate::engine::training::control::{retunable_names, retune, ControlEvent, EventKind};
+use crate::engine::training::resume;
+use crate::engine::training::split;
+use crate::engine::training::trainer::Trainer;
 use crate::store::{RunStatus, Store};
 
 /// Flags that would change what the run is; a resume keeps the run's own.

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use crate::app::source::RunSource;
-use crate::engine::control::ControlEvent;
-use crate::engine::search::record::{NodeRecord, TreeRecord};
-use crate::engine::trainer::IterationMetrics;
+use crate::engine::rl::record::{NodeRecord, TreeRecord};
+use crate::engine::training::control::ControlEvent;
+use crate::engine::training::records::IterationMetrics;
 use crate::store::{RunRecord, StoreError};
 
 pub struct RunSnapshot {
@@ -75,7 +75,7 @@ impl ProblemStatus {
 }
 
 pub fn status(t: &TreeRecord) -> ProblemStatus {
-    use crate::engine::search::record::GroupSource;
+    use crate::engine::rl::record::GroupSource;
     if t.source == GroupSource::Cached {
         ProblemStatus::Cached
     } else if t.solved() {

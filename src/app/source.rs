@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use crate::app::serve::client::Client;
-use crate::engine::control::ControlEvent;
-use crate::engine::search::record::TreeRecord;
-use crate::engine::trainer::IterationMetrics;
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::control::ControlEvent;
+use crate::engine::training::records::IterationMetrics;
 use crate::store::{RunRecord, Store, StoreError};
 
 pub trait RunSource {

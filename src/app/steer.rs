@@ -7,7 +7,7 @@ use crossterm::event::KeyEvent;
 use super::explorer::App;
 use super::form::{FormOutcome, RetuneForm};
 use super::serve::protocol::Action;
-use crate::engine::control::{retunable_names, Directive, RETUNABLE};
+use crate::engine::training::control::{retunable_names, Directive, RETUNABLE};
 use crate::store::StoreError;
 
 impl App {
@@ -179,7 +179,9 @@ impl App {
         }
         // The settings in force change only with a retune: parsed only then.
         if status.config_toml != live.status.config_toml {
-            if let Ok(cfg) = crate::engine::config::RunConfig::from_toml(&status.config_toml) {
+            if let Ok(cfg) =
+                crate::engine::training::config::RunConfig::from_toml(&status.config_toml)
+            {
                 live.cfg = cfg;
             }
         }

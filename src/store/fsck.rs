@@ -7,10 +7,10 @@
 //! to a committed iteration; warm starts decode. Nothing is modified.
 use std::collections::{BTreeMap, HashSet};
 
-use crate::engine::control::ControlEvent;
-use crate::engine::resume;
-use crate::engine::search::record::{GroupSource, TreeRecord};
-use crate::engine::trainer::IterationMetrics;
+use crate::engine::rl::record::{GroupSource, TreeRecord};
+use crate::engine::training::control::ControlEvent;
+use crate::engine::training::records::IterationMetrics;
+use crate::engine::training::resume;
 
 use super::keys::{self, prefix, Table};
 use super::{CheckpointRecord, RunRecord, Store, StoreError};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{prefix, Table};
 use super::{Store, StoreError, SCHEMA_VERSION};
-use crate::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
+use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::task::StepKind;
 
 #[derive(Deserialize, Serialize)]

@@ -18,9 +18,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use error::StoreError;
 
-use crate::engine::control::{ControlEvent, EventKind};
-use crate::engine::resume::CheckpointKind;
-use crate::engine::search::record::TreeRecord;
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::control::{ControlEvent, EventKind};
+use crate::engine::training::resume::CheckpointKind;
 use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
 
 /// Version of the key layout and record encodings this build reads and writes.

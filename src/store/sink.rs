@@ -1,10 +1,10 @@
 //! The store as the engine's [`Sink`]: commits iterations, caches warm starts, writes and
 //! indexes checkpoints.
-use crate::engine::control::ControlEvent;
-use crate::engine::resume::{self, CheckpointKind, TrainingCheckpoint};
-use crate::engine::search::record::TreeRecord;
-use crate::engine::sink::{Sink, SinkError};
-use crate::engine::trainer::IterationMetrics;
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::control::ControlEvent;
+use crate::engine::training::records::IterationMetrics;
+use crate::engine::training::resume::{self, CheckpointKind, TrainingCheckpoint};
+use crate::engine::training::sink::{Sink, SinkError};
 
 use super::keys::tree_key;
 use super::{RunRecord, Store, WarmStartMeta};

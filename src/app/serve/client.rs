@@ -13,9 +13,9 @@ use super::endpoint::{alive, read_pointer, Pointer};
 use super::protocol::{read_frame, write_frame, Action, Reply, Request, PROTOCOL, VERSION};
 use super::server::HelloReply;
 use crate::app::live::LiveStatus;
-use crate::engine::control::ControlEvent;
-use crate::engine::search::record::TreeRecord;
-use crate::engine::trainer::IterationMetrics;
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::control::ControlEvent;
+use crate::engine::training::records::IterationMetrics;
 use crate::store::{RunRecord, StoreError};
 
 /// A connection to a live run's trainer.

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::endpoint::{endpoint, write_pointer, Endpoint, Pointer};
 use super::protocol::{read_frame, write_frame, Action, Reply, Request, PROTOCOL, VERSION};
 use crate::app::live::{ControlState, StatusBoard};
-use crate::engine::control::{retune, ControlEvent, Directive};
+use crate::engine::training::control::{retune, ControlEvent, Directive};
 use crate::store::Store;
 
 /// What every viewer's thread answers from.
@@ -319,7 +319,10 @@ fn control(shared: &Shared, action: Action, client: &str) -> Reply {
                             new: Some(value),
                             reason: Some(reason.clone()),
                             source: Some(client.to_string()),
-                            ..ControlEvent::new(it, crate::engine::control::EventKind::Refused)
+                            ..ControlEvent::new(
+                                it,
+                                crate::engine::training::control::EventKind::Refused,
+                            )
                         },
                     );
                     return error(format!("refused: {reason}"));

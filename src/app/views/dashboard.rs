@@ -8,8 +8,8 @@ use ratatui::Frame;
 
 use super::{num, Action, Ctx, KeyHelp, Legend, View};
 use crate::app::explorer::Screen;
-use crate::engine::control::RETUNABLE;
-use crate::engine::phases::PhaseSeconds;
+use crate::engine::training::control::RETUNABLE;
+use crate::engine::training::phases::PhaseSeconds;
 
 /// The dashboard has no state of its own: it shows the iteration under the App's cursor.
 #[derive(Default)]

@@ -23,7 +23,7 @@ use ratatui::Frame;
 use super::explorer::{App, ListHit, Screen};
 use super::snapshot::RunSnapshot;
 use super::theme::Theme;
-use crate::engine::search::record::TreeRecord;
+use crate::engine::rl::record::TreeRecord;
 
 /// One entry of a view's key list: what the help popup says and the footer shows.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,7 +6,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::tree::TreeView;
 use super::Ctx;
 use crate::app::snapshot::{path, path_entropy};
-use crate::engine::search::record::TreeRecord;
+use crate::engine::rl::record::TreeRecord;
 use crate::engine::task::StepKind;
 
 pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32) -> Paragraph<'a> {
@@ -53,7 +53,7 @@ pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32)
             .filter(|h| h.is_finite())
             .map_or("-".to_string(), |h| format!("{h:.3}"))
     )));
-    if t.source == crate::engine::search::record::GroupSource::Distill {
+    if t.source == crate::engine::rl::record::GroupSource::Distill {
         lines.push(Line::from(format!(
             "prior P = {}   value V = {}   W = {:.4}   visits N = {}",
             super::num(n.prior.map(f64::from)),

@@ -8,7 +8,7 @@ use super::list::ListCursor;
 use super::{Action, Ctx, KeyHelp, View};
 use crate::app::filters::{Filter, SortBy};
 use crate::app::snapshot::{status, success, ProblemStatus};
-use crate::engine::search::record::TreeRecord;
+use crate::engine::rl::record::TreeRecord;
 
 /// The problems list: its cursor, filter and order.
 #[derive(Default)]

@@ -14,10 +14,10 @@ use super::list::ListCursor;
 use super::{Action, Ctx, KeyHelp, Legend, View};
 use crate::app::filters::NodeFilter;
 use crate::app::snapshot::{children, visible_rows};
-use crate::engine::config::RunConfig;
-use crate::engine::search::record::{GroupSource, NodeRecord, TreeRecord};
-use crate::engine::search::replay::{replay, ReplayStep};
+use crate::engine::methods::deepsearch::search::replay::{replay, ReplayStep};
+use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::task::StepKind;
+use crate::engine::training::config::RunConfig;
 
 /// The tree of one problem of the iteration: which problem, the cursor, folded nodes,
 /// the node filter and the search replay.

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use super::list::ListCursor;
 use super::{Action, Ctx, KeyHelp, View};
 use crate::app::snapshot::{path, path_entropy};
-use crate::engine::search::record::TreeRecord;
+use crate::engine::rl::record::TreeRecord;
 
 /// One confident-wrong path: problem index, terminal node id, its path entropy.
 #[derive(Clone, Debug, PartialEq)]

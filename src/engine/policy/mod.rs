@@ -2,16 +2,14 @@
 //! view of them that the sampler uses.
 pub mod checkpoint;
 pub mod config;
+pub mod cpu;
 pub mod device;
-mod fused;
 pub mod generator;
 pub mod gguf;
 pub mod hf_tokenizer;
 pub mod model;
 pub mod sampler;
 pub mod server;
-mod simd;
-pub mod tape;
 pub mod tokenizer;
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ fn linear(vb: &VarBuilder, inp: usize, out: usize, bias: bool) -> Result<Linear>
 }
 
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    super::fused::rms_norm(x, w, eps)
+    super::cpu::fused::rms_norm(x, w, eps)
 }
 
 impl Qwen2 {
@@ -311,8 +311,8 @@ impl Attention {
         let q = split(project(&self.q, x)?, self.heads)?;
         let k = split(project(&self.k, x)?, self.kv_heads)?;
         let v = split(project(&self.v, x)?, self.kv_heads)?.contiguous()?;
-        let q = super::fused::rope(&q, cos, sin)?;
-        let k = super::fused::rope(&k, cos, sin)?;
+        let q = super::cpu::fused::rope(&q, cos, sin)?;
+        let k = super::cpu::fused::rope(&k, cos, sin)?;
         let (k, v) = match past {
             Some((pk, pv)) if pk.dim(2)? > 0 => (
                 Tensor::cat(&[pk, &k], 2)?.contiguous()?,
@@ -325,7 +325,7 @@ impl Attention {
         let vr = repeat_kv(&v, rep)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = q.contiguous()?.matmul(&kr.t()?)?;
-        let probs = super::fused::masked_softmax(&scores, mask, scale)?;
+        let probs = super::cpu::fused::masked_softmax(&scores, mask, scale)?;
         let out = probs
             .matmul(&vr)?
             .transpose(1, 2)?
@@ -341,15 +341,15 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gate = project(&self.gate, x)?;
         let up = project(&self.up, x)?;
-        project(&self.down, &super::fused::swiglu(&gate, &up)?)
+        project(&self.down, &super::cpu::fused::swiglu(&gate, &up)?)
     }
 }
 
-/// `x W^T + b` on 2-D `x`, the bias through [`super::fused::bias_add`].
+/// `x W^T + b` on 2-D `x`, the bias through [`super::cpu::fused::bias_add`].
 fn project(l: &Linear, x: &Tensor) -> Result<Tensor> {
     let y = x.matmul(&l.weight().t()?)?;
     match l.bias() {
-        Some(b) => super::fused::bias_add(&y, b),
+        Some(b) => super::cpu::fused::bias_add(&y, b),
         None => Ok(y),
     }
 }

@@ -181,6 +181,13 @@ pub fn verify(problem: &Problem, completion: &str, rules: &Rules) -> Verdict {
     }
 }
 
+/// FNV-1a, for stable cache keys (std's hasher is not stable across releases).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! iterations, never inside an update), and the retunable settings with their validation.
 use serde::{Deserialize, Serialize};
 
-use crate::engine::config::RunConfig;
+use crate::engine::training::config::RunConfig;
 
 /// What the trainer is asked to do at its next safe point.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +110,7 @@ impl ControlEvent {
     pub fn new(iteration: u64, kind: EventKind) -> Self {
         Self {
             iteration,
-            unix_time: crate::engine::trainer::unix_now(),
+            unix_time: crate::engine::training::trainer::unix_now(),
             kind,
             key: None,
             old: None,

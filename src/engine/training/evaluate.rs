@@ -1,12 +1,12 @@
 //! Held-out evaluation: k samples per test problem, no search.
 use rand::SeedableRng;
 
-use crate::engine::countdown::{Problem, RewardKind, Rules};
-use crate::engine::interrupt::{Check, Halt};
-use crate::engine::metrics::{summarise, EvalResult};
 use crate::engine::policy::sampler::{SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
-use crate::engine::rollout::rollouts;
+use crate::engine::rl::interrupt::{Check, Halt};
+use crate::engine::rl::rollout::rollouts;
+use crate::engine::task::countdown::{Problem, RewardKind, Rules};
+use crate::engine::training::metrics::{summarise, EvalResult};
 
 /// Every evaluation draws from this seed, so two evaluations of the same weights agree and
 /// before/after comparisons share their sampling noise.
@@ -46,7 +46,7 @@ pub fn evaluate(
     };
     let mut correct = Vec::with_capacity(problems.len());
     let mut stats = SampleStats::default();
-    let chunk = (crate::engine::rollout::MAX_ROWS / k.max(1)).max(1) * 4;
+    let chunk = (crate::engine::rl::rollout::MAX_ROWS / k.max(1)).max(1) * 4;
     for (ci, part) in problems.chunks(chunk).enumerate() {
         let refs: Vec<&Problem> = part.iter().collect();
         let (groups, s) = rollouts(

@@ -1,22 +1,21 @@
-//! Training: the trainer's loop, the update and its objective, the optimizer, the warm
-//! start, held-out and test-time evaluation, resumable checkpoints, live control, and the
-//! sink results go through.
-pub mod batch;
-pub mod cispo;
+//! Training: the trainer's loop, the run's configuration and errors, the warm start,
+//! held-out and test-time evaluation, resumable checkpoints, live control, and the sink
+//! results go through.
+pub mod config;
 pub mod control;
+pub mod directives;
+pub mod error;
 pub mod evaluate;
-pub mod groups;
-pub mod interrupt;
+pub mod iteration;
 pub mod metrics;
-pub mod objective;
-pub mod optim;
 pub mod phases;
 pub mod plateau;
+pub mod records;
+pub mod registry;
 pub mod resume;
-pub mod rollout;
+pub mod run;
 pub mod sink;
 pub mod split;
 pub mod test_time;
 pub mod trainer;
-pub mod update;
 pub mod warm_start;

@@ -4,7 +4,7 @@
 //! validation problems and mean@16 the half-width is about 4 points at 25%, so a run
 //! still climbing by a few points per evaluation keeps going, and one wandering inside
 //! its noise stops.
-use crate::engine::metrics::EvalResult;
+use crate::engine::training::metrics::EvalResult;
 
 /// Evaluations (in order) needed after the best earlier one.
 pub const WINDOW: usize = 3;

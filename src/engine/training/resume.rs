@@ -13,12 +13,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::adaptive::SolutionCache;
-use crate::engine::deepsearch::Registration;
-use crate::engine::groups::SearchMetrics;
-use crate::engine::metrics::EvalResult;
-use crate::engine::optim::AdamW;
 use crate::engine::policy::{checkpoint, Policy};
+use crate::engine::rl::groups::SearchMetrics;
+use crate::engine::rl::optim::AdamW;
+use crate::engine::training::metrics::EvalResult;
 
 /// Version of `trainer_state.json`; a newer one is refused.
 pub const STATE_VERSION: u32 = 1;
@@ -91,9 +89,6 @@ pub struct TrainerState {
     pub pool: Vec<usize>,
     pub order: Vec<usize>,
     pub cursor: usize,
-    pub round: u64,
-    pub cache: SolutionCache,
-    pub pending: Vec<Registration>,
     pub skipped: Vec<usize>,
     pub search_totals: SearchMetrics,
     pub store_seconds: f64,
@@ -108,7 +103,7 @@ pub struct TrainerState {
     pub steps_owed: f64,
     /// Samples waiting for their optimizer step.
     #[serde(default)]
-    pub buffered: Vec<crate::engine::update::Sample>,
+    pub buffered: Vec<crate::engine::rl::update::Sample>,
     /// Problems solved and response tokens trained on so far.
     #[serde(default)]
     pub solved_total: u64,
@@ -123,7 +118,12 @@ pub struct TrainerState {
     /// The committed record of the last iteration when a stop interrupted its evaluation:
     /// the evaluation is run again when the run resumes, and the record amended with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_owed: Option<crate::engine::trainer::IterationMetrics>,
+    pub eval_owed: Option<crate::engine::training::records::IterationMetrics>,
+    /// The method's own state (DeepSearch: `round`, `cache`, `pending`; grpo_hard: its
+    /// solved set), as top-level keys: checkpoints written before the method seam hold
+    /// DeepSearch's under the same names, so they resume unchanged.
+    #[serde(flatten)]
+    pub method: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Why a checkpoint was written (scheduled ones are pruned to the newest few).

@@ -1,37 +1,10 @@
 //! How the engine reports: progress, cached warm starts, iteration commits, checkpoints.
 //! The store implements it for real runs; tests may replace it.
-use crate::engine::control::{ControlEvent, Directive};
-use crate::engine::interrupt::Interrupt;
-use crate::engine::resume::TrainingCheckpoint;
-use crate::engine::search::record::TreeRecord;
-use crate::engine::trainer::IterationMetrics;
-
-/// Phases shown to the user, and where a stop or pause can take effect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    WarmStart,
-    Evaluate,
-    Train,
-    /// Adaptive training's hard-set filtering at a round's start.
-    Filter,
-    /// An iteration's tree search (deepsearch, tree_distill).
-    Search,
-    /// An iteration's direct sampling (grpo, dapo, best_of_n, cispo).
-    Sample,
-}
-
-impl Phase {
-    pub fn label(self) -> &'static str {
-        match self {
-            Phase::WarmStart => "warm start",
-            Phase::Evaluate => "evaluate",
-            Phase::Train => "train",
-            Phase::Filter => "filter",
-            Phase::Search => "search",
-            Phase::Sample => "sample",
-        }
-    }
-}
+use crate::engine::rl::interrupt::{Interrupt, Phase};
+use crate::engine::rl::record::TreeRecord;
+use crate::engine::training::control::{ControlEvent, Directive};
+use crate::engine::training::records::IterationMetrics;
+use crate::engine::training::resume::TrainingCheckpoint;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -1,11 +1,11 @@
 //! The problems of a run: generated from a preset, or loaded from JSONL files.
 use serde::Serialize;
 
-use crate::engine::config::DataConfig;
-use crate::engine::countdown::{
+use crate::engine::task::countdown::{
     generate, generate_held_out, load_jsonl, HeldOutSplit, Preset, Problem, Rules,
 };
-use crate::engine::error::EngineError;
+use crate::engine::training::config::DataConfig;
+use crate::engine::training::error::EngineError;
 
 /// Train and test problems with the verifier rules that apply to them.
 #[derive(Clone, Debug, Serialize)]
@@ -23,7 +23,7 @@ pub struct RunData {
 pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
     if cfg.task == crate::engine::task::TaskKind::Math {
         let load = |p: &Option<std::path::PathBuf>, flag: &str| match p {
-            Some(p) => crate::engine::math::load_math_jsonl(p)
+            Some(p) => crate::engine::task::math::load_math_jsonl(p)
                 .map_err(|e| EngineError::Data(e.to_string())),
             None => Err(EngineError::Config(format!(
                 "the math task needs {flag} (JSONL with problem and answer fields)"
@@ -108,12 +108,5 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
         test,
         rules: preset.rules,
         preset: preset.name,
-    })
-}
-
-/// FNV-1a, for stable cache keys (std's hasher is not stable across releases).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })
 }

@@ -26,16 +26,16 @@ use candle_core::Result;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::engine::countdown::{Problem, RewardKind, Rules};
-use crate::engine::evaluate::EVAL_SEED;
-use crate::engine::interrupt::{never, Halt};
-use crate::engine::metrics::bootstrap_ci;
+use crate::engine::methods::deepsearch::search::config::SearchConfig;
+use crate::engine::methods::deepsearch::search::mcts::search;
 use crate::engine::policy::sampler::SamplingParams;
 use crate::engine::policy::{Generator, Qwen2, Tokenizer};
-use crate::engine::rollout::rollouts;
-use crate::engine::search::config::SearchConfig;
-use crate::engine::search::mcts::search;
+use crate::engine::rl::interrupt::{never, Halt};
+use crate::engine::rl::rollout::rollouts;
+use crate::engine::task::countdown::{Problem, RewardKind, Rules};
 use crate::engine::task::{task_of, verify, Task};
+use crate::engine::training::evaluate::EVAL_SEED;
+use crate::engine::training::metrics::bootstrap_ci;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -132,7 +132,7 @@ pub struct TestTimeSettings<'a> {
     pub max_tokens: usize,
     pub search: &'a SearchConfig,
     /// The `puct` strategy's search (its simulations are capped by the token budget).
-    pub distill: &'a crate::engine::tree_distill::TreeDistillConfig,
+    pub distill: &'a crate::engine::methods::tree_distill::TreeDistillConfig,
 }
 
 /// Runs every strategy at every budget on `problems`.
@@ -168,7 +168,7 @@ pub fn compare_strategies(
     let mut out = Vec::new();
     // One sample's mean length, the unit of every budget.
     let mut unit: Option<f64> = None;
-    let mut sampled: HashMap<usize, (Vec<Vec<crate::engine::rollout::Trajectory>>, f64)> =
+    let mut sampled: HashMap<usize, (Vec<Vec<crate::engine::rl::rollout::Trajectory>>, f64)> =
         HashMap::new();
     // Sampling runs for every budget: it is two strategies, and the unit of the others.
     {
@@ -286,7 +286,7 @@ pub fn compare_strategies(
                     cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
                     cfg.simulations = cfg.simulations.max(8 * b);
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
-                    let (trees, _, _) = crate::engine::tree_distill::run_search(
+                    let (trees, _, _) = crate::engine::methods::tree_distill::run_search(
                         model,
                         tok,
                         problems,
@@ -304,7 +304,9 @@ pub fn compare_strategies(
                         let any = t.tree.has_correct_terminal();
                         solved.push(f64::from(u8::from(any)));
                         let (path, at_terminal) =
-                            crate::engine::tree_distill::target::most_visited_path(&t.tree);
+                            crate::engine::methods::tree_distill::target::most_visited_path(
+                                &t.tree,
+                            );
                         let ok = at_terminal
                             && path.last().is_some_and(|&e| {
                                 t.tree.node(e).terminal.as_ref().is_some_and(|x| x.correct)

@@ -8,21 +8,23 @@ type EngineResult<T> = std::result::Result<T, EngineError>;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::engine::batch::{pack, Sequence};
-use crate::engine::config::RunConfig;
-use crate::engine::config::WarmStartConfig;
-use crate::engine::countdown::{random_trace, Problem, Rules};
-use crate::engine::error::EngineError;
-use crate::engine::interrupt::{ask, Check, Halt, Interrupt};
-use crate::engine::optim::{AdamW, AdamWConfig};
 use crate::engine::policy::checkpoint::{weights_from_bytes, weights_to_bytes};
 use crate::engine::policy::model::token_logprobs;
 use crate::engine::policy::tokenizer::EOS;
 use crate::engine::policy::Policy;
 use crate::engine::policy::{CharTokenizer, PolicyConfig};
-use crate::engine::rollout::prompt_tokens;
-use crate::engine::sink::{Phase, Sink};
-use crate::engine::split::{fnv1a, RunData};
+use crate::engine::rl::batch::{pack, Sequence};
+use crate::engine::rl::interrupt::Phase;
+use crate::engine::rl::interrupt::{ask, Check, Halt, Interrupt};
+use crate::engine::rl::optim::{AdamW, AdamWConfig};
+use crate::engine::rl::rollout::prompt_tokens;
+use crate::engine::task::countdown::{random_trace, Problem, Rules};
+use crate::engine::task::fnv1a;
+use crate::engine::training::config::RunConfig;
+use crate::engine::training::config::WarmStartConfig;
+use crate::engine::training::error::EngineError;
+use crate::engine::training::sink::Sink;
+use crate::engine::training::split::RunData;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WarmStartReport {

@@ -232,7 +232,7 @@ pub fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::countdown::verify;
+    use crate::engine::task::countdown::verify;
 
     #[test]
     fn deterministic_leak_free_and_solvable() {

@@ -6,7 +6,7 @@
 //! takes a share of the multisets in proportion to its size and draws several targets
 //! from each (the preset's own target choice, so the target distribution is unchanged).
 //! Bootstrap intervals are then taken over multisets, not problems
-//! ([`crate::engine::metrics::paired_bootstrap`]).
+//! ([`crate::engine::training::metrics::paired_bootstrap`]).
 use std::collections::{HashMap, HashSet};
 
 use rand::SeedableRng;
@@ -137,7 +137,7 @@ pub fn generate_held_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::countdown::verify;
+    use crate::engine::task::countdown::verify;
 
     #[test]
     fn the_default_preset_gives_a_thousand_test_problems_without_shared_multisets() {

@@ -64,7 +64,7 @@ impl Problem {
     /// Identity for deduplication: sorted numbers and target.
     pub fn key(&self) -> (Vec<i64>, i64) {
         if let Some(q) = &self.question {
-            return (Vec::new(), crate::engine::split::fnv1a(q.as_bytes()) as i64);
+            return (Vec::new(), crate::engine::task::fnv1a(q.as_bytes()) as i64);
         }
         let mut n = self.nums.clone();
         n.sort_unstable();

@@ -52,7 +52,7 @@ pub fn reward(kind: RewardKind, verdict: &Verdict, target: i64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::countdown::verifier::Reason;
+    use crate::engine::task::countdown::verifier::Reason;
 
     fn v(outcome: Outcome) -> Verdict {
         Verdict {

@@ -20,7 +20,7 @@ pub struct Rules {
     pub task: crate::engine::task::TaskKind,
     /// Math task: minerva (the paper's released reward, default) or lenient.
     #[serde(default)]
-    pub math: crate::engine::math::MathVerifier,
+    pub math: crate::engine::task::math::MathVerifier,
     pub use_rule: UseRule,
     /// Every intermediate result must be a non-negative integer.
     pub nonneg_integers: bool,
@@ -30,7 +30,7 @@ impl Default for Rules {
     fn default() -> Self {
         Self {
             task: crate::engine::task::TaskKind::Countdown,
-            math: crate::engine::math::MathVerifier::Minerva,
+            math: crate::engine::task::math::MathVerifier::Minerva,
             use_rule: UseRule::ExactlyOnce,
             nonneg_integers: true,
         }

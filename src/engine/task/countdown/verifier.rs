@@ -129,7 +129,7 @@ impl std::fmt::Display for Reason {
             Reason::NoBoxed => write!(
                 f,
                 "no \\boxed{{}} in the last {} characters",
-                crate::engine::math::boxed::TAIL_CHARS
+                crate::engine::task::math::boxed::TAIL_CHARS
             ),
         }
     }

@@ -6,8 +6,8 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::normalize::normalize_final_answer;
-use crate::engine::countdown::data::load_problems;
-use crate::engine::countdown::{DataError, Problem};
+use crate::engine::task::countdown::data::load_problems;
+use crate::engine::task::countdown::{DataError, Problem};
 
 /// Loads a math JSONL file.
 pub fn load_math_jsonl(path: &Path) -> Result<Vec<Problem>, DataError> {

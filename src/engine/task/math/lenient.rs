@@ -1,5 +1,5 @@
 //! Arbor's rules on top of Minerva's normalisation, for [`MathVerifier::Lenient`]
-//! (`crate::engine::math::MathVerifier`).
+//! (`crate::engine::task::math::MathVerifier`).
 //!
 //! Minerva leaves `\dfrac{1}{2}`, `\left(1,2\right)` and `50\%` as they are, so the
 //! paper's reward calls them wrong against `\frac{1}{2}`, `(1,2)` and `50`. These rules

@@ -1,0 +1,380 @@
+//! One policy-gradient update over an iteration's scored samples.
+//!
+//! Old log-probabilities are recomputed with the current weights before the first
+//! gradient step (the ratio's denominator); with one mini-batch and one epoch they equal
+//! the new ones, so the detached forward is reused instead of a second pass.
+use candle_core::Result;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use crate::engine::policy::model::token_logprobs;
+use crate::engine::policy::Policy;
+use crate::engine::rl::batch::{pack, Sequence};
+use crate::engine::rl::cispo::{cispo_loss, kl_k3, value_loss};
+use crate::engine::rl::objective::{policy_loss, Clip};
+use crate::engine::rl::optim::{AdamW, StepOutcome};
+
+/// A scored training sample.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    pub prompt: Vec<u32>,
+    pub response: Vec<u32>,
+    /// One advantage per response token; empty when the update computes them from the
+    /// value head (`returns - V(s_t)`, search distillation).
+    pub advantages: Vec<f32>,
+    /// One return per response token for the value head (search distillation), or empty.
+    #[serde(default)]
+    pub returns: Vec<f32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpdateStats {
+    /// Mean loss over the mini-batches.
+    pub loss: f64,
+    /// Mean gradient norm (before clipping) over applied steps.
+    pub grad_norm: f64,
+    pub optimizer_steps: u64,
+    /// Steps skipped because the loss or gradient was NaN or infinite.
+    pub skipped_steps: u64,
+    /// Response tokens trained on.
+    pub tokens: u64,
+    /// Sequences trained on (each counted once per epoch).
+    #[serde(default)]
+    pub sequences: u64,
+    /// Learning rate of the last step taken.
+    #[serde(default)]
+    pub lr: f64,
+    /// Mean value-head loss and k3 KL to the initial policy over the steps that had them.
+    #[serde(default)]
+    pub value_loss: f64,
+    #[serde(default)]
+    pub kl: f64,
+    /// Token positions the reference policy (KL) was run on: compute beside the update's.
+    #[serde(default)]
+    pub reference_tokens: u64,
+}
+
+/// Learning rate of optimizer step `step` (0-based): linear warm-up, then constant.
+pub fn warmup_lr(lr: f64, warmup_steps: u64, step: u64) -> f64 {
+    if warmup_steps > 0 && step < warmup_steps {
+        lr * (step + 1) as f64 / warmup_steps as f64
+    } else {
+        lr
+    }
+}
+
+/// Most optimizer steps a run may owe (steps held back because too few samples were
+/// buffered) before the debt is forgiven.
+pub const MAX_STEPS_OWED: f64 = 4.0;
+
+/// Equal learning per token: how many optimizer steps to take now when one step is owed
+/// per `tokens_per_step` generated tokens. `owed` carries between iterations; `samples`
+/// is the number of buffered samples (an iteration that takes no step keeps its samples
+/// for the next, still on-policy since the weights did not change). A step never has
+/// fewer than `min_sequences` samples, so a method whose iterations yield few trainable
+/// sequences per token waits for more instead of taking tiny steps. Returns the steps
+/// (0: wait) and the new balance.
+pub fn steps_for_tokens(
+    owed: f64,
+    tokens: u64,
+    tokens_per_step: u64,
+    samples: usize,
+    min_sequences: usize,
+) -> (usize, f64) {
+    let owed = owed + tokens as f64 / tokens_per_step.max(1) as f64;
+    let cap = samples / min_sequences.max(1);
+    let steps = (owed.floor().max(0.0) as usize).min(cap);
+    (steps, (owed - steps as f64).min(MAX_STEPS_OWED))
+}
+
+/// The policy-gradient loss of an update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PolicyObjective {
+    /// PPO's clipped surrogate (grpo, dapo, best_of_n, deepsearch).
+    Clipped(Clip),
+    /// CISPO: the clipped importance weight is detached (cispo, tree_distill).
+    Cispo { eps_high: f64 },
+}
+
+pub struct UpdateSettings<'a> {
+    pub objective: PolicyObjective,
+    /// Weight of the value head's squared error (samples with returns only).
+    pub value_coef: f64,
+    /// Weight of the k3 KL to `reference` (0: off).
+    pub kl_coef: f64,
+    /// The initial policy, for the KL penalty.
+    pub reference: Option<&'a crate::engine::policy::Qwen2>,
+    pub minibatches: usize,
+    pub epochs: usize,
+    /// Peak learning rate; the warm-up is applied per optimizer step.
+    pub lr: f64,
+    /// Linear warm-up over the first this many optimizer steps of the run (0: off).
+    pub warmup_steps: u64,
+    /// Fault injection for tests: make every loss of this update NaN.
+    pub poison: bool,
+}
+
+pub fn policy_update<R: Rng + Send>(
+    policy: &Policy,
+    opt: &mut AdamW,
+    samples: &[Sample],
+    settings: &UpdateSettings,
+    rng: &mut R,
+) -> Result<UpdateStats> {
+    // On one of rayon's threads: every parallel loop of the step (the body's parts, the
+    // row loops, AdamW's passes) then starts where it is instead of waking a worker and
+    // putting this thread to sleep, which is all a one-thread pool did on each of them.
+    rayon::scope(|_| update_on_pool(policy, opt, samples, settings, rng))
+}
+
+fn update_on_pool<R: Rng>(
+    policy: &Policy,
+    opt: &mut AdamW,
+    samples: &[Sample],
+    settings: &UpdateSettings,
+    rng: &mut R,
+) -> Result<UpdateStats> {
+    let mut stats = UpdateStats::default();
+    if samples.is_empty() {
+        return Ok(stats);
+    }
+    let dev = policy.device().clone();
+    let model = policy.trainable()?;
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    order.shuffle(rng);
+    let mb = settings.minibatches.clamp(1, samples.len());
+    let chunks: Vec<Vec<usize>> = (0..mb)
+        .map(|i| order.iter().skip(i).step_by(mb).copied().collect())
+        .collect();
+    let single = mb == 1 && settings.epochs == 1;
+    // Old log-probs (and values, for advantages from the value head) per chunk, from the
+    // weights before any step of this update.
+    type Old = Option<(candle_core::Tensor, Option<candle_core::Tensor>)>;
+    let old: Vec<Old> = if single {
+        vec![None]
+    } else {
+        let frozen = policy.sampler_model()?;
+        chunks
+            .iter()
+            .map(|c| {
+                let b = batch_of(samples, c, &dev)?;
+                let h = frozen.hidden_train(&b.ids)?;
+                let logp = token_logprobs(&frozen.logits(&h)?, &b.targets)?;
+                let v = if b.has_returns && frozen.has_value_head() {
+                    Some(frozen.values(&h)?)
+                } else {
+                    None
+                };
+                Ok(Some((logp, v)))
+            })
+            .collect::<Result<_>>()?
+    };
+    let mut losses = Vec::new();
+    let mut norms = Vec::new();
+    let mut value_losses = Vec::new();
+    let mut kls = Vec::new();
+    for _ in 0..settings.epochs {
+        for (ci, chunk) in chunks.iter().enumerate() {
+            let b = batch_of(samples, chunk, &dev)?;
+            let taped = model.hidden_taped(&b.ids)?;
+            let hidden = taped.hidden();
+            let logp = token_logprobs(&model.logits(hidden)?, &b.targets)?;
+            let (logp_old, values_old) = match &old[ci.min(old.len() - 1)] {
+                Some((t, v)) => (t.clone(), v.clone()),
+                None => (logp.detach(), None),
+            };
+            // With returns, advantages come from the value head: A_t = R - V(s_t), the
+            // value taken before the step (detached).
+            let values = if b.has_returns && model.has_value_head() {
+                Some(model.values(hidden)?)
+            } else {
+                None
+            };
+            let advantages = match (&values_old, &values) {
+                (Some(v), _) | (None, Some(v)) => (&b.returns - v.detach())?,
+                (None, None) => b.advantages.clone(),
+            };
+            let mut loss = match settings.objective {
+                PolicyObjective::Clipped(clip) => {
+                    policy_loss(&logp, &logp_old, &advantages, &b.mask, &clip)?
+                }
+                PolicyObjective::Cispo { eps_high } => {
+                    cispo_loss(&logp, &logp_old, &advantages, &b.mask, eps_high)?
+                }
+            };
+            if let Some(v) = &values {
+                let vl = value_loss(v, &b.returns, &b.mask)?;
+                value_losses.push(vl.to_scalar::<f32>()? as f64);
+                loss = (loss + (vl * settings.value_coef)?)?;
+            }
+            if let (Some(reference), true) = (settings.reference, settings.kl_coef > 0.0) {
+                let logp_ref = token_logprobs(&reference.forward_train(&b.ids)?, &b.targets)?;
+                stats.reference_tokens += b.ids.elem_count() as u64;
+                let kl = kl_k3(&logp, &logp_ref, &b.mask)?;
+                kls.push(kl.to_scalar::<f32>()? as f64);
+                loss = (loss + (kl * settings.kl_coef)?)?;
+            }
+            if settings.poison {
+                loss = (loss * f64::NAN)?;
+            }
+            let value = loss.to_scalar::<f32>()? as f64;
+            stats.tokens += b.tokens as u64;
+            if !value.is_finite() {
+                stats.skipped_steps += 1;
+                continue;
+            }
+            let grads = taped.backward(&model, &loss)?;
+            let lr = warmup_lr(settings.lr, settings.warmup_steps, opt.steps_taken());
+            stats.lr = lr;
+            stats.sequences += chunk.len() as u64;
+            match opt.step(&grads, lr)? {
+                StepOutcome::Applied { grad_norm } => {
+                    stats.optimizer_steps += 1;
+                    norms.push(grad_norm);
+                    losses.push(value);
+                }
+                StepOutcome::SkippedNonFinite => stats.skipped_steps += 1,
+            }
+        }
+    }
+    stats.loss = mean(&losses);
+    stats.grad_norm = mean(&norms);
+    stats.value_loss = mean(&value_losses);
+    stats.kl = mean(&kls);
+    Ok(stats)
+}
+
+fn batch_of(
+    samples: &[Sample],
+    idx: &[usize],
+    dev: &candle_core::Device,
+) -> Result<crate::engine::rl::batch::TokenBatch> {
+    let seqs: Vec<Sequence> = idx
+        .iter()
+        .map(|&i| Sequence {
+            prompt: &samples[i].prompt,
+            response: &samples[i].response,
+            advantages: &samples[i].advantages,
+            returns: &samples[i].returns,
+        })
+        .collect();
+    pack(&seqs, dev)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_follow_tokens_with_the_fraction_carried() {
+        // A GRPO iteration of ~2,048 tokens: one step each.
+        assert_eq!(steps_for_tokens(0.0, 2048, 2048, 128, 32), (1, 0.0));
+        // Half that: wait (the samples stay buffered), then step on both iterations'.
+        let (s, o) = steps_for_tokens(0.0, 1024, 2048, 64, 32);
+        assert_eq!((s, o), (0, 0.5));
+        assert_eq!(steps_for_tokens(o, 1024, 2048, 128, 32), (1, 0.0));
+        // A tree iteration of 4.3x the tokens: 4 steps, 0.3 carried.
+        let (s, o) = steps_for_tokens(0.0, 8806, 2048, 128, 32);
+        assert_eq!(s, 4);
+        assert!((o - 0.2998).abs() < 1e-3);
+        // Never a step of fewer than 32 samples: 70 buffered allow 2, the rest is owed
+        // (at most 4 steps), and 20 samples allow none.
+        let (s, o) = steps_for_tokens(0.0, 20_000, 2048, 70, 32);
+        assert_eq!((s, o), (2, MAX_STEPS_OWED));
+        assert_eq!(steps_for_tokens(0.0, 20_000, 2048, 20, 32), (0, 4.0));
+        // Over a run the steps per token match within one step.
+        let (mut owed, mut steps) = (0.0, 0);
+        for i in 0..100 {
+            let (s, o) = steps_for_tokens(owed, 3000 + (i % 7) * 300, 2048, 256, 32);
+            steps += s;
+            owed = o;
+        }
+        let tokens: u64 = (0..100).map(|i| 3000 + (i % 7) * 300).sum();
+        let want = tokens as f64 / 2048.0;
+        assert!((steps as f64 - want).abs() <= 1.0, "{steps} vs {want}");
+    }
+
+    /// The value head trains towards the returns, and the KL to a reference equal to the
+    /// starting weights starts at zero and grows as the policy moves.
+    #[test]
+    fn value_head_learns_the_returns_and_the_kl_starts_at_zero() {
+        use crate::engine::policy::{CharTokenizer, Policy, PolicyConfig};
+        use crate::engine::rl::optim::AdamWConfig;
+        use rand::SeedableRng;
+        let tok = CharTokenizer::default();
+        let cfg = PolicyConfig::micro(tok.vocab_size());
+        let mut policy = Policy::init(cfg, tok.into(), 5, &candle_core::Device::Cpu).unwrap();
+        policy.add_value_head(2).unwrap();
+        let reference = Policy::reference_model(
+            &policy.config,
+            policy
+                .tensors()
+                .into_iter()
+                .map(|(k, v)| (k, v.copy().unwrap()))
+                .collect(),
+            policy.device(),
+        )
+        .unwrap();
+        let mut opt = AdamW::new(
+            policy.vars(),
+            AdamWConfig {
+                lr: 3e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                max_grad_norm: 1.0,
+            },
+        )
+        .unwrap();
+        let samples: Vec<Sample> = (0..8)
+            .map(|i| Sample {
+                prompt: vec![1, 5, 6],
+                response: vec![7 + i % 3, 8, 2],
+                advantages: Vec::new(),
+                // The return is a function of the response, so it can be learnt.
+                returns: vec![if i % 3 == 0 { 0.8 } else { -0.6 }; 3],
+            })
+            .collect();
+        let settings = UpdateSettings {
+            objective: PolicyObjective::Cispo { eps_high: 5.0 },
+            value_coef: 1.0,
+            kl_coef: 0.05,
+            reference: Some(&reference),
+            minibatches: 1,
+            epochs: 1,
+            lr: 3e-3,
+            warmup_steps: 0,
+            poison: false,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let first = policy_update(&policy, &mut opt, &samples, &settings, &mut rng).unwrap();
+        assert!(first.kl.abs() < 1e-6, "{first:?}");
+        assert!(first.reference_tokens > 0);
+        let mut last = first;
+        for _ in 0..30 {
+            last = policy_update(&policy, &mut opt, &samples, &settings, &mut rng).unwrap();
+        }
+        assert!(
+            last.value_loss < 0.5 * first.value_loss,
+            "{first:?} -> {last:?}"
+        );
+        assert!(last.kl > 0.0, "{last:?}");
+    }
+
+    #[test]
+    fn warm_up_is_per_optimizer_step() {
+        assert_eq!(warmup_lr(1e-4, 10, 0), 1e-5);
+        assert!((warmup_lr(1e-4, 10, 4) - 5e-5).abs() < 1e-12);
+        assert_eq!(warmup_lr(1e-4, 10, 10), 1e-4);
+        assert_eq!(warmup_lr(1e-4, 0, 0), 1e-4);
+    }
+}
