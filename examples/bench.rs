@@ -169,6 +169,7 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
             context: &prompt,
             cache: None,
             copies: batch,
+            max_tokens: None,
         }];
         sample(&model, &req, &params, false, &mut rng)?;
         let t = Instant::now();
@@ -796,6 +797,7 @@ fn server_generator(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
                 context: &prompt,
                 cache: None,
                 copies: batch,
+                max_tokens: None,
             }];
             let mut tps = Vec::new();
             for g in [&model as &dyn Generator, &gen as &dyn Generator] {

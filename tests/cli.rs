@@ -840,3 +840,82 @@ fn export_into_a_closed_pipe_ends_quietly() {
         assert!(err.trim().is_empty(), "{args:?}: {err}");
     }
 }
+
+/// The methods added on the method seam (grpo_hard, passk, treerl with both fork rules)
+/// train, checkpoint their own state, resume and export through the real binary; a
+/// treerl tree is stored as segments with one recorded terminal per leaf.
+#[test]
+fn seam_methods_train_resume_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.sled");
+    let s = store.to_str().unwrap();
+    for (method, run, extra) in [
+        ("grpo_hard", "gh", ""),
+        ("passk", "pk", "[passk]\nanneal_iterations = 2\n"),
+        ("treerl", "te", ""),
+        ("treerl", "tr", "[treerl]\nfork = \"random\"\n"),
+    ] {
+        let own = dir.path().join(format!("{run}.toml"));
+        std::fs::write(&own, format!("{TINY}\n{extra}")).unwrap();
+        let own = own.to_str().unwrap();
+        let args = [
+            "train",
+            "--headless",
+            "--config",
+            own,
+            "--store",
+            s,
+            "--method",
+            method,
+            "--run",
+            run,
+            "--iterations",
+            "2",
+        ];
+        let o = arbor(&args, dir.path());
+        assert!(o.status.success(), "{method} failed: {}", stderr(&o));
+        assert_eq!(last_json(&o)["method"], method);
+        let state = std::fs::read_to_string(dir.path().join(format!(
+            "s.sled.checkpoints/{run}/iter-000002/trainer_state.json"
+        )))
+        .unwrap();
+        let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        if method == "grpo_hard" {
+            assert!(state["grpo_hard_solved"].is_array(), "{state}");
+        }
+        let r = arbor(
+            &[
+                "train",
+                "--headless",
+                "--store",
+                s,
+                "--resume",
+                run,
+                "--iterations",
+                "3",
+            ],
+            dir.path(),
+        );
+        assert!(r.status.success(), "{method} resume failed: {}", stderr(&r));
+        assert_eq!(last_json(&r)["iterations"], 3);
+    }
+    let e = arbor(
+        &["export", "--run", "te", "--iteration", "1", "--store", s],
+        dir.path(),
+    );
+    assert!(e.status.success(), "export failed: {}", stderr(&e));
+    let v: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    for t in v["trees"].as_array().unwrap() {
+        assert_eq!(t["source"], "branch");
+        let nodes = t["nodes"].as_array().unwrap();
+        let leaves = nodes.iter().filter(|n| n["recorded"] == true).count();
+        // 2 chains, each forking at up to 3 tokens with 1 branch: 2 to 8 leaves.
+        assert!((2..=8).contains(&leaves), "{leaves} leaves");
+        for n in &nodes[1..] {
+            let p = n["parent"].as_u64().unwrap() as usize;
+            assert!(p < nodes.len(), "{n}");
+        }
+    }
+    let f = arbor(&["fsck", "--store", s], dir.path());
+    assert!(f.status.success(), "fsck: {}", stderr(&f));
+}

@@ -20,9 +20,11 @@ use arbor::engine::training::warm_start::prepare_policy;
 use serde_json::{json, Value};
 
 fn small_config(method: &str) -> RunConfig {
-    let mut c = RunConfig::default();
-    c.method = method.parse().unwrap();
-    c.seed = 7;
+    let mut c = RunConfig {
+        method: method.parse().unwrap(),
+        seed: 7,
+        ..RunConfig::default()
+    };
     c.policy.hidden_size = 64;
     c.policy.intermediate_size = 128;
     c.policy.num_hidden_layers = 2;

@@ -265,6 +265,7 @@ fn a_hugging_face_checkpoint_loads_samples_trains_on_math_saves_and_reloads() {
         context: &prompt,
         cache: None,
         copies: 3,
+        max_tokens: None,
     }];
     let (out, stats) =
         arbor::engine::policy::sampler::sample(&model, &reqs, &params, false, &mut rng).unwrap();

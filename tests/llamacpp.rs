@@ -111,6 +111,7 @@ fn llama_server_serves_the_tiny_model_like_the_candle_sampler() {
             context: c,
             cache: None,
             copies: 1,
+            max_tokens: None,
         })
         .collect();
 
@@ -156,6 +157,7 @@ fn llama_server_serves_the_tiny_model_like_the_candle_sampler() {
             context: c,
             cache: None,
             copies: 4,
+            max_tokens: None,
         })
         .collect();
     let (samples, _) = gen.generate(&requests, &step, false, &mut rng).unwrap();

@@ -144,7 +144,12 @@ fn iteration_problems(m: &IterationMetrics, trees: &[TreeRecord]) -> Vec<String>
     if let Some(s) = &m.search {
         let searched: Vec<&TreeRecord> = trees
             .iter()
-            .filter(|t| matches!(t.source, GroupSource::Search | GroupSource::Distill))
+            .filter(|t| {
+                matches!(
+                    t.source,
+                    GroupSource::Search | GroupSource::Distill | GroupSource::Branch
+                )
+            })
             .collect();
         let checks = [
             ("searched trees", searched.len() as u64, s.trees),

@@ -9,12 +9,14 @@
 //! * `grpo_hard`: GRPO on the problems its own samples have not solved yet;
 //! * `passk`: GRPO with the analytic pass@k advantage;
 //! * `deepsearch/`: MCTS in the loop with Tree-GRPO and adaptive training;
-//! * `tree_distill/`: AlphaZero-style search distillation.
+//! * `tree_distill/`: AlphaZero-style search distillation;
+//! * `treerl`: TreeRL's entropy-guided forking (EPTree).
 pub mod deepsearch;
 pub mod grpo_hard;
 pub mod passk;
 pub mod sampled;
 pub mod tree_distill;
+pub mod treerl;
 
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};

@@ -37,6 +37,9 @@ pub struct Request<'a> {
     pub context: &'a [u32],
     pub cache: Option<&'a RowCache>,
     pub copies: usize,
+    /// This request's own token limit, below `SamplingParams::max_tokens` (a branch
+    /// continuing a partial response has only the rest of the response's budget).
+    pub max_tokens: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -174,7 +177,13 @@ pub fn sample<R: Rng>(
         .collect();
     let limits: Vec<usize> = row_req
         .iter()
-        .map(|&i| params.max_tokens.min(max_pos - requests[i].context.len()))
+        .map(|&i| {
+            let r = &requests[i];
+            params
+                .max_tokens
+                .min(r.max_tokens.unwrap_or(usize::MAX))
+                .min(max_pos - r.context.len())
+        })
         .collect();
     // Batch position -> row.
     let mut active: Vec<usize> = (0..n_rows).filter(|&r| limits[r] > 0).collect();

@@ -127,6 +127,7 @@ fn cached_decoding_matches_a_full_forward() -> Result<()> {
             context: &ctx,
             cache: None,
             copies: 1,
+            max_tokens: None,
         }],
         &params,
         false,
@@ -171,6 +172,7 @@ fn branched_caches_and_mixed_prefixes_agree_with_fresh_prefill() -> Result<()> {
             context: &short,
             cache: None,
             copies: 1,
+            max_tokens: None,
         }],
         &params,
         true,
@@ -189,11 +191,13 @@ fn branched_caches_and_mixed_prefixes_agree_with_fresh_prefill() -> Result<()> {
                 context: &node,
                 cache: with_cache.then_some(&cache),
                 copies: 2,
+                max_tokens: None,
             },
             Request {
                 context: &other,
                 cache: None,
                 copies: 1,
+                max_tokens: None,
             },
         ];
         Ok(sample(&model, &reqs, &params, false, &mut rng)?.0)

@@ -105,6 +105,8 @@ pub enum GroupSource {
     /// An AlphaZero-style pUCT tree whose most-visited path is trained on
     /// (`tree_distill`).
     Distill,
+    /// A tree of segments forked at chosen tokens (`treerl`).
+    Branch,
 }
 
 /// One problem's tree in one iteration.

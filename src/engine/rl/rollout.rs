@@ -106,6 +106,7 @@ pub fn rollouts_n<R: Rng>(
                 context: &prompts[i],
                 cache: None,
                 copies: counts[i],
+                max_tokens: None,
             })
             .collect();
         let (completions, s) = model.generate(&requests, params, false, rng)?;

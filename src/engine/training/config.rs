@@ -32,6 +32,8 @@ pub struct RunConfig {
     pub cispo: crate::engine::rl::cispo::CispoConfig,
     /// The `passk` method's settings.
     pub passk: PassKConfig,
+    /// The `treerl` method's settings.
+    pub treerl: crate::engine::methods::treerl::TreeRlConfig,
     /// Where training samples come from: arbor's candle sampler or an inference engine.
     pub generator: crate::engine::policy::server::remote::GeneratorConfig,
 }
@@ -159,6 +161,7 @@ impl Default for RunConfig {
             tree_distill: Default::default(),
             cispo: Default::default(),
             passk: Default::default(),
+            treerl: Default::default(),
             generator: Default::default(),
         }
     }
@@ -404,6 +407,8 @@ impl RunConfig {
         positive_usize("search.max_depth", s.max_depth)?;
         positive_usize("search.step_max_tokens", s.step_max_tokens)?;
         positive_usize("passk.k", self.passk.k)?;
+        positive_usize("treerl.chains", self.treerl.chains)?;
+        positive_usize("treerl.branches", self.treerl.branches)?;
         check(
             s.gamma_min.is_finite() && (0.0..=1.0).contains(&s.gamma_min),
             "search.gamma_min",

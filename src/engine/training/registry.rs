@@ -11,6 +11,7 @@ use crate::engine::methods::grpo_hard::GrpoHard;
 use crate::engine::methods::passk::PassK;
 use crate::engine::methods::sampled::Sampled;
 use crate::engine::methods::tree_distill::TreeDistill;
+use crate::engine::methods::treerl::TreeRl;
 use crate::engine::methods::Method;
 use crate::engine::training::config::RunConfig;
 
@@ -18,7 +19,7 @@ macro_rules! registry {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal $(| $alias:literal)*
         => |$c:ident| $build:expr; )*) => {
         /// A training method, by name.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum MethodKind {
             $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
         }
@@ -62,7 +63,8 @@ registry! {
     /// MCTS inside the training loop (DeepSearch, Tree-GRPO objective). `[search]`,
     /// `[adaptive]`.
     DeepSearch = "deepsearch" => |c| DeepSearch::new(&c.search, &c.adaptive);
-    /// n independent samples, outcome reward, mean/std group normalisation.
+    /// n independent samples, outcome reward, mean/std group normalisation. The default.
+    #[default]
     Grpo = "grpo" => |c| Sampled::grpo(&c.train, c.adaptive.repetition_filter);
     /// GRPO with mean-only advantages and clip-higher.
     Dapo = "dapo" => |c| Sampled::dapo(&c.train, c.adaptive.repetition_filter);
@@ -79,12 +81,8 @@ registry! {
         => |c| GrpoHard::new(&c.train, c.adaptive.repetition_filter);
     /// GRPO with the analytic pass@k advantage (arXiv 2508.10751). `[passk]`.
     PassK = "passk" | "pass_k" => |c| PassK::new(&c.passk, &c.train, c.adaptive.repetition_filter);
-}
-
-impl Default for MethodKind {
-    fn default() -> Self {
-        MethodKind::Grpo
-    }
+    /// TreeRL's entropy-guided tree search (EPTree, arXiv 2506.11902). `[treerl]`.
+    TreeRl = "treerl" => |c| TreeRl::new(&c.treerl, c.adaptive.repetition_filter);
 }
 
 /// A method name the registry does not know.

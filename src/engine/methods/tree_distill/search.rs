@@ -292,6 +292,7 @@ pub fn search<R: Rng>(
                     } else {
                         cfg.width
                     },
+                    max_tokens: None,
                 })
                 .collect();
             ask(stop)?;

@@ -327,7 +327,10 @@ impl Generator for ServerGenerator<'_> {
                     Ask {
                         context: r.context,
                         copies,
-                        max_tokens: params.max_tokens.min(max_pos - r.context.len()),
+                        max_tokens: params
+                            .max_tokens
+                            .min(r.max_tokens.unwrap_or(usize::MAX))
+                            .min(max_pos - r.context.len()),
                         temperature: params.temperature,
                         stop_ids: stop_ids.clone(),
                         stop_text: params.stop_at.and(self.delimiter_text.clone()),

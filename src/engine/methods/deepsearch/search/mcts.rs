@@ -138,6 +138,7 @@ pub fn search<R: Rng>(
                     context: &contexts[j],
                     cache: s.tree.node(node).cache.as_ref(),
                     copies: if forced { 1 } else { cfg.width },
+                    max_tokens: None,
                 });
                 owners.push(i);
             }

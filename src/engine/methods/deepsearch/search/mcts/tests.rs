@@ -360,6 +360,7 @@ fn the_sampler_reports_eos_when_it_is_the_last_token_a_chunk_allows() {
         context: &prompt,
         cache: None,
         copies: 400,
+        max_tokens: None,
     }];
     let (out, _) = sample(&model, &reqs, &params, false, &mut rng).unwrap();
     let mut eos_seen = 0;
