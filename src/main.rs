@@ -64,7 +64,7 @@ struct SaveModelArgs {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// Arms, comma-separated: methods (deepsearch, grpo, dapo, best_of_n, tree_distill, cispo) or
+    /// Arms, comma-separated: methods (any name `arbor train --method` takes) or
     /// deepsearch-paper (DeepSearch with the paper's switches).
     #[arg(
         long,
@@ -170,7 +170,9 @@ struct ExportArgs {
 
 #[derive(Args)]
 struct TrainArgs {
-    /// deepsearch, grpo, dapo, best_of_n, tree_distill or cispo (default: the config's, grpo).
+    /// The training method (default: the config's, grpo): deepsearch, grpo, dapo,
+    /// best_of_n, cispo, tree_distill, grpo_hard, passk or treerl; an unknown name is
+    /// refused with the registry's list.
     #[arg(long)]
     method: Option<MethodKind>,
     /// Progress bars on stderr instead of the explorer.

@@ -276,6 +276,28 @@ pub fn pair_up(rows: &mut [RunRow], reference: &str, cluster: &[u64]) {
     }
 }
 
+/// The raw data behind every interval: one JSON line per run and evaluated problem, with
+/// the problem's number multiset (the bootstrap's cluster), k and the correct count of
+/// the run's last evaluation. `scripts/levers.py` recomputes the intervals from it.
+pub fn per_problem_lines(rows: &[RunRow], problems: &[Problem], cluster: &[u64]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        for ((p, &c), &m) in problems.iter().zip(&r.correct).zip(cluster) {
+            let mut nums = p.nums.clone();
+            nums.sort_unstable();
+            out.push_str(
+                &serde_json::json!({
+                    "run": r.run, "arm": r.method, "seed": r.seed, "problem": p.id,
+                    "multiset": format!("{m:016x}"), "nums": nums, "k": r.k, "correct": c,
+                })
+                .to_string(),
+            );
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn per_problem(r: &RunRow) -> Vec<f64> {
     r.correct
         .iter()
@@ -575,12 +597,14 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         "wall_seconds": wall.elapsed().as_secs_f64(),
         "table": out_dir.join("table.md"),
         "plot": out_dir.join("pass1_vs_tokens.svg"),
+        "per_problem": out_dir.join("per_problem.jsonl"),
         "runs": rows,
     });
     let write = |file: &str, text: &str| write_file(&out_dir.join(file), text);
     write("table.md", &md)?;
     write("pass1_vs_tokens.svg", &svg)?;
     write("comparison.json", &serde_json::to_string_pretty(&json)?)?;
+    write("per_problem.jsonl", &per_problem_lines(&rows, evaluated, &cluster))?;
     eprintln!(
         "\n{md}\nplot: {}",
         out_dir.join("pass1_vs_tokens.svg").display()
