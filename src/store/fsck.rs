@@ -166,7 +166,7 @@ fn iteration_problems(m: &IterationMetrics, trees: &[TreeRecord]) -> Vec<String>
             (
                 "nodes (tree nodes + padded samples)",
                 searched.iter().map(|t| t.nodes.len() as u64).sum(),
-                s.nodes + s.padded,
+                s.nodes + s.pad_nodes.unwrap_or(s.padded),
             ),
             (
                 "cached problems",

@@ -95,6 +95,9 @@ pub struct SearchMetrics {
     pub search_tokens_forwarded: u64,
     /// Trajectories padded with direct rollouts.
     pub padded: u64,
+    /// Record nodes the padding added (its lines, merged into identical siblings); none
+    /// in stores written before padding was recorded line by line (then one per pad).
+    pub pad_nodes: Option<u64>,
     /// Problems whose search was skipped thanks to the solution cache.
     pub cache_hits: u64,
     /// Problems whose solutions were offered to the cache this iteration.
@@ -124,6 +127,9 @@ impl SearchMetrics {
         self.tree_tokens_distinct += o.tree_tokens_distinct;
         self.search_tokens_forwarded += o.search_tokens_forwarded;
         self.padded += o.padded;
+        if let Some(n) = o.pad_nodes {
+            *self.pad_nodes.get_or_insert(0) += n;
+        }
         self.cache_hits += o.cache_hits;
         self.registrations += o.registrations;
         self.merged += o.merged;

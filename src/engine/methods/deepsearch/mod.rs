@@ -27,13 +27,13 @@ use crate::engine::methods::deepsearch::tree_grpo::{
 use crate::engine::policy::sampler::Finish;
 use crate::engine::rl::groups::{filtered, Batch, GroupContext, Outcome, SearchMetrics};
 use crate::engine::rl::interrupt::Halt;
-use crate::engine::rl::record::{GroupSource, TreeRecord};
+use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::rl::rollout::is_repetitive;
 use crate::engine::rl::rollout::{rollouts_n, Trajectory};
 use crate::engine::rl::update::Sample;
 use crate::engine::task::countdown::{reward, Problem, RewardKind};
-use crate::engine::task::verify;
 use crate::engine::task::StepKind;
+use crate::engine::task::{task_of, verify, StepJudgement};
 
 /// Solutions a searched problem offers to the cache.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -318,15 +318,35 @@ fn tree_group<R: Rng>(
         .iter()
         .map(|&t| tree.node(t).confident_wrong)
         .collect();
-    for t in pad {
-        let v = if t.correct() { 1.0 } else { -1.0 };
+    // Padding is judged as the search judges its steps: line by line, ending at the
+    // first invalid or deciding line.
+    let task = task_of(ctx.rules);
+    let judged: Vec<JudgedPad> = pad
+        .iter()
+        .map(|t| {
+            judge_pad(
+                t,
+                ctx.tok.newline().filter(|_| sc.step_check),
+                &|text| task.judge_step(p, text),
+                &|tokens| ctx.tok.decode(tokens),
+            )
+        })
+        .collect();
+    for j in &judged {
+        let v = if j.correct { 1.0 } else { -1.0 };
         paths.push(ScoredPath {
-            steps: vec![(v, t.tokens.len())],
+            steps: vec![(v, j.tokens.len())],
             terminal_value: v,
         });
-        batch.outcomes.push(Outcome::of(t));
-        right.push(t.correct());
-        responses.push(t.tokens.clone());
+        batch.outcomes.push(Outcome::new(
+            if j.correct { 1.0 } else { 0.0 },
+            j.correct,
+            &j.logprobs,
+            &j.entropies,
+            j.tokens.len(),
+        ));
+        right.push(j.correct);
+        responses.push(j.tokens.clone());
     }
     let solved = right.iter().any(|&ok| ok);
     if solved {
@@ -357,9 +377,18 @@ fn tree_group<R: Rng>(
         r.cap_event,
         &node_adv,
     );
-    for (t, adv) in pad.iter().zip(&advs[r.recorded.len()..]) {
-        record.push_sample(t, adv.first().copied().unwrap_or(0.0));
+    let searched = record.nodes.len();
+    let mut pad_nodes = 0;
+    for (j, adv) in judged.iter().zip(&advs[r.recorded.len()..]) {
+        pad_nodes += record_pad(
+            &mut record,
+            searched,
+            j,
+            adv.first().copied().unwrap_or(0.0),
+            sc.merge_siblings,
+        );
     }
+    *m.pad_nodes.get_or_insert(0) += pad_nodes;
     batch.trees.push(record);
     let prompt = tree.prompt.clone();
     for ((response, adv), ok) in responses.into_iter().zip(advs).zip(right) {
@@ -375,6 +404,144 @@ fn tree_group<R: Rng>(
         }
     }
     correct
+}
+
+/// A padded rollout as the search would have judged it: split into lines (when step
+/// judgement is on and the tokenizer has a newline token), cut after its first invalid
+/// or deciding line. The tokens after the cut were generated (and are charged) but are
+/// not trained on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JudgedPad {
+    pub tokens: Vec<u32>,
+    pub logprobs: Vec<f32>,
+    pub entropies: Vec<f32>,
+    /// The kept tokens' lines: (end position, how the line was judged).
+    pub lines: Vec<(usize, StepKind)>,
+    pub correct: bool,
+    pub reason: String,
+    /// Each line's text.
+    pub texts: Vec<String>,
+}
+
+/// Judges a padded rollout line by line (`newline`: the delimiter, or none to keep the
+/// rollout whole); `step(text)` judges the response up to a line's end.
+pub fn judge_pad(
+    t: &Trajectory,
+    newline: Option<u32>,
+    step: &dyn Fn(&str) -> StepJudgement,
+    decode: &dyn Fn(&[u32]) -> String,
+) -> JudgedPad {
+    let mut ends: Vec<usize> = match newline {
+        Some(nl) => t
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(|&(_, &x)| x == nl)
+            .map(|(i, _)| i + 1)
+            .collect(),
+        None => Vec::new(),
+    };
+    if ends.last() != Some(&t.tokens.len()) && !t.tokens.is_empty() {
+        ends.push(t.tokens.len());
+    }
+    let mut lines = Vec::new();
+    let mut verdict = (t.correct(), t.verdict.reason.to_string());
+    let mut cut = t.tokens.len();
+    for (k, &end) in ends.iter().enumerate() {
+        let last = k + 1 == ends.len();
+        let judged = if newline.is_some() && !last {
+            step(&decode(&t.tokens[..end]))
+        } else {
+            StepJudgement::Open
+        };
+        match judged {
+            StepJudgement::Open => lines.push((end, StepKind::Open)),
+            StepJudgement::Forced => lines.push((end, StepKind::Forced)),
+            StepJudgement::Invalid(reason) => {
+                lines.push((end, StepKind::Invalid));
+                verdict = (false, reason);
+                cut = end;
+                break;
+            }
+            StepJudgement::Decided { correct, reason } => {
+                lines.push((end, StepKind::Open));
+                verdict = (correct, reason);
+                cut = end;
+                break;
+            }
+        }
+    }
+    let mut from = 0;
+    let texts = lines
+        .iter()
+        .map(|&(end, _)| {
+            let text = decode(&t.tokens[from..end]);
+            from = end;
+            text
+        })
+        .collect();
+    JudgedPad {
+        tokens: t.tokens[..cut].to_vec(),
+        logprobs: t.logprobs[..cut.min(t.logprobs.len())].to_vec(),
+        entropies: t.entropies[..cut.min(t.entropies.len())].to_vec(),
+        lines,
+        correct: verdict.0,
+        reason: verdict.1,
+        texts,
+    }
+}
+
+/// Adds a judged pad to a tree's record as one sample under the root (the replay knows
+/// such recorded, never-picked children as padding), its step the judgement of its last
+/// kept line. With `merge`, a pad whose tokens equal a root child's joins it (its
+/// multiplicity grows; a pad's counts go into a pad node, never into the search's own
+/// nodes, ids below `searched`), so no two siblings share a text. Returns the nodes added.
+pub fn record_pad(
+    record: &mut TreeRecord,
+    searched: usize,
+    j: &JudgedPad,
+    advantage: f32,
+    merge: bool,
+) -> u64 {
+    let value = if j.correct { 1.0 } else { -1.0 };
+    let twin = merge
+        .then(|| {
+            record
+                .nodes
+                .iter()
+                .position(|n| n.parent == Some(0) && n.tokens == j.tokens)
+        })
+        .flatten();
+    if let Some(i) = twin {
+        let n = &mut record.nodes[i];
+        n.multiplicity += 1;
+        if i >= searched {
+            n.n += 1;
+            n.q += value;
+        }
+        return 0;
+    }
+    let id = record.nodes.len() as u32;
+    let entropy = if j.logprobs.is_empty() {
+        0.0
+    } else {
+        -j.logprobs.iter().sum::<f32>() / j.logprobs.len() as f32
+    };
+    record.nodes.push(NodeRecord {
+        tokens: j.tokens.clone(),
+        text: j.texts.concat(),
+        q: value,
+        n: 1,
+        entropy,
+        terminal_value: Some(value),
+        correct: Some(j.correct),
+        reason: Some(j.reason.clone()),
+        recorded: true,
+        advantage: Some(advantage),
+        step: j.lines.last().map_or(StepKind::Open, |l| l.1),
+        ..NodeRecord::blank(id, Some(0), 1)
+    });
+    1
 }
 
 #[cfg(test)]
@@ -450,5 +617,111 @@ mod tests {
         assert!(neg[0].iter().chain(&neg[2]).all(|&a| a == 0.0));
         assert!((neg[1][0] - (-0.6f64).tanh() as f32).abs() < 1e-6);
         assert_eq!(&neg[1][1..], &[-1.0, -1.0]);
+    }
+
+    mod pads {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::engine::policy::tokenizer::Tokenizer;
+        use crate::engine::task::countdown::Rules;
+
+        fn pad(tok: &Tokenizer, p: &Problem, text: &str) -> Trajectory {
+            let tokens = tok.encode(text).unwrap();
+            let verdict = verify(p, text, &Rules::default());
+            Trajectory {
+                reward: reward(RewardKind::Binary, &verdict, p.target),
+                logprobs: vec![-0.5; tokens.len()],
+                entropies: vec![0.5; tokens.len()],
+                tokens,
+                finish: Finish::Eos,
+                text: text.into(),
+                verdict,
+            }
+        }
+
+        /// Pads go into `record` (one search node, "5/5=1\n", under the root) as
+        /// judged line paths; returns the record.
+        fn with_pads(p: &Problem, texts: &[&str], merge: bool) -> TreeRecord {
+            let tok = Tokenizer::default();
+            let task = task_of(&Rules::default());
+            let mut record = TreeRecord::direct(&p.id, &p.prompt());
+            let searched = record.nodes.len();
+            for text in texts {
+                let j = judge_pad(
+                    &pad(&tok, p, text),
+                    tok.newline(),
+                    &|t| task.judge_step(p, t),
+                    &|t| tok.decode(t),
+                );
+                record_pad(&mut record, searched, &j, -1.0, merge);
+            }
+            record
+        }
+
+        /// The case checked from outside (issue 24): two padded rollouts `5/5=1\nans 1`
+        /// under one root were two sibling terminals with the same text, unjudged.
+        #[test]
+        fn identical_pads_merge_into_one_judged_sample() {
+            let p = Problem::new("train-001082", vec![5, 5, 3], 8);
+            let r = with_pads(&p, &["5/5=1\nans 1", "5/5=1\nans 1"], true);
+            let kids: Vec<&NodeRecord> = r.nodes.iter().filter(|n| n.parent == Some(0)).collect();
+            assert_eq!(kids.len(), 1, "{:?}", r.nodes);
+            assert_eq!(kids[0].text, "5/5=1\nans 1");
+            assert_eq!(kids[0].multiplicity, 2);
+            assert_eq!(kids[0].n, 2);
+            assert!(kids[0].recorded && kids[0].correct == Some(false));
+            // Without merging the two stay apart, as independent samples.
+            let r = with_pads(&p, &["5/5=1\nans 1", "5/5=1\nans 1"], false);
+            assert_eq!(r.nodes.len(), 3);
+        }
+
+        #[test]
+        fn a_pad_ends_at_its_first_invalid_line() {
+            let p = Problem::new("t", vec![4, 6, 12], 18);
+            let tok = Tokenizer::default();
+            let task = task_of(&Rules::default());
+            let t = pad(&tok, &p, "4+6=11\n11+12=23\nans 23");
+            let j = judge_pad(&t, tok.newline(), &|x| task.judge_step(&p, x), &|x| {
+                tok.decode(x)
+            });
+            assert_eq!(j.lines.len(), 1);
+            assert_eq!(j.lines[0].1, StepKind::Invalid);
+            assert_eq!(j.tokens, tok.encode("4+6=11\n").unwrap());
+            assert!(!j.correct && j.reason.contains("10"), "{}", j.reason);
+        }
+
+        proptest! {
+            /// Under merging no two siblings share a text, and a pad is cut at its first
+            /// invalid line (no line of a kept pad but its last is judged invalid).
+            #[test]
+            fn merged_pads_have_distinct_siblings_and_no_line_after_an_invalid_one(
+                picks in proptest::collection::vec(
+                    proptest::collection::vec(0usize..4, 1..4), 1..8)
+            ) {
+                let lines = ["4+6=10\n", "12-6=6\n", "4*6=24\n", "ans 18"];
+                let texts: Vec<String> = picks
+                    .iter()
+                    .map(|ls| ls.iter().map(|&i| lines[i]).collect::<String>())
+                    .collect();
+                let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+                let p = Problem::new("t", vec![4, 6, 12], 18);
+                let r = with_pads(&p, &refs, true);
+                let task = task_of(&Rules::default());
+                for a in &r.nodes {
+                    let lines: Vec<&str> = a.text.split_inclusive('\n').collect();
+                    for k in 1..lines.len() {
+                        let prefix: String = lines[..k].concat();
+                        let ok = !matches!(task.judge_step(&p, &prefix), StepJudgement::Invalid(_));
+                        prop_assert!(ok, "{:?} goes on after an invalid line", a.text);
+                    }
+                    for b in &r.nodes {
+                        if a.id < b.id && a.parent.is_some() && a.parent == b.parent {
+                            prop_assert_ne!(&a.text, &b.text);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
