@@ -652,6 +652,55 @@ mod tests {
         }
     }
 
+    /// The raw per-problem file holds what every paired interval is computed from:
+    /// reading it back gives the same paired difference as the table's.
+    #[test]
+    fn paired_differences_recompute_from_the_per_problem_file() {
+        let problems: Vec<Problem> = (0..12)
+            .map(|i| Problem::new(&format!("p{i}"), vec![i % 3, 7, 9], 20 + i))
+            .collect();
+        let cluster = clusters(&problems);
+        let row = |method: &str, correct: Vec<u32>| RunRow {
+            correct,
+            k: 8,
+            seed: 1,
+            method: method.into(),
+            run: format!("{method}-s1"),
+            ..row_of("x", method, 1, &eval(0.1), &[it(1, 100, Some(0.1))], 0.5)
+        };
+        let mut rows = vec![
+            row("ref", (0..12).map(|i| (i * 5 % 9) as u32).collect()),
+            row("other", (0..12).map(|i| (i * 3 % 7) as u32).collect()),
+        ];
+        pair_up(&mut rows, "ref", &cluster);
+        let want = rows[1].paired_diff.clone().unwrap();
+        let text = per_problem_lines(&rows, &problems, &cluster);
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 24);
+        let of = |arm: &str| -> (Vec<f64>, Vec<u64>) {
+            lines
+                .iter()
+                .filter(|l| l["arm"] == arm)
+                .map(|l| {
+                    let m = u64::from_str_radix(l["multiset"].as_str().unwrap(), 16).unwrap();
+                    (l["correct"].as_f64().unwrap() / l["k"].as_f64().unwrap(), m)
+                })
+                .unzip()
+        };
+        let (a, ms) = of("ref");
+        let (b, _) = of("other");
+        let got = paired_bootstrap(&a, &b, &ms, 1 ^ 0xd1ff);
+        assert_eq!(got, want);
+        // Multisets, not problems, are the bootstrap's unit: three of them here.
+        let mut distinct = ms.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 3);
+    }
+
     #[test]
     fn rows_read_milestones_and_the_threshold_crossing() {
         let its = [
