@@ -305,20 +305,12 @@ fn per_problem(r: &RunRow) -> Vec<f64> {
         .collect()
 }
 
-/// Cluster ids for the bootstrap: a Countdown problem's sorted numbers, else the problem
-/// itself.
+/// Cluster ids for the bootstrap: each problem's number multiset
+/// ([`multiset_key`](crate::engine::task::multiset_key)).
 pub fn clusters(problems: &[Problem]) -> Vec<u64> {
     problems
         .iter()
-        .map(|p| {
-            if p.nums.is_empty() {
-                crate::engine::task::fnv1a(p.id.as_bytes())
-            } else {
-                let mut n = p.nums.clone();
-                n.sort_unstable();
-                crate::engine::task::fnv1a(format!("{n:?}").as_bytes())
-            }
-        })
+        .map(crate::engine::task::multiset_key)
         .collect()
 }
 

@@ -181,6 +181,18 @@ pub fn verify(problem: &Problem, completion: &str, rules: &Rules) -> Verdict {
     }
 }
 
+/// The bootstrap's unit for a problem: a Countdown problem's number multiset (several
+/// targets share one, so problems of a multiset are not independent), else the problem.
+pub fn multiset_key(p: &countdown::Problem) -> u64 {
+    if p.nums.is_empty() {
+        fnv1a(p.id.as_bytes())
+    } else {
+        let mut n = p.nums.clone();
+        n.sort_unstable();
+        fnv1a(format!("{n:?}").as_bytes())
+    }
+}
+
 /// FNV-1a, for stable cache keys (std's hasher is not stable across releases).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {

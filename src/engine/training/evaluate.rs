@@ -72,7 +72,14 @@ pub fn evaluate(
         );
     }
     let protocol = format!(
-        "mean@{k} and unbiased pass@{k}, {k} samples per problem at temperature {temperature}, no search, binary reward"
+        "mean@{k} and unbiased pass@{k}, {k} samples per problem at temperature {temperature}, no search, binary reward; 95% intervals resample number multisets"
     );
-    Ok((summarise(&correct, k, protocol, EVAL_SEED), stats))
+    let clusters: Vec<u64> = problems
+        .iter()
+        .map(crate::engine::task::multiset_key)
+        .collect();
+    Ok((
+        summarise(&correct, k, protocol, EVAL_SEED, &clusters),
+        stats,
+    ))
 }

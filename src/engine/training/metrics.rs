@@ -31,10 +31,11 @@ pub struct EvalResult {
     pub pass_k: f64,
     pub k: usize,
     pub problems: usize,
-    /// 95% bootstrap interval of pass@1 over problems.
+    /// 95% bootstrap interval of pass@1, resampling number multisets (a problem's
+    /// targets share its numbers, so problems are not independent draws).
     #[serde(rename = "pass@1_ci95")]
     pub pass1_ci: (f64, f64),
-    /// 95% bootstrap interval of pass@k over problems.
+    /// 95% bootstrap interval of pass@k, resampling number multisets.
     #[serde(rename = "pass@k_ci95")]
     pub pass_k_ci: (f64, f64),
     /// How the numbers were produced.
@@ -45,8 +46,15 @@ pub struct EvalResult {
     pub correct: Vec<u32>,
 }
 
-/// Summarises per-problem correct counts out of `k` samples each.
-pub fn summarise(correct: &[usize], k: usize, protocol: String, seed: u64) -> EvalResult {
+/// Summarises per-problem correct counts out of `k` samples each; `clusters[i]` is
+/// problem i's number multiset, the intervals' resampling unit.
+pub fn summarise(
+    correct: &[usize],
+    k: usize,
+    protocol: String,
+    seed: u64,
+    clusters: &[u64],
+) -> EvalResult {
     let p1: Vec<f64> = correct
         .iter()
         .map(|&c| c as f64 / k.max(1) as f64)
@@ -57,8 +65,8 @@ pub fn summarise(correct: &[usize], k: usize, protocol: String, seed: u64) -> Ev
         pass_k: mean(&pk),
         k,
         problems: correct.len(),
-        pass1_ci: bootstrap_ci(&p1, seed),
-        pass_k_ci: bootstrap_ci(&pk, seed.wrapping_add(1)),
+        pass1_ci: cluster_bootstrap_ci(&p1, clusters, seed),
+        pass_k_ci: cluster_bootstrap_ci(&pk, clusters, seed.wrapping_add(1)),
         protocol,
         correct: correct.iter().map(|&c| c as u32).collect(),
     }
@@ -84,6 +92,39 @@ pub fn bootstrap_ci(values: &[f64], seed: u64) -> (f64, f64) {
                 .map(|_| values[rng.random_range(0..values.len())])
                 .sum::<f64>()
                 / values.len() as f64
+        })
+        .collect();
+    means.sort_by(|a, b| a.total_cmp(b));
+    (means[25], means[974])
+}
+
+/// Percentile bootstrap (1000 resamples) of the mean over problems, resampling whole
+/// clusters (`clusters[i]` is problem i's): the mean of a draw is its problems' sum over
+/// its problems' count. With every cluster a single problem this is [`bootstrap_ci`]'s
+/// design.
+pub fn cluster_bootstrap_ci(values: &[f64], clusters: &[u64], seed: u64) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mut groups: std::collections::BTreeMap<u64, (f64, usize)> = Default::default();
+    for (i, &v) in values.iter().enumerate() {
+        // A problem without a cluster id is its own cluster.
+        let key = clusters.get(i).copied().unwrap_or(u64::MAX - i as u64);
+        let e = groups.entry(key).or_default();
+        e.0 += v;
+        e.1 += 1;
+    }
+    let g: Vec<(f64, usize)> = groups.into_values().collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut means: Vec<f64> = (0..1000)
+        .map(|_| {
+            let (mut sum, mut count) = (0.0, 0usize);
+            for _ in 0..g.len() {
+                let (s, c) = g[rng.random_range(0..g.len())];
+                sum += s;
+                count += c;
+            }
+            sum / count.max(1) as f64
         })
         .collect();
     means.sort_by(|a, b| a.total_cmp(b));
@@ -153,6 +194,25 @@ pub fn paired_bootstrap(a: &[f64], b: &[f64], cluster: &[u64], seed: u64) -> Pai
 mod tests {
     use super::*;
 
+    /// Problems that share a multiset move together: resampling multisets widens the
+    /// interval; with every problem its own multiset it matches the problem bootstrap's
+    /// width.
+    #[test]
+    fn multiset_intervals_are_wider_when_problems_cluster() {
+        // 40 problems in 4 multisets of 10, each multiset all solved or all failed.
+        let v: Vec<f64> = (0..40).map(|i| ((i / 10) % 2) as f64).collect();
+        let grouped: Vec<u64> = (0..40).map(|i| (i / 10) as u64).collect();
+        let single: Vec<u64> = (0..40).collect();
+        let (lo_g, hi_g) = cluster_bootstrap_ci(&v, &grouped, 1);
+        let (lo_s, hi_s) = cluster_bootstrap_ci(&v, &single, 1);
+        let (lo_b, hi_b) = bootstrap_ci(&v, 1);
+        assert!(
+            hi_g - lo_g > 1.5 * (hi_s - lo_s),
+            "{lo_g}-{hi_g} vs {lo_s}-{hi_s}"
+        );
+        assert!(((hi_s - lo_s) - (hi_b - lo_b)).abs() < 0.1);
+    }
+
     #[test]
     fn pass_at_k_matches_the_closed_form() {
         // n=4, c=1, k=2: 1 - C(3,2)/C(4,2) = 1 - 3/6 = 0.5
@@ -187,7 +247,7 @@ mod tests {
 
     #[test]
     fn printed_summaries_leave_out_per_problem_counts() {
-        let r = summarise(&[0, 4, 2, 0], 4, "test".into(), 1);
+        let r = summarise(&[0, 4, 2, 0], 4, "test".into(), 1, &[1, 2, 3, 4]);
         assert_eq!(r.correct, vec![0, 4, 2, 0]);
         let mut v = serde_json::json!({"eval_end": r, "runs": [{"pass@1": 0.1, "correct": [1]}]});
         strip_per_problem(&mut v);
@@ -196,7 +256,7 @@ mod tests {
 
     #[test]
     fn summary_and_interval() {
-        let r = summarise(&[0, 4, 2, 0], 4, "test".into(), 1);
+        let r = summarise(&[0, 4, 2, 0], 4, "test".into(), 1, &[1, 2, 3, 4]);
         assert!((r.pass1 - 0.375).abs() < 1e-12);
         assert!((r.pass_k - 0.5).abs() < 1e-12);
         assert!(r.pass1_ci.0 <= r.pass1 && r.pass1 <= r.pass1_ci.1);

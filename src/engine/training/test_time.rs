@@ -35,7 +35,7 @@ use crate::engine::rl::rollout::rollouts;
 use crate::engine::task::countdown::{Problem, RewardKind, Rules};
 use crate::engine::task::{task_of, verify, Task};
 use crate::engine::training::evaluate::EVAL_SEED;
-use crate::engine::training::metrics::bootstrap_ci;
+use crate::engine::training::metrics::cluster_bootstrap_ci;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,10 +104,12 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn result(
     strategy: Strategy,
     budget: usize,
     per_problem: &[f64],
+    clusters: &[u64],
     majority: Option<f64>,
     tokens: f64,
     token_budget: f64,
@@ -116,7 +118,7 @@ fn result(
         strategy,
         budget,
         accuracy: mean(per_problem),
-        accuracy_ci95: bootstrap_ci(per_problem, EVAL_SEED),
+        accuracy_ci95: cluster_bootstrap_ci(per_problem, clusters, EVAL_SEED),
         majority,
         most_visited: None,
         tokens_per_problem: tokens,
@@ -158,6 +160,11 @@ pub fn compare_strategies(
     }
     let refs: Vec<&Problem> = problems.iter().collect();
     let n = problems.len().max(1) as f64;
+    // Intervals resample number multisets.
+    let clusters: Vec<u64> = problems
+        .iter()
+        .map(crate::engine::task::multiset_key)
+        .collect();
     let task = task_of(rules);
     let params = SamplingParams {
         temperature: s.temperature,
@@ -203,7 +210,15 @@ pub fn compare_strategies(
                         .iter()
                         .map(|g| g.iter().filter(|t| t.correct()).count() as f64 / b as f64)
                         .collect();
-                    out.push(result(strategy, b, &acc, None, *per, token_budget));
+                    out.push(result(
+                        strategy,
+                        b,
+                        &acc,
+                        &clusters,
+                        None,
+                        *per,
+                        token_budget,
+                    ));
                 }
                 Strategy::BestOfN => {
                     let (groups, per) = &sampled[&b];
@@ -224,6 +239,7 @@ pub fn compare_strategies(
                         strategy,
                         b,
                         &any,
+                        &clusters,
                         Some(mean(&vote)),
                         *per,
                         token_budget,
@@ -274,6 +290,7 @@ pub fn compare_strategies(
                         strategy,
                         b,
                         &solved,
+                        &clusters,
                         Some(mean(&vote)),
                         tokens as f64 / n,
                         token_budget,
@@ -313,7 +330,15 @@ pub fn compare_strategies(
                             });
                         chosen.push(f64::from(u8::from(ok)));
                     }
-                    let mut r = result(strategy, b, &solved, None, tokens as f64 / n, token_budget);
+                    let mut r = result(
+                        strategy,
+                        b,
+                        &solved,
+                        &clusters,
+                        None,
+                        tokens as f64 / n,
+                        token_budget,
+                    );
                     r.most_visited = Some(mean(&chosen));
                     out.push(r);
                 }
