@@ -665,7 +665,7 @@ mod tests {
             row("other", (0..12).map(|i| (i * 3 % 7) as u32).collect()),
         ];
         pair_up(&mut rows, "ref", &cluster);
-        let want = rows[1].paired_diff.clone().unwrap();
+        let want = rows[1].paired_diff.unwrap();
         let text = per_problem_lines(&rows, &problems, &cluster);
         let lines: Vec<serde_json::Value> = text
             .lines()
