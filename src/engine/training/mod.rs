@@ -1,6 +1,7 @@
 //! Training: the trainer's loop, the run's configuration and errors, the warm start,
 //! held-out and test-time evaluation, resumable checkpoints, live control, and the sink
 //! results go through.
+pub mod checked_sampling;
 pub mod config;
 pub mod control;
 pub mod directives;

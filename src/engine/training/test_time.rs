@@ -18,6 +18,11 @@
 //!   verifier over every terminal it reached (comparable with best_of_n's), and
 //!   `most_visited` the answer of the most-visited path, chosen without the verifier.
 //!
+//! * `best_of_n_checked`: sampling with the task's step judgement and nothing else: each
+//!   sample is judged line by line as it is written and ends at its first invalid line,
+//!   and new samples start while the allowance lasts; verifier pick and majority vote as
+//!   best_of_n. The like-for-like baseline for `mcts` with step judgement.
+//!
 //! Every strategy draws from the evaluation seed, and the tokens each actually spent per
 //! problem are reported beside its accuracy.
 use std::collections::HashMap;
@@ -34,6 +39,7 @@ use crate::engine::rl::interrupt::{never, Halt};
 use crate::engine::rl::rollout::rollouts;
 use crate::engine::task::countdown::{Problem, RewardKind, Rules};
 use crate::engine::task::{task_of, verify, Task};
+use crate::engine::training::checked_sampling::checked_samples;
 use crate::engine::training::evaluate::EVAL_SEED;
 use crate::engine::training::metrics::cluster_bootstrap_ci;
 
@@ -45,6 +51,9 @@ pub enum Strategy {
     Mcts,
     /// Search distillation's pUCT search with the policy's value head.
     Puct,
+    /// Samples judged line by line as written, each ending at its first invalid line,
+    /// new ones started while the allowance lasts (`checked_sampling`).
+    BestOfNChecked,
 }
 
 impl std::str::FromStr for Strategy {
@@ -55,8 +64,9 @@ impl std::str::FromStr for Strategy {
             "best_of_n" => Ok(Self::BestOfN),
             "mcts" => Ok(Self::Mcts),
             "puct" => Ok(Self::Puct),
+            "best_of_n_checked" => Ok(Self::BestOfNChecked),
             other => Err(format!(
-                "unknown strategy {other:?}; expected sample, best_of_n, mcts or puct"
+                "unknown strategy {other:?}; expected sample, best_of_n, best_of_n_checked, mcts or puct"
             )),
         }
     }
@@ -78,7 +88,20 @@ pub struct StrategyResult {
     pub tokens_per_problem: f64,
     /// The token allowance per problem (b * L).
     pub token_budget: f64,
+    /// Whether the strategy stayed within 5% of its allowance; a row that did not is left
+    /// out of the equal-budget comparison (its `overrun` says by how much, as a fraction).
+    pub within_allowance: bool,
+    pub overrun: f64,
+    /// Per problem: the headline score (0/1, or mean@b for sample) and the tokens spent
+    /// (the raw data behind the interval; written to the per-problem file).
+    #[serde(skip)]
+    pub per_problem: Vec<f64>,
+    #[serde(skip)]
+    pub per_problem_tokens: Vec<u64>,
 }
+
+/// The rows' allowance check: 5% over the allowance is the sampler's granularity.
+pub const ALLOWANCE_SLACK: f64 = 0.05;
 
 /// Majority vote: the index of a completion carrying the most common claimed result
 /// (ties: the result seen first); None when no completion claims anything.
@@ -111,17 +134,23 @@ fn result(
     per_problem: &[f64],
     clusters: &[u64],
     majority: Option<f64>,
-    tokens: f64,
+    tokens: &[u64],
     token_budget: f64,
 ) -> StrategyResult {
+    let spent = tokens.iter().sum::<u64>() as f64 / tokens.len().max(1) as f64;
+    let overrun = (spent / token_budget.max(1e-9) - 1.0).max(0.0);
     StrategyResult {
+        within_allowance: overrun <= ALLOWANCE_SLACK,
+        overrun,
+        per_problem: per_problem.to_vec(),
+        per_problem_tokens: tokens.to_vec(),
         strategy,
         budget,
         accuracy: mean(per_problem),
         accuracy_ci95: cluster_bootstrap_ci(per_problem, clusters, EVAL_SEED),
         majority,
         most_visited: None,
-        tokens_per_problem: tokens,
+        tokens_per_problem: spent,
         token_budget,
     }
 }
@@ -175,8 +204,8 @@ pub fn compare_strategies(
     let mut out = Vec::new();
     // One sample's mean length, the unit of every budget.
     let mut unit: Option<f64> = None;
-    let mut sampled: HashMap<usize, (Vec<Vec<crate::engine::rl::rollout::Trajectory>>, f64)> =
-        HashMap::new();
+    type Sampled = (Vec<Vec<crate::engine::rl::rollout::Trajectory>>, Vec<u64>);
+    let mut sampled: HashMap<usize, Sampled> = HashMap::new();
     // Sampling runs for every budget: it is two strategies, and the unit of the others.
     {
         for &b in s.budgets {
@@ -196,7 +225,11 @@ pub fn compare_strategies(
             .map_err(Halt::into_model)?;
             let per = stats.generated_tokens as f64 / n;
             unit.get_or_insert(per / b as f64);
-            sampled.insert(b, (groups, per));
+            let spent = groups
+                .iter()
+                .map(|g| g.iter().map(|t| t.tokens.len() as u64).sum())
+                .collect();
+            sampled.insert(b, (groups, spent));
         }
     }
     let unit = unit.unwrap_or(s.max_tokens as f64);
@@ -216,7 +249,7 @@ pub fn compare_strategies(
                         &acc,
                         &clusters,
                         None,
-                        *per,
+                        per,
                         token_budget,
                     ));
                 }
@@ -241,7 +274,7 @@ pub fn compare_strategies(
                         &any,
                         &clusters,
                         Some(mean(&vote)),
-                        *per,
+                        per,
                         token_budget,
                     ));
                 }
@@ -267,9 +300,9 @@ pub fn compare_strategies(
                     .map_err(Halt::into_model)?;
                     let mut solved = Vec::new();
                     let mut vote = Vec::new();
-                    let mut tokens = 0u64;
+                    let mut tokens = Vec::new();
                     for (r, p) in results.iter().zip(problems) {
-                        tokens += r.generated_tokens;
+                        tokens.push(r.generated_tokens);
                         let texts: Vec<String> = r
                             .recorded
                             .iter()
@@ -292,7 +325,46 @@ pub fn compare_strategies(
                         &solved,
                         &clusters,
                         Some(mean(&vote)),
-                        tokens as f64 / n,
+                        &tokens,
+                        token_budget,
+                    ));
+                }
+                Strategy::BestOfNChecked => {
+                    progress(&format!("step-judged sampling with {b} samples' tokens"));
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
+                    let checked = checked_samples(
+                        generator,
+                        tok,
+                        &refs,
+                        rules,
+                        &params,
+                        tok.newline().filter(|_| s.search.step_check),
+                        token_budget,
+                        &mut rng,
+                    )?;
+                    let any: Vec<f64> = checked
+                        .iter()
+                        .map(|c| f64::from(u8::from(c.samples.iter().any(|x| x.correct))))
+                        .collect();
+                    let vote: Vec<f64> = checked
+                        .iter()
+                        .map(|c| {
+                            let texts: Vec<&str> =
+                                c.samples.iter().map(|x| x.text.as_str()).collect();
+                            f64::from(u8::from(
+                                majority(task.as_ref(), &texts)
+                                    .is_some_and(|i| c.samples[i].correct),
+                            ))
+                        })
+                        .collect();
+                    let tokens: Vec<u64> = checked.iter().map(|c| c.tokens).collect();
+                    out.push(result(
+                        strategy,
+                        b,
+                        &any,
+                        &clusters,
+                        Some(mean(&vote)),
+                        &tokens,
                         token_budget,
                     ));
                 }
@@ -315,9 +387,9 @@ pub fn compare_strategies(
                     .map_err(Halt::into_model)?;
                     let mut solved = Vec::new();
                     let mut chosen = Vec::new();
-                    let mut tokens = 0u64;
+                    let mut tokens = Vec::new();
                     for t in &trees {
-                        tokens += t.generated_tokens;
+                        tokens.push(t.generated_tokens as u64);
                         let any = t.tree.has_correct_terminal();
                         solved.push(f64::from(u8::from(any)));
                         let (path, at_terminal) =
@@ -330,15 +402,8 @@ pub fn compare_strategies(
                             });
                         chosen.push(f64::from(u8::from(ok)));
                     }
-                    let mut r = result(
-                        strategy,
-                        b,
-                        &solved,
-                        &clusters,
-                        None,
-                        tokens as f64 / n,
-                        token_budget,
-                    );
+                    let mut r =
+                        result(strategy, b, &solved, &clusters, None, &tokens, token_budget);
                     r.most_visited = Some(mean(&chosen));
                     out.push(r);
                 }
