@@ -604,7 +604,10 @@ pub fn compare(o: CompareOptions) -> Result<()> {
     write("table.md", &md)?;
     write("pass1_vs_tokens.svg", &svg)?;
     write("comparison.json", &serde_json::to_string_pretty(&json)?)?;
-    write("per_problem.jsonl", &per_problem_lines(&rows, evaluated, &cluster))?;
+    write(
+        "per_problem.jsonl",
+        &per_problem_lines(&rows, evaluated, &cluster),
+    )?;
     eprintln!(
         "\n{md}\nplot: {}",
         out_dir.join("pass1_vs_tokens.svg").display()
