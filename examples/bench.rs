@@ -142,12 +142,7 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
     let model = policy.sampler_model()?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let prompt: Vec<u32> = std::iter::once(BOS)
-        .chain(
-            policy
-                .tokenizer
-                .encode("3 7 12:72\n")
-                .map_err(anyhow::Error::msg)?,
-        )
+        .chain(policy.tokenizer.encode("3 7 12:72\n")?)
         .collect();
     let params = SamplingParams {
         temperature: 1.0,

@@ -228,7 +228,9 @@ fn every_bad_input_is_refused_clearly_and_writes_nothing() {
     for r in &corpus.retune {
         let mut cfg = RunConfig::default();
         let before = cfg.clone();
-        match arbor::engine::training::control::retune(&mut cfg, &r.key, &r.value) {
+        match arbor::engine::training::control::retune(&mut cfg, &r.key, &r.value)
+            .map_err(|e| e.to_string())
+        {
             Ok(_) => failures.push(format!("retune {}={}: accepted", r.key, r.value)),
             Err(msg) if !msg.contains(&r.expect) => failures.push(format!(
                 "retune {}={}: {msg:?} lacks {:?}",

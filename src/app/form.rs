@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent};
 
 use super::views::KeyHelp;
 use crate::engine::training::config::RunConfig;
-use crate::engine::training::control::{retune, Retunable, RETUNABLE};
+use crate::engine::training::control::{retune, Retunable, RetuneError, RETUNABLE};
 
 /// The keys [`RetuneForm::key`] answers to, shown at the form's foot.
 pub const KEYS: &[KeyHelp] = &[
@@ -72,7 +72,7 @@ impl RetuneForm {
     }
 
     /// Validates every change together on a copy of `cfg`; the first refusal is returned.
-    pub fn validate(&self, cfg: &RunConfig) -> Result<RunConfig, String> {
+    pub fn validate(&self, cfg: &RunConfig) -> Result<RunConfig, RetuneError> {
         let mut copy = cfg.clone();
         for (k, v) in self.changes() {
             retune(&mut copy, &k, &v)?;
@@ -93,7 +93,7 @@ impl RetuneForm {
             KeyCode::Char(c) if !c.is_control() => self.fields[self.selected].value.push(c),
             KeyCode::Enter => match self.validate(cfg) {
                 Ok(_) => return FormOutcome::Apply(self.changes()),
-                Err(reason) => self.error = Some(reason),
+                Err(reason) => self.error = Some(reason.to_string()),
             },
             _ => {}
         }

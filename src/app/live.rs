@@ -63,6 +63,18 @@ pub struct LiveStatus {
     pub finished: Option<Result<Summary, String>>,
 }
 
+impl LiveStatus {
+    /// The phase now running (none before the first).
+    pub fn running(&self) -> Option<Phase> {
+        Phase::from_label(&self.phase)
+    }
+
+    /// The phase that last asked whether to stop or pause, if any.
+    pub fn checking_phase(&self) -> Option<Phase> {
+        Phase::from_label(&self.checking)
+    }
+}
+
 /// The status board: written by the trainer's sink, read by the server.
 pub struct StatusBoard {
     status: Mutex<LiveStatus>,

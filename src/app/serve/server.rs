@@ -317,7 +317,7 @@ fn control(shared: &Shared, action: Action, client: &str) -> Reply {
                         &ControlEvent {
                             key: Some(key),
                             new: Some(value),
-                            reason: Some(reason.clone()),
+                            reason: Some(reason.to_string()),
                             source: Some(client.to_string()),
                             ..ControlEvent::new(
                                 it,

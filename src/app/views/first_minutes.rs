@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use crate::app::explorer::App;
 use crate::app::live::LiveStatus;
+use crate::engine::rl::interrupt::Phase;
 
 /// Whether the dashboard shows the first minutes: a live run with no iteration yet.
 pub fn shown(app: &App) -> bool {
@@ -84,7 +85,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let eta = eta(s.done, s.total, s.phase_seconds)
         .map(|e| format!("  eta {e}"))
         .unwrap_or_default();
-    let unit = if phase == "evaluate" {
+    let unit = if s.running() == Some(Phase::Evaluate) {
         "start-of-run evaluation, batch"
     } else {
         "step"

@@ -23,6 +23,7 @@ use ratatui::Frame;
 use super::explorer::{App, ListHit, Screen};
 use super::snapshot::RunSnapshot;
 use super::theme::Theme;
+use crate::engine::rl::interrupt::Phase;
 use crate::engine::rl::record::TreeRecord;
 
 /// One entry of a view's key list: what the help popup says and the footer shows.
@@ -264,7 +265,7 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
                 .live
                 .as_ref()
                 .map(|l| l.status.checking.as_str())
-                .filter(|p| !p.is_empty() && *p != "train")
+                .filter(|p| !p.is_empty() && Phase::from_label(p) != Some(Phase::Train))
                 .map(|p| format!(" in the {p}"))
                 .unwrap_or_default();
             spans.push(Span::styled(

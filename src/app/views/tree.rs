@@ -123,7 +123,7 @@ impl TreeView {
             ));
         }
         let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
-        replay(t, cfg.search.gamma_min, cfg.search.backup)
+        replay(t, cfg.search.gamma_min, cfg.search.backup).map_err(|e| e.to_string())
     }
 
     /// Moves the search replay one expansion forward (`>`) or back (`<`); back from the

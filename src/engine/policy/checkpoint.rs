@@ -31,18 +31,31 @@ struct ConfigFile {
     arbor_tokenizer: Option<CharTokenizer>,
 }
 
+/// Weights that could not be turned into safetensors bytes, or read back from them (the
+/// library's message; not a `source()`, so a report printing the chain shows it once).
+#[derive(Debug, thiserror::Error)]
+pub enum WeightBytesError {
+    #[error("{0}")]
+    Serialize(safetensors::SafeTensorError),
+    #[error("{0}")]
+    Load(candle_core::Error),
+}
+
 /// Serialises the weights as safetensors bytes.
-pub fn weights_to_bytes(policy: &Policy) -> Result<Vec<u8>, String> {
+pub fn weights_to_bytes(policy: &Policy) -> Result<Vec<u8>, WeightBytesError> {
     let tensors: Vec<(String, Tensor)> = policy.tensors().into_iter().collect();
     safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| e.to_string())
+        .map_err(WeightBytesError::Serialize)
 }
 
 /// Loads safetensors bytes into `policy`'s parameters.
-pub fn weights_from_bytes(policy: &Policy, bytes: &[u8]) -> Result<(), String> {
+pub fn weights_from_bytes(policy: &Policy, bytes: &[u8]) -> Result<(), WeightBytesError> {
     let tensors: HashMap<String, Tensor> =
-        candle_core::safetensors::load_buffer(bytes, policy.device()).map_err(|e| e.to_string())?;
-    policy.load_tensors(&tensors).map_err(|e| e.to_string())
+        candle_core::safetensors::load_buffer(bytes, policy.device())
+            .map_err(WeightBytesError::Load)?;
+    policy
+        .load_tensors(&tensors)
+        .map_err(WeightBytesError::Load)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
@@ -116,7 +129,9 @@ pub fn load(dir: &Path, device: &Device) -> Result<Policy, CheckpointError> {
         path: cfg_path.clone(),
         message,
     };
-    file.config.validate().map_err(config_error)?;
+    file.config
+        .validate()
+        .map_err(|e| config_error(e.to_string()))?;
     let policy =
         Policy::init(file.config, tokenizer, 0, device).map_err(|e| config_error(e.to_string()))?;
     if policy.config.arbor_value_head && !dir.join(VALUE_HEAD_WEIGHTS).exists() {
@@ -282,14 +297,19 @@ pub enum SaveDtype {
     F16,
 }
 
+/// A dtype name that is not f32, bf16 or f16 (or their long names).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dtype {0:?}; expected f32, bf16 or f16")]
+pub struct UnknownDtype(pub String);
+
 impl std::str::FromStr for SaveDtype {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownDtype;
+    fn from_str(s: &str) -> Result<Self, UnknownDtype> {
         match s {
             "f32" | "float32" => Ok(Self::F32),
             "bf16" | "bfloat16" => Ok(Self::Bf16),
             "f16" | "float16" => Ok(Self::F16),
-            o => Err(format!("unknown dtype {o:?}; expected f32, bf16 or f16")),
+            o => Err(UnknownDtype(o.to_string())),
         }
     }
 }
@@ -354,15 +374,13 @@ pub fn save_hf(policy: &Policy, dir: &Path, dtype: SaveDtype) -> Result<(), Chec
     )?;
     let hf = match &policy.tokenizer {
         Tokenizer::Hf(h) => (**h).clone(),
-        Tokenizer::Char(c) => {
-            HfTokenizer::from_char(c).map_err(|message| CheckpointError::Config {
-                path: dir.join("tokenizer.json"),
-                message,
-            })?
-        }
+        Tokenizer::Char(c) => HfTokenizer::from_char(c).map_err(|e| CheckpointError::Config {
+            path: dir.join("tokenizer.json"),
+            message: e.to_string(),
+        })?,
     };
-    hf.save(dir).map_err(|message| CheckpointError::Config {
+    hf.save(dir).map_err(|e| CheckpointError::Config {
         path: dir.join("tokenizer.json"),
-        message,
+        message: e.to_string(),
     })
 }

@@ -128,7 +128,7 @@ impl PolicyConfig {
     }
 
     /// Checks the shape constraints the attention relies on.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PolicyConfigError> {
         let positive = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -140,30 +140,50 @@ impl PolicyConfig {
         ];
         for (name, v) in positive {
             if v == 0 {
-                return Err(format!("{name} must be positive"));
+                return Err(PolicyConfigError::NotPositive { field: name });
             }
         }
         if self.hidden_size % self.num_attention_heads != 0 {
-            return Err("hidden_size must be a multiple of num_attention_heads".into());
+            return Err(PolicyConfigError::HeadsDivideHidden);
         }
         if self.head_dim() % 2 != 0 {
-            return Err("head dimension (hidden_size / num_attention_heads) must be even".into());
+            return Err(PolicyConfigError::OddHeadDim);
         }
         if self.num_attention_heads % self.num_key_value_heads != 0 {
-            return Err("num_attention_heads must be a multiple of num_key_value_heads".into());
+            return Err(PolicyConfigError::KvHeadsDivideHeads);
         }
         if self.hidden_act != "silu" {
-            return Err(format!(
-                "hidden_act {:?} is not supported (Qwen2 uses \"silu\")",
-                self.hidden_act
-            ));
+            return Err(PolicyConfigError::Activation {
+                found: self.hidden_act.clone(),
+            });
         }
         if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
-            return Err("rms_norm_eps must be a positive number".into());
+            return Err(PolicyConfigError::NotPositiveNumber {
+                field: "rms_norm_eps",
+            });
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
-            return Err("rope_theta must be a positive number".into());
+            return Err(PolicyConfigError::NotPositiveNumber {
+                field: "rope_theta",
+            });
         }
         Ok(())
     }
+}
+
+/// A policy shape the attention cannot run, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyConfigError {
+    #[error("{field} must be positive")]
+    NotPositive { field: &'static str },
+    #[error("hidden_size must be a multiple of num_attention_heads")]
+    HeadsDivideHidden,
+    #[error("head dimension (hidden_size / num_attention_heads) must be even")]
+    OddHeadDim,
+    #[error("num_attention_heads must be a multiple of num_key_value_heads")]
+    KvHeadsDivideHeads,
+    #[error("hidden_act {found:?} is not supported (Qwen2 uses \"silu\")")]
+    Activation { found: String },
+    #[error("{field} must be a positive number")]
+    NotPositiveNumber { field: &'static str },
 }

@@ -2,8 +2,13 @@
 //! kernels, built with nvcc) and a GPU at run time.
 use candle_core::Device;
 
+/// A device name that is not cpu, cuda or auto.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("device {0:?}: expected cpu, cuda or auto")]
+pub struct UnknownDevice(pub String);
+
 /// The device for `name` (cpu, cuda, auto), with a note when the choice fell back.
-pub fn choose(name: &str) -> Result<(Device, Option<String>), String> {
+pub fn choose(name: &str) -> Result<(Device, Option<String>), UnknownDevice> {
     match name {
         "cpu" => Ok((Device::Cpu, None)),
         "cuda" | "auto" => {
@@ -20,7 +25,7 @@ pub fn choose(name: &str) -> Result<(Device, Option<String>), String> {
                 )),
             }
         }
-        other => Err(format!("device {other:?}: expected cpu, cuda or auto")),
+        other => Err(UnknownDevice(other.to_string())),
     }
 }
 
@@ -36,6 +41,6 @@ mod tests {
             assert!(matches!(d, Device::Cpu));
             assert!(note.unwrap().contains("--features cuda"));
         }
-        assert!(choose("tpu").unwrap_err().contains("tpu"));
+        assert!(choose("tpu").unwrap_err().to_string().contains("tpu"));
     }
 }

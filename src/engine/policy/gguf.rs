@@ -81,8 +81,23 @@ struct Vocabulary {
     pre: &'static str,
 }
 
+/// A vocabulary llama.cpp cannot be given.
+#[derive(Debug, thiserror::Error)]
+pub enum VocabularyError {
+    #[error("cannot read the tokenizer: {0}")]
+    Tokenizer(tokenizers::Error),
+    #[error("cannot read the tokenizer: {0}")]
+    Json(serde_json::Error),
+    #[error(
+        "the tokenizer has no BPE merges: llama.cpp needs a byte-level BPE vocabulary (Qwen2's)"
+    )]
+    NoMerges,
+    #[error("the tokenizer has {tokens} tokens but the embedding only {rows} rows")]
+    TooManyTokens { tokens: usize, rows: usize },
+}
+
 /// The vocabulary, padded to the embedding rows.
-fn vocabulary(tok: &Tokenizer, rows: usize) -> Result<Vocabulary, String> {
+fn vocabulary(tok: &Tokenizer, rows: usize) -> Result<Vocabulary, VocabularyError> {
     let (mut tokens, mut types, merges, pre) = match tok {
         Tokenizer::Char(c) => {
             let mut tokens = vec!["<pad>".to_string(), "<s>".into(), "</s>".into()];
@@ -118,9 +133,9 @@ fn vocabulary(tok: &Tokenizer, rows: usize) -> Result<Vocabulary, String> {
             let json: serde_json::Value = serde_json::from_str(
                 &h.inner
                     .to_string(false)
-                    .map_err(|e| format!("cannot read the tokenizer: {e}"))?,
+                    .map_err(VocabularyError::Tokenizer)?,
             )
-            .map_err(|e| format!("cannot read the tokenizer: {e}"))?;
+            .map_err(VocabularyError::Json)?;
             let merges: Vec<String> = json["model"]["merges"]
                 .as_array()
                 .map(|m| {
@@ -139,16 +154,16 @@ fn vocabulary(tok: &Tokenizer, rows: usize) -> Result<Vocabulary, String> {
                 })
                 .unwrap_or_default();
             if merges.is_empty() {
-                return Err("the tokenizer has no BPE merges: llama.cpp needs a byte-level BPE vocabulary (Qwen2's)".into());
+                return Err(VocabularyError::NoMerges);
             }
             (tokens, types, merges, "qwen2")
         }
     };
     if tokens.len() > rows {
-        return Err(format!(
-            "the tokenizer has {} tokens but the embedding only {rows} rows",
-            tokens.len()
-        ));
+        return Err(VocabularyError::TooManyTokens {
+            tokens: tokens.len(),
+            rows,
+        });
     }
     while tokens.len() < rows {
         tokens.push(format!("[PAD{}]", tokens.len()));
@@ -209,7 +224,7 @@ pub fn save_gguf(policy: &Policy, path: &Path, dtype: SaveDtype) -> Result<(), C
         types,
         merges,
         pre,
-    } = vocabulary(&policy.tokenizer, rows).map_err(bad)?;
+    } = vocabulary(&policy.tokenizer, rows).map_err(|e| bad(e.to_string()))?;
     let eos = policy.tokenizer.eos();
     let u32v = |x: usize| Value::U32(x as u32);
     let meta: Vec<(&str, Value)> = vec![

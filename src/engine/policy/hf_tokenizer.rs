@@ -14,6 +14,22 @@ use super::tokenizer::{CharTokenizer, BOS, EOS, PAD};
 pub enum HfTokenizerError {
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// The char tokenizer could not be built as a tokenizers model.
+    #[error("{0}")]
+    Build(tokenizers::Error),
+    #[error("{0}")]
+    Encode(tokenizers::Error),
+    /// `tokenizer.json` could not be written.
+    #[error("{path}: {error}")]
+    Save {
+        path: PathBuf,
+        error: tokenizers::Error,
+    },
+    #[error("{path}: {error}")]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// How one user turn is wrapped before the model answers.
@@ -163,7 +179,7 @@ impl HfTokenizer {
 
     /// The char tokenizer as a tokenizers BPE model without merges (every character a
     /// token, the same ids), so arbor's own checkpoints load in transformers.
-    pub fn from_char(c: &CharTokenizer) -> Result<Self, String> {
+    pub fn from_char(c: &CharTokenizer) -> Result<Self, HfTokenizerError> {
         use tokenizers::models::bpe::BPE;
         let mut vocab: tokenizers::models::bpe::Vocab = Default::default();
         for (i, name) in ["<pad>", "<s>", "</s>"].iter().enumerate() {
@@ -175,7 +191,7 @@ impl HfTokenizer {
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, Vec::new())
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(HfTokenizerError::Build)?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         inner.with_decoder(Some(tokenizers::decoders::fuse::Fuse::new()));
         inner
@@ -184,7 +200,7 @@ impl HfTokenizer {
                 tokenizers::AddedToken::from("<s>", true),
                 tokenizers::AddedToken::from("</s>", true),
             ])
-            .map_err(|e| e.to_string())?;
+            .map_err(HfTokenizerError::Build)?;
         debug_assert_eq!(inner.token_to_id("</s>"), Some(EOS));
         let _ = (PAD, BOS);
         Ok(Self {
@@ -200,11 +216,11 @@ impl HfTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, HfTokenizerError> {
         self.inner
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| e.to_string())
+            .map_err(HfTokenizerError::Encode)
     }
 
     pub fn decode(&self, ids: &[u32]) -> String {
@@ -221,7 +237,7 @@ impl HfTokenizer {
 
     /// A prompt as the model expects it: BOS if it uses one, one user turn in the chat
     /// markers if it has a chat template.
-    pub fn prompt_ids(&self, text: &str) -> Result<Vec<u32>, String> {
+    pub fn prompt_ids(&self, text: &str) -> Result<Vec<u32>, HfTokenizerError> {
         let wrapped = match &self.chat {
             Some(c) => format!("{}{text}{}", c.user, c.assistant),
             None => text.to_string(),
@@ -232,10 +248,13 @@ impl HfTokenizer {
     }
 
     /// Writes tokenizer.json and tokenizer_config.json into `dir`.
-    pub fn save(&self, dir: &Path) -> Result<(), String> {
+    pub fn save(&self, dir: &Path) -> Result<(), HfTokenizerError> {
         self.inner
             .save(dir.join("tokenizer.json"), true)
-            .map_err(|e| format!("{}: {e}", dir.join("tokenizer.json").display()))?;
+            .map_err(|error| HfTokenizerError::Save {
+                path: dir.join("tokenizer.json"),
+                error,
+            })?;
         let name = |id: u32| self.inner.id_to_token(id);
         let mut cfg = serde_json::json!({
             "tokenizer_class": "PreTrainedTokenizerFast",
@@ -255,7 +274,7 @@ impl HfTokenizer {
         }
         let path = dir.join("tokenizer_config.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap_or_default())
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|error| HfTokenizerError::Write { path, error })
     }
 }
 

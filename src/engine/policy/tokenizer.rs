@@ -21,6 +21,15 @@ pub struct UnknownChar {
     pub found: char,
 }
 
+/// Text either tokenizer could not encode.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error(transparent)]
+    Char(#[from] UnknownChar),
+    #[error(transparent)]
+    Hf(#[from] super::hf_tokenizer::HfTokenizerError),
+}
+
 impl Default for CharTokenizer {
     fn default() -> Self {
         Self::new(COUNTDOWN_ALPHABET)
@@ -100,10 +109,10 @@ impl Tokenizer {
         }
     }
 
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
         match self {
-            Tokenizer::Char(c) => c.encode(text).map_err(|e| e.to_string()),
-            Tokenizer::Hf(h) => h.encode(text),
+            Tokenizer::Char(c) => Ok(c.encode(text)?),
+            Tokenizer::Hf(h) => Ok(h.encode(text)?),
         }
     }
 

@@ -68,6 +68,20 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::WarmStart,
+        Phase::Evaluate,
+        Phase::Train,
+        Phase::Filter,
+        Phase::Search,
+        Phase::Sample,
+    ];
+
+    /// The phase whose [`Phase::label`] is `label` (the form a live status carries).
+    pub fn from_label(label: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.label() == label)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Phase::WarmStart => "warm start",
@@ -77,5 +91,19 @@ impl Phase {
             Phase::Search => "search",
             Phase::Sample => "sample",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_phase_is_found_by_its_label() {
+        for p in Phase::ALL {
+            assert_eq!(Phase::from_label(p.label()), Some(p));
+        }
+        assert_eq!(Phase::from_label(""), None);
+        assert_eq!(Phase::from_label("warm_start"), None);
     }
 }

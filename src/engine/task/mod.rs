@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub mod countdown;
 pub mod math;
 
-use countdown::{Outcome, Problem, Reason, Rules, Verdict};
+use countdown::{DataError, Outcome, Problem, Reason, Rules, Verdict};
 use math::MathVerdict;
 
 /// Which task a run uses (the config's `data.task`).
@@ -22,13 +22,18 @@ pub enum TaskKind {
     Math,
 }
 
+/// A task name that is neither `countdown` nor `math`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown task {0:?}; expected countdown or math")]
+pub struct UnknownTask(pub String);
+
 impl std::str::FromStr for TaskKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownTask;
+    fn from_str(s: &str) -> Result<Self, UnknownTask> {
         match s {
             "countdown" => Ok(TaskKind::Countdown),
             "math" => Ok(TaskKind::Math),
-            o => Err(format!("unknown task {o:?}; expected countdown or math")),
+            o => Err(UnknownTask(o.to_string())),
         }
     }
 }
@@ -83,7 +88,7 @@ pub trait Task {
     /// Judges the path after a step; `response` is the text of the steps so far.
     fn judge_step(&self, problem: &Problem, response: &str) -> StepJudgement;
     /// Reads a JSONL problem file; errors name the file and line.
-    fn load(&self, path: &Path) -> Result<Vec<Problem>, String>;
+    fn load(&self, path: &Path) -> Result<Vec<Problem>, DataError>;
 }
 
 /// Countdown under its preset's rules.
@@ -118,8 +123,8 @@ impl Task for CountdownTask {
     fn judge_step(&self, problem: &Problem, response: &str) -> StepJudgement {
         countdown::step::judge_step(problem, response, &self.0)
     }
-    fn load(&self, path: &Path) -> Result<Vec<Problem>, String> {
-        countdown::load_jsonl(path).map_err(|e| e.to_string())
+    fn load(&self, path: &Path) -> Result<Vec<Problem>, DataError> {
+        countdown::load_jsonl(path)
     }
 }
 
@@ -159,8 +164,8 @@ impl Task for MathTask {
     fn judge_step(&self, _: &Problem, _: &str) -> StepJudgement {
         StepJudgement::Open
     }
-    fn load(&self, path: &Path) -> Result<Vec<Problem>, String> {
-        math::load_math_jsonl(path).map_err(|e| e.to_string())
+    fn load(&self, path: &Path) -> Result<Vec<Problem>, DataError> {
+        math::load_math_jsonl(path)
     }
 }
 

@@ -223,8 +223,15 @@ impl Default for EvalConfig {
     }
 }
 
+/// TOML a [`RunConfig`] cannot be read from: the parser's message (which names the
+/// unknown or mistyped key, with its line and a caret under it), without its trailing
+/// newline.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", .0.to_string().trim_end())]
+pub struct TomlError(pub toml::de::Error);
+
 /// A configuration problem, naming the field.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("{field} = {value}: {reason}")]
 pub struct ConfigError {
     pub field: String,
@@ -273,8 +280,8 @@ fn positive_usize(field: &str, v: usize) -> Result<(), ConfigError> {
 
 impl RunConfig {
     /// Parses TOML text; errors name the unknown or mistyped key (and its line).
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    pub fn from_toml(text: &str) -> Result<Self, TomlError> {
+        toml::from_str(text).map_err(TomlError)
     }
 
     pub fn to_toml(&self) -> String {
@@ -456,18 +463,13 @@ impl RunConfig {
             e.temperature,
             "must be a non-negative number (0 is greedy)",
         )?;
-        if let Err(reason) = self.generator.validate() {
-            let (field, reason) = reason
-                .split_once(' ')
-                .map(|(f, r)| (f.to_string(), r.to_string()))
-                .unwrap_or(("generator".into(), reason));
-            return Err(ConfigError {
-                field: field.trim_end_matches(':').into(),
-                value: String::new(),
-                reason,
-            });
-        }
-        Ok(())
+        // The key is the field and the problem the reason; the value stays empty, so the
+        // message reads as it did before these errors were typed.
+        self.generator.validate().map_err(|e| ConfigError {
+            field: e.key.into(),
+            value: String::new(),
+            reason: e.problem.to_string(),
+        })
     }
 }
 
@@ -503,9 +505,14 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_name_the_field() {
-        let e = RunConfig::from_toml("[train]\nlearning_rate = 0.1\n").unwrap_err();
+        let e = RunConfig::from_toml("[train]\nlearning_rate = 0.1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("learning_rate"), "{e}");
-        let e = RunConfig::from_toml("[train]\nlr = \"fast\"\n").unwrap_err();
+        assert_eq!(e, e.trim_end(), "no trailing newline");
+        let e = RunConfig::from_toml("[train]\nlr = \"fast\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lr") && e.contains("line 2"), "{e}");
         let c = RunConfig::from_toml("[train]\nlr = -0.1\n").unwrap();
         let e = c.validate().unwrap_err();

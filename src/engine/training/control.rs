@@ -2,7 +2,7 @@
 //! iterations, never inside an update), and the retunable settings with their validation.
 use serde::{Deserialize, Serialize};
 
-use crate::engine::training::config::RunConfig;
+use crate::engine::training::config::{ConfigError, RunConfig};
 
 /// What the trainer is asked to do at its next safe point.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,7 +133,19 @@ pub struct Retunable {
     /// The value in force, as text.
     pub get: fn(&RunConfig) -> String,
     /// Parses `value` and sets it; the whole config is validated afterwards.
-    pub set: fn(&mut RunConfig, &str) -> Result<(), String>,
+    pub set: fn(&mut RunConfig, &str) -> Result<(), RetuneError>,
+}
+
+/// A retune refused: an unknown key, a value that does not parse, or a value the
+/// config's validation refuses (naming the field). The config is left unchanged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RetuneError {
+    #[error("{key:?} cannot be retuned; retunable settings: {}", retunable_names())]
+    NotRetunable { key: String },
+    #[error("{key}: {value:?} is not a valid number")]
+    NotANumber { key: &'static str, value: String },
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
 }
 
 /// An entry of [`RETUNABLE`] for the config field `$($field).+`.
@@ -215,26 +227,30 @@ pub fn current(cfg: &RunConfig, key: &str) -> Option<String> {
     retunable(key).map(|r| (r.get)(cfg))
 }
 
-fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+fn parse<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T, RetuneError> {
     value
         .trim()
         .parse::<T>()
-        .map_err(|_| format!("{key}: {value:?} is not a valid number"))
+        .map_err(|_| RetuneError::NotANumber {
+            key,
+            value: value.to_string(),
+        })
 }
 
 /// Applies `key = value` to a copy of `cfg`, validates the copy, and only then commits it.
 /// Returns the old and new values as text; on error `cfg` is unchanged.
-pub fn retune(cfg: &mut RunConfig, key: &str, value: &str) -> Result<(String, String), String> {
-    let r = retunable(key).ok_or_else(|| {
-        format!(
-            "{key:?} cannot be retuned; retunable settings: {}",
-            retunable_names()
-        )
+pub fn retune(
+    cfg: &mut RunConfig,
+    key: &str,
+    value: &str,
+) -> Result<(String, String), RetuneError> {
+    let r = retunable(key).ok_or_else(|| RetuneError::NotRetunable {
+        key: key.to_string(),
     })?;
     let mut next = cfg.clone();
     let old = (r.get)(&next);
     (r.set)(&mut next, value)?;
-    next.validate().map_err(|e| e.to_string())?;
+    next.validate()?;
     let new = value.trim().to_string();
     *cfg = next;
     Ok((old, new))
@@ -288,12 +304,26 @@ mod tests {
             ("delta", "2"),
             ("gamma", "1"),
         ] {
-            let e = retune(&mut c, k, v).unwrap_err();
+            let e = retune(&mut c, k, v).unwrap_err().to_string();
             assert!(!e.is_empty());
             assert_eq!(c, before, "{k}={v} changed the config");
         }
-        assert!(retune(&mut c, "lr", "-1").unwrap_err().contains("train.lr"));
-        assert!(retune(&mut c, "gamma", "1").unwrap_err().contains("c_uct"));
+        assert!(matches!(
+            retune(&mut c, "lr", "-1"),
+            Err(RetuneError::Invalid(ConfigError { field, .. })) if field == "train.lr"
+        ));
+        assert!(retune(&mut c, "lr", "-1")
+            .unwrap_err()
+            .to_string()
+            .contains("train.lr"));
+        assert!(retune(&mut c, "gamma", "1")
+            .unwrap_err()
+            .to_string()
+            .contains("c_uct"));
+        assert_eq!(
+            retune(&mut c, "lr", "fast").unwrap_err().to_string(),
+            "lr: \"fast\" is not a valid number"
+        );
     }
 
     /// Every entry reads and writes the field its path names: setting the value in force
@@ -309,7 +339,7 @@ mod tests {
             let (table, field) = r.path.split_once('.').unwrap();
             assert!(toml.contains(&format!("[{table}]")), "{}", r.path);
             assert!(toml.contains(&format!("\n{field} = ")), "{}", r.path);
-            let e = retune(&mut c, r.name, "x").unwrap_err();
+            let e = retune(&mut c, r.name, "x").unwrap_err().to_string();
             assert!(e.contains(r.name), "{e}");
         }
         let mut c = RunConfig::default();

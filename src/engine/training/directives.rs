@@ -69,7 +69,7 @@ impl Trainer {
                         Err(reason) => {
                             ev.kind = EventKind::Refused;
                             ev.new = Some(value);
-                            ev.reason = Some(reason);
+                            ev.reason = Some(reason.to_string());
                         }
                     }
                     ev.key = Some(key);

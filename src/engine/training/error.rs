@@ -7,6 +7,16 @@ pub enum EngineError {
     Sink(#[from] super::sink::SinkError),
     #[error("{0}")]
     Data(String),
+    /// The inference engine the run generates on. The generator's error is part of the
+    /// message, not a `source()` (a report printing the chain would repeat it).
+    #[error("generator: {0}")]
+    Generator(crate::engine::policy::server::remote::GeneratorError),
+    /// A checkpoint's stored RNG position.
+    #[error(transparent)]
+    RngState(#[from] crate::engine::training::resume::RngStateError),
+    /// The warm start's weights as bytes.
+    #[error(transparent)]
+    WeightBytes(#[from] crate::engine::policy::checkpoint::WeightBytesError),
     #[error("config: {0}")]
     Config(String),
     #[error("{0}")]

@@ -41,7 +41,7 @@ impl Trainer {
         let server = match self.remote.as_mut() {
             Some(r) => r
                 .generator(&self.policy, &model, self.weights_version, true)
-                .map_err(|e| EngineError::Data(format!("generator: {e}")))?,
+                .map_err(EngineError::Generator)?,
             None => None,
         };
         let generator: &dyn Generator = match &server {

@@ -44,6 +44,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ResumeError + '_ {
     }
 }
 
+/// A stored RNG position that is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rng.word_pos {word_pos:?} is not a number")]
+pub struct RngStateError {
+    pub word_pos: String,
+}
+
 /// A ChaCha stream's exact position.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RngState {
@@ -62,11 +69,10 @@ impl RngState {
         }
     }
 
-    pub fn restore(&self) -> Result<ChaCha8Rng, String> {
-        let pos: u128 = self
-            .word_pos
-            .parse()
-            .map_err(|_| format!("rng.word_pos {:?} is not a number", self.word_pos))?;
+    pub fn restore(&self) -> Result<ChaCha8Rng, RngStateError> {
+        let pos: u128 = self.word_pos.parse().map_err(|_| RngStateError {
+            word_pos: self.word_pos.clone(),
+        })?;
         let mut rng = ChaCha8Rng::from_seed(self.seed);
         rng.set_stream(self.stream);
         rng.set_word_pos(pos);

@@ -56,18 +56,21 @@ pub enum Strategy {
     BestOfNChecked,
 }
 
+/// A test-time strategy name arbor does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown strategy {0:?}; expected sample, best_of_n, best_of_n_checked, mcts or puct")]
+pub struct UnknownStrategy(pub String);
+
 impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    type Err = UnknownStrategy;
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownStrategy> {
         match s.trim() {
             "sample" => Ok(Self::Sample),
             "best_of_n" => Ok(Self::BestOfN),
             "mcts" => Ok(Self::Mcts),
             "puct" => Ok(Self::Puct),
             "best_of_n_checked" => Ok(Self::BestOfNChecked),
-            other => Err(format!(
-                "unknown strategy {other:?}; expected sample, best_of_n, best_of_n_checked, mcts or puct"
-            )),
+            other => Err(UnknownStrategy(other.to_string())),
         }
     }
 }

@@ -234,8 +234,8 @@ impl Trainer {
     /// Sets everything [`Trainer::state`] holds but the settings and optimizer steps
     /// (which an iteration changes only in its update).
     pub(crate) fn set_state(&mut self, state: TrainerState) -> Result<(), EngineError> {
-        self.rng = state.rng.restore().map_err(EngineError::Data)?;
-        self.stream.rng = state.data_rng.restore().map_err(EngineError::Data)?;
+        self.rng = state.rng.restore()?;
+        self.stream.rng = state.data_rng.restore()?;
         self.iteration = state.iteration;
         self.generated_tokens = state.generated_tokens;
         self.stream.pool = state.pool;
@@ -346,7 +346,7 @@ impl Trainer {
         let server = match self.remote.as_mut().filter(|r| r.cfg.evaluate) {
             Some(r) => r
                 .generator(&self.policy, &model, self.weights_version, false)
-                .map_err(|e| EngineError::Data(format!("generator: {e}")))?,
+                .map_err(EngineError::Generator)?,
             None => None,
         };
         let generator: &dyn crate::engine::policy::Generator = match &server {

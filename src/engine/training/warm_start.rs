@@ -144,8 +144,8 @@ pub fn prepare_policy(
     data: &RunData,
     sink: &mut dyn Sink,
 ) -> EngineResult<(Policy, String)> {
-    let (device, note) =
-        crate::engine::policy::device::choose(&cfg.policy.device).map_err(EngineError::Config)?;
+    let (device, note) = crate::engine::policy::device::choose(&cfg.policy.device)
+        .map_err(|e| EngineError::Config(e.to_string()))?;
     if let Some(n) = note {
         sink.phase_done(Phase::WarmStart, &n);
     }
@@ -188,7 +188,7 @@ pub fn prepare_policy(
         },
         &mut || shared.borrow_mut().interrupt(Phase::WarmStart) == Interrupt::Stop,
     )?;
-    let bytes = weights_to_bytes(&policy).map_err(EngineError::Data)?;
+    let bytes = weights_to_bytes(&policy)?;
     let desc = serde_json::json!({ "report": report, "config": cfg.warm_start });
     sink.save_warm_start(&key, desc, &bytes)?;
     sink.phase_done(

@@ -40,17 +40,20 @@ impl Unsolved {
     }
 }
 
+/// An `unsolved` value that is not keep, outcome, skip or negative.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value {0:?}; expected keep, outcome, skip or negative")]
+pub struct UnknownUnsolved(pub String);
+
 impl std::str::FromStr for Unsolved {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownUnsolved;
+    fn from_str(s: &str) -> Result<Self, UnknownUnsolved> {
         match s {
             "keep" => Ok(Unsolved::Keep),
             "outcome" => Ok(Unsolved::Outcome),
             "skip" => Ok(Unsolved::Skip),
             "negative" => Ok(Unsolved::Negative),
-            o => Err(format!(
-                "unknown value {o:?}; expected keep, outcome, skip or negative"
-            )),
+            o => Err(UnknownUnsolved(o.to_string())),
         }
     }
 }
@@ -220,7 +223,11 @@ mod tests {
         assert_eq!(a[2], -1.0);
         assert!(a.iter().all(|&x| x < 0.0));
         assert_eq!("negative".parse::<Unsolved>(), Ok(Unsolved::Negative));
-        assert!("both".parse::<Unsolved>().unwrap_err().contains("keep"));
+        assert!("both"
+            .parse::<Unsolved>()
+            .unwrap_err()
+            .to_string()
+            .contains("keep"));
     }
 
     #[test]

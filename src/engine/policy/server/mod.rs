@@ -86,6 +86,66 @@ fn err(msg: String) -> candle_core::Error {
     candle_core::Error::Msg(msg)
 }
 
+/// A generation request the engine did not answer usefully. Inner errors are part of
+/// each message, not a `source()` (a report printing the chain would repeat them).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// `/health` answered with an error status.
+    #[error(
+        "the {} server at {url} answered {status} on /health: is it still loading the model?",
+        .engine.name()
+    )]
+    Loading {
+        engine: Engine,
+        url: String,
+        status: ureq::http::StatusCode,
+    },
+    /// Nothing answers at the URL.
+    #[error(
+        "no {} server answers at {url} ({error}): start it first (see the README, \"Many GPUs: SGLang and vLLM\")",
+        .engine.name()
+    )]
+    Down {
+        engine: Engine,
+        url: String,
+        error: ureq::Error,
+    },
+    #[error("{url}: cannot read the answer: {error}")]
+    Read { url: String, error: ureq::Error },
+    /// A client error status (not retried).
+    #[error("{url} refused the request ({status}): {body}")]
+    Refused {
+        url: String,
+        status: ureq::http::StatusCode,
+        body: String,
+    },
+    #[error("{url} answered with malformed JSON ({error})")]
+    Malformed {
+        url: String,
+        error: serde_json::Error,
+    },
+    /// A server error status (retried).
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: ureq::http::StatusCode,
+        body: String,
+    },
+    /// The request did not get through (retried).
+    #[error("{url}: {error}")]
+    Transport { url: String, error: ureq::Error },
+    /// Every attempt failed; `last` is the last attempt's error.
+    #[error("{last} (after {retries} retries): is the server still running?")]
+    GaveUp {
+        last: Box<ServerError>,
+        retries: u32,
+    },
+    #[error("a request thread panicked")]
+    Panicked,
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+}
+
 impl<'a> ServerGenerator<'a> {
     pub fn new(cfg: ServerConfig, trainer: &'a Qwen2, delimiter_text: Option<String>) -> Self {
         let agent = agent(cfg.timeout);
@@ -129,30 +189,32 @@ impl<'a> ServerGenerator<'a> {
 
     /// Checks that the engine answers at all, before anything is written: a clear error
     /// naming the URL and what to start otherwise.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    pub fn check(&self) -> std::result::Result<(), ServerError> {
         let health = format!("{}/health", self.cfg.url.trim_end_matches('/'));
         match self.agent.get(&health).call() {
             Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!(
-                "the {} server at {} answered {} on /health: is it still loading the model?",
-                self.cfg.engine.name(),
-                self.cfg.url,
-                r.status()
-            )),
-            Err(e) => Err(format!(
-                "no {} server answers at {} ({e}): start it first (see the README, \"Many GPUs: SGLang and vLLM\")",
-                self.cfg.engine.name(),
-                self.cfg.url
-            )),
+            Ok(r) => Err(ServerError::Loading {
+                engine: self.cfg.engine,
+                url: self.cfg.url.clone(),
+                status: r.status(),
+            }),
+            Err(error) => Err(ServerError::Down {
+                engine: self.cfg.engine,
+                url: self.cfg.url.clone(),
+                error,
+            }),
         }
     }
 
     /// One POST with retries; the answer's JSON.
-    fn post(&self, json: &serde_json::Value) -> std::result::Result<serde_json::Value, String> {
+    fn post(
+        &self,
+        json: &serde_json::Value,
+    ) -> std::result::Result<serde_json::Value, ServerError> {
         let url = self.url();
         let text = json.to_string();
         let mut wait = Duration::from_millis(200);
-        let mut last = String::new();
+        let mut last = None;
         for attempt in 0..=self.cfg.retries {
             if attempt > 0 {
                 self.stats.lock().unwrap_or_else(|p| p.into_inner()).retries += 1;
@@ -172,24 +234,36 @@ impl<'a> ServerGenerator<'a> {
                         .with_config()
                         .limit(256 << 20)
                         .read_to_string()
-                        .map_err(|e| format!("{url}: cannot read the answer: {e}"))?;
+                        .map_err(|error| ServerError::Read {
+                            url: url.clone(),
+                            error,
+                        })?;
                     if status.is_server_error() {
-                        last = format!("{url} answered {status}: {body}");
+                        last = Some(ServerError::Status {
+                            url: url.clone(),
+                            status,
+                            body,
+                        });
                         continue;
                     }
                     if !status.is_success() {
-                        return Err(format!("{url} refused the request ({status}): {body}"));
+                        return Err(ServerError::Refused { url, status, body });
                     }
                     return serde_json::from_str(&body)
-                        .map_err(|e| format!("{url} answered with malformed JSON ({e})"));
+                        .map_err(|error| ServerError::Malformed { url, error });
                 }
-                Err(e) => last = format!("{url}: {e}"),
+                Err(error) => {
+                    last = Some(ServerError::Transport {
+                        url: url.clone(),
+                        error,
+                    })
+                }
             }
         }
-        Err(format!(
-            "{last} (after {} retries): is the server still running?",
-            self.cfg.retries
-        ))
+        Err(ServerError::GaveUp {
+            last: Box::new(last.expect("at least one attempt")),
+            retries: self.cfg.retries,
+        })
     }
 
     /// The trainer's log-probabilities and entropies of `tokens` after `context`, at
@@ -341,7 +415,7 @@ impl Generator for ServerGenerator<'_> {
             }
         }
         // Up to max_in_flight requests at once, each on its own thread.
-        let mut answers: Vec<std::result::Result<Vec<Reply>, String>> =
+        let mut answers: Vec<std::result::Result<Vec<Reply>, ServerError>> =
             Vec::with_capacity(asks.len());
         for chunk in asks.chunks(self.cfg.max_in_flight.max(1)) {
             let got: Vec<_> = std::thread::scope(|s| {
@@ -350,16 +424,13 @@ impl Generator for ServerGenerator<'_> {
                     .map(|(_, a)| {
                         s.spawn(move || {
                             let v = self.post(&body(self.cfg.engine, a))?;
-                            parse(self.cfg.engine, &v)
+                            Ok(parse(self.cfg.engine, &v)?)
                         })
                     })
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err("a request thread panicked".into()))
-                    })
+                    .map(|h| h.join().unwrap_or(Err(ServerError::Panicked)))
                     .collect()
             });
             answers.extend(got);
@@ -367,7 +438,7 @@ impl Generator for ServerGenerator<'_> {
         let mut out = Vec::new();
         let mut stats = SampleStats::default();
         for ((i, a), answer) in asks.iter().zip(answers) {
-            let replies = answer.map_err(err)?;
+            let replies = answer.map_err(|e| err(e.to_string()))?;
             if replies.len() != a.copies {
                 return Err(err(format!(
                     "the {} server returned {} completions for a request of {}",

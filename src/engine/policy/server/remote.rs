@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::wire::{self, Engine};
+use super::wire::{self, Engine, WireError};
 use super::{ServerConfig, ServerGenerator};
-use crate::engine::policy::checkpoint::{save_hf, SaveDtype};
+use crate::engine::policy::checkpoint::{save_hf, CheckpointError, SaveDtype};
 use crate::engine::policy::gguf::save_gguf;
 use crate::engine::policy::{Policy, Qwen2};
 
@@ -91,9 +91,125 @@ impl Default for GeneratorConfig {
     }
 }
 
+/// What went wrong with the engine the trainer generates on: its flag, its settings,
+/// reaching it, or making it serve new weights. Inner errors are part of each message,
+/// not a `source()` (a report printing the chain would repeat them).
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    /// `--generator KIND`: an unknown kind.
+    #[error(
+        "--generator {kind:?}: expected candle, sglang, vllm or llamacpp, optionally \
+         with =URL (e.g. --generator vllm=http://127.0.0.1:8000)"
+    )]
+    UnknownKind { kind: String },
+    /// `--generator KIND=URL`: a URL that is not `http://HOST:PORT`.
+    #[error(
+        "--generator {flag:?}: the URL must be http://HOST:PORT (e.g. http://127.0.0.1:30000)"
+    )]
+    FlagUrl { flag: String },
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// The server's `/health` answered with an error status.
+    #[error("{url} answered {status}: is {server} still loading the model?")]
+    Loading {
+        url: String,
+        /// "SGLang" or "vLLM".
+        server: &'static str,
+        status: ureq::http::StatusCode,
+    },
+    /// Nothing answers at `generator.url`.
+    #[error(
+        "no {server} server answers at {url} ({error}): start it first (README, \"Many GPUs: SGLang and vLLM\"), or set generator.url"
+    )]
+    Down {
+        server: &'static str,
+        url: String,
+        error: ureq::Error,
+    },
+    /// The engine has no version endpoint: older than arbor needs.
+    #[error(
+        "{url}: {error}: an engine without this endpoint is older than arbor needs ({} {} or newer)",
+        .engine.name(),
+        .engine.min_version().0
+    )]
+    NoVersion {
+        url: String,
+        engine: Engine,
+        error: ureq::Error,
+    },
+    #[error("{url} answered something that is not JSON ({error})")]
+    NotJson {
+        url: String,
+        error: serde_json::Error,
+    },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// A weight-reload request did not get through.
+    #[error("{url}: {error}: is the server still running?")]
+    Unreachable { url: String, error: ureq::Error },
+    /// A weight-reload request answered with an error status.
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: ureq::http::StatusCode,
+        body: String,
+    },
+    #[error("SGLang refused the new weights: {answer}")]
+    WeightsRefused { answer: serde_json::Value },
+    #[error("generator.kind is candle")]
+    Candle,
+    #[error("generator.weights_dir {}: {error}", .dir.display())]
+    WeightsDir { dir: PathBuf, error: std::io::Error },
+    #[error("{}: {error}", .path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The weights could not be written for the engine.
+    #[error("{0}")]
+    Save(CheckpointError),
+    #[error("generator.serve_cmd is empty")]
+    EmptyServeCmd,
+    #[error("generator.serve_cmd {program:?}: {error}")]
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
+    #[error("generator.serve_cmd exited ({status}) before serving: run it by hand to see why")]
+    ServeExited { status: std::process::ExitStatus },
+    #[error("{url} did not answer within {seconds}s")]
+    NotHealthy { url: String, seconds: u64 },
+}
+
+/// A `[generator]` setting refused by [`GeneratorConfig::validate`]: the key, and what is
+/// wrong with it (the message is the key, a space, then the problem).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key} {problem}")]
+pub struct SettingError {
+    pub key: &'static str,
+    pub problem: SettingProblem,
+}
+
+/// What is wrong with a `[generator]` setting.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingProblem {
+    #[error("= {0:?}: expected http://HOST:PORT (plain HTTP on a local or trusted network)")]
+    NotHostPort(String),
+    #[error("must be at least 1")]
+    AtLeastOne,
+    #[error("must be a positive number")]
+    NotPositive,
+    #[error(
+        "must be set for llamacpp and contain {{model}}, e.g. \
+         \"llama-server -m {{model}} --port {{port}} -c 4096\": llama-server cannot \
+         reload weights, so arbor runs it and restarts it on every new version"
+    )]
+    ServeCmd,
+}
+
 /// `--generator KIND[=URL]` (`vllm=http://gpu1:8000`, `llamacpp`, `candle`): the engine
 /// and, where given, its URL.
-pub fn parse_generator_flag(s: &str) -> Result<(GeneratorKind, Option<String>), String> {
+pub fn parse_generator_flag(s: &str) -> Result<(GeneratorKind, Option<String>), GeneratorError> {
     let (kind, url) = match s.split_once('=') {
         Some((k, u)) => (k, Some(u.to_string())),
         None => (s, None),
@@ -104,17 +220,16 @@ pub fn parse_generator_flag(s: &str) -> Result<(GeneratorKind, Option<String>), 
         "vllm" => GeneratorKind::Vllm,
         "llamacpp" => GeneratorKind::Llamacpp,
         other => {
-            return Err(format!(
-                "--generator {other:?}: expected candle, sglang, vllm or llamacpp, optionally \
-                 with =URL (e.g. --generator vllm=http://127.0.0.1:8000)"
-            ))
+            return Err(GeneratorError::UnknownKind {
+                kind: other.to_string(),
+            })
         }
     };
     if let Some(u) = &url {
         if port_of(u).is_none() {
-            return Err(format!(
-                "--generator {s:?}: the URL must be http://HOST:PORT (e.g. http://127.0.0.1:30000)"
-            ));
+            return Err(GeneratorError::FlagUrl {
+                flag: s.to_string(),
+            });
         }
     }
     Ok((kind, url))
@@ -128,37 +243,33 @@ pub fn port_of(url: &str) -> Option<u16> {
 }
 
 impl GeneratorConfig {
-    /// Checks the settings (the messages name the key).
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the settings (the errors name the key).
+    pub fn validate(&self) -> Result<(), SettingError> {
         if self.kind == GeneratorKind::Candle {
             return Ok(());
         }
+        let refuse = |key, problem| Err(SettingError { key, problem });
         if port_of(&self.url).is_none() {
-            return Err(format!(
-                "generator.url = {:?}: expected http://HOST:PORT (plain HTTP on a local or trusted network)",
-                self.url
-            ));
+            return refuse(
+                "generator.url",
+                SettingProblem::NotHostPort(self.url.clone()),
+            );
         }
         if self.max_in_flight == 0 {
-            return Err("generator.max_in_flight must be at least 1".into());
+            return refuse("generator.max_in_flight", SettingProblem::AtLeastOne);
         }
         if !(self.timeout_seconds.is_finite() && self.timeout_seconds > 0.0) {
-            return Err("generator.timeout_seconds must be a positive number".into());
+            return refuse("generator.timeout_seconds", SettingProblem::NotPositive);
         }
         if self.kind == GeneratorKind::Llamacpp && !self.serve_cmd.contains("{model}") {
-            return Err(
-                "generator.serve_cmd must be set for llamacpp and contain {model}, e.g. \
-                 \"llama-server -m {model} --port {port} -c 4096\": llama-server cannot \
-                 reload weights, so arbor runs it and restarts it on every new version"
-                    .into(),
-            );
+            return refuse("generator.serve_cmd", SettingProblem::ServeCmd);
         }
         Ok(())
     }
 
     /// Checks, before anything is written, that a server the user runs (SGLang, vLLM)
     /// answers; a llama-server is started by arbor itself at the first generation.
-    pub fn reachable(&self) -> Result<(), String> {
+    pub fn reachable(&self) -> Result<(), GeneratorError> {
         if !matches!(self.kind, GeneratorKind::Sglang | GeneratorKind::Vllm) {
             return Ok(());
         }
@@ -172,15 +283,19 @@ impl GeneratorConfig {
         match agent.get(&url).call() {
             Ok(r) if r.status().is_success() => {}
             Ok(r) => {
-                return Err(format!(
-                    "{url} answered {}: is {name} still loading the model?",
-                    r.status()
-                ))
+                return Err(GeneratorError::Loading {
+                    url,
+                    server: name,
+                    status: r.status(),
+                })
             }
-            Err(e) => return Err(format!(
-                "no {name} server answers at {} ({e}): start it first (README, \"Many GPUs: SGLang and vLLM\"), or set generator.url",
-                self.url
-            )),
+            Err(error) => {
+                return Err(GeneratorError::Down {
+                    server: name,
+                    url: self.url.clone(),
+                    error,
+                })
+            }
         }
         engine_version(
             &agent,
@@ -191,7 +306,7 @@ impl GeneratorConfig {
     }
 
     /// Applies `--generator KIND[=URL]` ([`parse_generator_flag`]).
-    pub fn apply_flag(&mut self, flag: &str) -> Result<(), String> {
+    pub fn apply_flag(&mut self, flag: &str) -> Result<(), GeneratorError> {
         let (kind, url) = parse_generator_flag(flag)?;
         self.kind = kind;
         if let Some(u) = url {
@@ -214,18 +329,19 @@ impl GeneratorConfig {
 
 /// Asks the engine its version ([`wire::version`]) and refuses one too old for the
 /// fields arbor needs.
-pub fn engine_version(agent: &ureq::Agent, base: &str, engine: Engine) -> Result<String, String> {
+pub fn engine_version(
+    agent: &ureq::Agent,
+    base: &str,
+    engine: Engine,
+) -> Result<String, GeneratorError> {
     let url = format!("{}{}", base.trim_end_matches('/'), engine.version_path());
-    let mut r = agent.get(&url).call().map_err(|e| {
-        format!(
-            "{url}: {e}: an engine without this endpoint is older than arbor needs ({} {} or newer)",
-            engine.name(),
-            engine.min_version().0
-        )
-    })?;
+    let mut r = match agent.get(&url).call() {
+        Ok(r) => r,
+        Err(error) => return Err(GeneratorError::NoVersion { url, engine, error }),
+    };
     let text = r.body_mut().read_to_string().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{url} answered something that is not JSON ({e})"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|error| GeneratorError::NotJson { url, error })?;
     let found = wire::version(engine, &v)?;
     wire::check_version(engine, &found)?;
     Ok(found)
@@ -268,31 +384,40 @@ impl Remote {
         }
     }
 
-    fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, GeneratorError> {
         let url = format!("{}{path}", self.cfg.url.trim_end_matches('/'));
-        let mut r = self
+        let sent = self
             .agent
             .post(&url)
             .header("Content-Type", "application/json")
-            .send(body.to_string().as_str())
-            .map_err(|e| format!("{url}: {e}: is the server still running?"))?;
+            .send(body.to_string().as_str());
+        let mut r = match sent {
+            Ok(r) => r,
+            Err(error) => return Err(GeneratorError::Unreachable { url, error }),
+        };
         let status = r.status();
         let text = r.body_mut().read_to_string().unwrap_or_default();
         if !status.is_success() {
-            return Err(format!("{url} answered {status}: {text}"));
+            return Err(GeneratorError::Status {
+                url,
+                status,
+                body: text,
+            });
         }
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 
-    fn wait_healthy(&mut self, within: Duration) -> Result<(), String> {
+    fn wait_healthy(&mut self, within: Duration) -> Result<(), GeneratorError> {
         let url = format!("{}/health", self.cfg.url.trim_end_matches('/'));
         let start = Instant::now();
         loop {
             if let Some(c) = self.process.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    return Err(format!(
-                        "generator.serve_cmd exited ({status}) before serving: run it by hand to see why"
-                    ));
+                    return Err(GeneratorError::ServeExited { status });
                 }
             }
             if let Ok(r) = self.agent.get(&url).call() {
@@ -301,7 +426,10 @@ impl Remote {
                 }
             }
             if start.elapsed() > within {
-                return Err(format!("{url} did not answer within {}s", within.as_secs()));
+                return Err(GeneratorError::NotHealthy {
+                    url,
+                    seconds: within.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -328,7 +456,7 @@ impl Remote {
         trainer: &'a Qwen2,
         version: u64,
         allow_stale: bool,
-    ) -> Result<Option<ServerGenerator<'a>>, String> {
+    ) -> Result<Option<ServerGenerator<'a>>, GeneratorError> {
         self.sync(policy, version, allow_stale)?;
         let tok = &policy.tokenizer;
         let delimiter = tok.newline().map(|t| tok.decode(&[t]));
@@ -341,30 +469,43 @@ impl Remote {
     /// Makes the engine serve `version` of `policy`, unless it already serves a version
     /// recent enough ([`Remote::serves_well_enough`]): training samples may come from a
     /// version up to `max_stale_versions` old (`allow_stale`), evaluations never.
-    pub fn sync(&mut self, policy: &Policy, version: u64, allow_stale: bool) -> Result<(), String> {
+    pub fn sync(
+        &mut self,
+        policy: &Policy,
+        version: u64,
+        allow_stale: bool,
+    ) -> Result<(), GeneratorError> {
         if self.serves_well_enough(version, allow_stale) {
             return Ok(());
         }
         if self.engine_version.is_none() && self.cfg.kind != GeneratorKind::Llamacpp {
-            let engine = self.cfg.kind.engine().ok_or("generator.kind is candle")?;
+            let engine = self.cfg.kind.engine().ok_or(GeneratorError::Candle)?;
             self.engine_version = Some(engine_version(&self.agent, &self.cfg.url, engine)?);
         }
         let dir = self.cfg.weights_dir.clone();
         let dir = &dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("generator.weights_dir {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|error| GeneratorError::WeightsDir {
+            dir: dir.clone(),
+            error,
+        })?;
         let name = format!("v{version:06}");
         let tmp = dir.join(format!(".{name}.tmp"));
         let done = dir.join(&name);
         let _ = std::fs::remove_dir_all(&tmp);
         let _ = std::fs::remove_dir_all(&done);
-        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::create_dir_all(&tmp).map_err(|error| GeneratorError::Io {
+            path: tmp.clone(),
+            error,
+        })?;
         match self.cfg.kind {
             GeneratorKind::Llamacpp => save_gguf(policy, &tmp.join("policy.gguf"), SaveDtype::F32),
             _ => save_hf(policy, &tmp, SaveDtype::F32),
         }
-        .map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, &done).map_err(|e| format!("{}: {e}", done.display()))?;
+        .map_err(GeneratorError::Save)?;
+        std::fs::rename(&tmp, &done).map_err(|error| GeneratorError::Io {
+            path: done.clone(),
+            error,
+        })?;
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -377,7 +518,7 @@ impl Remote {
                     serde_json::json!({ "model_path": path }),
                 )?;
                 if v.get("success").and_then(|s| s.as_bool()) == Some(false) {
-                    return Err(format!("SGLang refused the new weights: {v}"));
+                    return Err(GeneratorError::WeightsRefused { answer: v });
                 }
             }
             GeneratorKind::Vllm => {
@@ -402,14 +543,17 @@ impl Remote {
                     .replace("{model}", &path.join("policy.gguf").display().to_string())
                     .replace("{port}", &port);
                 let mut words = cmd.split_whitespace();
-                let prog = words.next().ok_or("generator.serve_cmd is empty")?;
+                let prog = words.next().ok_or(GeneratorError::EmptyServeCmd)?;
                 let child = Command::new(prog)
                     .args(words)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
-                    .map_err(|e| format!("generator.serve_cmd {prog:?}: {e}"))?;
+                    .map_err(|error| GeneratorError::Spawn {
+                        program: prog.to_string(),
+                        error,
+                    })?;
                 self.process = Some(child);
                 self.wait_healthy(Duration::from_secs(120))?;
                 self.engine_version = Some(engine_version(
@@ -468,15 +612,24 @@ mod tests {
             c.validate()
         };
         assert!(g(|_| {}).is_ok());
-        assert!(g(|c| c.url = "localhost".into())
-            .unwrap_err()
-            .contains("generator.url"));
-        assert!(g(|c| c.max_in_flight = 0)
-            .unwrap_err()
-            .contains("generator.max_in_flight"));
-        assert!(g(|c| c.kind = GeneratorKind::Llamacpp)
-            .unwrap_err()
-            .contains("generator.serve_cmd"));
+        let e = g(|c| c.url = "localhost".into()).unwrap_err();
+        assert_eq!(e.key, "generator.url");
+        assert_eq!(
+            e.to_string(),
+            "generator.url = \"localhost\": expected http://HOST:PORT (plain HTTP on a local or trusted network)"
+        );
+        let e = g(|c| c.max_in_flight = 0).unwrap_err();
+        assert_eq!(e.to_string(), "generator.max_in_flight must be at least 1");
+        let e = g(|c| c.timeout_seconds = 0.0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "generator.timeout_seconds must be a positive number"
+        );
+        let e = g(|c| c.kind = GeneratorKind::Llamacpp).unwrap_err();
+        assert_eq!(e.key, "generator.serve_cmd");
+        assert!(e.to_string().starts_with(
+            "generator.serve_cmd must be set for llamacpp and contain {model}, e.g. \"llama-server -m {model} --port {port} -c 4096\""
+        ));
         assert_eq!(port_of("http://127.0.0.1:8080/x"), Some(8080));
         assert_eq!(
             parse_generator_flag("vllm=http://gpu1:8000").unwrap(),
@@ -486,11 +639,17 @@ mod tests {
             parse_generator_flag("llamacpp").unwrap(),
             (GeneratorKind::Llamacpp, None)
         );
+        assert!(matches!(
+            parse_generator_flag("tgi"),
+            Err(GeneratorError::UnknownKind { kind }) if kind == "tgi"
+        ));
         assert!(parse_generator_flag("tgi")
             .unwrap_err()
+            .to_string()
             .contains("expected candle"));
         assert!(parse_generator_flag("sglang=gpu1")
             .unwrap_err()
+            .to_string()
             .contains("http://HOST:PORT"));
         assert_eq!(port_of("https://h:1"), None);
     }

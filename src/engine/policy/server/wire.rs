@@ -64,9 +64,31 @@ impl Engine {
     }
 }
 
+/// An engine's answer arbor cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The answer lacks a field arbor reads, or holds the wrong kind of value there.
+    #[error("{} answered something arbor cannot read: {what}", .engine.name())]
+    Unreadable { engine: Engine, what: String },
+    /// The engine answered with an `error` object.
+    #[error("{} refused the request: {error}", .engine.name())]
+    Refused { engine: Engine, error: Value },
+    /// Older than [`Engine::min_version`].
+    #[error(
+        "{} {found} is too old: arbor needs {min} or newer ({why}); upgrade the engine",
+        .engine.name()
+    )]
+    TooOld {
+        engine: Engine,
+        found: String,
+        min: &'static str,
+        why: &'static str,
+    },
+}
+
 /// The version an engine reports at [`Engine::version_path`]: SGLang's and vLLM's
 /// `version`, llama.cpp's `build_info` (`b4400-1a2b3c4`).
-pub fn version(engine: Engine, v: &Value) -> Result<String, String> {
+pub fn version(engine: Engine, v: &Value) -> Result<String, WireError> {
     let field = match engine {
         Engine::Llamacpp => "build_info",
         _ => "version",
@@ -98,7 +120,7 @@ fn numbers(v: &str) -> Vec<u64> {
 /// A llama.cpp built without its git history says `b1-unknown` (or `unknown`): its
 /// age cannot be told, so it is let through (the answers are still checked field by
 /// field).
-pub fn check_version(engine: Engine, found: &str) -> Result<(), String> {
+pub fn check_version(engine: Engine, found: &str) -> Result<(), WireError> {
     let (min, why) = engine.min_version();
     let found_head = match engine {
         Engine::Llamacpp if found.contains("unknown") => return Ok(()),
@@ -113,10 +135,12 @@ pub fn check_version(engine: Engine, found: &str) -> Result<(), String> {
         ));
     }
     if have < numbers(min) {
-        return Err(format!(
-            "{} {found} is too old: arbor needs {min} or newer ({why}); upgrade the engine",
-            engine.name()
-        ));
+        return Err(WireError::TooOld {
+            engine,
+            found: found.to_string(),
+            min,
+            why,
+        });
     }
     Ok(())
 }
@@ -244,14 +268,14 @@ pub fn body(engine: Engine, a: &Ask) -> Value {
     }
 }
 
-fn bad(engine: Engine, what: impl std::fmt::Display) -> String {
-    format!(
-        "{} answered something arbor cannot read: {what}",
-        engine.name()
-    )
+fn bad(engine: Engine, what: impl std::fmt::Display) -> WireError {
+    WireError::Unreadable {
+        engine,
+        what: what.to_string(),
+    }
 }
 
-fn ids(engine: Engine, v: &Value, field: &str) -> Result<Vec<u32>, String> {
+fn ids(engine: Engine, v: &Value, field: &str) -> Result<Vec<u32>, WireError> {
     let a = v
         .get(field)
         .and_then(Value::as_array)
@@ -273,9 +297,12 @@ fn list(v: &Value) -> Vec<&Value> {
 }
 
 /// Reads an engine's answer to [`body`]: one reply per completion.
-pub fn parse(engine: Engine, v: &Value) -> Result<Vec<Reply>, String> {
+pub fn parse(engine: Engine, v: &Value) -> Result<Vec<Reply>, WireError> {
     if let Some(e) = v.get("error") {
-        return Err(format!("{} refused the request: {e}", engine.name()));
+        return Err(WireError::Refused {
+            engine,
+            error: e.clone(),
+        });
     }
     match engine {
         Engine::Sglang => list(v)

@@ -16,14 +16,54 @@ pub enum DataError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} line {line}: {message}")]
+    // The line's error is part of the message, so it is not also a `source()`: a
+    // report that prints the chain ("{:#}") would print it twice.
+    #[error("{path} line {line}: {error}")]
     Line {
         path: PathBuf,
         line: usize,
-        message: String,
+        error: LineError,
     },
     #[error("{0}: no problems in the file")]
     Empty(PathBuf),
+}
+
+/// What is wrong with one line of a problem file (Countdown's or math's), naming the
+/// field at fault; [`DataError::Line`] adds the file and the line number.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("invalid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("expected a JSON object, found {found}")]
+    NotAnObject { found: String },
+    #[error("missing field \"{field}\"")]
+    Missing { field: &'static str },
+    #[error("field \"{field}\": expected {expected}, found {found}")]
+    Type {
+        field: &'static str,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("field \"{field}\": empty")]
+    Empty { field: &'static str },
+    #[error("field \"nums\": {count} numbers, at most {MAX_NUMBERS} are supported")]
+    TooManyNumbers { count: usize },
+    #[error("field \"{field}\": {value} is negative (Countdown {what} are non-negative integers)")]
+    Negative {
+        field: &'static str,
+        value: i64,
+        /// "targets" or "numbers".
+        what: &'static str,
+    },
+    /// A math answer given as a number JSON cannot keep exactly.
+    #[error("field \"answer\": the number {text} cannot be read exactly; write it as a string")]
+    InexactNumber { text: String },
+    /// A math answer that Minerva's normalisation deletes.
+    #[error(
+        "field \"answer\": {answer:?} is empty once normalised (Minerva's rules delete \
+         it), so no completion could match it"
+    )]
+    EmptyOnceNormalised { answer: String },
 }
 
 fn describe(v: &Value) -> String {
@@ -38,56 +78,60 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| format!("expected a JSON object, found {}", describe(&v)))?;
-    let nums_v = obj.get("nums").ok_or("missing field \"nums\"")?;
+fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, LineError> {
+    let v: Value = serde_json::from_str(text).map_err(LineError::Json)?;
+    let obj = v.as_object().ok_or_else(|| LineError::NotAnObject {
+        found: describe(&v),
+    })?;
+    let nums_v = obj
+        .get("nums")
+        .ok_or(LineError::Missing { field: "nums" })?;
     let nums: Vec<i64> = nums_v
         .as_array()
         .and_then(|a| a.iter().map(|x| x.as_i64()).collect::<Option<Vec<_>>>())
-        .ok_or_else(|| {
-            format!(
-                "field \"nums\": expected an array of integers, found {}",
-                describe(nums_v)
-            )
+        .ok_or_else(|| LineError::Type {
+            field: "nums",
+            expected: "an array of integers",
+            found: describe(nums_v),
         })?;
     if nums.is_empty() {
-        return Err("field \"nums\": empty".into());
+        return Err(LineError::Empty { field: "nums" });
     }
     if nums.len() > MAX_NUMBERS {
-        return Err(format!(
-            "field \"nums\": {} numbers, at most {MAX_NUMBERS} are supported",
-            nums.len()
-        ));
+        return Err(LineError::TooManyNumbers { count: nums.len() });
     }
-    let t = obj.get("target").ok_or("missing field \"target\"")?;
-    let target = t.as_i64().ok_or_else(|| {
-        format!(
-            "field \"target\": expected an integer, found {}",
-            describe(t)
-        )
+    let t = obj
+        .get("target")
+        .ok_or(LineError::Missing { field: "target" })?;
+    let target = t.as_i64().ok_or_else(|| LineError::Type {
+        field: "target",
+        expected: "an integer",
+        found: describe(t),
     })?;
     if target < 0 {
-        return Err(format!(
-            "field \"target\": {target} is negative (Countdown targets are non-negative integers)"
-        ));
+        return Err(LineError::Negative {
+            field: "target",
+            value: target,
+            what: "targets",
+        });
     }
-    if let Some(n) = nums.iter().find(|&&n| n < 0) {
-        return Err(format!(
-            "field \"nums\": {n} is negative (Countdown numbers are non-negative integers)"
-        ));
+    if let Some(&n) = nums.iter().find(|&&n| n < 0) {
+        return Err(LineError::Negative {
+            field: "nums",
+            value: n,
+            what: "numbers",
+        });
     }
     let id = match obj.get("id") {
         None | Some(Value::Null) => format!("{stem}-{line}"),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(other) => {
-            return Err(format!(
-                "field \"id\": expected a string, found {}",
-                describe(other)
-            ))
+            return Err(LineError::Type {
+                field: "id",
+                expected: "a string",
+                found: describe(other),
+            })
         }
     };
     let opt_str = |k: &str| obj.get(k).and_then(|x| x.as_str()).map(str::to_string);
@@ -115,7 +159,7 @@ pub fn load_jsonl(path: &Path) -> Result<Vec<Problem>, DataError> {
 /// empty file is refused. Shared by the Countdown and math loaders.
 pub fn load_problems(
     path: &Path,
-    parse: impl Fn(&str, &str, usize) -> Result<Problem, String>,
+    parse: impl Fn(&str, &str, usize) -> Result<Problem, LineError>,
 ) -> Result<Vec<Problem>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
@@ -130,10 +174,10 @@ pub fn load_problems(
         if l.trim().is_empty() {
             continue;
         }
-        let p = parse(l, &stem, i + 1).map_err(|message| DataError::Line {
+        let p = parse(l, &stem, i + 1).map_err(|error| DataError::Line {
             path: path.to_path_buf(),
             line: i + 1,
-            message,
+            error,
         })?;
         out.push(p);
     }

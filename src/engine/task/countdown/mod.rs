@@ -17,13 +17,13 @@ pub mod verifier;
 #[cfg(test)]
 mod properties;
 
-pub use data::{load_jsonl, write_jsonl, DataError};
+pub use data::{load_jsonl, write_jsonl, DataError, LineError};
 pub use generator::{generate, GenerateError, Split};
 pub use held_out::{generate_held_out, HeldOutSplit};
 pub use preset::{Preset, PresetError, TargetChoice};
 pub use problem::Problem;
 pub use rational::Rational;
-pub use reward::{reward, RewardKind};
+pub use reward::{reward, RewardKind, UnknownReward};
 pub use rules::{Rules, UseRule};
 pub use solver::{solve, SolutionInfo, Solutions};
 pub use trace::random_trace;

@@ -15,16 +15,19 @@ pub enum RewardKind {
     Dense,
 }
 
+/// A reward name that is not one of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown reward {0:?}; valid rewards: binary, tinyzero, dense")]
+pub struct UnknownReward(pub String);
+
 impl std::str::FromStr for RewardKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownReward;
+    fn from_str(s: &str) -> Result<Self, UnknownReward> {
         match s {
             "binary" => Ok(RewardKind::Binary),
             "tinyzero" => Ok(RewardKind::Tinyzero),
             "dense" => Ok(RewardKind::Dense),
-            _ => Err(format!(
-                "unknown reward {s:?}; valid rewards: binary, tinyzero, dense"
-            )),
+            _ => Err(UnknownReward(s.to_string())),
         }
     }
 }
@@ -96,6 +99,10 @@ mod tests {
             -1.0
         );
         assert_eq!("dense".parse::<RewardKind>(), Ok(RewardKind::Dense));
-        assert!("x".parse::<RewardKind>().unwrap_err().contains("binary"));
+        assert!("x"
+            .parse::<RewardKind>()
+            .unwrap_err()
+            .to_string()
+            .contains("binary"));
     }
 }

@@ -7,28 +7,29 @@ use serde_json::{Map, Value};
 
 use super::normalize::normalize_final_answer;
 use crate::engine::task::countdown::data::load_problems;
-use crate::engine::task::countdown::{DataError, Problem};
+use crate::engine::task::countdown::{DataError, LineError, Problem};
 
 /// Loads a math JSONL file.
 pub fn load_math_jsonl(path: &Path) -> Result<Vec<Problem>, DataError> {
     load_problems(path, parse_line)
 }
 
-fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| format!("expected a JSON object, found {}", kind(&v)))?;
+fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, LineError> {
+    let v: Value = serde_json::from_str(text).map_err(LineError::Json)?;
+    let obj = v.as_object().ok_or_else(|| LineError::NotAnObject {
+        found: kind(&v).into(),
+    })?;
     let question = match obj.get("problem") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::String(_)) => return Err("field \"problem\": empty".into()),
+        Some(Value::String(_)) => return Err(LineError::Empty { field: "problem" }),
         Some(other) => {
-            return Err(format!(
-                "field \"problem\": expected a string, found {}",
-                kind(other)
-            ))
+            return Err(LineError::Type {
+                field: "problem",
+                expected: "a string",
+                found: kind(other).into(),
+            })
         }
-        None => return Err("missing field \"problem\"".into()),
+        None => return Err(LineError::Missing { field: "problem" }),
     };
     let answer = answer(obj)?;
     let id = match obj.get("id") {
@@ -36,10 +37,11 @@ fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, String> {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(other) => {
-            return Err(format!(
-                "field \"id\": expected a string or a number, found {}",
-                kind(other)
-            ))
+            return Err(LineError::Type {
+                field: "id",
+                expected: "a string or a number",
+                found: kind(other).into(),
+            })
         }
     };
     Ok(Problem::math(id, question, answer))
@@ -47,35 +49,30 @@ fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, String> {
 
 /// The ground truth as text. A number is taken as JSON wrote it, unless JSON could not
 /// keep it exactly (beyond 64-bit integers, or an exponent): then it must be a string.
-fn answer(obj: &Map<String, Value>) -> Result<String, String> {
+fn answer(obj: &Map<String, Value>) -> Result<String, LineError> {
     let answer = match obj.get("answer") {
         Some(Value::String(s)) => s.trim().to_string(),
         Some(Value::Number(n)) => {
             let text = n.to_string();
             if text.contains(['e', 'E']) {
-                return Err(format!(
-                    "field \"answer\": the number {text} cannot be read exactly; \
-                     write it as a string"
-                ));
+                return Err(LineError::InexactNumber { text });
             }
             text
         }
         Some(other) => {
-            return Err(format!(
-                "field \"answer\": expected a string or a number, found {}",
-                kind(other)
-            ))
+            return Err(LineError::Type {
+                field: "answer",
+                expected: "a string or a number",
+                found: kind(other).into(),
+            })
         }
-        None => return Err("missing field \"answer\"".into()),
+        None => return Err(LineError::Missing { field: "answer" }),
     };
     if answer.is_empty() {
-        return Err("field \"answer\": empty".into());
+        return Err(LineError::Empty { field: "answer" });
     }
     if normalize_final_answer(&answer).is_empty() {
-        return Err(format!(
-            "field \"answer\": {answer:?} is empty once normalised (Minerva's rules delete \
-             it), so no completion could match it"
-        ));
+        return Err(LineError::EmptyOnceNormalised { answer });
     }
     Ok(answer)
 }
@@ -95,11 +92,11 @@ fn kind(v: &Value) -> &'static str {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Vec<Problem>, String> {
+    fn load(text: &str) -> Result<Vec<Problem>, DataError> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("train.jsonl");
         std::fs::write(&p, text).unwrap();
-        load_math_jsonl(&p).map_err(|e| e.to_string())
+        load_math_jsonl(&p)
     }
 
     #[test]
@@ -165,11 +162,14 @@ mod tests {
             ("{\"problem\": \"p\", ", "invalid JSON"),
         ];
         for (line, want) in cases {
-            let e = load(&format!("{ok}\n{line}\n")).unwrap_err();
+            let e = load(&format!("{ok}\n{line}\n")).unwrap_err().to_string();
             assert!(e.contains("train.jsonl line 3: "), "{e}");
             assert!(e.contains(want), "{line}: {e}");
         }
-        assert!(load("\n\n").unwrap_err().contains("no problems"));
+        assert!(load("\n\n")
+            .unwrap_err()
+            .to_string()
+            .contains("no problems"));
         let missing = load_math_jsonl(Path::new("/nonexistent/m.jsonl")).unwrap_err();
         assert!(
             missing.to_string().contains("/nonexistent/m.jsonl"),

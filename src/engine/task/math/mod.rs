@@ -20,6 +20,6 @@ pub use boxed::{last_boxed, TAIL_CHARS};
 pub use data::load_math_jsonl;
 pub use lenient::normalize_lenient;
 pub use normalize::normalize_final_answer;
-pub use verifier::{verify, MathVerifier, Verdict};
+pub use verifier::{verify, MathVerifier, UnknownVerifier, Verdict};
 // The names the task (`engine::task`) and the fuzz target import.
 pub use verifier::{verify as check_answer, Verdict as MathVerdict};

@@ -63,15 +63,18 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+/// A math verifier name that is neither `minerva` nor `lenient`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown math verifier {0:?}; expected minerva or lenient")]
+pub struct UnknownVerifier(pub String);
+
 impl std::str::FromStr for MathVerifier {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownVerifier;
+    fn from_str(s: &str) -> Result<Self, UnknownVerifier> {
         match s {
             "minerva" => Ok(MathVerifier::Minerva),
             "lenient" => Ok(MathVerifier::Lenient),
-            o => Err(format!(
-                "unknown math verifier {o:?}; expected minerva or lenient"
-            )),
+            o => Err(UnknownVerifier(o.to_string())),
         }
     }
 }
@@ -198,7 +201,7 @@ mod tests {
     fn verifier_names_parse() {
         assert_eq!("minerva".parse(), Ok(MathVerifier::Minerva));
         assert_eq!("lenient".parse(), Ok(MathVerifier::Lenient));
-        let e = "strict".parse::<MathVerifier>().unwrap_err();
+        let e = "strict".parse::<MathVerifier>().unwrap_err().to_string();
         assert!(e.contains("minerva or lenient"), "{e}");
     }
 }

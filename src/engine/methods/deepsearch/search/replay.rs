@@ -28,8 +28,27 @@ pub struct ReplayStep {
     pub state: Vec<Option<(f64, u32)>>,
 }
 
+/// Why a stored tree cannot be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("this tree stores no expansion order (written before schema 3, or not a search tree)")]
+    NoExpansionOrder,
+    #[error("expansion order has a gap at {at} (node {node} says {says:?})")]
+    Gap {
+        at: usize,
+        node: u32,
+        says: Option<u32>,
+    },
+    #[error("node {node}'s parent links form a cycle")]
+    Cycle { node: u32 },
+}
+
 /// The steps of a searched tree, or an explanation of why it cannot be replayed.
-pub fn replay(t: &TreeRecord, gamma_min: f64, rule: BackupRule) -> Result<Vec<ReplayStep>, String> {
+pub fn replay(
+    t: &TreeRecord,
+    gamma_min: f64,
+    rule: BackupRule,
+) -> Result<Vec<ReplayStep>, ReplayError> {
     let len = t.nodes.iter().map(|n| n.id as usize + 1).max().unwrap_or(0);
     let mut by_id: Vec<Option<&NodeRecord>> = vec![None; len];
     // Children by parent, in creation order. Padded samples (recorded, never picked)
@@ -47,10 +66,7 @@ pub fn replay(t: &TreeRecord, gamma_min: f64, rule: BackupRule) -> Result<Vec<Re
     let mut expanded: Vec<&NodeRecord> =
         t.nodes.iter().filter(|n| n.expanded_at.is_some()).collect();
     if expanded.is_empty() {
-        return Err(
-            "this tree stores no expansion order (written before schema 3, or not a search tree)"
-                .into(),
-        );
+        return Err(ReplayError::NoExpansionOrder);
     }
     expanded.sort_by_key(|n| n.expanded_at);
     let mut state: Vec<Option<(f64, u32)>> = vec![None; len];
@@ -58,10 +74,11 @@ pub fn replay(t: &TreeRecord, gamma_min: f64, rule: BackupRule) -> Result<Vec<Re
     let mut steps = Vec::with_capacity(expanded.len());
     for (k, e) in expanded.iter().enumerate() {
         if e.expanded_at != Some(k as u32) {
-            return Err(format!(
-                "expansion order has a gap at {k} (node {} says {:?})",
-                e.id, e.expanded_at
-            ));
+            return Err(ReplayError::Gap {
+                at: k,
+                node: e.id,
+                says: e.expanded_at,
+            });
         }
         let children = kids[e.id as usize].clone();
         for &c in &children {
@@ -98,7 +115,7 @@ pub fn replay(t: &TreeRecord, gamma_min: f64, rule: BackupRule) -> Result<Vec<Re
 }
 
 /// Root..id by parent links.
-fn path_to(by_id: &[Option<&NodeRecord>], id: u32) -> Result<Vec<u32>, String> {
+fn path_to(by_id: &[Option<&NodeRecord>], id: u32) -> Result<Vec<u32>, ReplayError> {
     let mut path = vec![id];
     let mut cur = id;
     while let Some(p) = by_id
@@ -108,7 +125,7 @@ fn path_to(by_id: &[Option<&NodeRecord>], id: u32) -> Result<Vec<u32>, String> {
         .and_then(|n| n.parent)
     {
         if path.len() > by_id.len() {
-            return Err(format!("node {id}'s parent links form a cycle"));
+            return Err(ReplayError::Cycle { node: id });
         }
         path.push(p);
         cur = p;
@@ -184,8 +201,8 @@ mod tests {
     #[test]
     fn a_tree_without_an_expansion_order_is_refused_with_a_reason() {
         let t = TreeRecord::direct("p", "1 2:3\n");
-        assert!(replay(&t, 0.1, BackupRule::Constrained)
-            .unwrap_err()
-            .contains("no expansion order"));
+        let e = replay(&t, 0.1, BackupRule::Constrained).unwrap_err();
+        assert_eq!(e, ReplayError::NoExpansionOrder);
+        assert!(e.to_string().contains("no expansion order"));
     }
 }

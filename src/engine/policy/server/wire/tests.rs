@@ -132,7 +132,7 @@ fn malformed_answers_are_refused_with_a_message() {
         ),
         (Engine::Sglang, json!({"error": {"message": "bad"}})),
     ] {
-        let e = parse(engine, &v).unwrap_err();
+        let e = parse(engine, &v).unwrap_err().to_string();
         assert!(e.contains(engine.name()), "{e}");
     }
 }
@@ -147,12 +147,15 @@ fn versions_are_read_and_old_engines_refused_with_the_version_needed() {
     assert_eq!(version(Engine::Llamacpp, &p).unwrap(), "b4400-1a2b3c4");
     assert!(version(Engine::Sglang, &json!({"tp_size": 1}))
         .unwrap_err()
+        .to_string()
         .contains("no `version`"));
 
     for ok in ["0.10.2", "0.10.2.dev3+g1234", "0.11.0rc1", "1.0.0"] {
         assert!(check_version(Engine::Vllm, ok).is_ok(), "{ok}");
     }
-    let old = check_version(Engine::Vllm, "0.10.1.1").unwrap_err();
+    let old = check_version(Engine::Vllm, "0.10.1.1")
+        .unwrap_err()
+        .to_string();
     assert!(
         old.contains("0.10.2 or newer") && old.contains("return_token_ids"),
         "{old}"
@@ -165,5 +168,6 @@ fn versions_are_read_and_old_engines_refused_with_the_version_needed() {
     assert!(check_version(Engine::Llamacpp, "b1-unknown").is_ok());
     assert!(check_version(Engine::Vllm, "dev")
         .unwrap_err()
+        .to_string()
         .contains("not a version number"));
 }
