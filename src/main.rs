@@ -256,12 +256,15 @@ struct EvalArgs {
     /// Samples per problem (default: the run's eval.k).
     #[arg(long)]
     k: Option<usize>,
-    /// Compare test-time strategies at equal token budgets: sample, best_of_n, mcts, puct (needs a tree_distill run: value head).
+    /// Compare test-time strategies at equal token budgets: sample, best_of_n, best_of_n_checked (step-judged sampling), mcts, puct (needs a tree_distill run: value head).
     #[arg(long, value_delimiter = ',')]
     strategies: Vec<arbor::engine::training::test_time::Strategy>,
     /// Budgets in samples' worth of tokens per problem (with --strategies).
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     budgets: Vec<usize>,
+    /// The strategy every other is paired against at each budget (default: the first).
+    #[arg(long)]
+    reference: Option<arbor::engine::training::test_time::Strategy>,
 }
 
 #[derive(Args)]
@@ -352,6 +355,7 @@ fn main() -> ExitCode {
             k: a.k,
             strategies: a.strategies,
             budgets: a.budgets,
+            reference: a.reference,
         }),
         Some(Command::Fsck(a)) => commands::fsck(&a.store, a.live),
         Some(Command::SaveModel(a)) => commands::save_model(commands::SaveModelOptions {

@@ -919,3 +919,81 @@ fn seam_methods_train_resume_and_export() {
     let f = arbor(&["fsck", "--store", s], dir.path());
     assert!(f.status.success(), "fsck: {}", stderr(&f));
 }
+
+/// `arbor eval --strategies` with step-judged sampling: every strategy paired against
+/// the reference at each budget, the per-problem file named in the JSON line.
+#[test]
+fn eval_pairs_strategies_against_step_judged_sampling_and_writes_raw_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path());
+    let store = dir.path().join("s.sled");
+    let s = store.to_str().unwrap();
+    let c = cfg.to_str().unwrap();
+    let o = arbor(
+        &[
+            "train",
+            "--headless",
+            "--config",
+            c,
+            "--store",
+            s,
+            "--run",
+            "r",
+            "--iterations",
+            "1",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let e = arbor(
+        &[
+            "eval",
+            "--run",
+            "r",
+            "--store",
+            s,
+            "--strategies",
+            "sample,best_of_n,best_of_n_checked,mcts",
+            "--budgets",
+            "1,2",
+            "--reference",
+            "best_of_n_checked",
+        ],
+        dir.path(),
+    );
+    assert!(e.status.success(), "eval failed: {}", stderr(&e));
+    let v = last_json(&e);
+    assert_eq!(v["reference"], "best_of_n_checked");
+    let paired = v["paired"].as_array().unwrap();
+    assert_eq!(paired.len(), 6, "{v}");
+    for d in paired {
+        let (lo, hi) = (
+            d["ci95"][0].as_f64().unwrap(),
+            d["ci95"][1].as_f64().unwrap(),
+        );
+        let m = d["difference"].as_f64().unwrap();
+        assert!(lo <= m + 1e-12 && m <= hi + 1e-12, "{d}");
+    }
+    for r in v["strategies"].as_array().unwrap() {
+        assert!(
+            r["within_allowance"].is_boolean() && r["overrun"].is_number(),
+            "{r}"
+        );
+        if r["strategy"] == "best_of_n_checked" {
+            let spent = r["tokens_per_problem"].as_f64().unwrap();
+            let allowed = r["token_budget"].as_f64().unwrap();
+            assert!(spent <= allowed + 1.0, "{r}");
+        }
+    }
+    assert!(stderr(&e).contains("paired differences against best_of_n_checked"));
+    let file = v["per_problem"].as_str().unwrap();
+    let lines = std::fs::read_to_string(file).unwrap();
+    // 4 strategies x 2 budgets x 12 test problems.
+    assert_eq!(lines.lines().count(), 96);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    for key in [
+        "strategy", "budget", "problem", "multiset", "score", "tokens",
+    ] {
+        assert!(!first[key].is_null(), "{key} missing: {first}");
+    }
+}

@@ -269,6 +269,8 @@ pub struct EvalOptions {
     /// Test-time strategies to compare at equal token budgets (empty: plain evaluation).
     pub strategies: Vec<Strategy>,
     pub budgets: Vec<usize>,
+    /// The strategy the others are paired against (default: the first).
+    pub reference: Option<Strategy>,
 }
 
 /// The policy `arbor eval` evaluates: a run's latest checkpoint, or a model folder.
@@ -442,6 +444,33 @@ pub fn eval(o: EvalOptions) -> Result<()> {
                     .map_or("-".to_string(), |m| format!("{:.1}%", 100.0 * m))
             );
         }
+        let reference = o.reference.unwrap_or(o.strategies[0]);
+        if !o.strategies.contains(&reference) {
+            bail!(
+                "--reference {}: not one of --strategies",
+                serde_json::to_value(reference)?.as_str().unwrap_or("")
+            );
+        }
+        let problems = &data.test[..n];
+        let paired = test_time_pairs(&results, reference, problems);
+        if !paired.is_empty() {
+            eprintln!(
+                "\npaired differences against {} (95% CI, resampling number multisets):",
+                name_of(reference)
+            );
+            for d in &paired {
+                eprintln!(
+                    "  budget {:>3}: {:<18} {:+.1} points ({:+.1}, {:+.1})",
+                    d["budget"],
+                    d["strategy"].as_str().unwrap_or(""),
+                    100.0 * d["difference"].as_f64().unwrap_or(0.0),
+                    100.0 * d["ci95"][0].as_f64().unwrap_or(0.0),
+                    100.0 * d["ci95"][1].as_f64().unwrap_or(0.0),
+                );
+            }
+        }
+        let file = per_problem_path(&o.store, &run.name, ck.iteration);
+        write_file(&file, &test_time_lines(&results, problems))?;
         println!(
             "{}",
             serde_json::json!({
@@ -450,6 +479,9 @@ pub fn eval(o: EvalOptions) -> Result<()> {
                 "problems": n,
                 "temperature": cfg.eval.temperature,
                 "strategies": results,
+                "reference": name_of(reference),
+                "paired": paired,
+                "per_problem": file,
             })
         );
         return Ok(());
@@ -890,4 +922,88 @@ pub fn run_ui(terminal: &mut ratatui::DefaultTerminal, app: &mut App) -> Result<
     });
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     result
+}
+
+fn name_of(s: Strategy) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Where `arbor eval --strategies` writes its per-problem file: beside the store.
+fn per_problem_path(store: &std::path::Path, run: &str, iteration: u64) -> PathBuf {
+    let dir = store
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(|d| d.to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("."));
+    dir.join(format!(
+        "eval-{run}-iter{iteration:06}-{}.per_problem.jsonl",
+        crate::engine::training::trainer::unix_now()
+    ))
+}
+
+/// Each strategy minus the reference at each budget, over the same problems, with a
+/// 95% bootstrap interval resampling number multisets. Rows over their allowance are
+/// paired too but say so (`within_allowance`).
+pub fn test_time_pairs(
+    results: &[crate::engine::training::test_time::StrategyResult],
+    reference: Strategy,
+    problems: &[crate::engine::task::countdown::Problem],
+) -> Vec<serde_json::Value> {
+    let clusters: Vec<u64> = problems
+        .iter()
+        .map(crate::engine::task::multiset_key)
+        .collect();
+    let mut out = Vec::new();
+    for r in results.iter().filter(|r| r.strategy != reference) {
+        let Some(base) = results
+            .iter()
+            .find(|x| x.strategy == reference && x.budget == r.budget)
+        else {
+            continue;
+        };
+        let d = crate::engine::training::metrics::paired_bootstrap(
+            &r.per_problem,
+            &base.per_problem,
+            &clusters,
+            crate::engine::training::evaluate::EVAL_SEED ^ r.budget as u64,
+        );
+        out.push(serde_json::json!({
+            "budget": r.budget,
+            "strategy": name_of(r.strategy),
+            "reference": name_of(reference),
+            "difference": d.mean,
+            "ci95": [d.ci95.0, d.ci95.1],
+            "within_allowance": r.within_allowance && base.within_allowance,
+        }));
+    }
+    out
+}
+
+/// The raw data behind the test-time table: one JSON line per strategy, budget and
+/// problem (its number multiset, score and tokens).
+pub fn test_time_lines(
+    results: &[crate::engine::training::test_time::StrategyResult],
+    problems: &[crate::engine::task::countdown::Problem],
+) -> String {
+    let mut out = String::new();
+    for r in results {
+        for (i, p) in problems.iter().enumerate() {
+            out.push_str(
+                &serde_json::json!({
+                    "strategy": name_of(r.strategy),
+                    "budget": r.budget,
+                    "problem": p.id,
+                    "multiset": format!("{:016x}", crate::engine::task::multiset_key(p)),
+                    "score": r.per_problem.get(i),
+                    "tokens": r.per_problem_tokens.get(i),
+                })
+                .to_string(),
+            );
+            out.push('\n');
+        }
+    }
+    out
 }
