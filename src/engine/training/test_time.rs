@@ -392,7 +392,7 @@ pub fn compare_strategies(
                     let mut chosen = Vec::new();
                     let mut tokens = Vec::new();
                     for t in &trees {
-                        tokens.push(t.generated_tokens as u64);
+                        tokens.push(t.generated_tokens);
                         let any = t.tree.has_correct_terminal();
                         solved.push(f64::from(u8::from(any)));
                         let (path, at_terminal) =
