@@ -938,8 +938,20 @@ fn per_problem_path(store: &std::path::Path, run: &str, iteration: u64) -> PathB
         .filter(|d| !d.as_os_str().is_empty())
         .map(|d| d.to_path_buf())
         .unwrap_or_else(|| PathBuf::from("."));
+    // A --model run is named by its folder's path: keep a file name of it.
+    let name: String = run
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     dir.join(format!(
-        "eval-{run}-iter{iteration:06}-{}.per_problem.jsonl",
+        "eval-{}-iter{iteration:06}-{}.per_problem.jsonl",
+        name.trim_matches('-'),
         crate::engine::training::trainer::unix_now()
     ))
 }
