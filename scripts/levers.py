@@ -27,6 +27,11 @@ LEVERS = [
 ]
 
 
+# The goal: a tree arm against the best non-tree arm (chosen by the means printed above).
+TREE_ARMS = ["deepsearch", "deepsearch-arbor", "ds-outcome", "treerl", "treerl-random"]
+NON_TREE = ["grpo", "grpo_hard", "passk"]
+
+
 def pass_at(k_total, c, k):
     """Unbiased pass@k from c correct of k_total samples."""
     if k_total - c < k:
@@ -125,6 +130,36 @@ def main():
                     per.append(f"{m * 100:+.1f} ({lo * 100:+.1f}, {hi * 100:+.1f})")
             cells.append(" / ".join(per) if per else "not run")
         lines.append(f"| {name} | {a} - {b} | {cells[0]} | {cells[1]} |")
+    # The goal check: every tree arm against the best non-tree arm on each metric.
+    for label, metric in ((f"pass@1", p1), (f"pass@{k_eval}", pk)):
+        means = {
+            a: sum(
+                sum(metric(k, c) for (_, k, c) in runs[(a, s)].values()) / len(runs[(a, s)])
+                for s in seeds
+            )
+            / len(seeds)
+            for a in NON_TREE
+            if all((a, s) in runs for s in seeds)
+        }
+        if not means:
+            continue
+        best = max(means, key=means.get)
+        lines.append("")
+        lines.append(
+            f"Goal check on {label}: each tree arm minus the best non-tree arm ({best}, {means[best]:.1%})."
+        )
+        lines.append("")
+        lines.append("| tree arm | difference per seed (95% CI) | seeds with the interval above 0 |")
+        lines.append("|---|---|---|")
+        for a in TREE_ARMS:
+            per, above = [], 0
+            for s in seeds:
+                if (a, s) in runs and (best, s) in runs:
+                    m, lo, hi = paired(runs[(a, s)], runs[(best, s)], metric, 2000 + s)
+                    per.append(f"{m * 100:+.1f} ({lo * 100:+.1f}, {hi * 100:+.1f})")
+                    above += lo > 0
+            if per:
+                lines.append(f"| {a} | {' / '.join(per)} | {above} of {len(per)} |")
     open(out, "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
