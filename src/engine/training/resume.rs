@@ -291,6 +291,41 @@ mod tests {
     use super::*;
     use rand::RngCore;
 
+    /// A `trainer_state.json` as written before the method seam (DeepSearch's round,
+    /// cache and pending registrations as typed top-level fields) still loads, and the
+    /// method reads its state from the same keys; a new one writes them back there.
+    #[test]
+    fn a_state_written_before_the_method_seam_loads_into_deepsearch() {
+        use crate::engine::methods::deepsearch::method::DeepSearch;
+        use crate::engine::methods::Method;
+        let rng = RngState::of(&ChaCha8Rng::seed_from_u64(1));
+        let rng = serde_json::to_string(&rng).unwrap();
+        let old = format!(
+            r#"{{"version":1,"iteration":7,"config_toml":"method = \"deepsearch\"\n",
+            "rng":{rng},"data_rng":{rng},"optimizer_steps":9,"generated_tokens":1234,
+            "pool":[0,2],"order":[2,0,1],"cursor":1,"round":3,
+            "cache":{{"solutions":{{"2":[[5,6,2]]}}}},
+            "pending":[{{"problem":0,"solutions":[[7,2]]}}],"skipped":[],
+            "search_totals":{{}},"store_seconds":0.5,"eval_start":null,"nonfinite_streak":0}}"#
+        );
+        let state: TrainerState = serde_json::from_str(&old).unwrap();
+        let mut m = DeepSearch::new(&Default::default(), &Default::default());
+        m.load(&state.method).unwrap();
+        let saved = m.save();
+        assert_eq!(saved["round"], 3);
+        assert_eq!(
+            saved["cache"]["solutions"]["2"],
+            serde_json::json!([[5, 6, 2]])
+        );
+        assert_eq!(saved["pending"][0]["problem"], 0);
+        let again = TrainerState {
+            method: saved,
+            ..state
+        };
+        let text = serde_json::to_value(&again).unwrap();
+        assert_eq!(text["round"], 3, "the keys stay top-level: {text}");
+    }
+
     #[test]
     fn rng_state_round_trips_mid_stream() {
         let mut a = ChaCha8Rng::seed_from_u64(7);
