@@ -429,7 +429,7 @@ impl Generator for FixedChildren {
         _params: &SamplingParams,
         _keep_cache: bool,
         rng: &mut dyn rand::RngCore,
-    ) -> candle_core::Result<(Vec<Completion>, SampleStats)> {
+    ) -> arbor::engine::policy::generator::Result<(Vec<Completion>, SampleStats)> {
         let mut out = Vec::new();
         for (r, req) in requests.iter().enumerate() {
             for k in 0..req.copies {

@@ -25,6 +25,12 @@ pub enum Halt {
     Model(#[from] candle_core::Error),
 }
 
+impl From<crate::engine::policy::generator::GenerateError> for Halt {
+    fn from(e: crate::engine::policy::generator::GenerateError) -> Self {
+        Halt::Model(e.into())
+    }
+}
+
 impl Halt {
     /// The model error of a computation run with [`never`], which cannot be interrupted.
     pub fn into_model(self) -> candle_core::Error {

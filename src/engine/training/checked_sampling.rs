@@ -45,7 +45,7 @@ pub fn checked_samples(
     delimiter: Option<u32>,
     allowance: f64,
     rng: &mut dyn RngCore,
-) -> candle_core::Result<Vec<Checked>> {
+) -> crate::engine::policy::generator::Result<Vec<Checked>> {
     let task = task_of(rules);
     let prompts: Vec<Vec<u32>> = problems.iter().map(|p| prompt_tokens(tok, p)).collect();
     let mut out = vec![Checked::default(); problems.len()];
@@ -159,7 +159,7 @@ mod tests {
             _params: &SamplingParams,
             _keep_cache: bool,
             _rng: &mut dyn RngCore,
-        ) -> candle_core::Result<(Vec<Completion>, SampleStats)> {
+        ) -> crate::engine::policy::generator::Result<(Vec<Completion>, SampleStats)> {
             let tok = Tokenizer::default();
             let lines = ["4+6=11\n", "4+6=10\n", "10+12=22\n", "ans 22"];
             let out = requests

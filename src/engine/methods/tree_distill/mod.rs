@@ -304,3 +304,22 @@ impl Method for TreeDistill {
         }
     }
 }
+
+#[cfg(test)]
+mod method_tests {
+    use super::*;
+
+    /// Its search needs the trainer's own model: an inference engine is refused at the
+    /// start, naming the setting, never silently bypassed.
+    #[test]
+    fn an_inference_engine_is_refused_at_start_naming_the_setting() {
+        let m = TreeDistill::new(&TreeDistillConfig::default());
+        let tok = Tokenizer::default();
+        assert!(m.check(&tok, false).is_ok());
+        let e = m.check(&tok, true).unwrap_err().to_string();
+        assert!(
+            e.contains("[generator]") && e.contains("tree_distill"),
+            "{e}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use candle_core::{Result, Tensor, D};
 use rand::RngCore;
 
-use super::generator::Generator;
+use super::generator::{GenerateError, Generator};
 use super::model::Qwen2;
 use super::sampler::{Completion, Finish, Request, SampleStats, SamplingParams};
 use wire::{body, parse, Ask, Ended, Engine, Reply};
@@ -376,18 +376,20 @@ impl Generator for ServerGenerator<'_> {
         params: &SamplingParams,
         _keep_cache: bool,
         rng: &mut dyn RngCore,
-    ) -> Result<(Vec<Completion>, SampleStats)> {
+    ) -> std::result::Result<(Vec<Completion>, SampleStats), GenerateError> {
         let max_pos = self.max_context();
         let mut asks = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
             if r.context.is_empty() {
-                candle_core::bail!("cannot sample from an empty context");
+                return Err(GenerateError::Engine(
+                    "cannot sample from an empty context".into(),
+                ));
             }
             if r.context.len() >= max_pos {
-                candle_core::bail!(
+                return Err(GenerateError::Engine(format!(
                     "context of {} tokens reaches the model's {max_pos} positions",
                     r.context.len()
-                );
+                )));
             }
             let mut stop_ids = vec![params.eos];
             stop_ids.extend(params.stop_at);
@@ -438,9 +440,9 @@ impl Generator for ServerGenerator<'_> {
         let mut out = Vec::new();
         let mut stats = SampleStats::default();
         for ((i, a), answer) in asks.iter().zip(answers) {
-            let replies = answer.map_err(|e| err(e.to_string()))?;
+            let replies = answer.map_err(|e| GenerateError::Engine(e.to_string()))?;
             if replies.len() != a.copies {
-                return Err(err(format!(
+                return Err(GenerateError::Engine(format!(
                     "the {} server returned {} completions for a request of {}",
                     self.cfg.engine.name(),
                     replies.len(),
