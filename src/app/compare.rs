@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::arms::Arm;
-use crate::app::commands::{finish_run, resolve_config, write_file, TrainOptions};
+use crate::app::commands::config::resolve_config;
+use crate::app::commands::train::{finish_run, TrainOptions};
+use crate::app::commands::write_file;
 use crate::app::headless::Headless;
 use crate::app::plot::{line_chart, Series};
 use crate::engine::task::countdown::Problem;
