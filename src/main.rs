@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use arbor::app::commands::{
-    self, EvalOptions, ExportFormat, ExportOptions, GenDataOptions, TrainOptions, ViewOptions,
+    self, eval::EvalOptions, export::ExportFormat, export::ExportOptions, gen_data::GenDataOptions,
+    train::TrainOptions, view::ViewOptions,
 };
 use arbor::engine::training::registry::MethodKind;
 
@@ -57,7 +58,7 @@ struct SaveModelArgs {
     dtype: arbor::engine::policy::checkpoint::SaveDtype,
     /// hf (a folder in Hugging Face layout) or gguf (one file for llama.cpp).
     #[arg(long, value_enum, default_value = "hf")]
-    format: commands::ModelFormat,
+    format: commands::save_model::ModelFormat,
     #[arg(long, default_value = arbor::store::DEFAULT_PATH)]
     store: PathBuf,
 }
@@ -314,7 +315,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         // The embedded default: a live DeepSearch run on Countdown.
-        None => commands::train(TrainOptions {
+        None => commands::train::train(TrainOptions {
             method: Some(MethodKind::DeepSearch),
             ..TrainOptions::default()
         }),
@@ -341,10 +342,10 @@ fn main() -> ExitCode {
             };
             match resume {
                 Some(name) => arbor::app::resume::resume_run(&name, o),
-                None => commands::train(o),
+                None => commands::train::train(o),
             }
         }
-        Some(Command::Eval(a)) => commands::eval(EvalOptions {
+        Some(Command::Eval(a)) => commands::eval::eval(EvalOptions {
             run: a.run,
             model: a.model,
             config: a.config,
@@ -357,14 +358,16 @@ fn main() -> ExitCode {
             budgets: a.budgets,
             reference: a.reference,
         }),
-        Some(Command::Fsck(a)) => commands::fsck(&a.store, a.live),
-        Some(Command::SaveModel(a)) => commands::save_model(commands::SaveModelOptions {
-            run: a.run,
-            out: a.out,
-            store: a.store,
-            dtype: a.dtype,
-            format: a.format,
-        }),
+        Some(Command::Fsck(a)) => commands::fsck::fsck(&a.store, a.live),
+        Some(Command::SaveModel(a)) => {
+            commands::save_model::save_model(commands::save_model::SaveModelOptions {
+                run: a.run,
+                out: a.out,
+                store: a.store,
+                dtype: a.dtype,
+                format: a.format,
+            })
+        }
         Some(Command::Compare(a)) => {
             let arms = a
                 .methods
@@ -393,13 +396,13 @@ fn main() -> ExitCode {
                 })
             })
         }
-        Some(Command::View(a)) => commands::view(ViewOptions {
+        Some(Command::View(a)) => commands::view::view(ViewOptions {
             run: a.run,
             store: a.store,
             theme: a.theme,
             readonly: a.readonly,
         }),
-        Some(Command::Export(a)) => commands::export(ExportOptions {
+        Some(Command::Export(a)) => commands::export::export(ExportOptions {
             run: a.run,
             iteration: a.iteration,
             metrics: a.metrics,
@@ -408,7 +411,7 @@ fn main() -> ExitCode {
             out: a.out,
             store: a.store,
         }),
-        Some(Command::GenData(a)) => commands::gen_data(GenDataOptions {
+        Some(Command::GenData(a)) => commands::gen_data::gen_data(GenDataOptions {
             preset: a.preset,
             seed: a.seed,
             train: a.train,

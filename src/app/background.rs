@@ -121,7 +121,7 @@ pub fn train_in_background(store: &Path, theme: &str) -> Result<()> {
     let name = client.hello.run.clone();
     let mut app = App::attach(client, store.to_path_buf(), None, theme, true)?;
     let mut terminal = ratatui::init();
-    let ui = super::commands::run_ui(&mut terminal, &mut app);
+    let ui = super::commands::view::run_ui(&mut terminal, &mut app);
     ratatui::restore();
     if ui.is_err() && app.finished.is_none() {
         // The explorer failed: training goes on in the background, as on a detach.

@@ -5,7 +5,7 @@
 //! so on the same machine they come out the same as before the crash.
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::app::commands::{drive, TrainOptions};
+use crate::app::commands::train::{drive, TrainOptions};
 use crate::app::live::Begin;
 use crate::engine::training::config::RunConfig;
 use crate::engine::training::control::{retunable_names, retune, ControlEvent, EventKind};

@@ -1,0 +1,135 @@
+//! `arbor export`: a run's trees (JSON or DOT) or its metrics.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::app::commands::write_file;
+use crate::app::source::RunSource;
+use crate::engine::rl::record::NodeRecord;
+use crate::store::Store;
+
+/// Output format of `arbor export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Dot,
+}
+
+pub struct ExportOptions {
+    pub run: String,
+    pub iteration: Option<u64>,
+    /// Every iteration's metrics instead of trees.
+    pub metrics: bool,
+    pub format: ExportFormat,
+    pub problem: Option<String>,
+    pub out: Option<PathBuf>,
+    pub store: PathBuf,
+}
+
+/// A stored node as the export contract spells it.
+fn node_json(n: &NodeRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": n.id,
+        "parent": n.parent,
+        "depth": n.depth,
+        "q": n.q,
+        "n": n.n,
+        "Q": n.mean_q(),
+        "entropy": n.entropy,
+        "frontier_score": n.frontier_score,
+        "terminal": n.is_terminal(),
+        "correct": n.correct,
+        "reason": n.reason,
+        "picked": n.picked,
+        "step": n.step.name(),
+        "multiplicity": n.multiplicity,
+        "recorded": n.recorded,
+        "confident_wrong": n.confident_wrong,
+        "advantage": n.advantage,
+        "prior": n.prior,
+        "value": n.value,
+        "visits": n.n,
+        "distilled": n.distilled,
+        "expanded_at": n.expanded_at,
+        "runner_up": n.runner_up,
+        "text": n.text,
+        "tokens": n.tokens,
+    })
+}
+
+pub fn export(o: ExportOptions) -> Result<()> {
+    // A live run is read through its trainer (which holds the store).
+    let store: Box<dyn RunSource> =
+        match crate::app::serve::client::Client::connect(&o.store, true)? {
+            Some(c) => Box::new(Arc::new(c)),
+            None => Box::new(Store::open_existing(&o.store)?),
+        };
+    let run = store.run(&o.run)?;
+    if o.metrics {
+        let its = store.iteration_values(&run.name)?;
+        return write_out(&o.out, &serde_json::Value::Array(its).to_string());
+    }
+    let Some(iteration) = o.iteration else {
+        bail!("pass --iteration N for that iteration's trees, or --metrics for every iteration's metrics");
+    };
+    if iteration == 0 || iteration > run.last_iteration {
+        bail!(
+            "run {} has iterations 1..={}; --iteration {} is not among them",
+            run.name,
+            run.last_iteration,
+            iteration
+        );
+    }
+    let trees = store.trees(&run.name, iteration)?;
+    let text = match o.format {
+        ExportFormat::Json => {
+            let trees: Vec<serde_json::Value> = trees
+                .iter()
+                .filter(|t| o.problem.as_ref().is_none_or(|p| &t.problem == p))
+                .map(|t| {
+                    serde_json::json!({
+                        "problem": t.problem,
+                        "prompt": t.prompt,
+                        "source": t.source,
+                        "expansions": t.expansions,
+                        "cap_event": t.cap_event,
+                        "nodes": t.nodes.iter().map(node_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            serde_json::json!({ "run": run.name, "iteration": iteration, "trees": trees })
+                .to_string()
+        }
+        ExportFormat::Dot => {
+            let Some(p) = &o.problem else {
+                bail!("--format dot writes one tree: pass --problem ID");
+            };
+            let t = trees.iter().find(|t| &t.problem == p).ok_or_else(|| {
+                anyhow!(
+                    "iteration {} of run {} has no problem {p:?}; it has: {}",
+                    iteration,
+                    run.name,
+                    trees
+                        .iter()
+                        .map(|t| t.problem.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            t.to_dot()
+        }
+    };
+    write_out(&o.out, &text)
+}
+
+/// Writes `text` to `out` atomically, or to stdout.
+fn write_out(out: &Option<PathBuf>, text: &str) -> Result<()> {
+    match out {
+        Some(path) => write_file(path, text),
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
