@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 
 use crate::engine::methods::sampled::{advantages, Rule};
-use crate::engine::methods::{clipped, state_key, Method, MethodError, Objective};
+use crate::engine::methods::{state_key, Method, MethodError, Objective};
 use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{sampled_batch, Batch, GroupContext};
 use crate::engine::rl::interrupt::Halt;
@@ -71,11 +71,7 @@ impl Method for GrpoHard {
     }
 
     fn objective(&self, train: &TrainConfig) -> Objective {
-        Objective {
-            policy: clipped(train, true),
-            kl_coef: 0.0,
-            value_coef: 0.0,
-        }
+        Objective::clipped(train, true)
     }
 
     fn save(&self) -> Map<String, Value> {

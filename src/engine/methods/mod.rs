@@ -134,16 +134,22 @@ pub fn state_key<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// The clipped objective with its upper side at `clip_high` (dapo, deepsearch) or, for
-/// GRPO's symmetric clip, at `clip_low`.
-pub fn clipped(train: &TrainConfig, symmetric: bool) -> PolicyObjective {
-    PolicyObjective::Clipped(crate::engine::rl::objective::Clip {
-        low: train.clip_low,
-        high: if symmetric {
-            train.clip_low
-        } else {
-            train.clip_high
-        },
-        dual: (train.dual_clip > 0.0).then_some(train.dual_clip),
-    })
+impl Objective {
+    /// The clipped objective with its upper side at `clip_high` (dapo, deepsearch,
+    /// treerl) or, for GRPO's symmetric clip, at `clip_low`; no KL, no value head.
+    pub fn clipped(train: &TrainConfig, symmetric: bool) -> Self {
+        Objective {
+            policy: PolicyObjective::Clipped(crate::engine::rl::objective::Clip {
+                low: train.clip_low,
+                high: if symmetric {
+                    train.clip_low
+                } else {
+                    train.clip_high
+                },
+                dual: (train.dual_clip > 0.0).then_some(train.dual_clip),
+            }),
+            kl_coef: 0.0,
+            value_coef: 0.0,
+        }
+    }
 }

@@ -9,7 +9,7 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::methods::{clipped, Method, Objective, Prelude, RoundStart};
+use crate::engine::methods::{Method, Objective, Prelude, RoundStart};
 use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{sampled_batch, Batch, GroupContext};
 use crate::engine::rl::interrupt::Halt;
@@ -91,11 +91,7 @@ impl Method for PassK {
     }
 
     fn objective(&self, train: &TrainConfig) -> Objective {
-        Objective {
-            policy: clipped(train, true),
-            kl_coef: 0.0,
-            value_coef: 0.0,
-        }
+        Objective::clipped(train, true)
     }
 }
 

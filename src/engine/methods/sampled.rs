@@ -4,7 +4,7 @@
 //! groups with the CISPO loss, settings under `[cispo]`).
 use rand_chacha::ChaCha8Rng;
 
-use crate::engine::methods::{clipped, Method, Objective};
+use crate::engine::methods::{Method, Objective};
 use crate::engine::rl::cispo::CispoConfig;
 use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{sampled_batch, Batch, GroupContext};
@@ -99,11 +99,7 @@ impl Method for Sampled {
                 kl_coef: c.kl_coef,
                 value_coef: 0.0,
             },
-            None => Objective {
-                policy: clipped(train, self.symmetric_clip),
-                kl_coef: 0.0,
-                value_coef: 0.0,
-            },
+            None => Objective::clipped(train, self.symmetric_clip),
         }
     }
 }

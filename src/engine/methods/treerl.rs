@@ -16,7 +16,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::methods::{clipped, Method, Objective};
+use crate::engine::methods::{Method, Objective};
 use crate::engine::policy::sampler::{Request, SampleStats};
 use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{filtered, Batch, GroupContext, Outcome, SearchMetrics};
@@ -160,11 +160,7 @@ impl Method for TreeRl {
     }
 
     fn objective(&self, train: &TrainConfig) -> Objective {
-        Objective {
-            policy: clipped(train, false),
-            kl_coef: 0.0,
-            value_coef: 0.0,
-        }
+        Objective::clipped(train, false)
     }
 }
 
@@ -266,6 +262,7 @@ fn grow(
                     let mut context = prompts[i].clone();
                     context.extend_from_slice(&l.traj.tokens[..p]);
                     asks.push((i, j, p, context));
+                    forks[i] += 1;
                 }
             }
         }
@@ -286,7 +283,6 @@ fn grow(
             for c in completions {
                 let (i, j, p, _) = &chunk[c.request];
                 let (i, j, p) = (*i, *j, *p);
-                forks[i] += 1;
                 let parent = &forests[i][j].traj;
                 let mut tokens = parent.tokens[..p].to_vec();
                 tokens.extend_from_slice(&c.tokens);
@@ -313,11 +309,7 @@ fn grow(
                 next[i].push(forests[i].len() - 1);
             }
         }
-        // Forks per problem count each fork once, not once per branch.
         last_round = next;
-    }
-    for f in &mut forks {
-        *f /= cfg.branches.max(1);
     }
     Ok((forests, stats, forks))
 }

@@ -89,7 +89,7 @@ pub fn checked_samples(
             .collect();
         let (completions, _) = generator.generate(&requests, &line, false, rng)?;
         for c in completions {
-            let (i, limit) = rows[c.request];
+            let (i, _) = rows[c.request];
             let p = problems[i];
             out[i].tokens += c.tokens.len() as u64;
             let Some(cur) = open[i].as_mut() else {
@@ -97,15 +97,13 @@ pub fn checked_samples(
             };
             cur.tokens.extend_from_slice(&c.tokens);
             let text = tok.decode(&cur.tokens);
-            let out_of_room = c.tokens.len() >= limit && c.finish == Finish::Limit;
             let verdict = match c.finish {
-                Finish::Delimiter if !out_of_room || cur.tokens.len() < params.max_tokens => {
-                    match task.judge_step(p, &text) {
-                        StepJudgement::Invalid(_) => Some(false),
-                        StepJudgement::Decided { correct, .. } => Some(correct),
-                        StepJudgement::Open | StepJudgement::Forced => None,
-                    }
-                }
+                // A whole line: judged as written.
+                Finish::Delimiter => match task.judge_step(p, &text) {
+                    StepJudgement::Invalid(_) => Some(false),
+                    StepJudgement::Decided { correct, .. } => Some(correct),
+                    StepJudgement::Open | StepJudgement::Forced => None,
+                },
                 // The end of the sample: EOS, its length limit, or the allowance.
                 _ => Some(verify(p, &text, rules).is_correct()),
             };

@@ -84,7 +84,7 @@ impl Trainer {
             rng: &mut self.rng,
             stop: &mut check,
         };
-        let batch = self.method.batch(&mut ctx, &problems, &idx)?;
+        let mut batch = self.method.batch(&mut ctx, &problems, &idx)?;
         let served = self.generator_metrics(server.as_ref());
         drop(server);
         clock.charge_split(Span::Sample, Span::Scoring, batch.scoring_seconds);
@@ -92,7 +92,8 @@ impl Trainer {
         if let Some(m) = &batch.search {
             self.search_totals.add(m);
         }
-        let update = self.update(batch.samples.clone(), batch.sampling.generated_tokens)?;
+        let samples = std::mem::take(&mut batch.samples);
+        let update = self.update(samples, batch.sampling.generated_tokens)?;
         clock.charge(Span::Update);
         let metrics = self.record(&problems, &batch, update, round, served);
         Ok((metrics, batch.trees))

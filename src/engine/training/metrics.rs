@@ -115,8 +115,15 @@ pub fn cluster_bootstrap_ci(values: &[f64], clusters: &[u64], seed: u64) -> (f64
         e.1 += 1;
     }
     let g: Vec<(f64, usize)> = groups.into_values().collect();
+    let means = resampled_means(&g, 1000, seed);
+    (means[25], means[974])
+}
+
+/// `draws` bootstrap means over clusters given as (sum, count), each draw resampling
+/// whole clusters with replacement (its sum over its count); sorted.
+fn resampled_means(g: &[(f64, usize)], draws: usize, seed: u64) -> Vec<f64> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..1000)
+    let mut means: Vec<f64> = (0..draws)
         .map(|_| {
             let (mut sum, mut count) = (0.0, 0usize);
             for _ in 0..g.len() {
@@ -128,7 +135,7 @@ pub fn cluster_bootstrap_ci(values: &[f64], clusters: &[u64], seed: u64) -> (f64
         })
         .collect();
     means.sort_by(|a, b| a.total_cmp(b));
-    (means[25], means[974])
+    means
 }
 
 /// Removes the per-problem counts (`correct`) from every evaluation object in `v`, for
@@ -171,19 +178,7 @@ pub fn paired_bootstrap(a: &[f64], b: &[f64], cluster: &[u64], seed: u64) -> Pai
     }
     let g: Vec<(f64, usize)> = groups.into_values().collect();
     let mean = g.iter().map(|x| x.0).sum::<f64>() / n as f64;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..2000)
-        .map(|_| {
-            let (mut sum, mut count) = (0.0, 0usize);
-            for _ in 0..g.len() {
-                let (s, c) = g[rng.random_range(0..g.len())];
-                sum += s;
-                count += c;
-            }
-            sum / count.max(1) as f64
-        })
-        .collect();
-    means.sort_by(|x, y| x.total_cmp(y));
+    let means = resampled_means(&g, 2000, seed);
     PairedDiff {
         mean,
         ci95: (means[50], means[1949]),

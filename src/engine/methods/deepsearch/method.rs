@@ -8,9 +8,7 @@ use serde_json::{Map, Value};
 use crate::engine::methods::deepsearch::adaptive::{AdaptiveConfig, SolutionCache};
 use crate::engine::methods::deepsearch::search::config::{SearchConfig, StepMode};
 use crate::engine::methods::deepsearch::{search_batch, Registration};
-use crate::engine::methods::{
-    clipped, state_key, Method, MethodError, Objective, Prelude, RoundStart,
-};
+use crate::engine::methods::{state_key, Method, MethodError, Objective, Prelude, RoundStart};
 use crate::engine::policy::Tokenizer;
 use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{Batch, GroupContext};
@@ -76,11 +74,7 @@ impl Method for DeepSearch {
     }
 
     fn objective(&self, train: &TrainConfig) -> Objective {
-        Objective {
-            policy: clipped(train, false),
-            kl_coef: 0.0,
-            value_coef: 0.0,
-        }
+        Objective::clipped(train, false)
     }
 
     fn save(&self) -> Map<String, Value> {

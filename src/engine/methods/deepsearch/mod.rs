@@ -419,8 +419,8 @@ pub struct JudgedPad {
     pub lines: Vec<(usize, StepKind)>,
     pub correct: bool,
     pub reason: String,
-    /// Each line's text.
-    pub texts: Vec<String>,
+    /// The kept tokens' text.
+    pub text: String,
 }
 
 /// Judges a padded rollout line by line (`newline`: the delimiter, or none to keep the
@@ -471,23 +471,14 @@ pub fn judge_pad(
             }
         }
     }
-    let mut from = 0;
-    let texts = lines
-        .iter()
-        .map(|&(end, _)| {
-            let text = decode(&t.tokens[from..end]);
-            from = end;
-            text
-        })
-        .collect();
     JudgedPad {
+        text: decode(&t.tokens[..cut]),
         tokens: t.tokens[..cut].to_vec(),
         logprobs: t.logprobs[..cut.min(t.logprobs.len())].to_vec(),
         entropies: t.entropies[..cut.min(t.entropies.len())].to_vec(),
         lines,
         correct: verdict.0,
         reason: verdict.1,
-        texts,
     }
 }
 
@@ -529,7 +520,7 @@ pub fn record_pad(
     };
     record.nodes.push(NodeRecord {
         tokens: j.tokens.clone(),
-        text: j.texts.concat(),
+        text: j.text.clone(),
         q: value,
         n: 1,
         entropy,
