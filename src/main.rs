@@ -121,6 +121,12 @@ struct CompareArgs {
     /// Comparison name (default: cmp-N).
     #[arg(long)]
     name: Option<String>,
+    /// Equal optimizer steps per token: every arm takes this many optimizer steps per
+    /// 1,000 generated training tokens (samples accumulate across iterations until a step
+    /// has `train.min_sequences_per_step` of them; no owed step is forgiven). Default: one
+    /// step per `train.tokens_per_step` (2048) tokens with at most 4 steps owed.
+    #[arg(long)]
+    steps_per_1k_tokens: Option<f64>,
 }
 
 #[derive(Args)]
@@ -393,6 +399,7 @@ fn main() -> ExitCode {
                     test_size: a.test_size,
                     eval_on_validation: a.eval_on == "validation",
                     reference: a.reference,
+                    steps_per_1k_tokens: a.steps_per_1k_tokens,
                 })
             })
         }

@@ -8,7 +8,9 @@
 //!
 //! Fair terms: every arm takes one optimizer step per `train.tokens_per_step` generated
 //! tokens (2048 unless the config sets it), so a method whose iterations cost more tokens
-//! gets proportionally more updates; warm-up is off (a fresh optimizer on a trained
+//! gets proportionally more updates; with `--steps-per-1k-tokens` every arm takes the
+//! same number of steps per 1k tokens instead, and the table names each arm whose rate
+//! missed by more than 20% with its reason (too few trainable sequences); warm-up is off (a fresh optimizer on a trained
 //! policy would otherwise spend its first steps at a fraction of the rate). `--from`
 //! starts every arm from one checkpoint (the plateau protocol). The reference arm (the
 //! first DeepSearch arm) is compared with every other arm of the same seed on the same
@@ -21,8 +23,10 @@ use super::arms::Arm;
 use crate::app::commands::config::resolve_config;
 use crate::app::commands::train::{finish_run, TrainOptions};
 use crate::app::commands::write_file;
-use crate::app::compare::render::{plot, table};
-use crate::app::compare::stats::{clusters, pair_up, per_problem_lines, row_of};
+use crate::app::compare::render::{plot, slice_table, table};
+use crate::app::compare::stats::{
+    clusters, pace_notes, pair_up, per_problem_lines, row_of, shapes, slice_rows,
+};
 use crate::app::headless::Headless;
 use crate::engine::training::config::EvalSplit;
 use crate::engine::training::metrics::EvalResult;
@@ -63,6 +67,9 @@ pub struct CompareOptions {
     /// The arm paired differences are taken against (default: the first DeepSearch arm,
     /// else the first arm).
     pub reference: Option<String>,
+    /// Equal optimizer steps per 1k generated training tokens for every arm
+    /// (`train.steps_per_1k_tokens`).
+    pub steps_per_1k_tokens: Option<f64>,
 }
 
 /// `--from`: a checkpoint folder (config.json inside), or a run of the store whose
@@ -131,7 +138,12 @@ pub fn compare(o: CompareOptions) -> Result<()> {
     base.eval.every = 0;
     base.eval.every_tokens = o.budget_tokens.div_ceil(o.milestones);
     // Equal learning per token, and no warm-up for a fresh optimizer (module docs).
-    if base.train.tokens_per_step == 0 {
+    if let Some(r) = o.steps_per_1k_tokens {
+        if !(r.is_finite() && r > 0.0) {
+            bail!("--steps-per-1k-tokens {r} must be a positive number of optimizer steps per 1,000 generated tokens");
+        }
+        base.train.steps_per_1k_tokens = r;
+    } else if base.train.tokens_per_step == 0 {
         base.train.tokens_per_step = 2048;
     }
     base.train.warmup_steps = 0;
@@ -276,7 +288,28 @@ pub fn compare(o: CompareOptions) -> Result<()> {
     pair_up(&mut rows, &reference, &cluster);
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let md = table(&rows, &method_names, o.threshold, Some(&reference));
+    let shapes = shapes(evaluated, &data.rules);
+    let slices = slice_rows(&rows, &shapes, &method_names);
+    let pace = (base.train.steps_per_1k_tokens > 0.0).then(|| {
+        pace_notes(
+            &rows,
+            base.train.steps_per_1k_tokens,
+            base.train.min_sequences_per_step,
+        )
+    });
+    let mut md = table(&rows, &method_names, o.threshold, Some(&reference));
+    if let Some(notes) = &pace {
+        md += &format!(
+            "\nEqual optimizer steps per token: {} steps per 1k train tokens asked, at least {} sequences a step.\n",
+            base.train.steps_per_1k_tokens, base.train.min_sequences_per_step
+        );
+        for n in notes {
+            md += &format!("* {n}\n");
+        }
+    }
+    if !slices.is_empty() {
+        md += &format!("\n{}", slice_table(&slices));
+    }
     let svg = plot(&name, &rows, &method_names);
     let json = serde_json::json!({
         "comparison": name,
@@ -292,6 +325,10 @@ pub fn compare(o: CompareOptions) -> Result<()> {
         "from": o.from,
         "reference": reference,
         "tokens_per_step": base.train.tokens_per_step,
+        "steps_per_1k_tokens": (base.train.steps_per_1k_tokens > 0.0).then_some(base.train.steps_per_1k_tokens),
+        "min_sequences_per_step": base.train.min_sequences_per_step,
+        "pace_notes": pace,
+        "slices": slices,
         "arms": o.arms.iter().map(|a| serde_json::json!({
             "label": a.label, "method": a.method.name(),
             "overrides": a.overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
@@ -308,7 +345,7 @@ pub fn compare(o: CompareOptions) -> Result<()> {
     write("comparison.json", &serde_json::to_string_pretty(&json)?)?;
     write(
         "per_problem.jsonl",
-        &per_problem_lines(&rows, evaluated, &cluster),
+        &per_problem_lines(&rows, evaluated, &cluster, &shapes),
     )?;
     eprintln!(
         "\n{md}\nplot: {}",

@@ -1,5 +1,5 @@
 //! What `arbor compare` writes: the Markdown table and the SVG plot.
-use crate::app::compare::stats::RunRow;
+use crate::app::compare::stats::{RunRow, SliceRow};
 use crate::app::plot::{line_chart, Series};
 use crate::engine::training::metrics::PairedDiff;
 
@@ -136,4 +136,25 @@ pub fn plot(name: &str, rows: &[RunRow], methods: &[String]) -> String {
         "held-out pass@1",
         &series,
     )
+}
+
+/// The solution-shape slice: each arm's pass@1, pass@8 and pass@k on the problems whose
+/// simplest solution is a chain and on those that need a balanced form.
+pub fn slice_table(slices: &[SliceRow]) -> String {
+    let k = slices.first().map_or(0, |s| s.k);
+    let mut s = format!(
+        "By solution shape (the exact solver: chain = some solution takes a given number at every operation; balanced = every solution combines two intermediate results), mean over seeds:\n\n| arm | shape | problems | pass@1 | pass@8 | pass@{k} |\n|---|---|---|---|---|---|\n"
+    );
+    for r in slices {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.arm,
+            r.shape,
+            r.problems,
+            pct(r.pass1),
+            r.pass8.map_or("-".to_string(), pct),
+            pct(r.pass_k)
+        );
+    }
+    s
 }

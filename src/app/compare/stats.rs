@@ -1,7 +1,9 @@
 //! The statistics of `arbor compare`: each run's row, the paired differences against
 //! the reference arm, the bootstrap's clusters and the per-problem lines behind them.
-use crate::engine::task::countdown::Problem;
-use crate::engine::training::metrics::{paired_bootstrap, EvalResult, PairedDiff};
+use std::collections::HashMap;
+
+use crate::engine::task::countdown::{solve, Problem, Rules, Shape};
+use crate::engine::training::metrics::{paired_bootstrap, pass_at_k, EvalResult, PairedDiff};
 use crate::engine::training::records::IterationMetrics;
 
 /// One run's outcome in the table.
@@ -31,6 +33,9 @@ pub struct RunRow {
     pub solved_per_1k_tokens: f64,
     /// Response tokens trained on per generated token.
     pub trained_per_generated: f64,
+    /// Sequences trained on per 1,000 training tokens (filtering excluded): what bounds
+    /// the optimizer steps a method can take at a given number of sequences per step.
+    pub sequences_per_1k_tokens: f64,
     /// Compute beside generation: token positions of tree_distill's prior-and-value pass
     /// and of the KL reference's forward in updates.
     pub scoring_tokens: u64,
@@ -69,6 +74,7 @@ pub fn row_of(
         .sum();
     let solved: usize = its.iter().map(|m| m.problems_solved).sum();
     let trained: u64 = its.iter().map(|m| m.update.tokens).sum();
+    let sequences: u64 = its.iter().map(|m| m.update.sequences).sum();
     let scoring: u64 = its
         .iter()
         .filter_map(|m| m.search.map(|s| s.scoring_tokens))
@@ -90,6 +96,7 @@ pub fn row_of(
         } else {
             0.0
         },
+        sequences_per_1k_tokens: per_1k(sequences as f64, generated.saturating_sub(filter)),
         scoring_tokens: scoring,
         reference_tokens: reference,
         // The run's measured wall time is in its summary, not its iterations: the caller
@@ -129,16 +136,22 @@ pub fn pair_up(rows: &mut [RunRow], reference: &str, cluster: &[u64]) {
 /// The raw data behind every interval: one JSON line per run and evaluated problem, with
 /// the problem's number multiset (the bootstrap's cluster), k and the correct count of
 /// the run's last evaluation. `scripts/levers.py` recomputes the intervals from it.
-pub fn per_problem_lines(rows: &[RunRow], problems: &[Problem], cluster: &[u64]) -> String {
+pub fn per_problem_lines(
+    rows: &[RunRow],
+    problems: &[Problem],
+    cluster: &[u64],
+    shapes: &[Option<Shape>],
+) -> String {
     let mut out = String::new();
     for r in rows {
-        for ((p, &c), &m) in problems.iter().zip(&r.correct).zip(cluster) {
+        for (((p, &c), &m), shape) in problems.iter().zip(&r.correct).zip(cluster).zip(shapes) {
             let mut nums = p.nums.clone();
             nums.sort_unstable();
             out.push_str(
                 &serde_json::json!({
                     "run": r.run, "arm": r.method, "seed": r.seed, "problem": p.id,
-                    "multiset": format!("{m:016x}"), "nums": nums, "k": r.k, "correct": c,
+                    "multiset": format!("{m:016x}"), "nums": nums, "target": p.target,
+                    "shape": shape.map(Shape::name), "k": r.k, "correct": c,
                 })
                 .to_string(),
             );
@@ -146,6 +159,120 @@ pub fn per_problem_lines(rows: &[RunRow], problems: &[Problem], cluster: &[u64])
         }
     }
     out
+}
+
+/// Each problem's solution shape from the exact solver (`None`: not a Countdown problem,
+/// or no solution found), solved once per number multiset.
+pub fn shapes(problems: &[Problem], rules: &Rules) -> Vec<Option<Shape>> {
+    let mut solved: HashMap<Vec<i64>, crate::engine::task::countdown::Solutions> = HashMap::new();
+    problems
+        .iter()
+        .map(|p| {
+            if p.nums.is_empty() {
+                return None;
+            }
+            let mut key = p.nums.clone();
+            key.sort_unstable();
+            let s = solved.entry(key).or_insert_with(|| solve(&p.nums, rules));
+            s.get(p.target).map(|i| i.shape())
+        })
+        .collect()
+}
+
+/// One arm's held-out results on one slice of problems (by solution shape), averaged
+/// over its seeds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SliceRow {
+    pub arm: String,
+    pub shape: &'static str,
+    pub problems: usize,
+    pub seeds: usize,
+    pub pass1: f64,
+    /// Unbiased pass@8 from the same samples (when k >= 8).
+    pub pass8: Option<f64>,
+    /// Unbiased pass@k, k the evaluation's samples per problem.
+    pub pass_k: f64,
+    pub k: usize,
+}
+
+/// pass@1, pass@8 and pass@k per arm and solution shape, from each run's per-problem
+/// correct counts.
+pub fn slice_rows(rows: &[RunRow], shapes: &[Option<Shape>], arms: &[String]) -> Vec<SliceRow> {
+    let mut out = Vec::new();
+    for shape in [Shape::Chain, Shape::Balanced] {
+        let idx: Vec<usize> = (0..shapes.len())
+            .filter(|&i| shapes[i] == Some(shape))
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        for arm in arms {
+            let mine: Vec<&RunRow> = rows
+                .iter()
+                .filter(|r| &r.method == arm && r.correct.len() == shapes.len())
+                .collect();
+            let Some(k) = mine.first().map(|r| r.k) else {
+                continue;
+            };
+            let mean = |at: usize| {
+                mine.iter()
+                    .map(|r| {
+                        idx.iter()
+                            .map(|&i| pass_at_k(r.k, r.correct[i] as usize, at))
+                            .sum::<f64>()
+                            / idx.len() as f64
+                    })
+                    .sum::<f64>()
+                    / mine.len() as f64
+            };
+            out.push(SliceRow {
+                arm: arm.clone(),
+                shape: shape.name(),
+                problems: idx.len(),
+                seeds: mine.len(),
+                pass1: mean(1),
+                pass8: (k >= 8).then(|| mean(8)),
+                pass_k: mean(k),
+                k,
+            });
+        }
+    }
+    out
+}
+
+/// Under equal steps per token: one line per run whose steps per 1k train tokens missed
+/// the asked rate by more than 20%, with its reason.
+pub fn pace_notes(rows: &[RunRow], rate: f64, min_sequences: usize) -> Vec<String> {
+    let mut notes = Vec::new();
+    for r in rows {
+        let off = r.steps_per_1k_tokens / rate - 1.0;
+        if off.abs() <= 0.2 {
+            continue;
+        }
+        let most = r.sequences_per_1k_tokens / min_sequences.max(1) as f64;
+        let why = if most < rate * 0.8 {
+            format!(
+                "it trained {:.2} sequences per 1k tokens, which allow at most {:.3} steps of {min_sequences}",
+                r.sequences_per_1k_tokens, most
+            )
+        } else {
+            "its last samples were still buffered, waiting for a step, when the budget ran out"
+                .to_string()
+        };
+        notes.push(format!(
+            "{} seed {}: {:.3} steps per 1k tokens ({:+.0}%): {why}",
+            r.method,
+            r.seed,
+            r.steps_per_1k_tokens,
+            100.0 * off
+        ));
+    }
+    if notes.is_empty() {
+        notes.push(format!(
+            "every run took {rate} steps per 1k train tokens within 20%"
+        ));
+    }
+    notes
 }
 
 fn per_problem(r: &RunRow) -> Vec<f64> {
@@ -212,7 +339,7 @@ mod tests {
         ];
         pair_up(&mut rows, "ref", &cluster);
         let want = rows[1].paired_diff.unwrap();
-        let text = per_problem_lines(&rows, &problems, &cluster);
+        let text = per_problem_lines(&rows, &problems, &cluster, &[None; 12]);
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -237,6 +364,69 @@ mod tests {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 3);
+    }
+
+    /// The slice by solution shape averages each arm's per-problem pass@k over the
+    /// problems of each shape and over seeds; problems without a shape are left out.
+    #[test]
+    fn slices_average_pass_at_k_by_shape_over_seeds() {
+        let rules = Rules::default();
+        let problems = vec![
+            Problem::new("chain", vec![1, 2, 3, 4], 24),
+            Problem::new("balanced", vec![9, 1, 7, 5], 120),
+            Problem::new("unsolvable", vec![1, 1, 1, 1], 997),
+        ];
+        let shapes = shapes(&problems, &rules);
+        assert_eq!(
+            shapes,
+            vec![Some(Shape::Chain), Some(Shape::Balanced), None]
+        );
+        let row = |seed: u64, correct: Vec<u32>| RunRow {
+            correct,
+            k: 8,
+            seed,
+            method: "a".into(),
+            ..row_of("x", "a", seed, &eval(0.1), &[it(1, 100, Some(0.1))], 0.5)
+        };
+        let rows = vec![row(1, vec![8, 0, 0]), row(2, vec![4, 2, 0])];
+        let s = slice_rows(&rows, &shapes, &["a".into()]);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].shape, s[0].problems, s[0].seeds), ("chain", 1, 2));
+        assert!((s[0].pass1 - 0.75).abs() < 1e-12);
+        assert_eq!(s[0].pass8, Some(1.0));
+        assert!((s[1].pass1 - 0.125).abs() < 1e-12);
+        assert!((s[1].pass_k - 0.5).abs() < 1e-12);
+        let md = crate::app::compare::render::slice_table(&s);
+        assert!(
+            md.contains("| a | balanced | 1 | 12.5% | 50.0% | 50.0% |"),
+            "{md}"
+        );
+    }
+
+    /// Under equal steps per token a run off the asked rate by more than 20% is named,
+    /// with too few trainable sequences as its reason when that is the cause.
+    #[test]
+    fn pace_notes_name_runs_off_the_rate_with_their_reason() {
+        let row = |method: &str, steps: f64, seqs: f64| RunRow {
+            steps_per_1k_tokens: steps,
+            sequences_per_1k_tokens: seqs,
+            method: method.into(),
+            ..row_of("x", method, 1, &eval(0.1), &[it(1, 100, Some(0.1))], 0.5)
+        };
+        let notes = pace_notes(&[row("ok", 0.11, 4.0), row("few", 0.05, 0.8)], 0.12, 16);
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].starts_with("few seed 1: 0.050 steps per 1k tokens (-58%)"),
+            "{}",
+            notes[0]
+        );
+        assert!(
+            notes[0].contains("0.80 sequences per 1k tokens"),
+            "{}",
+            notes[0]
+        );
+        let all = pace_notes(&[row("ok", 0.11, 4.0)], 0.12, 16);
+        assert!(all[0].contains("within 20%"));
     }
 
     #[test]

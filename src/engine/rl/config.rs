@@ -48,7 +48,14 @@ pub struct TrainConfig {
     /// `min_sequences_per_step` sequences in a step. 0: off (`minibatches` per
     /// iteration). Default 0; `arbor compare` sets 2048.
     pub tokens_per_step: u64,
-    /// Fewest sequences in one optimizer step under `tokens_per_step`. Default 32.
+    /// Equal optimizer steps per token: this many optimizer steps per 1,000 generated
+    /// training tokens, for every method; samples wait in a buffer across iterations until
+    /// a step is owed and `min_sequences_per_step` of them are there, and no owed step is
+    /// forgiven (unlike `tokens_per_step`, whose debt is capped at 4 steps). Overrides
+    /// `tokens_per_step` and `minibatches`. 0: off. Default 0.
+    pub steps_per_1k_tokens: f64,
+    /// Fewest sequences in one optimizer step under `tokens_per_step` or
+    /// `steps_per_1k_tokens`. Default 32.
     pub min_sequences_per_step: usize,
     /// Stop once the evaluations plateau (`engine::plateau`: none of the last three
     /// beats the best before them by more than its 95% half-width); use with
@@ -81,10 +88,34 @@ impl Default for TrainConfig {
             reward: RewardKind::Binary,
             minibatches: 1,
             tokens_per_step: 0,
+            steps_per_1k_tokens: 0.0,
             min_sequences_per_step: 32,
             stop_at_plateau: false,
             epochs: 1,
             checkpoint_every: 10,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// How optimizer steps follow generated tokens, when they do (`steps_per_1k_tokens`
+    /// first, then `tokens_per_step`); `None`: `minibatches` steps every iteration.
+    pub fn step_pace(&self) -> Option<crate::engine::rl::update::StepPace> {
+        use crate::engine::rl::update::{StepPace, MAX_STEPS_OWED};
+        if self.steps_per_1k_tokens > 0.0 {
+            Some(StepPace {
+                tokens_per_step: 1000.0 / self.steps_per_1k_tokens,
+                min_sequences: self.min_sequences_per_step,
+                max_owed: f64::INFINITY,
+            })
+        } else if self.tokens_per_step > 0 {
+            Some(StepPace {
+                tokens_per_step: self.tokens_per_step as f64,
+                min_sequences: self.min_sequences_per_step,
+                max_owed: MAX_STEPS_OWED,
+            })
+        } else {
+            None
         }
     }
 }

@@ -67,24 +67,32 @@ pub fn warmup_lr(lr: f64, warmup_steps: u64, step: u64) -> f64 {
 /// buffered) before the debt is forgiven.
 pub const MAX_STEPS_OWED: f64 = 4.0;
 
+/// How a run paces its optimizer steps against generated tokens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepPace {
+    /// One step is owed per this many generated tokens.
+    pub tokens_per_step: f64,
+    /// Fewest buffered samples in one step.
+    pub min_sequences: usize,
+    /// Most steps the run may owe before the rest of the debt is forgiven
+    /// ([`MAX_STEPS_OWED`] under `train.tokens_per_step`; unbounded under
+    /// `train.steps_per_1k_tokens`, where every owed step is taken once enough samples
+    /// have been buffered).
+    pub max_owed: f64,
+}
+
 /// Equal learning per token: how many optimizer steps to take now when one step is owed
-/// per `tokens_per_step` generated tokens. `owed` carries between iterations; `samples`
-/// is the number of buffered samples (an iteration that takes no step keeps its samples
-/// for the next, still on-policy since the weights did not change). A step never has
-/// fewer than `min_sequences` samples, so a method whose iterations yield few trainable
-/// sequences per token waits for more instead of taking tiny steps. Returns the steps
-/// (0: wait) and the new balance.
-pub fn steps_for_tokens(
-    owed: f64,
-    tokens: u64,
-    tokens_per_step: u64,
-    samples: usize,
-    min_sequences: usize,
-) -> (usize, f64) {
-    let owed = owed + tokens as f64 / tokens_per_step.max(1) as f64;
-    let cap = samples / min_sequences.max(1);
+/// per `pace.tokens_per_step` generated tokens. `owed` carries between iterations;
+/// `samples` is the number of buffered samples (an iteration that takes no step keeps its
+/// samples for the next, still on-policy since the weights did not change: gradient
+/// accumulation over iterations). A step never has fewer than `pace.min_sequences`
+/// samples, so a method whose iterations yield few trainable sequences per token waits
+/// for more instead of taking tiny steps. Returns the steps (0: wait) and the new balance.
+pub fn steps_for_tokens(owed: f64, tokens: u64, samples: usize, pace: &StepPace) -> (usize, f64) {
+    let owed = owed + tokens as f64 / pace.tokens_per_step.max(1.0);
+    let cap = samples / pace.min_sequences.max(1);
     let steps = (owed.floor().max(0.0) as usize).min(cap);
-    (steps, (owed - steps as f64).min(MAX_STEPS_OWED))
+    (steps, (owed - steps as f64).min(pace.max_owed))
 }
 
 /// The policy-gradient loss of an update.
@@ -273,33 +281,70 @@ fn mean(v: &[f64]) -> f64 {
 mod tests {
     use super::*;
 
+    const PACE: StepPace = StepPace {
+        tokens_per_step: 2048.0,
+        min_sequences: 32,
+        max_owed: MAX_STEPS_OWED,
+    };
+
     #[test]
     fn steps_follow_tokens_with_the_fraction_carried() {
         // A GRPO iteration of ~2,048 tokens: one step each.
-        assert_eq!(steps_for_tokens(0.0, 2048, 2048, 128, 32), (1, 0.0));
+        assert_eq!(steps_for_tokens(0.0, 2048, 128, &PACE), (1, 0.0));
         // Half that: wait (the samples stay buffered), then step on both iterations'.
-        let (s, o) = steps_for_tokens(0.0, 1024, 2048, 64, 32);
+        let (s, o) = steps_for_tokens(0.0, 1024, 64, &PACE);
         assert_eq!((s, o), (0, 0.5));
-        assert_eq!(steps_for_tokens(o, 1024, 2048, 128, 32), (1, 0.0));
+        assert_eq!(steps_for_tokens(o, 1024, 128, &PACE), (1, 0.0));
         // A tree iteration of 4.3x the tokens: 4 steps, 0.3 carried.
-        let (s, o) = steps_for_tokens(0.0, 8806, 2048, 128, 32);
+        let (s, o) = steps_for_tokens(0.0, 8806, 128, &PACE);
         assert_eq!(s, 4);
         assert!((o - 0.2998).abs() < 1e-3);
         // Never a step of fewer than 32 samples: 70 buffered allow 2, the rest is owed
         // (at most 4 steps), and 20 samples allow none.
-        let (s, o) = steps_for_tokens(0.0, 20_000, 2048, 70, 32);
+        let (s, o) = steps_for_tokens(0.0, 20_000, 70, &PACE);
         assert_eq!((s, o), (2, MAX_STEPS_OWED));
-        assert_eq!(steps_for_tokens(0.0, 20_000, 2048, 20, 32), (0, 4.0));
+        assert_eq!(steps_for_tokens(0.0, 20_000, 20, &PACE), (0, 4.0));
         // Over a run the steps per token match within one step.
         let (mut owed, mut steps) = (0.0, 0);
         for i in 0..100 {
-            let (s, o) = steps_for_tokens(owed, 3000 + (i % 7) * 300, 2048, 256, 32);
+            let (s, o) = steps_for_tokens(owed, 3000 + (i % 7) * 300, 256, &PACE);
             steps += s;
             owed = o;
         }
         let tokens: u64 = (0..100).map(|i| 3000 + (i % 7) * 300).sum();
         let want = tokens as f64 / 2048.0;
         assert!((steps as f64 - want).abs() <= 1.0, "{steps} vs {want}");
+    }
+
+    /// Under `steps_per_1k_tokens` no owed step is forgiven: a method with few trainable
+    /// sequences per token accumulates them over iterations and takes every owed step
+    /// once it has them, so its steps per token match the rate whenever its samples
+    /// allow at least `min_sequences` per step.
+    #[test]
+    fn an_unbounded_debt_takes_every_owed_step_once_samples_allow() {
+        // 0.12 steps per 1k tokens; 3,000 tokens and 8 trainable samples an iteration,
+        // at least 16 per step.
+        let pace = StepPace {
+            tokens_per_step: 1000.0 / 0.12,
+            min_sequences: 16,
+            max_owed: f64::INFINITY,
+        };
+        let (mut owed, mut steps, mut buffered) = (0.0, 0, 0);
+        for _ in 0..300 {
+            buffered += 8;
+            let (s, o) = steps_for_tokens(owed, 3000, buffered, &pace);
+            if s > 0 {
+                buffered = 0;
+            }
+            steps += s;
+            owed = o;
+        }
+        let want = 300.0 * 3000.0 * 0.12 / 1000.0;
+        assert!((steps as f64 - want).abs() <= 1.0, "{steps} vs {want}");
+        // Too few samples for the rate: the debt grows instead of being forgiven.
+        let (s, o) = steps_for_tokens(0.0, 100_000, 20, &pace);
+        assert_eq!(s, 1);
+        assert!(o > 10.0);
     }
 
     /// The value head trains towards the returns, and the KL to a reference equal to the

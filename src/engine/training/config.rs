@@ -433,6 +433,12 @@ impl RunConfig {
             "must not exceed search.overlong_max",
         )?;
         positive_usize("train.min_sequences_per_step", t.min_sequences_per_step)?;
+        check(
+            t.steps_per_1k_tokens.is_finite() && t.steps_per_1k_tokens >= 0.0,
+            "train.steps_per_1k_tokens",
+            t.steps_per_1k_tokens,
+            "must be 0 (off) or a positive number of optimizer steps per 1,000 generated tokens",
+        )?;
         let a = &self.adaptive;
         positive_usize("adaptive.filter_k", a.filter_k)?;
         check(

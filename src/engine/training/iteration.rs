@@ -131,15 +131,10 @@ impl Trainer {
         generated: u64,
     ) -> Result<UpdateStats, EngineError> {
         let t = self.cfg.train.clone();
-        let (minibatches, samples) = if t.tokens_per_step > 0 {
+        let (minibatches, samples) = if let Some(pace) = t.step_pace() {
             self.buffered.extend(samples);
-            let (steps, owed) = steps_for_tokens(
-                self.steps_owed,
-                generated,
-                t.tokens_per_step,
-                self.buffered.len(),
-                t.min_sequences_per_step,
-            );
+            let (steps, owed) =
+                steps_for_tokens(self.steps_owed, generated, self.buffered.len(), &pace);
             self.steps_owed = owed;
             if steps == 0 {
                 (0, Vec::new())

@@ -25,6 +25,6 @@ pub use problem::Problem;
 pub use rational::Rational;
 pub use reward::{reward, RewardKind, UnknownReward};
 pub use rules::{Rules, UseRule};
-pub use solver::{solve, SolutionInfo, Solutions};
+pub use solver::{solve, Shape, SolutionInfo, Solutions};
 pub use trace::random_trace;
 pub use verifier::{verify, Outcome, Reason, Verdict};

@@ -16,6 +16,39 @@ pub struct SolutionInfo {
     /// fractions as `<answer>EXPR</answer>`.
     pub canonical: String,
     pub min_numbers: usize,
+    /// Some solution is a chain: every operation takes at least one given number
+    /// (`((a+b)*c)-d`). When false, every solution needs a balanced form, an operation on
+    /// two intermediate results (`(a+b)*(c-d)`).
+    pub chain: bool,
+}
+
+/// The shape of the simplest solution a problem has (the evaluation's slice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// Some solution is a chain.
+    Chain,
+    /// Every solution combines two intermediate results.
+    Balanced,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Chain => "chain",
+            Shape::Balanced => "balanced",
+        }
+    }
+}
+
+impl SolutionInfo {
+    pub fn shape(&self) -> Shape {
+        if self.chain {
+            Shape::Chain
+        } else {
+            Shape::Balanced
+        }
+    }
 }
 
 /// Every integer value reachable from a set of numbers.
@@ -43,16 +76,23 @@ struct Item {
     /// Steps that produced it.
     steps: Vec<String>,
     used: usize,
+    /// Every operation in it takes at least one given number.
+    chain: bool,
 }
 
 struct Search<'a> {
     rules: &'a Rules,
     seen: HashMap<Rational, HashSet<String>>,
+    /// Values with a chain solution.
+    chains: HashSet<Rational>,
     best: HashMap<Rational, (usize, Vec<String>, String)>,
 }
 
 impl Search<'_> {
     fn record(&mut self, it: &Item) {
+        if it.chain {
+            self.chains.insert(it.value);
+        }
         self.seen
             .entry(it.value)
             .or_default()
@@ -110,6 +150,7 @@ impl Search<'_> {
                         expr,
                         steps,
                         used: a.used + b.used,
+                        chain: (a.used == 1 && b.chain) || (b.used == 1 && a.chain),
                     });
                     self.explore(&next);
                 }
@@ -139,11 +180,13 @@ pub fn solve(nums: &[i64], rules: &Rules) -> Solutions {
             expr: n.to_string(),
             steps: Vec::new(),
             used: 1,
+            chain: true,
         })
         .collect();
     let mut s = Search {
         rules,
         seen: HashMap::new(),
+        chains: HashSet::new(),
         best: HashMap::new(),
     };
     s.explore(&items);
@@ -174,6 +217,7 @@ pub fn solve(nums: &[i64], rules: &Rules) -> Solutions {
                 count: exprs.len() as u64,
                 canonical: text,
                 min_numbers: *used,
+                chain: s.chains.contains(v),
             },
         );
     }
@@ -191,6 +235,63 @@ mod tests {
             use_rule: UseRule::ExactlyOnce,
             nonneg_integers: nonneg,
         }
+    }
+
+    /// A chain of the four numbers reaches 24 from 1, 2, 3, 4 (`((1+2)+3)*4`); only a
+    /// balanced form reaches 120 from 9, 1, 7, 5 (`(9+1)*(7+5)`), checked against a brute
+    /// force over every chain.
+    #[test]
+    fn shapes_tell_chains_from_balanced_forms() {
+        let rules = exactly(true);
+        let s = solve(&[1, 2, 3, 4], &rules);
+        assert_eq!(s.get(24).unwrap().shape(), Shape::Chain);
+        // 3 numbers: every solution is a chain.
+        let s = solve(&[3, 7, 12], &rules);
+        assert!(s
+            .reachable_integers()
+            .iter()
+            .all(|&t| s.get(t).unwrap().chain));
+        // (9+1)*(7+5) = 120: no chain of 9, 1, 7, 5 reaches 120 (checked by brute force
+        // over orders and operators below).
+        let s = solve(&[9, 1, 7, 5], &rules);
+        assert_eq!(s.get(120).unwrap().shape(), Shape::Balanced);
+        assert!(!chain_reaches(&[9, 1, 7, 5], 120));
+        assert!(chain_reaches(&[1, 2, 3, 4], 24));
+    }
+
+    /// Every chain over every order of `nums`: start from one number, apply an operator
+    /// with the next (on either side), over exact rationals, non-negative integers only.
+    fn chain_reaches(nums: &[i64], target: i64) -> bool {
+        fn go(v: Rational, rest: &[i64], target: i64) -> bool {
+            if rest.is_empty() {
+                return v == Rational::from_int(target);
+            }
+            (0..rest.len()).any(|i| {
+                let n = Rational::from_int(rest[i]);
+                let others: Vec<i64> = rest
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .map(|(_, &x)| x)
+                    .collect();
+                ['+', '-', '*', '/'].iter().any(|&op| {
+                    [v.apply(op, n), n.apply(op, v)]
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| r.to_integer().is_some_and(|x| x >= 0))
+                        .any(|r| go(r, &others, target))
+                })
+            })
+        }
+        (0..nums.len()).any(|i| {
+            let rest: Vec<i64> = nums
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, &x)| x)
+                .collect();
+            go(Rational::from_int(nums[i]), &rest, target)
+        })
     }
 
     #[test]
