@@ -113,7 +113,10 @@ impl AdamW {
         let mut sq = 0f64;
         for (_, var) in &self.vars {
             if let Some(g) = grads.get(var.as_tensor()) {
-                sq += match with_cpu_f32(g, sum_sq) {
+                let fast = crate::engine::policy::cpu::kernels_on()
+                    .then(|| with_cpu_f32(g, sum_sq))
+                    .flatten();
+                sq += match fast {
                     Some(s) => s,
                     None => g
                         .sqr()?
@@ -184,6 +187,7 @@ fn in_place(w: &Tensor, m: &Tensor, v: &Tensor) -> bool {
     [w, m, v]
         .iter()
         .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
+        && crate::engine::policy::cpu::kernels_on()
 }
 
 /// `f` of `t`'s elements, when `t` is contiguous f32 on the CPU.

@@ -415,6 +415,121 @@ mod tests {
         assert!(last.kl > 0.0, "{last:?}");
     }
 
+    /// The generic path (what CUDA runs: candle's ops and autograd, AdamW on candle's
+    /// ops) gives the CPU kernels' loss, gradient norm, optimizer moments and weights
+    /// after two updates, with a value head and a KL reference, for both objectives.
+    #[test]
+    fn the_generic_path_matches_the_cpu_kernels() {
+        use crate::engine::policy::{cpu, CharTokenizer, Policy, PolicyConfig};
+        use crate::engine::rl::optim::AdamWConfig;
+        use rand::SeedableRng;
+        let run = |objective: PolicyObjective| {
+            let tok = CharTokenizer::default();
+            let mut cfg = PolicyConfig::micro(tok.vocab_size());
+            cfg.num_hidden_layers = 2;
+            let mut policy = Policy::init(cfg, tok.into(), 5, &candle_core::Device::Cpu).unwrap();
+            policy.add_value_head(2).unwrap();
+            let reference = Policy::reference_model(
+                &policy.config,
+                policy
+                    .tensors()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.copy().unwrap()))
+                    .collect(),
+                policy.device(),
+            )
+            .unwrap();
+            let mut opt = AdamW::new(
+                policy.vars(),
+                AdamWConfig {
+                    lr: 3e-3,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                    max_grad_norm: 1.0,
+                },
+            )
+            .unwrap();
+            let samples: Vec<Sample> = (0..6)
+                .map(|i| Sample {
+                    prompt: vec![1, 5, 6, 9],
+                    response: (0..3 + i % 4).map(|j| 7 + ((i + j) % 5) as u32).collect(),
+                    advantages: vec![if i % 2 == 0 { 0.7 } else { -0.4 }; 3 + i % 4],
+                    returns: vec![if i % 3 == 0 { 0.8 } else { -0.6 }; 3 + i % 4],
+                })
+                .collect();
+            let settings = UpdateSettings {
+                objective,
+                value_coef: 0.5,
+                kl_coef: 0.05,
+                reference: Some(&reference),
+                minibatches: 2,
+                epochs: 1,
+                lr: 3e-3,
+                warmup_steps: 0,
+                poison: false,
+            };
+            // The path taken: the tape with the kernels, candle's autograd without.
+            let ids = candle_core::Tensor::new(&[[1u32, 5, 6]], policy.device()).unwrap();
+            let taped = policy
+                .trainable()
+                .unwrap()
+                .hidden_taped(&ids)
+                .unwrap()
+                .is_taped();
+            assert_eq!(taped, cpu::kernels_on());
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+            let stats: Vec<UpdateStats> = (0..2)
+                .map(|_| policy_update(&policy, &mut opt, &samples, &settings, &mut rng).unwrap())
+                .collect();
+            let mut state: Vec<(String, Vec<f32>)> = opt
+                .state_tensors()
+                .into_iter()
+                .chain(policy.tensors())
+                .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+                .collect();
+            state.sort_by(|a, b| a.0.cmp(&b.0));
+            (stats, state)
+        };
+        for objective in [
+            PolicyObjective::Cispo { eps_high: 5.0 },
+            PolicyObjective::Clipped(crate::engine::rl::objective::Clip {
+                low: 0.2,
+                high: 0.28,
+                dual: Some(10.0),
+            }),
+        ] {
+            let (kernel_stats, kernel_state) = run(objective);
+            let (generic_stats, generic_state) = cpu::generic(|| run(objective));
+            for (a, b) in kernel_stats.iter().zip(&generic_stats) {
+                assert_eq!(a.optimizer_steps, b.optimizer_steps);
+                for (what, x, y) in [
+                    ("loss", a.loss, b.loss),
+                    ("grad norm", a.grad_norm, b.grad_norm),
+                    ("value loss", a.value_loss, b.value_loss),
+                    ("kl", a.kl, b.kl),
+                ] {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+                        "{objective:?} {what}: kernels {x}, generic {y}"
+                    );
+                }
+            }
+            assert_eq!(kernel_state.len(), generic_state.len());
+            for ((name, a), (other, b)) in kernel_state.iter().zip(&generic_state) {
+                assert_eq!(name, other);
+                let scale = a.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (x - y).abs() <= 2e-4 * scale,
+                        "{objective:?} {name}[{i}]: kernels {x}, generic {y} (largest {scale})"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn warm_up_is_per_optimizer_step() {
         assert_eq!(warmup_lr(1e-4, 10, 0), 1e-5);

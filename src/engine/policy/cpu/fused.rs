@@ -674,7 +674,7 @@ pub fn bias_add(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 fn fusable(a: &Tensor, b: &Tensor) -> bool {
-    a.device().is_cpu() && a.dtype() == DType::F32 && b.dtype() == DType::F32
+    a.device().is_cpu() && a.dtype() == DType::F32 && b.dtype() == DType::F32 && super::kernels_on()
 }
 
 /// RMSNorm over the last dimension with weight `w`.

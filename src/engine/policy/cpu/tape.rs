@@ -471,7 +471,8 @@ impl Qwen2 {
     /// end): a few hand-overs per step instead of one per operation, which on a small
     /// batch left threads waiting on each other for a sixth of the step.
     pub fn hidden_taped(&self, ids: &Tensor) -> Result<Taped> {
-        if !self.embed.device().is_cpu() || self.embed.dtype() != DType::F32 {
+        if !self.embed.device().is_cpu() || self.embed.dtype() != DType::F32 || !super::kernels_on()
+        {
             return Ok(Taped {
                 hidden: self.hidden_train(ids)?,
                 tape: None,
@@ -633,6 +634,12 @@ fn forward_part(s: &Shared, embed: &Tensor, ids: &[u32]) -> Result<(Vec<f32>, Pa
 }
 
 impl Taped {
+    /// Whether the hand-written backward runs (the CPU in f32, kernels on), rather than
+    /// candle's autograd.
+    pub fn is_taped(&self) -> bool {
+        self.tape.is_some()
+    }
+
     /// The final hidden states `(batch, len, hidden)`.
     pub fn hidden(&self) -> &Tensor {
         &self.hidden
