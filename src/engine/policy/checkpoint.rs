@@ -357,7 +357,14 @@ pub fn save_hf(policy: &Policy, dir: &Path, dtype: SaveDtype) -> Result<(), Chec
     config.torch_dtype = dtype.torch_name().into();
     config.eos_token_id = Some(policy.tokenizer.eos());
     let cfg_path = dir.join("config.json");
-    let json = serde_json::to_vec_pretty(&config).map_err(|e| CheckpointError::Config {
+    // arbor's character tokenizer goes beside the config too (transformers ignores the
+    // key), so a folder arbor exported loads back with it rather than as a tokenizers
+    // file without BPE merges, which llama.cpp's export refuses.
+    let file = ConfigFile {
+        config: config.clone(),
+        arbor_tokenizer: policy.tokenizer.as_char().cloned(),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| CheckpointError::Config {
         path: cfg_path.clone(),
         message: e.to_string(),
     })?;

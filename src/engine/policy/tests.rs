@@ -250,6 +250,30 @@ fn checkpoint_round_trip_gives_identical_logits() -> Result<()> {
     Ok(())
 }
 
+/// A folder arbor exported in the Hugging Face layout loads back with arbor's own
+/// character tokenizer, so it exports to GGUF again (the plateau protocol's starting
+/// point served by llama.cpp: the first weight sync re-exports it).
+#[test]
+fn an_exported_folder_loads_back_with_its_tokenizer_and_exports_to_gguf_again() {
+    let p = tiny();
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("exported");
+    super::checkpoint::save_hf(&p, &hf, super::checkpoint::SaveDtype::F32).unwrap();
+    let back = super::checkpoint::load(&hf, &Device::Cpu).unwrap();
+    assert_eq!(back.tokenizer.as_char(), p.tokenizer.as_char());
+    super::gguf::save_gguf(
+        &back,
+        &dir.path().join("again.gguf"),
+        super::checkpoint::SaveDtype::F32,
+    )
+    .unwrap();
+    // transformers reads the same config.json: the model's keys are still at the top.
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["vocab_size"], p.config.vocab_size);
+    assert_eq!(cfg["model_type"], "qwen2");
+}
+
 /// The GGUF export read back by candle's own GGUF Qwen2 (llama.cpp's tensor names and
 /// metadata keys): the same logits as the policy, and the vocabulary spelled byte-level.
 #[test]
