@@ -86,6 +86,18 @@ impl Trainer {
         };
         let mut batch = self.method.batch(&mut ctx, &problems, &idx)?;
         let served = self.generator_metrics(server.as_ref());
+        if let (Some(g), Some(r)) = (&served, &self.remote) {
+            if g.logprob_disagrees && r.cfg.stop_on_logprob_diff {
+                return Err(EngineError::Generator(
+                    crate::engine::policy::server::remote::GeneratorError::LogprobDisagreement {
+                        iteration: self.iteration,
+                        diff: g.mean_logprob_abs_diff.unwrap_or(f64::NAN),
+                        limit: r.cfg.max_logprob_diff,
+                        version: g.weight_version,
+                    },
+                ));
+            }
+        }
         drop(server);
         clock.charge_split(Span::Sample, Span::Scoring, batch.scoring_seconds);
         self.generated_tokens += batch.sampling.generated_tokens;
@@ -108,7 +120,9 @@ impl Trainer {
         let g = server?;
         let st = g.stats();
         let version = r.serving.unwrap_or(self.weights_version);
+        let diff = Some(st.mean_logprob_abs_diff()).filter(|d| d.is_finite());
         Some(GeneratorMetrics {
+            logprob_disagrees: diff.is_some_and(|d| d > r.cfg.max_logprob_diff),
             engine: g.engine().name().to_string(),
             engine_version: r.engine_version.clone(),
             weight_version: version,
@@ -117,7 +131,7 @@ impl Trainer {
             retries: st.retries,
             prompt_tokens: st.prompt_tokens,
             cached_prompt_tokens: st.cached_tokens,
-            mean_logprob_abs_diff: Some(st.mean_logprob_abs_diff()).filter(|d| d.is_finite()),
+            mean_logprob_abs_diff: diff,
         })
     }
 

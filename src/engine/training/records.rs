@@ -51,6 +51,10 @@ pub struct GeneratorMetrics {
     /// Mean |engine log-prob - trainer log-prob| over the sampled tokens (the trainer's
     /// are the ones trained on).
     pub mean_logprob_abs_diff: Option<f64>,
+    /// The mean is over `generator.max_logprob_diff`: the engine did not sample from the
+    /// trainer's weights.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logprob_disagrees: bool,
 }
 
 /// What one iteration did; committed to the store.

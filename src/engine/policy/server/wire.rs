@@ -377,10 +377,7 @@ pub fn parse(engine: Engine, v: &Value) -> Result<Vec<Reply>, WireError> {
                 let tokens = ids(engine, r, "tokens")?;
                 let probs = r.get("completion_probabilities").and_then(Value::as_array);
                 let logprobs = match probs {
-                    Some(p) => p
-                        .iter()
-                        .map(|e| e.get("logprob").and_then(Value::as_f64).map(|x| x as f32))
-                        .collect(),
+                    Some(p) => aligned_logprobs(&tokens, p),
                     None => vec![None; tokens.len()],
                 };
                 let ended = match r["stop_type"].as_str() {
@@ -400,6 +397,29 @@ pub fn parse(engine: Engine, v: &Value) -> Result<Vec<Reply>, WireError> {
             })
             .collect(),
     }
+}
+
+/// llama.cpp's `completion_probabilities`, one log-prob per returned token where the
+/// entry names that token (`id`): an entry list shorter or longer than the tokens (a stop
+/// word trimmed from one and not the other) must not shift every later comparison onto
+/// the wrong token. Without ids, positions are trusted only when the lengths agree.
+fn aligned_logprobs(tokens: &[u32], probs: &[Value]) -> Vec<Option<f32>> {
+    let has_ids = probs.iter().any(|e| e.get("id").is_some());
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let e = probs.get(i)?;
+            let same = if has_ids {
+                e.get("id").and_then(Value::as_u64) == Some(t as u64)
+            } else {
+                probs.len() == tokens.len()
+            };
+            same.then(|| e.get("logprob").and_then(Value::as_f64))
+                .flatten()
+                .map(|x| x as f32)
+        })
+        .collect()
 }
 
 #[cfg(test)]

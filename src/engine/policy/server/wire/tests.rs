@@ -171,3 +171,36 @@ fn versions_are_read_and_old_engines_refused_with_the_version_needed() {
         .to_string()
         .contains("not a version number"));
 }
+
+/// llama.cpp's log-probs are matched to the returned tokens by id: an entry list that is
+/// one short (a trimmed stop word) leaves the unmatched tokens uncompared instead of
+/// comparing every later token with its neighbour's log-prob.
+#[test]
+fn llamacpp_logprobs_are_aligned_by_token_id() {
+    use serde_json::json;
+    let probs = vec![
+        json!({"id": 5, "logprob": -0.5}),
+        json!({"id": 9, "logprob": -1.5}),
+        json!({"id": 2, "logprob": -2.5}),
+    ];
+    assert_eq!(
+        super::aligned_logprobs(&[5, 9, 2], &probs),
+        vec![Some(-0.5), Some(-1.5), Some(-2.5)]
+    );
+    // One entry missing in the middle: the rest do not shift onto the wrong tokens.
+    let short = vec![probs[0].clone(), probs[2].clone()];
+    assert_eq!(
+        super::aligned_logprobs(&[5, 9, 2], &short),
+        vec![Some(-0.5), None, None]
+    );
+    // Without ids, positions count only when the lengths agree.
+    let bare: Vec<_> = [-0.5, -1.5].iter().map(|l| json!({"logprob": l})).collect();
+    assert_eq!(
+        super::aligned_logprobs(&[5, 9], &bare),
+        vec![Some(-0.5), Some(-1.5)]
+    );
+    assert_eq!(
+        super::aligned_logprobs(&[5, 9, 2], &bare),
+        vec![None, None, None]
+    );
+}
