@@ -24,7 +24,8 @@ use crate::engine::rl::interrupt::{ask, Halt, Phase};
 use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::rl::rollout::{prompt_tokens, rollouts, Trajectory, MAX_ROWS};
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::{reward, Problem, Verdict};
+use crate::engine::task::countdown::{Problem, Verdict};
+use crate::engine::task::reward;
 use crate::engine::task::verify;
 
 /// Where a chain forks.

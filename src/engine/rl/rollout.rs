@@ -6,8 +6,9 @@ use rand::Rng;
 use crate::engine::policy::sampler::{Finish, Request, SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rl::interrupt::{ask, Check, Halt};
-use crate::engine::task::countdown::{reward, Problem, RewardKind, Rules, Verdict};
+use crate::engine::task::countdown::{Problem, Rules, Verdict};
 use crate::engine::task::verify;
+use crate::engine::task::{reward, RewardKind};
 
 /// Rows per sampler call: large batches amortise the per-op overhead of tiny models.
 pub const MAX_ROWS: usize = 256;

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod countdown;
 pub mod math;
+pub mod reward;
+
+pub use reward::{reward, RewardKind, UnknownReward};
 
 use countdown::{DataError, Outcome, Problem, Reason, Rules, Verdict};
 use math::MathVerdict;

@@ -5,7 +5,8 @@ use crate::engine::policy::sampler::{SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rl::interrupt::{Check, Halt};
 use crate::engine::rl::rollout::rollouts;
-use crate::engine::task::countdown::{Problem, RewardKind, Rules};
+use crate::engine::task::countdown::{Problem, Rules};
+use crate::engine::task::RewardKind;
 use crate::engine::training::metrics::{summarise, EvalResult};
 
 /// Every evaluation draws from this seed, so two evaluations of the same weights agree and

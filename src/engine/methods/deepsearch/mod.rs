@@ -31,8 +31,9 @@ use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::rl::rollout::is_repetitive;
 use crate::engine::rl::rollout::{rollouts_n, Trajectory};
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::{reward, Problem, RewardKind};
+use crate::engine::task::countdown::Problem;
 use crate::engine::task::StepKind;
+use crate::engine::task::{reward, RewardKind};
 use crate::engine::task::{task_of, verify, StepJudgement};
 
 /// Solutions a searched problem offers to the cache.

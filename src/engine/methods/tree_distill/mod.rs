@@ -23,7 +23,8 @@ use crate::engine::rl::interrupt::{Check, Halt};
 use crate::engine::rl::record::{GroupSource, TreeRecord};
 use crate::engine::rl::rollout::prompt_tokens;
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::{reward, Problem, RewardKind, Rules};
+use crate::engine::task::countdown::{Problem, Rules};
+use crate::engine::task::{reward, RewardKind};
 use crate::engine::task::{task_of, verify};
 use search::DistillJudge;
 

@@ -1,7 +1,7 @@
 //! The three rewards. `binary` is always used for evaluation.
 use serde::{Deserialize, Serialize};
 
-use super::verifier::{Outcome, Verdict};
+use super::countdown::verifier::{Outcome, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
