@@ -78,7 +78,7 @@ fn data() -> RunData {
         train: split.train,
         validation: Vec::new(),
         test: split.test,
-        rules: preset.rules,
+        rules: arbor::engine::task::Rules::countdown(preset.rules),
         preset: preset.name,
     }
 }

@@ -1,6 +1,6 @@
 //! The statistics of `arbor compare`: each run's row, the paired differences against
 //! the reference arm, the bootstrap's clusters and the per-problem lines behind them.
-use crate::engine::task::countdown::Problem;
+use crate::engine::task::Problem;
 use crate::engine::training::metrics::{paired_bootstrap, EvalResult, PairedDiff};
 use crate::engine::training::records::IterationMetrics;
 
@@ -133,8 +133,8 @@ pub fn per_problem_lines(rows: &[RunRow], problems: &[Problem], cluster: &[u64])
     let mut out = String::new();
     for r in rows {
         for ((p, &c), &m) in problems.iter().zip(&r.correct).zip(cluster) {
-            let mut nums = p.nums.clone();
-            nums.sort_unstable();
+            // A Countdown problem's sorted numbers (empty for other tasks).
+            let nums = p.countdown().map(|c| c.multiset()).unwrap_or_default();
             out.push_str(
                 &serde_json::json!({
                     "run": r.run, "arm": r.method, "seed": r.seed, "problem": p.id,
@@ -156,12 +156,9 @@ fn per_problem(r: &RunRow) -> Vec<f64> {
 }
 
 /// Cluster ids for the bootstrap: each problem's number multiset
-/// ([`multiset_key`](crate::engine::task::multiset_key)).
+/// ([`Problem::multiset_key`]).
 pub fn clusters(problems: &[Problem]) -> Vec<u64> {
-    problems
-        .iter()
-        .map(crate::engine::task::multiset_key)
-        .collect()
+    problems.iter().map(Problem::multiset_key).collect()
 }
 
 #[cfg(test)]
@@ -195,7 +192,9 @@ mod tests {
     #[test]
     fn paired_differences_recompute_from_the_per_problem_file() {
         let problems: Vec<Problem> = (0..12)
-            .map(|i| Problem::new(&format!("p{i}"), vec![i % 3, 7, 9], 20 + i))
+            .map(|i| {
+                crate::engine::task::countdown::problem(&format!("p{i}"), vec![i % 3, 7, 9], 20 + i)
+            })
             .collect();
         let cluster = clusters(&problems);
         let row = |method: &str, correct: Vec<u32>| RunRow {

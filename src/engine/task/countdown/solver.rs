@@ -186,8 +186,6 @@ mod tests {
 
     fn exactly(nonneg: bool) -> Rules {
         Rules {
-            task: Default::default(),
-            math: Default::default(),
             use_rule: UseRule::ExactlyOnce,
             nonneg_integers: nonneg,
         }
@@ -223,8 +221,6 @@ mod tests {
     #[test]
     fn min_numbers_under_at_most_once() {
         let r = Rules {
-            task: Default::default(),
-            math: Default::default(),
             use_rule: UseRule::AtMostOnce,
             nonneg_integers: false,
         };
