@@ -37,7 +37,7 @@ use arbor::engine::rl::objective::Clip;
 use arbor::engine::rl::optim::{AdamW, AdamWConfig};
 use arbor::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use arbor::engine::rl::update::{policy_update, PolicyObjective, Sample, UpdateSettings};
-use arbor::engine::task::countdown::{Problem, Rules};
+use arbor::engine::task::{countdown, Rules};
 use arbor::engine::training::config::RunConfig;
 use arbor::engine::training::registry::MethodKind;
 use arbor::engine::training::split;
@@ -464,7 +464,7 @@ impl Generator for FixedChildren {
 /// depth 64, with the stub generator above.
 fn bookkeeping_scaling(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
     let tok: arbor::engine::policy::Tokenizer = CharTokenizer::default().into();
-    let problem = Problem::new("bench", vec![4, 6, 12], 22);
+    let problem = countdown::problem("bench", vec![4, 6, 12], 22);
     let rules = Rules::default();
     let mut per_expansion = Vec::new();
     for size in [100usize, 1_000, 10_000, 100_000] {

@@ -39,7 +39,7 @@ fn data() -> RunData {
         train: split.train,
         validation: Vec::new(),
         test: split.test,
-        rules: preset.rules,
+        rules: arbor::engine::task::Rules::countdown(preset.rules),
         preset: preset.name,
     }
 }

@@ -54,7 +54,7 @@ fn arms() -> Vec<(&'static str, RunConfig)> {
     tps.train.tokens_per_step = 120;
     tps.train.min_sequences_per_step = 4;
     let mut dense = small_config("grpo");
-    dense.train.reward = arbor::engine::task::countdown::RewardKind::Dense;
+    dense.train.reward = arbor::engine::task::RewardKind::Dense;
     let mut cispo_kl = small_config("cispo");
     cispo_kl.cispo.kl_coef = 0.01;
     vec![
@@ -78,7 +78,7 @@ fn data() -> RunData {
         train: split.train,
         validation: Vec::new(),
         test: split.test,
-        rules: preset.rules,
+        rules: arbor::engine::task::Rules::countdown(preset.rules),
         preset: preset.name,
     }
 }

@@ -122,3 +122,34 @@ fn the_readme_layout_names_every_folder_under_src() {
         "README.md's layout misses {missing:?}: add a line for each folder"
     );
 }
+
+/// Each task's folder under src/engine/task/ names no other task: what tasks share sits in
+/// task/ itself (the problem, the verdict, the data files, the rules).
+#[test]
+fn tasks_do_not_import_each_other() {
+    let tasks = engine().join("task");
+    let names: Vec<String> = std::fs::read_dir(&tasks)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert!(names.len() >= 2, "{names:?}");
+    let mut bad = Vec::new();
+    for task in &names {
+        let mut all = Vec::new();
+        files(&tasks.join(task), &mut all);
+        for f in &all {
+            let text = std::fs::read_to_string(f).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for other in names.iter().filter(|o| *o != task) {
+                    if code.contains(&format!("task::{other}")) {
+                        bad.push(format!("{}:{}: {task}/ names {other}", f.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}

@@ -313,11 +313,11 @@ fn per_problem_path(store: &std::path::Path, run: &str, iteration: u64) -> PathB
 pub fn test_time_pairs(
     results: &[crate::engine::training::test_time::StrategyResult],
     reference: Strategy,
-    problems: &[crate::engine::task::countdown::Problem],
+    problems: &[crate::engine::task::Problem],
 ) -> Vec<serde_json::Value> {
     let clusters: Vec<u64> = problems
         .iter()
-        .map(crate::engine::task::multiset_key)
+        .map(crate::engine::task::Problem::multiset_key)
         .collect();
     let mut out = Vec::new();
     for r in results.iter().filter(|r| r.strategy != reference) {
@@ -349,7 +349,7 @@ pub fn test_time_pairs(
 /// problem (its number multiset, score and tokens).
 pub fn test_time_lines(
     results: &[crate::engine::training::test_time::StrategyResult],
-    problems: &[crate::engine::task::countdown::Problem],
+    problems: &[crate::engine::task::Problem],
 ) -> String {
     let mut out = String::new();
     for r in results {
@@ -359,7 +359,7 @@ pub fn test_time_lines(
                     "strategy": name_of(r.strategy),
                     "budget": r.budget,
                     "problem": p.id,
-                    "multiset": format!("{:016x}", crate::engine::task::multiset_key(p)),
+                    "multiset": format!("{:016x}", p.multiset_key()),
                     "score": r.per_problem.get(i),
                     "tokens": r.per_problem_tokens.get(i),
                 })

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::engine::task::countdown::{generate, write_jsonl, Preset};
+use crate::engine::task::countdown::{generate, Preset};
+use crate::engine::task::write_jsonl;
 
 pub struct GenDataOptions {
     pub preset: String,

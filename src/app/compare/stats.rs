@@ -2,7 +2,8 @@
 //! the reference arm, the bootstrap's clusters and the per-problem lines behind them.
 use std::collections::HashMap;
 
-use crate::engine::task::countdown::{solve, Problem, Rules, Shape};
+use crate::engine::task::countdown::{solve, Shape, Solutions};
+use crate::engine::task::{Problem, Rules};
 use crate::engine::training::metrics::{paired_bootstrap, pass_at_k, EvalResult, PairedDiff};
 use crate::engine::training::records::IterationMetrics;
 
@@ -145,12 +146,12 @@ pub fn per_problem_lines(
     let mut out = String::new();
     for r in rows {
         for (((p, &c), &m), shape) in problems.iter().zip(&r.correct).zip(cluster).zip(shapes) {
-            let mut nums = p.nums.clone();
-            nums.sort_unstable();
+            // A Countdown problem's sorted numbers and target (none for other tasks).
+            let nums = p.countdown().map(|c| c.multiset()).unwrap_or_default();
             out.push_str(
                 &serde_json::json!({
                     "run": r.run, "arm": r.method, "seed": r.seed, "problem": p.id,
-                    "multiset": format!("{m:016x}"), "nums": nums, "target": p.target,
+                    "multiset": format!("{m:016x}"), "nums": nums, "target": p.countdown().map(|c| c.target),
                     "shape": shape.map(Shape::name), "k": r.k, "correct": c,
                 })
                 .to_string(),
@@ -164,17 +165,15 @@ pub fn per_problem_lines(
 /// Each problem's solution shape from the exact solver (`None`: not a Countdown problem,
 /// or no solution found), solved once per number multiset.
 pub fn shapes(problems: &[Problem], rules: &Rules) -> Vec<Option<Shape>> {
-    let mut solved: HashMap<Vec<i64>, crate::engine::task::countdown::Solutions> = HashMap::new();
+    let mut solved: HashMap<Vec<i64>, Solutions> = HashMap::new();
     problems
         .iter()
         .map(|p| {
-            if p.nums.is_empty() {
-                return None;
-            }
-            let mut key = p.nums.clone();
-            key.sort_unstable();
-            let s = solved.entry(key).or_insert_with(|| solve(&p.nums, rules));
-            s.get(p.target).map(|i| i.shape())
+            let c = p.countdown().filter(|c| !c.nums.is_empty())?;
+            let s = solved
+                .entry(c.multiset())
+                .or_insert_with(|| solve(&c.nums, &rules.countdown));
+            s.get(c.target).map(|i| i.shape())
         })
         .collect()
 }
@@ -283,12 +282,9 @@ fn per_problem(r: &RunRow) -> Vec<f64> {
 }
 
 /// Cluster ids for the bootstrap: each problem's number multiset
-/// ([`multiset_key`](crate::engine::task::multiset_key)).
+/// ([`Problem::multiset_key`]).
 pub fn clusters(problems: &[Problem]) -> Vec<u64> {
-    problems
-        .iter()
-        .map(crate::engine::task::multiset_key)
-        .collect()
+    problems.iter().map(Problem::multiset_key).collect()
 }
 
 #[cfg(test)]
@@ -322,7 +318,9 @@ mod tests {
     #[test]
     fn paired_differences_recompute_from_the_per_problem_file() {
         let problems: Vec<Problem> = (0..12)
-            .map(|i| Problem::new(&format!("p{i}"), vec![i % 3, 7, 9], 20 + i))
+            .map(|i| {
+                crate::engine::task::countdown::problem(&format!("p{i}"), vec![i % 3, 7, 9], 20 + i)
+            })
             .collect();
         let cluster = clusters(&problems);
         let row = |method: &str, correct: Vec<u32>| RunRow {
@@ -372,9 +370,9 @@ mod tests {
     fn slices_average_pass_at_k_by_shape_over_seeds() {
         let rules = Rules::default();
         let problems = vec![
-            Problem::new("chain", vec![1, 2, 3, 4], 24),
-            Problem::new("balanced", vec![9, 1, 7, 5], 120),
-            Problem::new("unsolvable", vec![1, 1, 1, 1], 997),
+            crate::engine::task::countdown::problem("chain", vec![1, 2, 3, 4], 24),
+            crate::engine::task::countdown::problem("balanced", vec![9, 1, 7, 5], 120),
+            crate::engine::task::countdown::problem("unsolvable", vec![1, 1, 1, 1], 997),
         ];
         let shapes = shapes(&problems, &rules);
         assert_eq!(

@@ -16,7 +16,7 @@ use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{sampled_batch, Batch, GroupContext};
 use crate::engine::rl::interrupt::Halt;
 use crate::engine::rl::stream::ProblemStream;
-use crate::engine::task::countdown::Problem;
+use crate::engine::task::Problem;
 
 /// The key of the solved set in `trainer_state.json`.
 const SOLVED: &str = "grpo_hard_solved";

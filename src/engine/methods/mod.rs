@@ -27,7 +27,7 @@ use crate::engine::rl::groups::{Batch, GroupContext};
 use crate::engine::rl::interrupt::{Check, Halt, Phase};
 use crate::engine::rl::stream::ProblemStream;
 use crate::engine::rl::update::PolicyObjective;
-use crate::engine::task::countdown::{Problem, Rules};
+use crate::engine::task::{Problem, Rules};
 
 /// How a method's batch is trained.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -13,7 +13,7 @@ use crate::engine::methods::{Method, Objective, Prelude, RoundStart};
 use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{sampled_batch, Batch, GroupContext};
 use crate::engine::rl::interrupt::Halt;
-use crate::engine::task::countdown::Problem;
+use crate::engine::task::Problem;
 
 /// `[passk]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

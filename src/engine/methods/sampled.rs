@@ -12,7 +12,7 @@ use crate::engine::rl::interrupt::Halt;
 use crate::engine::rl::objective::{group_advantages, AdvantageNorm};
 use crate::engine::rl::rollout::Trajectory;
 use crate::engine::rl::update::PolicyObjective;
-use crate::engine::task::countdown::Problem;
+use crate::engine::task::Problem;
 
 /// How a group's samples are weighted.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -24,8 +24,7 @@ use crate::engine::rl::interrupt::{ask, Halt, Phase};
 use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::rl::rollout::{prompt_tokens, rollouts, Trajectory, MAX_ROWS};
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::{reward, Problem, Verdict};
-use crate::engine::task::verify;
+use crate::engine::task::{reward, verify, Problem, Verdict};
 
 /// Where a chain forks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,7 +291,7 @@ fn grow(
                 entropies.extend_from_slice(&c.entropies);
                 let text = ctx.tok.decode(&tokens);
                 let verdict: Verdict = verify(&problems[i], &text, ctx.rules);
-                let r = reward(ctx.train.reward, &verdict, problems[i].target);
+                let r = reward(ctx.train.reward, &verdict, &problems[i]);
                 forests[i].push(Leaf {
                     traj: Trajectory {
                         tokens,
@@ -490,7 +489,8 @@ mod tests {
 
     use super::*;
     use crate::engine::policy::sampler::Finish;
-    use crate::engine::task::countdown::verifier::{Outcome as VOutcome, Reason};
+    use crate::engine::task::countdown::Reason;
+    use crate::engine::task::Outcome as VOutcome;
 
     fn leaf(len: usize, start: usize, parent: Option<usize>, correct: bool) -> Leaf {
         Leaf {
@@ -510,7 +510,8 @@ mod tests {
                         Reason::Correct
                     } else {
                         Reason::NoAnswer
-                    },
+                    }
+                    .into(),
                 },
                 reward: correct as u8 as f32,
             },
@@ -593,16 +594,7 @@ mod tests {
         let (leaves, t) = example();
         let r: Vec<f64> = leaves.iter().map(|l| l.traj.reward as f64).collect();
         let adv = t.advantages(&r, true);
-        let p = Problem {
-            id: "p".into(),
-            nums: vec![1, 2],
-            target: 3,
-            solution: None,
-            num_solutions: None,
-            min_numbers: None,
-            question: None,
-            answer: None,
-        };
+        let p = crate::engine::task::countdown::problem("p", vec![1, 2], 3);
         let rec = t.record(&p, &leaves, &adv, 2, |tok| format!("{}", tok.len()));
         assert_eq!(rec.source, GroupSource::Branch);
         assert_eq!(rec.nodes.len(), 7);

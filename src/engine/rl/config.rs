@@ -2,7 +2,7 @@
 //! (`[train]` of a run's config). A method's own settings live in its own section.
 use serde::{Deserialize, Serialize};
 
-use crate::engine::task::countdown::RewardKind;
+use crate::engine::task::RewardKind;
 
 /// The RL loop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use crate::engine::rl::interrupt::{Check, Halt};
 use crate::engine::rl::record::TreeRecord;
 use crate::engine::rl::rollout::{is_repetitive, prompt_tokens, rollouts, Trajectory};
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::{Problem, Rules};
+use crate::engine::task::{Problem, Rules};
 
 /// What a sampling phase produced for the update and for the metrics.
 #[derive(Default)]

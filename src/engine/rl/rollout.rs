@@ -6,8 +6,7 @@ use rand::Rng;
 use crate::engine::policy::sampler::{Finish, Request, SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rl::interrupt::{ask, Check, Halt};
-use crate::engine::task::countdown::{reward, Problem, RewardKind, Rules, Verdict};
-use crate::engine::task::verify;
+use crate::engine::task::{reward, verify, Problem, RewardKind, Rules, Verdict};
 
 /// Rows per sampler call: large batches amortise the per-op overhead of tiny models.
 pub const MAX_ROWS: usize = 256;
@@ -115,7 +114,7 @@ pub fn rollouts_n<R: Rng>(
             let i = start + c.request;
             let text = tok.decode(&c.tokens);
             let verdict = verify(problems[i], &text, rules);
-            let r = reward(reward_kind, &verdict, problems[i].target);
+            let r = reward(reward_kind, &verdict, problems[i]);
             groups[i].push(Trajectory {
                 tokens: c.tokens,
                 logprobs: c.logprobs,

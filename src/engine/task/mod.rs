@@ -4,13 +4,23 @@
 //! are peers in this folder; a new task is one more implementation of [`Task`].
 use std::path::Path;
 
+use rand::RngCore;
+
 use serde::{Deserialize, Serialize};
 
 pub mod countdown;
+pub mod data;
 pub mod math;
+pub mod problem;
+pub mod reward;
+pub mod rules;
+pub mod verdict;
 
-use countdown::{DataError, Outcome, Problem, Reason, Rules, Verdict};
-use math::MathVerdict;
+pub use data::{write_jsonl, DataError, LineError};
+pub use problem::{Problem, Spec};
+pub use reward::{reward, RewardKind, UnknownReward};
+pub use rules::Rules;
+pub use verdict::{Outcome, Reason, Verdict};
 
 /// Which task a run uses (the config's `data.task`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +85,8 @@ impl StepKind {
 }
 
 /// A task: everything the trainer, the search and the evaluation need to know of it.
+/// Problems of another task get no answer (`verify`), nothing to say (`judge_step`) and
+/// no demonstration.
 pub trait Task {
     fn name(&self) -> &'static str;
     /// The prompt the policy sees.
@@ -89,17 +101,23 @@ pub trait Task {
     fn judge_step(&self, problem: &Problem, response: &str) -> StepJudgement;
     /// Reads a JSONL problem file; errors name the file and line.
     fn load(&self, path: &Path) -> Result<Vec<Problem>, DataError>;
+    /// A response the warm start imitates (legal steps, whatever they reach), if the
+    /// task has such demonstrations.
+    fn demonstration(&self, problem: &Problem, rng: &mut dyn RngCore) -> Option<String>;
 }
 
 /// Countdown under its preset's rules.
-pub struct CountdownTask(pub Rules);
+pub struct CountdownTask(pub countdown::Rules);
 
 impl Task for CountdownTask {
     fn name(&self) -> &'static str {
         "countdown"
     }
     fn verify(&self, problem: &Problem, completion: &str) -> Verdict {
-        countdown::verify(problem, completion, &self.0)
+        match problem.countdown() {
+            Some(c) => countdown::verify(c, completion, &self.0).neutral(),
+            None => Verdict::no_answer(countdown::Reason::NoAnswer.into()),
+        }
     }
     /// The right-hand side of the last `=` line (or `ans` line), or the inside of the last
     /// `<answer>` tag.
@@ -121,10 +139,18 @@ impl Task for CountdownTask {
             .filter(|r| !r.is_empty())
     }
     fn judge_step(&self, problem: &Problem, response: &str) -> StepJudgement {
-        countdown::step::judge_step(problem, response, &self.0)
+        match problem.countdown() {
+            Some(c) => countdown::step::judge_step(c, response, &self.0),
+            None => StepJudgement::Open,
+        }
     }
     fn load(&self, path: &Path) -> Result<Vec<Problem>, DataError> {
         countdown::load_jsonl(path)
+    }
+    /// A random legal trace over the numbers (the target is ignored on purpose).
+    fn demonstration(&self, problem: &Problem, mut rng: &mut dyn RngCore) -> Option<String> {
+        let c = problem.countdown()?;
+        Some(countdown::random_trace(&c.nums, &self.0, &mut rng))
     }
 }
 
@@ -136,23 +162,9 @@ impl Task for MathTask {
         "math"
     }
     fn verify(&self, problem: &Problem, completion: &str) -> Verdict {
-        let expected = problem.answer.as_deref().unwrap_or("");
-        match self.0.verify(completion, expected) {
-            MathVerdict::Correct { .. } => Verdict {
-                outcome: Outcome::Correct,
-                reason: Reason::Correct,
-            },
-            MathVerdict::Wrong { answer, expected } => Verdict {
-                outcome: Outcome::Invalid,
-                reason: Reason::MathAnswer {
-                    got: answer,
-                    expected,
-                },
-            },
-            MathVerdict::NoAnswer => Verdict {
-                outcome: Outcome::NoAnswer,
-                reason: Reason::NoBoxed,
-            },
+        match problem.math() {
+            Some(m) => m.verify(completion, self.0).neutral(),
+            None => Verdict::no_answer(math::Reason::NoBoxed.into()),
         }
     }
     /// The last `\boxed{}` near the end, normalised as the verifier compares it.
@@ -167,12 +179,15 @@ impl Task for MathTask {
     fn load(&self, path: &Path) -> Result<Vec<Problem>, DataError> {
         math::load_math_jsonl(path)
     }
+    fn demonstration(&self, _: &Problem, _: &mut dyn RngCore) -> Option<String> {
+        None
+    }
 }
 
 /// The task that `rules` (which carry the run's task kind) describe.
 pub fn task_of(rules: &Rules) -> Box<dyn Task> {
     match rules.task {
-        TaskKind::Countdown => Box::new(CountdownTask(*rules)),
+        TaskKind::Countdown => Box::new(CountdownTask(rules.countdown)),
         TaskKind::Math => Box::new(MathTask(rules.math)),
     }
 }
@@ -181,20 +196,8 @@ pub fn task_of(rules: &Rules) -> Box<dyn Task> {
 /// sample, so the task is not boxed).
 pub fn verify(problem: &Problem, completion: &str, rules: &Rules) -> Verdict {
     match rules.task {
-        TaskKind::Countdown => CountdownTask(*rules).verify(problem, completion),
+        TaskKind::Countdown => CountdownTask(rules.countdown).verify(problem, completion),
         TaskKind::Math => MathTask(rules.math).verify(problem, completion),
-    }
-}
-
-/// The bootstrap's unit for a problem: a Countdown problem's number multiset (several
-/// targets share one, so problems of a multiset are not independent), else the problem.
-pub fn multiset_key(p: &countdown::Problem) -> u64 {
-    if p.nums.is_empty() {
-        fnv1a(p.id.as_bytes())
-    } else {
-        let mut n = p.nums.clone();
-        n.sort_unstable();
-        fnv1a(format!("{n:?}").as_bytes())
     }
 }
 
@@ -211,11 +214,8 @@ mod tests {
 
     #[test]
     fn math_problems_are_judged_by_their_boxed_answer() {
-        let p = Problem::math("m".into(), "What is 6*7?".into(), "42".into());
-        let rules = Rules {
-            task: TaskKind::Math,
-            ..Rules::default()
-        };
+        let p = math::problem("m".into(), "What is 6*7?".into(), "42".into());
+        let rules = Rules::math(math::MathVerifier::Minerva);
         assert!(verify(&p, "6*7 = 42, so \\boxed{42}", &rules).is_correct());
         let w = verify(&p, "\\boxed{41}", &rules);
         assert_eq!(w.reason.to_string(), "boxed answer \"41\" is not \"42\"");
@@ -224,6 +224,13 @@ mod tests {
         assert_eq!(t.claimed_answer("so \\boxed{ 42 }"), Some("42".into()));
         assert_eq!(t.claimed_answer("no box"), None);
         assert_eq!(t.judge_step(&p, "Let x = 6.\n"), StepJudgement::Open);
+        assert_eq!(t.demonstration(&p, &mut rand::rng()), None);
+        // A problem of another task has no answer for this one.
+        let c = countdown::problem("c", vec![4, 6], 10);
+        assert_eq!(verify(&c, "\\boxed{10}", &rules).outcome, Outcome::NoAnswer);
+        let cd = Rules::default();
+        assert_eq!(verify(&p, "ans 42", &cd).outcome, Outcome::NoAnswer);
+        assert_eq!(task_of(&cd).judge_step(&p, "4+6=10\n"), StepJudgement::Open);
     }
 
     #[test]

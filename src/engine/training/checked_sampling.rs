@@ -9,8 +9,7 @@ use rand::RngCore;
 use crate::engine::policy::sampler::{Finish, Request, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rl::rollout::prompt_tokens;
-use crate::engine::task::countdown::{Problem, Rules};
-use crate::engine::task::{task_of, verify, StepJudgement};
+use crate::engine::task::{task_of, verify, Problem, Rules, StepJudgement};
 
 /// One finished sample of a problem.
 #[derive(Clone, Debug, PartialEq)]
@@ -194,7 +193,7 @@ mod tests {
     #[test]
     fn a_sample_ends_at_its_first_invalid_line_and_the_next_one_starts() {
         let tok = Tokenizer::default();
-        let p = Problem::new("t", vec![4, 6, 12], 22);
+        let p = crate::engine::task::countdown::problem("t", vec![4, 6, 12], 22);
         let params = SamplingParams {
             temperature: 1.0,
             max_tokens: 40,

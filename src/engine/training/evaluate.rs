@@ -5,7 +5,7 @@ use crate::engine::policy::sampler::{SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rl::interrupt::{Check, Halt};
 use crate::engine::rl::rollout::rollouts;
-use crate::engine::task::countdown::{Problem, RewardKind, Rules};
+use crate::engine::task::{Problem, RewardKind, Rules};
 use crate::engine::training::metrics::{summarise, EvalResult};
 
 /// Every evaluation draws from this seed, so two evaluations of the same weights agree and
@@ -74,10 +74,7 @@ pub fn evaluate(
     let protocol = format!(
         "mean@{k} and unbiased pass@{k}, {k} samples per problem at temperature {temperature}, no search, binary reward; 95% intervals resample number multisets"
     );
-    let clusters: Vec<u64> = problems
-        .iter()
-        .map(crate::engine::task::multiset_key)
-        .collect();
+    let clusters: Vec<u64> = problems.iter().map(Problem::multiset_key).collect();
     Ok((
         summarise(&correct, k, protocol, EVAL_SEED, &clusters),
         stats,

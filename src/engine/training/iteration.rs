@@ -9,7 +9,7 @@ use crate::engine::rl::record::TreeRecord;
 use crate::engine::rl::update::{
     policy_update, steps_for_tokens, warmup_lr, UpdateSettings, UpdateStats,
 };
-use crate::engine::task::countdown::Problem;
+use crate::engine::task::Problem;
 use crate::engine::training::error::EngineError;
 use crate::engine::training::phases::{PhaseClock, PhaseSeconds, Span};
 use crate::engine::training::records::{AdaptiveMetrics, GeneratorMetrics, IterationMetrics};

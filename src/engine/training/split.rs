@@ -1,9 +1,8 @@
 //! The problems of a run: generated from a preset, or loaded from JSONL files.
 use serde::Serialize;
 
-use crate::engine::task::countdown::{
-    generate, generate_held_out, load_jsonl, HeldOutSplit, Preset, Problem, Rules,
-};
+use crate::engine::task::countdown::{generate, generate_held_out, HeldOutSplit, Preset};
+use crate::engine::task::{task_of, Problem, Rules};
 use crate::engine::training::config::DataConfig;
 use crate::engine::training::error::EngineError;
 
@@ -22,9 +21,10 @@ pub struct RunData {
 /// Test problems only (for `arbor eval`), honouring `test_data`.
 pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
     if cfg.task == crate::engine::task::TaskKind::Math {
+        let rules = Rules::math(cfg.math_verifier);
+        let task = task_of(&rules);
         let load = |p: &Option<std::path::PathBuf>, flag: &str| match p {
-            Some(p) => crate::engine::task::math::load_math_jsonl(p)
-                .map_err(|e| EngineError::Data(e.to_string())),
+            Some(p) => task.load(p).map_err(|e| EngineError::Data(e.to_string())),
             None => Err(EngineError::Config(format!(
                 "the math task needs {flag} (JSONL with problem and answer fields)"
             ))),
@@ -36,17 +36,15 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
                 None => Vec::new(),
             },
             test: load(&cfg.test_data, "--test-data")?,
-            rules: Rules {
-                task: crate::engine::task::TaskKind::Math,
-                math: cfg.math_verifier,
-                ..Rules::default()
-            },
+            rules,
             preset: "math".into(),
         });
     }
     let preset = Preset::by_name(&cfg.preset)
         .map_err(|e| EngineError::Config(format!("data.preset: {e}")))?;
-    let load = |p: &std::path::Path| load_jsonl(p).map_err(|e| EngineError::Data(e.to_string()));
+    let rules = Rules::countdown(preset.rules);
+    let task = task_of(&rules);
+    let load = |p: &std::path::Path| task.load(p).map_err(|e| EngineError::Data(e.to_string()));
     let wants_validation = cfg.validation_size > 0 || cfg.validation_data.is_some();
     if wants_validation {
         // Three disjoint splits by multiset; files replace the generated parts.
@@ -79,7 +77,7 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
             train: pick(&cfg.train_data, |g| &g.train)?,
             validation: pick(&cfg.validation_data, |g| &g.validation)?,
             test: pick(&cfg.test_data, |g| &g.test)?,
-            rules: preset.rules,
+            rules,
             preset: preset.name,
         });
     }
@@ -106,7 +104,7 @@ pub fn load(cfg: &DataConfig) -> Result<RunData, EngineError> {
         train,
         validation: Vec::new(),
         test,
-        rules: preset.rules,
+        rules,
         preset: preset.name,
     })
 }

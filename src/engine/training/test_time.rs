@@ -37,8 +37,7 @@ use crate::engine::policy::sampler::SamplingParams;
 use crate::engine::policy::{Generator, Qwen2, Tokenizer};
 use crate::engine::rl::interrupt::{never, Halt};
 use crate::engine::rl::rollout::rollouts;
-use crate::engine::task::countdown::{Problem, RewardKind, Rules};
-use crate::engine::task::{task_of, verify, Task};
+use crate::engine::task::{task_of, verify, Problem, RewardKind, Rules, Task};
 use crate::engine::training::checked_sampling::checked_samples;
 use crate::engine::training::evaluate::EVAL_SEED;
 use crate::engine::training::metrics::cluster_bootstrap_ci;
@@ -193,10 +192,7 @@ pub fn compare_strategies(
     let refs: Vec<&Problem> = problems.iter().collect();
     let n = problems.len().max(1) as f64;
     // Intervals resample number multisets.
-    let clusters: Vec<u64> = problems
-        .iter()
-        .map(crate::engine::task::multiset_key)
-        .collect();
+    let clusters: Vec<u64> = problems.iter().map(Problem::multiset_key).collect();
     let task = task_of(rules);
     let params = SamplingParams {
         temperature: s.temperature,

@@ -17,7 +17,7 @@ use crate::engine::rl::interrupt::{Interrupt, Phase};
 use crate::engine::rl::optim::{AdamW, AdamWConfig};
 use crate::engine::rl::stream::ProblemStream;
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::Problem;
+use crate::engine::task::Problem;
 use crate::engine::training::config::{EvalSplit, RunConfig};
 use crate::engine::training::error::EngineError;
 use crate::engine::training::evaluate::{evaluate, EvalSettings};

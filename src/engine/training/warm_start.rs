@@ -18,8 +18,7 @@ use crate::engine::rl::interrupt::Phase;
 use crate::engine::rl::interrupt::{ask, Check, Halt, Interrupt};
 use crate::engine::rl::optim::{AdamW, AdamWConfig};
 use crate::engine::rl::rollout::prompt_tokens;
-use crate::engine::task::countdown::{random_trace, Problem, Rules};
-use crate::engine::task::fnv1a;
+use crate::engine::task::{fnv1a, task_of, Problem, Rules};
 use crate::engine::training::config::RunConfig;
 use crate::engine::training::config::WarmStartConfig;
 use crate::engine::training::error::EngineError;
@@ -73,12 +72,15 @@ pub fn warm_start(
             candle_core::Error::Msg("the warm start needs training problems".into()).into(),
         );
     }
+    // The task's demonstrations (Countdown's random legal traces; a task without any
+    // imitates an empty response: config validation keeps math off this path).
+    let task = task_of(rules);
     for step in 0..cfg.steps {
         ask(stop)?;
         let mut owned = Vec::with_capacity(cfg.batch_size);
         for _ in 0..cfg.batch_size {
             let p = &problems[rng.random_range(0..problems.len())];
-            let trace = random_trace(&p.nums, rules, &mut rng);
+            let trace = task.demonstration(p, &mut rng).unwrap_or_default();
             let mut response = policy.tokenizer.encode(&trace).unwrap_or_default();
             response.push(EOS);
             let advantages = vec![1.0; response.len()];

@@ -13,7 +13,7 @@ use crate::engine::policy::Tokenizer;
 use crate::engine::rl::config::TrainConfig;
 use crate::engine::rl::groups::{Batch, GroupContext};
 use crate::engine::rl::interrupt::{Halt, Phase};
-use crate::engine::task::countdown::Problem;
+use crate::engine::task::Problem;
 
 pub struct DeepSearch {
     pub(crate) search: SearchConfig,

@@ -31,9 +31,7 @@ use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::rl::rollout::is_repetitive;
 use crate::engine::rl::rollout::{rollouts_n, Trajectory};
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::{reward, Problem, RewardKind};
-use crate::engine::task::StepKind;
-use crate::engine::task::{task_of, verify, StepJudgement};
+use crate::engine::task::{reward, task_of, verify, Problem, RewardKind, StepJudgement, StepKind};
 
 /// Solutions a searched problem offers to the cache.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -171,7 +169,7 @@ fn cached_trajectory<R: Rng>(ctx: &GroupContext<R>, p: &Problem, tokens: &[u32])
     let text = ctx.tok.decode(tokens);
     let verdict = verify(p, &text, ctx.rules);
     Trajectory {
-        reward: reward(RewardKind::Binary, &verdict, p.target),
+        reward: reward(RewardKind::Binary, &verdict, p),
         tokens: tokens.to_vec(),
         logprobs: Vec::new(),
         entropies: Vec::new(),
@@ -615,13 +613,13 @@ mod tests {
 
         use super::super::*;
         use crate::engine::policy::tokenizer::Tokenizer;
-        use crate::engine::task::countdown::Rules;
+        use crate::engine::task::Rules;
 
         fn pad(tok: &Tokenizer, p: &Problem, text: &str) -> Trajectory {
             let tokens = tok.encode(text).unwrap();
             let verdict = verify(p, text, &Rules::default());
             Trajectory {
-                reward: reward(RewardKind::Binary, &verdict, p.target),
+                reward: reward(RewardKind::Binary, &verdict, p),
                 logprobs: vec![-0.5; tokens.len()],
                 entropies: vec![0.5; tokens.len()],
                 tokens,
@@ -654,7 +652,7 @@ mod tests {
         /// under one root were two sibling terminals with the same text, unjudged.
         #[test]
         fn identical_pads_merge_into_one_judged_sample() {
-            let p = Problem::new("train-001082", vec![5, 5, 3], 8);
+            let p = crate::engine::task::countdown::problem("train-001082", vec![5, 5, 3], 8);
             let r = with_pads(&p, &["5/5=1\nans 1", "5/5=1\nans 1"], true);
             let kids: Vec<&NodeRecord> = r.nodes.iter().filter(|n| n.parent == Some(0)).collect();
             assert_eq!(kids.len(), 1, "{:?}", r.nodes);
@@ -669,7 +667,7 @@ mod tests {
 
         #[test]
         fn a_pad_ends_at_its_first_invalid_line() {
-            let p = Problem::new("t", vec![4, 6, 12], 18);
+            let p = crate::engine::task::countdown::problem("t", vec![4, 6, 12], 18);
             let tok = Tokenizer::default();
             let task = task_of(&Rules::default());
             let t = pad(&tok, &p, "4+6=11\n11+12=23\nans 23");
@@ -696,7 +694,7 @@ mod tests {
                     .map(|ls| ls.iter().map(|&i| lines[i]).collect::<String>())
                     .collect();
                 let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
-                let p = Problem::new("t", vec![4, 6, 12], 18);
+                let p = crate::engine::task::countdown::problem("t", vec![4, 6, 12], 18);
                 let r = with_pads(&p, &refs, true);
                 let task = task_of(&Rules::default());
                 for a in &r.nodes {

@@ -18,7 +18,7 @@ use crate::engine::methods::{Prelude, RoundStart};
 use crate::engine::policy::sampler::SamplingParams;
 use crate::engine::rl::interrupt::Halt;
 use crate::engine::rl::rollout::rollouts;
-use crate::engine::task::countdown::{Problem, RewardKind};
+use crate::engine::task::{Problem, RewardKind};
 
 impl DeepSearch {
     /// At a round boundary: merge the round's registrations into the cache and re-filter

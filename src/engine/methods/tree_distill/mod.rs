@@ -23,8 +23,7 @@ use crate::engine::rl::interrupt::{Check, Halt};
 use crate::engine::rl::record::{GroupSource, TreeRecord};
 use crate::engine::rl::rollout::prompt_tokens;
 use crate::engine::rl::update::Sample;
-use crate::engine::task::countdown::{reward, Problem, RewardKind, Rules};
-use crate::engine::task::{task_of, verify};
+use crate::engine::task::{reward, task_of, verify, Problem, RewardKind, Rules};
 use search::DistillJudge;
 
 use crate::engine::methods::{Method, MethodError, Objective};
@@ -143,7 +142,7 @@ pub fn run_search<R: Rng>(
         .map(|p| {
             move |text: &str| {
                 let v = verify(p, text, rules);
-                let r = reward(kind, &v, p.target) as f64;
+                let r = reward(kind, &v, p) as f64;
                 (r, v.is_correct(), v.reason.to_string())
             }
         })

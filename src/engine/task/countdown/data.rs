@@ -1,53 +1,21 @@
 //! JSONL problem files (`nums`, `target`, the public 3to4 set's field names). Errors name
 //! the file, the line and the field; writing goes through a temporary file and a rename.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use super::Problem;
+use super::Instance;
+use crate::engine::task::data::{load_problems, DataError, LineError};
+use crate::engine::task::Problem;
 
 /// Most numbers a problem may have (the solver is exhaustive).
 pub const MAX_NUMBERS: usize = 8;
 
+/// What only Countdown checks of a problem line; part of [`LineError`].
 #[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    // The line's error is part of the message, so it is not also a `source()`: a
-    // report that prints the chain ("{:#}") would print it twice.
-    #[error("{path} line {line}: {error}")]
-    Line {
-        path: PathBuf,
-        line: usize,
-        error: LineError,
-    },
-    #[error("{0}: no problems in the file")]
-    Empty(PathBuf),
-}
-
-/// What is wrong with one line of a problem file (Countdown's or math's), naming the
-/// field at fault; [`DataError::Line`] adds the file and the line number.
-#[derive(Debug, thiserror::Error)]
-pub enum LineError {
-    #[error("invalid JSON: {0}")]
-    Json(serde_json::Error),
-    #[error("expected a JSON object, found {found}")]
-    NotAnObject { found: String },
-    #[error("missing field \"{field}\"")]
-    Missing { field: &'static str },
-    #[error("field \"{field}\": expected {expected}, found {found}")]
-    Type {
-        field: &'static str,
-        expected: &'static str,
-        found: String,
-    },
-    #[error("field \"{field}\": empty")]
-    Empty { field: &'static str },
+pub enum BadNumbers {
     #[error("field \"nums\": {count} numbers, at most {MAX_NUMBERS} are supported")]
-    TooManyNumbers { count: usize },
+    TooMany { count: usize },
     #[error("field \"{field}\": {value} is negative (Countdown {what} are non-negative integers)")]
     Negative {
         field: &'static str,
@@ -55,15 +23,6 @@ pub enum LineError {
         /// "targets" or "numbers".
         what: &'static str,
     },
-    /// A math answer given as a number JSON cannot keep exactly.
-    #[error("field \"answer\": the number {text} cannot be read exactly; write it as a string")]
-    InexactNumber { text: String },
-    /// A math answer that Minerva's normalisation deletes.
-    #[error(
-        "field \"answer\": {answer:?} is empty once normalised (Minerva's rules delete \
-         it), so no completion could match it"
-    )]
-    EmptyOnceNormalised { answer: String },
 }
 
 fn describe(v: &Value) -> String {
@@ -98,7 +57,7 @@ fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, LineError>
         return Err(LineError::Empty { field: "nums" });
     }
     if nums.len() > MAX_NUMBERS {
-        return Err(LineError::TooManyNumbers { count: nums.len() });
+        return Err(BadNumbers::TooMany { count: nums.len() }.into());
     }
     let t = obj
         .get("target")
@@ -109,18 +68,20 @@ fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, LineError>
         found: describe(t),
     })?;
     if target < 0 {
-        return Err(LineError::Negative {
+        return Err(BadNumbers::Negative {
             field: "target",
             value: target,
             what: "targets",
-        });
+        }
+        .into());
     }
     if let Some(&n) = nums.iter().find(|&&n| n < 0) {
-        return Err(LineError::Negative {
+        return Err(BadNumbers::Negative {
             field: "nums",
             value: n,
             what: "numbers",
-        });
+        }
+        .into());
     }
     let id = match obj.get("id") {
         None | Some(Value::Null) => format!("{stem}-{line}"),
@@ -135,8 +96,7 @@ fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, LineError>
         }
     };
     let opt_str = |k: &str| obj.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    Ok(Problem {
-        id,
+    Ok(Instance {
         nums,
         target,
         solution: opt_str("solution"),
@@ -145,85 +105,31 @@ fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, LineError>
             .get("min_numbers")
             .and_then(|x| x.as_u64())
             .map(|x| x as usize),
-        question: None,
-        answer: None,
-    })
+    }
+    .into_problem(id))
 }
 
 pub fn load_jsonl(path: &Path) -> Result<Vec<Problem>, DataError> {
     load_problems(path, parse_line)
 }
 
-/// Reads a JSONL problem file with `parse(line text, file stem, line number)`: blank
-/// lines and a leading byte-order mark are skipped, errors name the file and line, and an
-/// empty file is refused. Shared by the Countdown and math loaders.
-pub fn load_problems(
-    path: &Path,
-    parse: impl Fn(&str, &str, usize) -> Result<Problem, LineError>,
-) -> Result<Vec<Problem>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "line".into());
-    let mut out = Vec::new();
-    for (i, l) in text.trim_start_matches('\u{feff}').lines().enumerate() {
-        if l.trim().is_empty() {
-            continue;
-        }
-        let p = parse(l, &stem, i + 1).map_err(|error| DataError::Line {
-            path: path.to_path_buf(),
-            line: i + 1,
-            error,
-        })?;
-        out.push(p);
-    }
-    if out.is_empty() {
-        return Err(DataError::Empty(path.to_path_buf()));
-    }
-    Ok(out)
-}
-
-pub fn write_jsonl(path: &Path, problems: &[Problem]) -> Result<(), DataError> {
-    use std::io::Write;
-    let io = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut text = String::new();
-    for p in problems {
-        let line = serde_json::to_string(p).map_err(|e| io(std::io::Error::other(e)))?;
-        text.push_str(&line);
-        text.push('\n');
-    }
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::task::data::write_jsonl;
 
     #[test]
     fn round_trip_and_line_numbered_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.jsonl");
-        let probs = vec![Problem {
-            id: "a".into(),
+        let probs = vec![Instance {
             nums: vec![1, 2, 3],
             target: 6,
             solution: Some("1+2=3\nans 3".into()),
             num_solutions: Some(2),
             min_numbers: Some(3),
-            question: None,
-            answer: None,
-        }];
+        }
+        .into_problem("a".into())];
         write_jsonl(&path, &probs).unwrap();
         assert_eq!(load_jsonl(&path).unwrap(), probs);
 

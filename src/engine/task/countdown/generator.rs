@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::preset::{Preset, TargetChoice};
 use super::solver::solve;
-use super::{random_trace, Problem, Rational};
+use super::{random_trace, Instance, Rational};
+use crate::engine::task::Problem;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Split {
@@ -98,16 +99,16 @@ fn rarest(nums: &[i64], preset: &Preset, samples: usize, rng: &mut ChaCha8Rng) -
 
 fn problem(id: String, nums: Vec<i64>, target: i64, preset: &Preset) -> Option<Problem> {
     let info = solve(&nums, &preset.rules).get(target).cloned()?;
-    Some(Problem {
-        id,
-        nums,
-        target,
-        solution: Some(info.canonical),
-        num_solutions: Some(info.count),
-        min_numbers: Some(info.min_numbers),
-        question: None,
-        answer: None,
-    })
+    Some(
+        Instance {
+            nums,
+            target,
+            solution: Some(info.canonical),
+            num_solutions: Some(info.count),
+            min_numbers: Some(info.min_numbers),
+        }
+        .into_problem(id),
+    )
 }
 
 /// Which number multisets a split may draw from, told of every multiset it took.
@@ -247,7 +248,12 @@ mod tests {
         assert!(a.train.iter().all(|p| !test_sets.contains(&p.key().0)));
         let keys: HashSet<_> = a.train.iter().chain(&a.test).map(|p| p.key()).collect();
         assert_eq!(keys.len(), 340);
-        for p in a.train.iter().chain(&a.test) {
+        for p in a
+            .train
+            .iter()
+            .chain(&a.test)
+            .map(|p| p.countdown().unwrap())
+        {
             let sol = p.solution.as_deref().unwrap();
             assert!(verify(p, sol, &preset.rules).is_correct(), "{p:?}");
             assert!((1..=100).contains(&p.target));
@@ -259,7 +265,12 @@ mod tests {
         for name in ["tinyzero", "sos", "distill"] {
             let preset = Preset::by_name(name).unwrap();
             let s = generate(&preset, 1, 5, 3).unwrap();
-            for p in s.train.iter().chain(&s.test) {
+            for p in s
+                .train
+                .iter()
+                .chain(&s.test)
+                .map(|p| p.countdown().unwrap())
+            {
                 assert!((preset.count_min..=preset.count_max).contains(&p.nums.len()));
                 assert!(verify(p, p.solution.as_deref().unwrap(), &preset.rules).is_correct());
             }

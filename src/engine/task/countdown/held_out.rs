@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::generator::{check_ranges, draw_split, Admission, GenerateError};
-use super::{Preset, Problem};
+use super::Preset;
+use crate::engine::task::Problem;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct HeldOutSplit {
@@ -162,6 +163,7 @@ mod tests {
             .collect();
         assert_eq!(keys.len(), 3200);
         for p in s.test.iter().chain(&s.validation).take(300) {
+            let p = p.countdown().unwrap();
             assert!(verify(p, p.solution.as_deref().unwrap(), &preset.rules).is_correct());
         }
         let again = generate_held_out(&preset, 3, 2000, 200, 1000).unwrap();

@@ -56,8 +56,6 @@ impl Preset {
                 target_choice,
             };
         let strict = Rules {
-            task: Default::default(),
-            math: Default::default(),
             use_rule: UseRule::ExactlyOnce,
             nonneg_integers: true,
         };
@@ -76,8 +74,6 @@ impl Preset {
                 1,
                 100,
                 Rules {
-                    task: Default::default(),
-                    math: Default::default(),
                     use_rule: UseRule::ExactlyOnce,
                     nonneg_integers: false,
                 },
@@ -93,8 +89,6 @@ impl Preset {
                 1,
                 i64::MAX,
                 Rules {
-                    task: Default::default(),
-                    math: Default::default(),
                     use_rule: UseRule::AtMostOnce,
                     nonneg_integers: false,
                 },

@@ -1,12 +1,14 @@
 //! Property tests tying the solver, the traces and the verifier together, and the
 //! verifier against an independent evaluator.
 use proptest::prelude::*;
+
+use crate::engine::task::Outcome;
 use rand::SeedableRng;
 
 use super::*;
 
-fn problem(nums: Vec<i64>, target: i64) -> Problem {
-    Problem::new("p", nums, target)
+fn problem(nums: Vec<i64>, target: i64) -> Instance {
+    Instance::new(nums, target)
 }
 
 proptest! {
@@ -14,8 +16,8 @@ proptest! {
 
     #[test]
     fn canonical_solutions_verify(nums in prop::collection::vec(1i64..=15, 2..=4), nonneg in any::<bool>()) {
-        let rules = Rules { task: Default::default(),
-            math: Default::default(), use_rule: UseRule::ExactlyOnce, nonneg_integers: nonneg };
+        let rules = Rules {
+            use_rule: UseRule::ExactlyOnce, nonneg_integers: nonneg };
         let s = solve(&nums, &rules);
         for t in s.reachable_integers().into_iter().take(20) {
             let info = s.get(t).unwrap();
@@ -45,8 +47,8 @@ proptest! {
         let f = |x: f64, o: usize, y: f64| match o { 0 => x + y, 1 => x - y, 2 => x * y, _ => x / y };
         let want = f(f(a as f64, ops[0], b as f64), ops[1], c as f64);
         let expr = format!("<answer>(({a}{}{b}){}{c})</answer>", sym[ops[0]], sym[ops[1]]);
-        let rules = Rules { task: Default::default(),
-            math: Default::default(), use_rule: UseRule::ExactlyOnce, nonneg_integers: false };
+        let rules = Rules {
+            use_rule: UseRule::ExactlyOnce, nonneg_integers: false };
         let v = verify(&problem(vec![a, b, c], 0), &expr, &rules);
         match v.outcome {
             Outcome::Correct => prop_assert!(want.abs() < 1e-9),

@@ -12,15 +12,10 @@ pub enum UseRule {
     AtMostOnce,
 }
 
+/// Countdown's rules (a run's [`crate::engine::task::Rules`] carry them flattened).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Rules {
-    /// Which verifier applies: Countdown's (these rules) or math's boxed answers.
-    #[serde(default)]
-    pub task: crate::engine::task::TaskKind,
-    /// Math task: minerva (the paper's released reward, default) or lenient.
-    #[serde(default)]
-    pub math: crate::engine::task::math::MathVerifier,
     pub use_rule: UseRule,
     /// Every intermediate result must be a non-negative integer.
     pub nonneg_integers: bool,
@@ -29,8 +24,6 @@ pub struct Rules {
 impl Default for Rules {
     fn default() -> Self {
         Self {
-            task: crate::engine::task::TaskKind::Countdown,
-            math: crate::engine::task::math::MathVerifier::Minerva,
             use_rule: UseRule::ExactlyOnce,
             nonneg_integers: true,
         }

@@ -230,8 +230,6 @@ mod tests {
 
     fn exactly(nonneg: bool) -> Rules {
         Rules {
-            task: Default::default(),
-            math: Default::default(),
             use_rule: UseRule::ExactlyOnce,
             nonneg_integers: nonneg,
         }
@@ -324,8 +322,6 @@ mod tests {
     #[test]
     fn min_numbers_under_at_most_once() {
         let r = Rules {
-            task: Default::default(),
-            math: Default::default(),
             use_rule: UseRule::AtMostOnce,
             nonneg_integers: false,
         };

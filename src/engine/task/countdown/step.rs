@@ -3,11 +3,11 @@
 //! legal continuation left (one number remains under "exactly once": `ans <it>`).
 use super::rules::UseRule;
 use super::verifier::{replay_lines, Replay};
-use super::{Problem, Rules};
+use super::{Instance, Rules};
 use crate::engine::task::StepJudgement;
 
 /// Judges the response so far (`text`: the steps on the path, each ending in a newline).
-pub fn judge_step(problem: &Problem, text: &str, rules: &Rules) -> StepJudgement {
+pub fn judge_step(problem: &Instance, text: &str, rules: &Rules) -> StepJudgement {
     match replay_lines(problem, text, rules) {
         Replay::Broken(reason) => StepJudgement::Invalid(reason.to_string()),
         Replay::Answered(v) => StepJudgement::Decided {
@@ -28,8 +28,8 @@ pub fn judge_step(problem: &Problem, text: &str, rules: &Rules) -> StepJudgement
 mod tests {
     use super::*;
 
-    fn p() -> Problem {
-        Problem::new("t", vec![4, 6, 12], 18)
+    fn p() -> Instance {
+        Instance::new(vec![4, 6, 12], 18)
     }
 
     fn judge(text: &str) -> StepJudgement {
@@ -88,7 +88,7 @@ mod tests {
                 reason: "reaches 24, target is 18".into()
             }
         );
-        let ok = Problem::new("t", vec![4, 6, 12], 22);
+        let ok = Instance::new(vec![4, 6, 12], 22);
         assert_eq!(
             judge_step(&ok, "4+6=10\n10+12=22\nans 22\n", &Rules::default()),
             StepJudgement::Decided {

@@ -12,7 +12,8 @@
 //! digits, NUL, RTL marks, combining marks) is a `BadToken`.
 use serde::{Deserialize, Serialize};
 
-use super::{Problem, Rational, Rules, UseRule};
+use super::{Instance, Rational, Rules, UseRule};
+use crate::engine::task::Outcome;
 
 /// Longest completion read, in bytes. Longer input is rejected whole (`TooLong`), not cut:
 /// a cut could drop the last answer tag or shorten `ans 123` to `ans 12`.
@@ -21,19 +22,6 @@ pub const MAX_INPUT: usize = 64 * 1024;
 pub const MAX_DEPTH: usize = 64;
 /// Longest number literal.
 const MAX_DIGITS: usize = 18;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Outcome {
-    Correct,
-    /// Well-formed and legal, but not the target.
-    WrongValue {
-        value: f64,
-    },
-    /// An answer is present but breaks a rule.
-    Invalid,
-    /// No answer at all, or a completion too long to read.
-    NoAnswer,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Reason {
@@ -80,13 +68,6 @@ pub enum Reason {
     TooLong {
         bytes: usize,
     },
-    /// Math task: the boxed answer differs from the ground truth after normalisation.
-    MathAnswer {
-        got: String,
-        expected: String,
-    },
-    /// Math task: no `\boxed{}` near the end of the completion.
-    NoBoxed,
 }
 
 impl std::fmt::Display for Reason {
@@ -123,45 +104,16 @@ impl std::fmt::Display for Reason {
                 f,
                 "completion is {bytes} bytes; the verifier reads at most {MAX_INPUT}"
             ),
-            Reason::MathAnswer { got, expected } => {
-                write!(f, "boxed answer {got:?} is not {expected:?}")
-            }
-            Reason::NoBoxed => write!(
-                f,
-                "no \\boxed{{}} in the last {} characters",
-                crate::engine::task::math::boxed::TAIL_CHARS
-            ),
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    pub outcome: Outcome,
-    pub reason: Reason,
-}
-
-impl Verdict {
-    pub fn is_correct(&self) -> bool {
-        self.outcome == Outcome::Correct
-    }
-    fn invalid(reason: Reason) -> Self {
-        Verdict {
-            outcome: Outcome::Invalid,
-            reason,
-        }
-    }
-    fn no_answer(reason: Reason) -> Self {
-        Verdict {
-            outcome: Outcome::NoAnswer,
-            reason,
-        }
-    }
-}
+/// A Countdown verdict: the outcome with Countdown's reason.
+pub type Verdict = crate::engine::task::Verdict<Reason>;
 
 /// Verifies `completion` against `problem` under `rules`.
 /// A completion too long to read counts as no answer.
-pub fn verify(problem: &Problem, completion: &str, rules: &Rules) -> Verdict {
+pub fn verify(problem: &Instance, completion: &str, rules: &Rules) -> Verdict {
     if completion.len() > MAX_INPUT {
         return Verdict::no_answer(Reason::TooLong {
             bytes: completion.len(),
@@ -226,7 +178,7 @@ fn parse_int(s: &str, line: usize) -> Result<i64, Reason> {
     s.parse::<i64>().map_err(|_| Reason::TooLarge { line })
 }
 
-fn verify_steps(problem: &Problem, text: &str, rules: &Rules) -> Verdict {
+fn verify_steps(problem: &Instance, text: &str, rules: &Rules) -> Verdict {
     match walk_lines(problem, text, rules) {
         Replay::Broken(r) => Verdict::invalid(r),
         Replay::Answered(v) => v,
@@ -248,7 +200,7 @@ pub(super) enum Replay {
 
 /// Replays the complete lines of a partial response (the text up to and including its
 /// last newline) with the verifier's own checks: the search's step judgement.
-pub(super) fn replay_lines(problem: &Problem, text: &str, rules: &Rules) -> Replay {
+pub(super) fn replay_lines(problem: &Instance, text: &str, rules: &Rules) -> Replay {
     if text.len() > MAX_INPUT {
         return Replay::Broken(Reason::TooLong { bytes: text.len() });
     }
@@ -260,7 +212,7 @@ pub(super) fn replay_lines(problem: &Problem, text: &str, rules: &Rules) -> Repl
 }
 
 /// Checks and applies the lines of `text` in order, up to the first answer line.
-fn walk_lines(problem: &Problem, text: &str, rules: &Rules) -> Replay {
+fn walk_lines(problem: &Instance, text: &str, rules: &Rules) -> Replay {
     let mut pool = Pool::new(&problem.nums);
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
@@ -406,7 +358,7 @@ fn last_answer_tag(text: &str) -> Option<&str> {
     Some(&text[start..start + len])
 }
 
-fn verify_expression(problem: &Problem, expr: &str, rules: &Rules) -> Verdict {
+fn verify_expression(problem: &Instance, expr: &str, rules: &Rules) -> Verdict {
     if let Some(c) = expr
         .chars()
         .find(|c| !(c.is_ascii_digit() || "+-*/() ".contains(*c)))

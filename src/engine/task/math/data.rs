@@ -6,8 +6,23 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::normalize::normalize_final_answer;
-use crate::engine::task::countdown::data::load_problems;
-use crate::engine::task::countdown::{DataError, LineError, Problem};
+use super::problem::problem;
+use crate::engine::task::data::{load_problems, DataError, LineError};
+use crate::engine::task::Problem;
+
+/// What only math checks of a problem line; part of [`LineError`].
+#[derive(Debug, thiserror::Error)]
+pub enum BadAnswer {
+    /// A number JSON cannot keep exactly.
+    #[error("field \"answer\": the number {text} cannot be read exactly; write it as a string")]
+    InexactNumber { text: String },
+    /// An answer that Minerva's normalisation deletes.
+    #[error(
+        "field \"answer\": {answer:?} is empty once normalised (Minerva's rules delete \
+         it), so no completion could match it"
+    )]
+    EmptyOnceNormalised { answer: String },
+}
 
 /// Loads a math JSONL file.
 pub fn load_math_jsonl(path: &Path) -> Result<Vec<Problem>, DataError> {
@@ -44,7 +59,7 @@ fn parse_line(text: &str, stem: &str, line: usize) -> Result<Problem, LineError>
             })
         }
     };
-    Ok(Problem::math(id, question, answer))
+    Ok(problem(id, question, answer))
 }
 
 /// The ground truth as text. A number is taken as JSON wrote it, unless JSON could not
@@ -55,7 +70,7 @@ fn answer(obj: &Map<String, Value>) -> Result<String, LineError> {
         Some(Value::Number(n)) => {
             let text = n.to_string();
             if text.contains(['e', 'E']) {
-                return Err(LineError::InexactNumber { text });
+                return Err(BadAnswer::InexactNumber { text }.into());
             }
             text
         }
@@ -72,7 +87,7 @@ fn answer(obj: &Map<String, Value>) -> Result<String, LineError> {
         return Err(LineError::Empty { field: "answer" });
     }
     if normalize_final_answer(&answer).is_empty() {
-        return Err(LineError::EmptyOnceNormalised { answer });
+        return Err(BadAnswer::EmptyOnceNormalised { answer }.into());
     }
     Ok(answer)
 }
@@ -109,15 +124,15 @@ mod tests {
         .unwrap();
         assert_eq!(ps.len(), 3);
         assert_eq!(
-            (ps[0].id.as_str(), ps[0].answer.as_deref()),
+            (ps[0].id.as_str(), ps[0].math().map(|m| m.answer.as_str())),
             ("train-1", Some("2"))
         );
         assert_eq!(
-            (ps[1].id.as_str(), ps[1].answer.as_deref()),
+            (ps[1].id.as_str(), ps[1].math().map(|m| m.answer.as_str())),
             ("h", Some("\\frac{1}{2}"))
         );
         assert_eq!(
-            (ps[2].id.as_str(), ps[2].answer.as_deref()),
+            (ps[2].id.as_str(), ps[2].math().map(|m| m.answer.as_str())),
             ("7", Some("3.14"))
         );
         assert!(ps[0].prompt().starts_with("1+1?\n") && ps[0].prompt().contains("\\boxed{}"));

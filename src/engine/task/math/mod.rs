@@ -7,10 +7,12 @@
 //! * `lenient.rs`: arbor's optional extra rules on top (`\dfrac`, `\left(`, `\%`, ...).
 //! * `verifier.rs`: the verdict, with the reason the explorer shows.
 //! * `data.rs`: JSONL problems with `problem` and `answer`.
+//! * `problem.rs`: a problem's question and answer, its prompt, and the verdicts' reasons.
 pub mod boxed;
 pub mod data;
 pub mod lenient;
 pub mod normalize;
+pub mod problem;
 pub mod verifier;
 
 #[cfg(test)]
@@ -20,6 +22,7 @@ pub use boxed::{last_boxed, TAIL_CHARS};
 pub use data::load_math_jsonl;
 pub use lenient::normalize_lenient;
 pub use normalize::normalize_final_answer;
+pub use problem::{problem, Instance, Reason, MATH_INSTRUCTION};
 pub use verifier::{verify, MathVerifier, UnknownVerifier, Verdict};
-// The names the task (`engine::task`) and the fuzz target import.
-pub use verifier::{verify as check_answer, Verdict as MathVerdict};
+// The name the fuzz target imports.
+pub use verifier::verify as check_answer;

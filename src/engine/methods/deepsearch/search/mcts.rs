@@ -19,8 +19,7 @@ use crate::engine::policy::{Generator, Tokenizer};
 use crate::engine::rl::interrupt::{ask, Check, Halt};
 use crate::engine::rl::rollout::{prompt_tokens, MAX_ROWS};
 use crate::engine::rl::tree::{Node, Terminal, Tree};
-use crate::engine::task::countdown::{Problem, Rules};
-use crate::engine::task::{task_of, StepJudgement, StepKind};
+use crate::engine::task::{task_of, Problem, Rules, StepJudgement, StepKind};
 
 /// A finished search.
 pub struct SearchResult {

@@ -17,14 +17,12 @@ const DIGITS: usize = 18;
 const STEP_CHARS: &str = "0123456789+-*/=() ans";
 const EXPR_CHARS: &str = "0123456789+-*/() ";
 
-fn problem(nums: &[i64], target: i64) -> Problem {
-    Problem::new("fuzz", nums.to_vec(), target)
+fn problem(nums: &[i64], target: i64) -> Instance {
+    Instance::new(nums.to_vec(), target)
 }
 
 fn rules(exactly_once: bool, nonneg: bool) -> Rules {
     Rules {
-        task: Default::default(),
-        math: Default::default(),
         use_rule: if exactly_once {
             UseRule::ExactlyOnce
         } else {
@@ -175,7 +173,7 @@ fn pool_check(nums: &[i64], used: &[i64], r: &Rules) -> Result<(), Reason> {
     Ok(())
 }
 
-fn reference(p: &Problem, text: &str, r: &Rules) -> Expect {
+fn reference(p: &Instance, text: &str, r: &Rules) -> Expect {
     if text.len() > MAX_INPUT {
         return Expect::Exact(Verdict {
             outcome: Outcome::NoAnswer,
@@ -214,7 +212,7 @@ fn precedence(op: char) -> u8 {
     }
 }
 
-fn reference_expression(p: &Problem, expr: &str, r: &Rules) -> Expect {
+fn reference_expression(p: &Instance, expr: &str, r: &Rules) -> Expect {
     if let Some(c) = expr.chars().find(|c| !EXPR_CHARS.contains(*c)) {
         return Expect::Exact(invalid(Reason::BadToken { line: 1, found: c }));
     }
@@ -375,7 +373,7 @@ fn match_line(toks: &[STok], pattern: &[Option<&str>], line: usize) -> Result<Ve
     Ok(ints)
 }
 
-fn reference_steps(p: &Problem, text: &str, r: &Rules) -> Verdict {
+fn reference_steps(p: &Instance, text: &str, r: &Rules) -> Verdict {
     let mut left: Vec<i64> = p.nums.clone();
     let take = |left: &mut Vec<i64>, n: i64, line: usize| -> Result<(), Reason> {
         match left.iter().position(|&x| x == n) {
@@ -450,7 +448,7 @@ fn reference_steps(p: &Problem, text: &str, r: &Rules) -> Verdict {
 }
 
 /// The verifier agrees with the reference, within bounded time.
-fn agree(p: &Problem, text: &str, r: &Rules) -> Result<(), TestCaseError> {
+fn agree(p: &Instance, text: &str, r: &Rules) -> Result<(), TestCaseError> {
     let t = std::time::Instant::now();
     let got = verify(p, text, r);
     let took = t.elapsed();

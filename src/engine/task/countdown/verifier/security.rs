@@ -6,14 +6,12 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn p(nums: &[i64], target: i64) -> Problem {
-    Problem::new("s", nums.to_vec(), target)
+fn p(nums: &[i64], target: i64) -> Instance {
+    Instance::new(nums.to_vec(), target)
 }
 
 fn loose() -> Rules {
     Rules {
-        task: Default::default(),
-        math: Default::default(),
         use_rule: UseRule::ExactlyOnce,
         nonneg_integers: false,
     }

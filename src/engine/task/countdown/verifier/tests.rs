@@ -1,8 +1,8 @@
 //! Every reason reachable, both formats, bounded time.
 use super::*;
 
-fn p(nums: &[i64], target: i64) -> Problem {
-    Problem::new("t", nums.to_vec(), target)
+fn p(nums: &[i64], target: i64) -> Instance {
+    Instance::new(nums.to_vec(), target)
 }
 
 fn r(text: &str) -> Reason {
@@ -127,8 +127,6 @@ fn outcomes_separate_format_from_value() {
 #[test]
 fn at_most_once_and_fractions() {
     let loose = Rules {
-        task: Default::default(),
-        math: Default::default(),
         use_rule: UseRule::AtMostOnce,
         nonneg_integers: false,
     };
@@ -143,15 +141,13 @@ fn at_most_once_and_fractions() {
 
 fn loose() -> Rules {
     Rules {
-        task: Default::default(),
-        math: Default::default(),
         use_rule: UseRule::ExactlyOnce,
         nonneg_integers: false,
     }
 }
 
 /// Runs `verify` and fails if it took a noticeable time (it is linear in the input).
-fn timed(problem: &Problem, text: &str, rules: &Rules) -> Verdict {
+fn timed(problem: &Instance, text: &str, rules: &Rules) -> Verdict {
     let t = std::time::Instant::now();
     let v = verify(problem, text, rules);
     assert!(

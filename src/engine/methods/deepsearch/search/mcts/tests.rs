@@ -381,10 +381,9 @@ fn the_sampler_reports_eos_when_it_is_the_last_token_a_chunk_allows() {
 /// number is left the answer line is expanded with width 1.
 #[test]
 fn countdown_steps_are_judged_merged_and_forced() {
-    use crate::engine::task::countdown::{Problem, Rules};
-    use crate::engine::task::task_of;
+    use crate::engine::task::{task_of, Rules};
     let tok = Tokenizer::default();
-    let p = Problem::new("t", vec![4, 6, 12], 22);
+    let p = crate::engine::task::countdown::problem("t", vec![4, 6, 12], 22);
     let rules = Rules::default();
     let task = task_of(&rules);
     let verify = |text: &str| {

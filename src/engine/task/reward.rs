@@ -1,7 +1,7 @@
 //! The three rewards. `binary` is always used for evaluation.
 use serde::{Deserialize, Serialize};
 
-use super::verifier::{Outcome, Verdict};
+use super::{Outcome, Problem, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -32,7 +32,9 @@ impl std::str::FromStr for RewardKind {
     }
 }
 
-pub fn reward(kind: RewardKind, verdict: &Verdict, target: i64) -> f32 {
+/// The reward of `verdict` on `problem`. The dense reward measures a wrong value against
+/// the problem's numeric target (none: as far off as it gets).
+pub fn reward(kind: RewardKind, verdict: &Verdict, problem: &Problem) -> f32 {
     match (kind, &verdict.outcome) {
         (_, Outcome::Correct) => 1.0,
         (RewardKind::Binary, _) => 0.0,
@@ -41,7 +43,7 @@ pub fn reward(kind: RewardKind, verdict: &Verdict, target: i64) -> f32 {
         (RewardKind::Dense, Outcome::NoAnswer) => -1.0,
         (RewardKind::Dense, Outcome::Invalid) => -0.9,
         (RewardKind::Dense, Outcome::WrongValue { value }) => {
-            let t = target as f64;
+            let t = problem.numeric_target().unwrap_or(0.0);
             let rel = if t == 0.0 {
                 1.0
             } else {
@@ -55,17 +57,18 @@ pub fn reward(kind: RewardKind, verdict: &Verdict, target: i64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::task::countdown::verifier::Reason;
+    use crate::engine::task::{countdown, math};
 
     fn v(outcome: Outcome) -> Verdict {
         Verdict {
             outcome,
-            reason: Reason::NoAnswer,
+            reason: countdown::Reason::NoAnswer.into(),
         }
     }
 
     #[test]
     fn each_kind_on_each_outcome() {
+        let p = countdown::problem("p", vec![50, 50], 100);
         let c = v(Outcome::Correct);
         let w = v(Outcome::WrongValue { value: 75.0 });
         let i = v(Outcome::Invalid);
@@ -74,7 +77,7 @@ mod tests {
             [c.clone(), w.clone(), i.clone(), n.clone()].map(|x| reward(
                 RewardKind::Binary,
                 &x,
-                100
+                &p
             )),
             [1.0, 0.0, 0.0, 0.0]
         );
@@ -82,22 +85,26 @@ mod tests {
             [c.clone(), w.clone(), i.clone(), n.clone()].map(|x| reward(
                 RewardKind::Tinyzero,
                 &x,
-                100
+                &p
             )),
             [1.0, 0.1, 0.1, 0.0]
         );
         assert_eq!(
-            [c, w, i, n].map(|x| reward(RewardKind::Dense, &x, 100)),
+            [c, w, i, n].map(|x| reward(RewardKind::Dense, &x, &p)),
             [1.0, 0.5, -0.9, -1.0]
         );
         assert_eq!(
             reward(
                 RewardKind::Dense,
                 &v(Outcome::WrongValue { value: 500.0 }),
-                100
+                &p
             ),
             -1.0
         );
+        // No numeric target: any wrong value is as far off as it gets.
+        let m = math::problem("m".into(), "q".into(), "1".into());
+        let w = v(Outcome::WrongValue { value: 1.0 });
+        assert_eq!(reward(RewardKind::Dense, &w, &m), -1.0);
         assert_eq!("dense".parse::<RewardKind>(), Ok(RewardKind::Dense));
         assert!("x"
             .parse::<RewardKind>()
