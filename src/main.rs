@@ -44,6 +44,41 @@ enum Command {
     /// Write a run's latest policy in Hugging Face layout (transformers, vLLM, SGLang) or
     /// as GGUF (llama.cpp, Ollama).
     SaveModel(SaveModelArgs),
+    /// Write a checkpoint folder of a named shape with random weights (no download): tiny,
+    /// qwen2-0.5b or qwen2-1.5b. For the GPU check and for timing real-sized models.
+    InitModel(InitModelArgs),
+    /// Check the device path (candle's ops and autograd, what CUDA runs) against arbor's
+    /// CPU kernels on one model: logits, one update's loss and gradient norm, the weights
+    /// after it. Prints one JSON line; exits non-zero when they disagree.
+    DeviceCheck(DeviceCheckArgs),
+}
+
+#[derive(Args)]
+struct InitModelArgs {
+    /// tiny, qwen2-0.5b or qwen2-1.5b.
+    #[arg(long, default_value = "tiny")]
+    shape: arbor::engine::policy::config::Shape,
+    /// Output folder (model.safetensors, config.json).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct DeviceCheckArgs {
+    /// A checkpoint folder (`arbor init-model --out DIR`, `arbor save-model`, or a Qwen2
+    /// checkpoint).
+    #[arg(long)]
+    model: PathBuf,
+    /// cuda, or cpu (the CPU's generic path against its kernels).
+    #[arg(long, default_value = "cuda")]
+    device: String,
+    /// Largest relative difference allowed, to the largest magnitude compared.
+    #[arg(long, default_value_t = 1e-3)]
+    tolerance: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -365,6 +400,21 @@ fn main() -> ExitCode {
             reference: a.reference,
         }),
         Some(Command::Fsck(a)) => commands::fsck::fsck(&a.store, a.live),
+        Some(Command::InitModel(a)) => {
+            commands::init_model::init_model(commands::init_model::InitModelOptions {
+                shape: a.shape,
+                out: a.out,
+                seed: a.seed,
+            })
+        }
+        Some(Command::DeviceCheck(a)) => {
+            commands::device_check::device_check(commands::device_check::DeviceCheckOptions {
+                model: a.model,
+                device: a.device,
+                tolerance: a.tolerance,
+                seed: a.seed,
+            })
+        }
         Some(Command::SaveModel(a)) => {
             commands::save_model::save_model(commands::save_model::SaveModelOptions {
                 run: a.run,

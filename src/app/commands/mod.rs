@@ -3,10 +3,12 @@
 use anyhow::{Context, Result};
 
 pub mod config;
+pub mod device_check;
 pub mod eval;
 pub mod export;
 pub mod fsck;
 pub mod gen_data;
+pub mod init_model;
 pub mod save_model;
 pub mod train;
 pub mod view;

@@ -83,7 +83,60 @@ fn default_dtype() -> String {
     "float32".into()
 }
 
+/// A named architecture `arbor init-model` can build with random weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// arbor's default tiny policy (0.8M parameters).
+    Tiny,
+    /// Qwen2.5-0.5B's shape (494M parameters).
+    Qwen2_0_5b,
+    /// Qwen2.5-1.5B's shape (1.54B parameters).
+    Qwen2_1_5b,
+}
+
+/// A shape name that is none of [`Shape::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown shape {0:?}; expected tiny, qwen2-0.5b or qwen2-1.5b")]
+pub struct UnknownShape(pub String);
+
+impl Shape {
+    pub const NAMES: [&'static str; 3] = ["tiny", "qwen2-0.5b", "qwen2-1.5b"];
+}
+
+impl std::str::FromStr for Shape {
+    type Err = UnknownShape;
+    fn from_str(s: &str) -> Result<Self, UnknownShape> {
+        match s {
+            "tiny" => Ok(Shape::Tiny),
+            "qwen2-0.5b" => Ok(Shape::Qwen2_0_5b),
+            "qwen2-1.5b" => Ok(Shape::Qwen2_1_5b),
+            o => Err(UnknownShape(o.to_string())),
+        }
+    }
+}
+
 impl PolicyConfig {
+    /// The architecture of `shape`: Qwen2.5's published configs for the Qwen shapes
+    /// (vocabulary 151,936, tied embeddings, rope theta 1e6, 32k positions).
+    pub fn of_shape(shape: Shape, vocab_size: usize, bos: u32, eos: u32) -> Self {
+        let qwen = |hidden, inter, layers, heads| Self {
+            vocab_size: vocab_size.max(151_936),
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            num_key_value_heads: 2,
+            max_position_embeddings: 32_768,
+            rope_theta: 1_000_000.0,
+            ..Self::tiny(vocab_size, bos, eos)
+        };
+        match shape {
+            Shape::Tiny => Self::tiny(vocab_size, bos, eos),
+            Shape::Qwen2_0_5b => qwen(896, 4864, 24, 14),
+            Shape::Qwen2_1_5b => qwen(1536, 8960, 28, 12),
+        }
+    }
+
     /// The tiny default trained from scratch on two CPU cores: about 0.8M parameters.
     pub fn tiny(vocab_size: usize, bos: u32, eos: u32) -> Self {
         Self {
