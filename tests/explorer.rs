@@ -295,7 +295,7 @@ fn every_view_shows_what_a_researcher_looks_for() {
     key(&mut app, KeyCode::Char('?'));
     assert!(screen(&app, 80, 24).contains("keys"));
     key(&mut app, KeyCode::Esc);
-    assert!(!app.help);
+    assert!(!app.help_open());
     key(&mut app, KeyCode::Char('q'));
     assert!(app.quit);
 }
@@ -460,14 +460,14 @@ fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
 
             // The help popup, every page of it.
             key(&mut app, KeyCode::Char('?'));
-            assert!(app.help);
+            assert!(app.help_open());
             let mut words = Vec::new();
             loop {
                 let open = screen(&app, w, h);
                 let (page, width) = popup_words(&open);
                 assert!(width <= w as usize);
                 words.extend(page);
-                if app.help_scroll >= app.help_max_scroll.get() {
+                if app.help_scroll() >= app.help_max_scroll.get() {
                     break;
                 }
                 key(&mut app, KeyCode::PageDown);
@@ -490,7 +490,7 @@ fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
             // Live-only keys are not offered where nothing trains.
             assert!(!words.iter().any(|w| w == "pause"), "{words:?}");
             key(&mut app, KeyCode::Esc);
-            assert!(!app.help);
+            assert!(!app.help_open());
         }
     }
     // The dashboard's help lists every retunable setting from the one table.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arbor::app::explorer::{App, Screen};
+use arbor::app::explorer::{App, Modal, Screen};
 use arbor::app::serve::client::Client;
 use arbor::app::serve::protocol::Action;
 use arbor::app::theme::Theme;
@@ -209,7 +209,7 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         key(&mut app, KeyCode::Char(c));
     }
     key(&mut app, KeyCode::Enter);
-    assert!(app.form.is_none());
+    assert!(app.modal.is_none());
     assert!(
         app.message.contains("temperature") && app.message.contains("-> 0.9"),
         "{}",
@@ -291,7 +291,7 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
 
     // q detaches: the run goes on without a viewer; a new viewer reattaches.
     key(&mut app, KeyCode::Char('q'));
-    assert!(app.quit && !app.confirm_stop);
+    assert!(app.quit && app.modal.is_none());
     assert_eq!(app.left, Some(arbor::app::attach::Leave::Detach));
     let before = app.snapshot.last_iteration();
     drop(app);
@@ -307,11 +307,11 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
 
     // Stopping is its own confirmed action.
     key(&mut again, KeyCode::Char('X'));
-    assert!(again.confirm_stop && !again.quit);
+    assert!(matches!(again.modal, Some(Modal::ConfirmStop)) && !again.quit);
     key(&mut again, KeyCode::Char('n'));
-    assert!(!again.confirm_stop);
+    assert!(again.modal.is_none());
     command(&mut again, "stop");
-    assert!(again.confirm_stop);
+    assert!(matches!(again.modal, Some(Modal::ConfirmStop)));
     key(&mut again, KeyCode::Char('y'));
     assert!(again.quit);
     assert_eq!(again.left, Some(arbor::app::attach::Leave::Stop));

@@ -64,9 +64,8 @@ pub struct App {
     pub trees: Vec<TreeRecord>,
     /// Every view with its own state.
     pub views: Views,
-    pub help: bool,
-    /// The first line of the help popup on screen.
-    pub help_scroll: usize,
+    /// The popup or line that has the keys, if one is open.
+    pub modal: Option<Modal>,
     /// The last help line that can be on top, as the last frame drew it.
     pub help_max_scroll: Cell<usize>,
     pub maximized: bool,
@@ -81,18 +80,24 @@ pub struct App {
     /// The trainer acknowledged the pause at a safe point.
     pub paused: bool,
     pub finished: Option<Result<Summary, String>>,
-    /// Asking whether to stop training.
-    pub confirm_stop: bool,
-    /// Asking whether to stop the run this explorer started or leave it in the background.
-    pub confirm_leave: bool,
     /// How the user left a live run.
     pub left: Option<Leave>,
-    /// The `:` command line being typed.
-    pub command: Option<String>,
     /// Where the last frame drew the focused list, for mouse selection.
     pub list_hit: Cell<Option<ListHit>>,
-    /// The retune form, when open.
-    pub form: Option<RetuneForm>,
+}
+
+/// What takes every key while it is open, drawn over the view; one at a time.
+pub enum Modal {
+    /// The help popup, its first line on screen `scroll`.
+    Help { scroll: usize },
+    /// The retune form.
+    Retune(RetuneForm),
+    /// The `:` command line being typed.
+    Command(String),
+    /// Asking whether to stop training.
+    ConfirmStop,
+    /// Asking whether to stop the run this explorer started or leave it in the background.
+    ConfirmLeave,
 }
 
 /// The screen rows of a drawn list: item `offset` is on row `top`.
@@ -134,8 +139,7 @@ impl App {
             iteration: 0,
             trees: Vec::new(),
             views: Views::default(),
-            help: false,
-            help_scroll: 0,
+            modal: None,
             help_max_scroll: Cell::new(0),
             maximized: false,
             quit: false,
@@ -145,12 +149,8 @@ impl App {
             phase: String::new(),
             paused: false,
             finished: None,
-            confirm_stop: false,
-            confirm_leave: false,
             left: None,
-            command: None,
             list_hit: Cell::new(None),
-            form: None,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -253,6 +253,19 @@ impl App {
     /// The node under the tree cursor.
     pub fn selected_node(&self) -> Option<u32> {
         self.views.tree.selected_node(&self.ctx())
+    }
+
+    /// Whether the help popup is open.
+    pub fn help_open(&self) -> bool {
+        matches!(self.modal, Some(Modal::Help { .. }))
+    }
+
+    /// The first line of the help popup on screen (0 when it is closed).
+    pub fn help_scroll(&self) -> usize {
+        match self.modal {
+            Some(Modal::Help { scroll }) => scroll,
+            _ => 0,
+        }
     }
 
     /// Confident-wrong paths of the iteration, surest first.

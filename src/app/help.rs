@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::explorer::App;
+use super::explorer::{App, Modal};
 use super::keys::GLOBAL_KEYS;
 use super::views::{centered, KeyHelp};
 
@@ -77,7 +77,7 @@ impl App {
     /// most two lines) above the keys, packed into as many lines as they need.
     pub fn footer_lines(&self, width: u16) -> Vec<Line<'static>> {
         let width = (width as usize).max(1);
-        if let Some(cmd) = &self.command {
+        if let Some(Modal::Command(cmd)) = &self.modal {
             return vec![Line::styled(format!(":{cmd}"), self.theme.accent)];
         }
         let mut lines: Vec<Line> = wrap(&self.message, width)
@@ -104,7 +104,7 @@ impl App {
         let inner = popup.height.saturating_sub(2) as usize;
         let max = lines.len().saturating_sub(inner);
         self.help_max_scroll.set(max);
-        let top = self.help_scroll.min(max);
+        let top = self.help_scroll().min(max);
         let title = if max > 0 {
             format!(
                 " keys {}-{} of {} · j k scroll · Esc closes ",

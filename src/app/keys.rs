@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::attach::Leave;
-use super::explorer::{App, Screen};
+use super::explorer::{App, Modal, Screen};
 use super::views::{Action, KeyHelp};
 use crate::engine::training::control::Directive;
 use crate::store::StoreError;
@@ -119,58 +119,8 @@ impl App {
     }
 
     fn key(&mut self, key: KeyEvent) -> Result<(), StoreError> {
-        if self.help {
-            self.help_key(key);
-            return Ok(());
-        }
-        if self.form.is_some() {
-            return self.form_key(key);
-        }
-        if let Some(cmd) = self.command.as_mut() {
-            match key.code {
-                KeyCode::Esc => self.command = None,
-                KeyCode::Backspace => {
-                    cmd.pop();
-                }
-                KeyCode::Char(c) => cmd.push(c),
-                KeyCode::Enter => {
-                    let line = self.command.take().unwrap_or_default();
-                    self.run_command(&line)?;
-                }
-                _ => {}
-            }
-            return Ok(());
-        }
-        if self.confirm_stop {
-            match key.code {
-                KeyCode::Char('y') | KeyCode::Enter => {
-                    self.confirm_stop = false;
-                    self.stop();
-                    self.left = Some(Leave::Stop);
-                    self.quit = true;
-                }
-                KeyCode::Char('n') | KeyCode::Esc => self.confirm_stop = false,
-                _ => {}
-            }
-            return Ok(());
-        }
-        if self.confirm_leave {
-            match key.code {
-                KeyCode::Char('s') => {
-                    self.confirm_leave = false;
-                    self.stop();
-                    self.left = Some(Leave::Stop);
-                    self.quit = true;
-                }
-                KeyCode::Char('d') | KeyCode::Char('b') => {
-                    self.confirm_leave = false;
-                    self.left = Some(Leave::Detach);
-                    self.quit = true;
-                }
-                KeyCode::Esc | KeyCode::Char('n') => self.confirm_leave = false,
-                _ => {}
-            }
-            return Ok(());
+        if let Some(modal) = self.modal.take() {
+            return self.modal_key(modal, key);
         }
         if self.global_key(key)? {
             return Ok(());
@@ -201,8 +151,8 @@ impl App {
         let owned = running && self.live.as_ref().is_some_and(|l| l.owned);
         match key.code {
             // Leaving a run this explorer started asks; any other live run is detached.
-            KeyCode::Char('c') if ctrl && owned => self.confirm_leave = true,
-            KeyCode::Char('q') if owned => self.confirm_leave = true,
+            KeyCode::Char('c') if ctrl && owned => self.modal = Some(Modal::ConfirmLeave),
+            KeyCode::Char('q') if owned => self.modal = Some(Modal::ConfirmLeave),
             KeyCode::Char('c') if ctrl && running => {
                 self.left = Some(Leave::Detach);
                 self.quit = true;
@@ -211,8 +161,8 @@ impl App {
                 self.left = Some(Leave::Detach);
                 self.quit = true;
             }
-            KeyCode::Char(':') => self.command = Some(String::new()),
-            KeyCode::Char('X') if control => self.confirm_stop = true,
+            KeyCode::Char(':') => self.modal = Some(Modal::Command(String::new())),
+            KeyCode::Char('X') if control => self.modal = Some(Modal::ConfirmStop),
             KeyCode::Char('r') if control => self.open_form(),
             KeyCode::Char('p') if control => self.toggle_pause(),
             KeyCode::Char('c') if control && !ctrl => self.push(Directive::Checkpoint),
@@ -230,10 +180,7 @@ impl App {
             }
             KeyCode::Char('c') if ctrl => self.quit = true,
             KeyCode::Char('q') => self.quit = true,
-            KeyCode::Char('?') | KeyCode::F(1) => {
-                self.help = true;
-                self.help_scroll = 0;
-            }
+            KeyCode::Char('?') | KeyCode::F(1) => self.modal = Some(Modal::Help { scroll: 0 }),
             KeyCode::Esc => {
                 self.maximized = false;
                 self.screen = self.screen.parent();
@@ -272,21 +219,108 @@ impl App {
         }
     }
 
-    /// Keys while the help popup is open: scroll it, or close it.
-    fn help_key(&mut self, key: KeyEvent) {
-        let max = self.help_max_scroll.get();
-        let s = &mut self.help_scroll;
-        match key.code {
-            KeyCode::Esc | KeyCode::Char('?') | KeyCode::F(1) | KeyCode::Char('q') => {
-                self.help = false
+    /// A key while `modal` is open (taken out of the App): it is put back unless the key
+    /// closes it.
+    fn modal_key(&mut self, modal: Modal, key: KeyEvent) -> Result<(), StoreError> {
+        match modal {
+            Modal::Help { scroll } => {
+                self.modal = self
+                    .help_key(scroll, key)
+                    .map(|scroll| Modal::Help { scroll })
             }
-            KeyCode::Down | KeyCode::Char('j') => *s = (*s + 1).min(max),
-            KeyCode::Up | KeyCode::Char('k') => *s = s.saturating_sub(1),
-            KeyCode::PageDown | KeyCode::Char(' ') => *s = (*s + 10).min(max),
-            KeyCode::PageUp => *s = s.saturating_sub(10),
-            KeyCode::Home | KeyCode::Char('g') => *s = 0,
-            KeyCode::End | KeyCode::Char('G') => *s = max,
-            _ => {}
+            Modal::Retune(form) => return self.form_key(form, key),
+            Modal::Command(mut cmd) => match key.code {
+                KeyCode::Esc => {}
+                KeyCode::Enter => self.run_command(&cmd)?,
+                KeyCode::Backspace => {
+                    cmd.pop();
+                    self.modal = Some(Modal::Command(cmd));
+                }
+                KeyCode::Char(c) => {
+                    cmd.push(c);
+                    self.modal = Some(Modal::Command(cmd));
+                }
+                _ => self.modal = Some(Modal::Command(cmd)),
+            },
+            Modal::ConfirmStop => match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => self.leave(Leave::Stop),
+                KeyCode::Char('n') | KeyCode::Esc => {}
+                _ => self.modal = Some(Modal::ConfirmStop),
+            },
+            Modal::ConfirmLeave => match key.code {
+                KeyCode::Char('s') => self.leave(Leave::Stop),
+                KeyCode::Char('d') | KeyCode::Char('b') => self.leave(Leave::Detach),
+                KeyCode::Esc | KeyCode::Char('n') => {}
+                _ => self.modal = Some(Modal::ConfirmLeave),
+            },
         }
+        Ok(())
+    }
+
+    /// Quits, detaching from the live run or asking it to stop first.
+    fn leave(&mut self, how: Leave) {
+        if how == Leave::Stop {
+            self.stop();
+        }
+        self.left = Some(how);
+        self.quit = true;
+    }
+
+    /// Keys while the help popup is open, its first line `scroll`: the new first line, or
+    /// None when the key closes it.
+    fn help_key(&self, scroll: usize, key: KeyEvent) -> Option<usize> {
+        let max = self.help_max_scroll.get();
+        let s = scroll;
+        Some(match key.code {
+            KeyCode::Esc | KeyCode::Char('?') | KeyCode::F(1) | KeyCode::Char('q') => return None,
+            KeyCode::Down | KeyCode::Char('j') => (s + 1).min(max),
+            KeyCode::Up | KeyCode::Char('k') => s.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => (s + 10).min(max),
+            KeyCode::PageUp => s.saturating_sub(10),
+            KeyCode::Home | KeyCode::Char('g') => 0,
+            KeyCode::End | KeyCode::Char('G') => max,
+            _ => s,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::test_app::{app, key, screen};
+
+    /// One modal at a time takes every key, and the screen draws the one open.
+    #[test]
+    fn the_open_modal_takes_the_keys_and_is_drawn() {
+        let (_dir, mut app) = app();
+        // The command line: `q` is typed, not quit; the footer shows the line.
+        key(&mut app, KeyCode::Char(':'));
+        for c in "qx".chars() {
+            key(&mut app, KeyCode::Char(c));
+        }
+        key(&mut app, KeyCode::Backspace);
+        assert!(!app.quit);
+        assert!(screen(&app, 80, 24).contains(":q "));
+        key(&mut app, KeyCode::Esc);
+        assert!(app.modal.is_none() && !app.quit);
+        // Help: `q` closes it, then quits.
+        key(&mut app, KeyCode::F(1));
+        assert!(app.help_open());
+        assert!(screen(&app, 80, 24).contains("┌ keys"));
+        key(&mut app, KeyCode::Char('q'));
+        assert!(app.modal.is_none() && !app.quit);
+        // The stop question: other keys leave it open; `n` keeps training.
+        app.modal = Some(Modal::ConfirmStop);
+        assert!(screen(&app, 80, 24).contains("Stop training at the next safe point?"));
+        key(&mut app, KeyCode::Char('x'));
+        assert!(matches!(app.modal, Some(Modal::ConfirmStop)));
+        key(&mut app, KeyCode::Char('n'));
+        assert!(app.modal.is_none() && !app.quit);
+        // Leaving a run this explorer started: `d` leaves it in the background.
+        app.modal = Some(Modal::ConfirmLeave);
+        assert!(screen(&app, 80, 24).contains("This explorer started the run"));
+        key(&mut app, KeyCode::Char('d'));
+        assert!(app.quit && app.modal.is_none());
+        assert_eq!(app.left, Some(Leave::Detach));
     }
 }

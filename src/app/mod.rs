@@ -19,5 +19,7 @@ pub mod serve;
 pub mod snapshot;
 pub mod source;
 pub mod steer;
+#[cfg(test)]
+mod test_app;
 pub mod theme;
 pub mod views;

@@ -20,7 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
-use super::explorer::{App, ListHit, Screen};
+use super::explorer::{App, ListHit, Modal, Screen};
 use super::snapshot::RunSnapshot;
 use super::theme::Theme;
 use crate::engine::rl::interrupt::Phase;
@@ -176,24 +176,18 @@ pub fn draw(f: &mut Frame, app: &App) {
         app.views.get(app.screen).draw(f, body, &ctx);
     }
     f.render_widget(Paragraph::new(footer), footer_area);
-    if app.help {
-        app.draw_help(f);
-    }
-    if let Some(form) = &app.form {
-        draw_form(f, app, form);
-    }
-    if app.confirm_stop {
-        popup(
+    match &app.modal {
+        Some(Modal::Help { .. }) => app.draw_help(f),
+        Some(Modal::Retune(form)) => draw_form(f, app, form),
+        Some(Modal::ConfirmStop) => popup(
             f,
             " stop ",
             &[
                 "Stop training at the next safe point?",
                 "y / Enter: stop    n / Esc: keep training",
             ],
-        );
-    }
-    if app.confirm_leave {
-        popup(
+        ),
+        Some(Modal::ConfirmLeave) => popup(
             f,
             " leave ",
             &[
@@ -202,7 +196,9 @@ pub fn draw(f: &mut Frame, app: &App) {
                 "s: stop training at the next safe point",
                 "Esc: stay",
             ],
-        );
+        ),
+        // The command line is drawn in the footer.
+        Some(Modal::Command(_)) | None => {}
     }
 }
 
