@@ -430,7 +430,7 @@ fn in_order(words: &[String], want: &str, from: &mut usize) -> bool {
 /// line is cut, at 80 columns too (the popup scrolls where it is taller than the screen).
 #[test]
 fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
-    use arbor::app::keys::GLOBAL_KEYS;
+    use arbor::app::keys::global_help;
     let dir = tempfile::tempdir().unwrap();
     let store = trained_store(dir.path());
     let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
@@ -446,7 +446,7 @@ fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
             let n = app.footer_lines(w).len();
             let footer: Vec<&str> = closed.lines().skip(h as usize - n).collect();
             let footer = footer.join("\n");
-            for k in GLOBAL_KEYS.iter().chain(view_keys) {
+            for k in global_help().chain(view_keys) {
                 if let (Some(label), false) = (k.footer, k.live_only) {
                     let first = k.keys.split(", ").next().unwrap();
                     let item = format!("{first} {label}");
@@ -473,7 +473,7 @@ fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
                 key(&mut app, KeyCode::PageDown);
             }
             let mut at = 0;
-            for k in GLOBAL_KEYS.iter().filter(|k| !k.live_only).chain(view_keys) {
+            for k in global_help().filter(|k| !k.live_only).chain(view_keys) {
                 let whole = format!("{} {}", k.keys, k.does);
                 assert!(
                     in_order(&words, &whole, &mut at),
