@@ -73,7 +73,9 @@ pub struct App {
     pub message: String,
     /// The live run's trainer, when this explorer is attached to one.
     pub live: Option<Attached>,
-    /// Live mode follows the newest iteration until the cursor is moved or `f` freezes.
+    /// Live mode follows the newest iteration until the user moves into one (a cursor
+    /// move in a list, a tree opened, the search replay, another iteration) or `f` holds
+    /// it; `L` or `f` follows again.
     pub following: bool,
     /// The trainer's current phase and progress.
     pub phase: String,
@@ -160,9 +162,6 @@ impl App {
     pub fn goto(&mut self, iteration: u64) -> Result<(), StoreError> {
         let last = self.snapshot.last_iteration();
         let it = iteration.clamp(last.min(1), last);
-        if it == last {
-            self.following = true;
-        }
         if it != self.iteration || self.trees.is_empty() {
             self.trees = if it == 0 {
                 Vec::new()
@@ -273,15 +272,34 @@ impl App {
         wrong_paths(&self.trees)
     }
 
-    /// Drilling into a tree of a live run freezes the view on its iteration, so the tree
-    /// does not change under the cursor; `L` or `f` follows the newest again.
+    /// Holds the iteration on screen: new iterations of a live run no longer replace it,
+    /// so the cursor stays on the problem and node it was moved to. `L` or `f` follows
+    /// the newest again.
     pub(crate) fn hold_still(&mut self) {
-        if self.live.is_some() && self.following {
+        if self.following {
             self.following = false;
-            self.message = format!(
-                "view frozen at iteration {} (training goes on; L follows the newest)",
-                self.iteration
-            );
+            if self.live.is_some() {
+                self.message = format!(
+                    "holding iteration {} (training goes on; L follows the newest)",
+                    self.iteration
+                );
+            }
         }
+    }
+
+    /// Follows the newest iteration: it is shown now and whenever a new one is committed.
+    pub(crate) fn follow(&mut self) -> Result<(), StoreError> {
+        self.following = true;
+        if self.live.is_some() {
+            self.message = "following the newest iteration".into();
+        }
+        self.goto(u64::MAX)
+    }
+
+    /// Iterations committed after the one on screen.
+    pub fn newer(&self) -> u64 {
+        self.snapshot
+            .last_iteration()
+            .saturating_sub(self.iteration)
     }
 }

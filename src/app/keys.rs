@@ -210,12 +210,20 @@ pub const GLOBAL_KEYS: &[GlobalKey] = &[
     entry(
         &[Press::ch('L')],
         GlobalAction::Newest,
-        KeyHelp::new("L", "the newest iteration, following it"),
+        KeyHelp::new(
+            "L",
+            "the newest iteration, following it (live: shown as it comes)",
+        ),
     ),
     entry(
         &[Press::ch('f')],
         GlobalAction::Freeze,
-        KeyHelp::new("f", "freeze the view / follow the newest iteration").footer("freeze"),
+        KeyHelp::new(
+            "f",
+            "hold the iteration on screen (the run goes on) / follow the newest; moving \
+             into a list, a tree or another iteration holds it too",
+        )
+        .footer("hold"),
     ),
     entry(
         &[Press::ch('e'), Press::ch('z')],
@@ -247,12 +255,22 @@ pub fn global_entry(key: &KeyEvent, order: Order) -> Option<&'static GlobalKey> 
 impl App {
     /// Moves the current view's list cursor by `delta` rows.
     fn move_by(&mut self, delta: i64) {
+        self.hold_in_list();
         let screen = self.screen;
         let (views, ctx) = self.split();
         let view = views.get_mut(screen);
         let len = view.len(&ctx);
         if let Some(c) = view.cursor() {
             c.move_by(delta, len);
+        }
+    }
+
+    /// Moving in a list of the iteration (problems, a tree and its replay, the
+    /// confident-wrong paths) holds the iteration, so the next one does not replace what
+    /// the cursor is on.
+    fn hold_in_list(&mut self) {
+        if matches!(self.screen, Screen::Problems | Screen::Tree | Screen::Wrong) {
+            self.hold_still();
         }
     }
 
@@ -265,6 +283,7 @@ impl App {
             MouseEventKind::Down(MouseButton::Left) if m.row > 1 => {
                 let hit = self.list_hit.get();
                 if let Some(i) = hit.and_then(|h| h.index_at(m.column, m.row)) {
+                    self.hold_in_list();
                     let screen = self.screen;
                     let (views, ctx) = self.split();
                     let view = views.get_mut(screen);
@@ -317,7 +336,11 @@ impl App {
         }
         let screen = self.screen;
         let (views, ctx) = self.split();
-        match views.get_mut(screen).on_key(key, &ctx) {
+        let action = views.get_mut(screen).on_key(key, &ctx);
+        if matches!(action, Action::Done | Action::Say(_)) {
+            self.hold_in_list();
+        }
+        match action {
             Action::Pass => {
                 self.iteration_key(key)?;
             }
@@ -402,27 +425,16 @@ impl App {
                     key.code,
                     KeyCode::Char('[') | KeyCode::Left | KeyCode::Char('h')
                 );
-                if key.code == KeyCode::Char('[') {
-                    self.following = false;
-                }
+                self.hold_still();
                 if back {
                     self.goto(self.iteration.saturating_sub(1))?
                 } else {
                     self.goto(self.iteration + 1)?
                 }
             }
-            GlobalAction::Newest => {
-                self.following = true;
-                self.goto(u64::MAX)?
-            }
-            GlobalAction::Freeze => {
-                self.following = !self.following;
-                self.message = if self.following {
-                    "following the newest iteration".into()
-                } else {
-                    "view frozen (the run keeps going)".into()
-                };
-            }
+            GlobalAction::Newest => self.follow()?,
+            GlobalAction::Freeze if self.following => self.hold_still(),
+            GlobalAction::Freeze => self.follow()?,
             GlobalAction::Maximize => self.maximized = !self.maximized,
         }
         Ok(true)

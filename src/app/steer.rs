@@ -125,7 +125,7 @@ impl App {
             }
             ["goto", "iter", n] | ["goto", n] => match n.parse::<u64>() {
                 Ok(n) => {
-                    self.following = false;
+                    self.hold_still();
                     self.goto(n)?;
                 }
                 Err(_) => self.message = format!("goto: {n:?} is not an iteration number"),

@@ -230,11 +230,6 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let [top, tabs] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     let r = &app.snapshot.run;
     let status = format!("{:?}", r.status).to_lowercase();
-    let mode = if app.live.is_some() && app.following {
-        "live"
-    } else {
-        "replay"
-    };
     let mut spans = vec![
         Span::styled(" arbor ", app.theme.accent),
         Span::styled(
@@ -243,8 +238,15 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         ),
         Span::styled(
             if app.live.is_some() && app.snapshot.last_iteration() == 0 {
-                format!("{mode}: before the first iteration")
+                "live: before the first iteration".to_string()
+            } else if app.live.is_some() && !app.following {
+                format!(
+                    "holding iteration {} ({} newer)",
+                    app.iteration,
+                    app.newer()
+                )
             } else {
+                let mode = if app.live.is_some() { "live" } else { "replay" };
                 format!(
                     "{mode}: iteration {} of {}",
                     app.iteration,
