@@ -5,6 +5,7 @@ pub mod attach;
 pub mod background;
 pub mod commands;
 pub mod compare;
+pub mod ending;
 pub mod explorer;
 pub mod filters;
 pub mod form;
