@@ -340,6 +340,8 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
             None => (n.q as f64, n.n),
         }
     };
+    // Inside the borders, after the cursor's column.
+    let row_width = list_area.width.saturating_sub(3) as usize;
     // Only the rows that fit are built, so trees of thousands of nodes stay responsive.
     let height = list_area.height.saturating_sub(2).max(1) as usize;
     let sel = view.list.at(rows.len());
@@ -415,21 +417,34 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
                     ctx.theme.muted,
                 ));
             }
-            Some(ListItem::new(Line::from(spans)))
+            // A row too long for the list loses whole words from its end, never half of one.
+            Some(ListItem::new(super::drop_words(
+                Line::from(spans),
+                row_width,
+            )))
         })
         .collect();
     let replay_label = replayed
         .as_ref()
         .map(|(steps, k)| format!(" · replay {}/{}", k + 1, steps.len()))
         .unwrap_or_default();
-    let title = format!(
-        " {} {} · iteration {} · {} nodes · {:?} · {}{replay_label} ",
-        t.problem,
-        t.prompt.trim_end(),
-        ctx.iteration,
-        t.nodes.len(),
-        t.source,
-        view.filter.label()
+    // The longest title that fits the top border with a line to spare; never cut.
+    let prompt = t.prompt.trim_end();
+    let (it, size, filter) = (ctx.iteration, t.nodes.len(), view.filter.label());
+    let title = super::fit_words(
+        &[
+            format!(
+                " {} {prompt} · iteration {it} · {size} nodes · {:?} · {filter}{replay_label} ",
+                t.problem, t.source
+            ),
+            format!(
+                " {} {prompt} · it {it} · {size} nodes · {filter}{replay_label} ",
+                t.problem
+            ),
+            format!(" {prompt} · it {it} · {size} nodes{replay_label} "),
+            format!(" {prompt}{replay_label} "),
+        ],
+        list_area.width.saturating_sub(3) as usize,
     );
     let list = List::new(items)
         .block(Block::default().borders(Borders::ALL).title(title))
