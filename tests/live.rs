@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arbor::app::explorer::{App, Screen};
+use arbor::app::explorer::{App, Modal, Screen};
 use arbor::app::serve::client::Client;
 use arbor::app::serve::protocol::Action;
 use arbor::app::theme::Theme;
@@ -209,7 +209,7 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
         key(&mut app, KeyCode::Char(c));
     }
     key(&mut app, KeyCode::Enter);
-    assert!(app.form.is_none());
+    assert!(app.modal.is_none());
     assert!(
         app.message.contains("temperature") && app.message.contains("-> 0.9"),
         "{}",
@@ -271,7 +271,7 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
     assert_eq!(app.iteration, 1);
     let first = app.snapshot.metrics(1).unwrap().clone();
     let s = screen(&app);
-    assert!(s.contains("replay: iteration 1 of"), "{s}");
+    assert!(s.contains("holding iteration 1 ("), "{s}");
     assert!(
         s.contains(&format!("reward     {:.3}", first.train_reward)),
         "{s}"
@@ -291,7 +291,7 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
 
     // q detaches: the run goes on without a viewer; a new viewer reattaches.
     key(&mut app, KeyCode::Char('q'));
-    assert!(app.quit && !app.confirm_stop);
+    assert!(app.quit && app.modal.is_none());
     assert_eq!(app.left, Some(arbor::app::attach::Leave::Detach));
     let before = app.snapshot.last_iteration();
     drop(app);
@@ -307,11 +307,11 @@ fn attach_pause_retune_detach_reattach_and_stop_a_headless_run() {
 
     // Stopping is its own confirmed action.
     key(&mut again, KeyCode::Char('X'));
-    assert!(again.confirm_stop && !again.quit);
+    assert!(matches!(again.modal, Some(Modal::ConfirmStop)) && !again.quit);
     key(&mut again, KeyCode::Char('n'));
-    assert!(!again.confirm_stop);
+    assert!(again.modal.is_none());
     command(&mut again, "stop");
-    assert!(again.confirm_stop);
+    assert!(matches!(again.modal, Some(Modal::ConfirmStop)));
     key(&mut again, KeyCode::Char('y'));
     assert!(again.quit);
     assert_eq!(again.left, Some(arbor::app::attach::Leave::Stop));
@@ -451,4 +451,87 @@ fn the_first_minutes_show_the_warm_start_and_a_stale_socket_is_replaced() {
     assert!(!store.with_file_name("s.sled.live").exists());
     let s = arbor::store::Store::open_existing(&store).unwrap();
     assert!(s.warm_start_keys().unwrap().is_empty());
+}
+
+/// Issue 27, follow and hold: a live view follows the newest iteration until the user
+/// moves into one (a cursor move in the problem list or a tree, a tree opened, the
+/// search replay, `[`); then it holds that iteration and problem while training goes on,
+/// the header says how many iterations are newer, and `L` (or `f`) follows again.
+#[test]
+fn live_views_follow_the_newest_iteration_until_the_user_moves_into_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let store = dir.path().join("s.sled");
+    let mut child = trainer(&store, &cfg);
+    let mut app = attach(&store, false);
+    wait(&mut app, "two iterations", |a| {
+        a.snapshot.last_iteration() >= 2
+    });
+    // Following: each new iteration replaces the one on screen.
+    assert!(app.following);
+    let seen = app.iteration;
+    wait(&mut app, "the view to follow", |a| a.iteration > seen);
+    let s = screen(&app);
+    assert!(
+        s.contains(&format!("live: iteration {} of", app.iteration)),
+        "{s}"
+    );
+
+    // A cursor move in the problem list holds the iteration and the problem under it.
+    key(&mut app, KeyCode::Char('2'));
+    assert!(app.following, "switching views does not hold");
+    key(&mut app, KeyCode::Char('j'));
+    assert!(!app.following);
+    let held = app.iteration;
+    let listed = app.listed();
+    let problem = app.trees[listed[app.views.problems.list.at(listed.len())]]
+        .problem
+        .clone();
+    wait(&mut app, "two newer iterations", |a| {
+        a.snapshot.last_iteration() >= held + 2
+    });
+    assert_eq!(app.iteration, held);
+    let s = screen(&app);
+    let newer = app.snapshot.last_iteration() - held;
+    assert!(
+        s.contains(&format!("holding iteration {held} ({newer} newer)")),
+        "{s}"
+    );
+    // Enter opens that problem's tree, of the held iteration.
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.screen, Screen::Tree);
+    assert_eq!(
+        (app.iteration, app.tree().unwrap().problem.clone()),
+        (held, problem)
+    );
+
+    // L follows the newest again; a move in the tree holds; f toggles.
+    key(&mut app, KeyCode::Char('L'));
+    assert!(app.following);
+    assert_eq!(app.iteration, app.snapshot.last_iteration());
+    assert!(screen(&app).contains("live: iteration"));
+    key(&mut app, KeyCode::Char('j'));
+    assert!(!app.following);
+    let held = app.iteration;
+    wait(&mut app, "a newer iteration", |a| {
+        a.snapshot.last_iteration() > held
+    });
+    assert_eq!(app.iteration, held);
+    key(&mut app, KeyCode::Char('f'));
+    assert!(app.following && app.iteration == app.snapshot.last_iteration());
+    key(&mut app, KeyCode::Char('f'));
+    assert!(!app.following);
+    // The search replay and `[` hold too.
+    key(&mut app, KeyCode::Char('L'));
+    key(&mut app, KeyCode::Char('>'));
+    assert!(!app.following, "{}", app.message);
+    key(&mut app, KeyCode::Char('L'));
+    let last = app.iteration;
+    key(&mut app, KeyCode::Char('['));
+    assert!(!app.following && app.iteration == last - 1);
+    assert!(screen(&app).contains(&format!("holding iteration {}", last - 1)));
+
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -64,9 +64,8 @@ pub struct App {
     pub trees: Vec<TreeRecord>,
     /// Every view with its own state.
     pub views: Views,
-    pub help: bool,
-    /// The first line of the help popup on screen.
-    pub help_scroll: usize,
+    /// The popup or line that has the keys, if one is open.
+    pub modal: Option<Modal>,
     /// The last help line that can be on top, as the last frame drew it.
     pub help_max_scroll: Cell<usize>,
     pub maximized: bool,
@@ -74,25 +73,33 @@ pub struct App {
     pub message: String,
     /// The live run's trainer, when this explorer is attached to one.
     pub live: Option<Attached>,
-    /// Live mode follows the newest iteration until the cursor is moved or `f` freezes.
+    /// Live mode follows the newest iteration until the user moves into one (a cursor
+    /// move in a list, a tree opened, the search replay, another iteration) or `f` holds
+    /// it; `L` or `f` follows again.
     pub following: bool,
     /// The trainer's current phase and progress.
     pub phase: String,
     /// The trainer acknowledged the pause at a safe point.
     pub paused: bool,
     pub finished: Option<Result<Summary, String>>,
-    /// Asking whether to stop training.
-    pub confirm_stop: bool,
-    /// Asking whether to stop the run this explorer started or leave it in the background.
-    pub confirm_leave: bool,
     /// How the user left a live run.
     pub left: Option<Leave>,
-    /// The `:` command line being typed.
-    pub command: Option<String>,
     /// Where the last frame drew the focused list, for mouse selection.
     pub list_hit: Cell<Option<ListHit>>,
-    /// The retune form, when open.
-    pub form: Option<RetuneForm>,
+}
+
+/// What takes every key while it is open, drawn over the view; one at a time.
+pub enum Modal {
+    /// The help popup, its first line on screen `scroll`.
+    Help { scroll: usize },
+    /// The retune form.
+    Retune(RetuneForm),
+    /// The `:` command line being typed.
+    Command(String),
+    /// Asking whether to stop training.
+    ConfirmStop,
+    /// Asking whether to stop the run this explorer started or leave it in the background.
+    ConfirmLeave,
 }
 
 /// The screen rows of a drawn list: item `offset` is on row `top`.
@@ -134,8 +141,7 @@ impl App {
             iteration: 0,
             trees: Vec::new(),
             views: Views::default(),
-            help: false,
-            help_scroll: 0,
+            modal: None,
             help_max_scroll: Cell::new(0),
             maximized: false,
             quit: false,
@@ -145,12 +151,8 @@ impl App {
             phase: String::new(),
             paused: false,
             finished: None,
-            confirm_stop: false,
-            confirm_leave: false,
             left: None,
-            command: None,
             list_hit: Cell::new(None),
-            form: None,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -160,9 +162,6 @@ impl App {
     pub fn goto(&mut self, iteration: u64) -> Result<(), StoreError> {
         let last = self.snapshot.last_iteration();
         let it = iteration.clamp(last.min(1), last);
-        if it == last {
-            self.following = true;
-        }
         if it != self.iteration || self.trees.is_empty() {
             self.trees = if it == 0 {
                 Vec::new()
@@ -255,20 +254,52 @@ impl App {
         self.views.tree.selected_node(&self.ctx())
     }
 
+    /// Whether the help popup is open.
+    pub fn help_open(&self) -> bool {
+        matches!(self.modal, Some(Modal::Help { .. }))
+    }
+
+    /// The first line of the help popup on screen (0 when it is closed).
+    pub fn help_scroll(&self) -> usize {
+        match self.modal {
+            Some(Modal::Help { scroll }) => scroll,
+            _ => 0,
+        }
+    }
+
     /// Confident-wrong paths of the iteration, surest first.
     pub fn wrong_paths(&self) -> Vec<WrongPath> {
         wrong_paths(&self.trees)
     }
 
-    /// Drilling into a tree of a live run freezes the view on its iteration, so the tree
-    /// does not change under the cursor; `L` or `f` follows the newest again.
+    /// Holds the iteration on screen: new iterations of a live run no longer replace it,
+    /// so the cursor stays on the problem and node it was moved to. `L` or `f` follows
+    /// the newest again.
     pub(crate) fn hold_still(&mut self) {
-        if self.live.is_some() && self.following {
+        if self.following {
             self.following = false;
-            self.message = format!(
-                "view frozen at iteration {} (training goes on; L follows the newest)",
-                self.iteration
-            );
+            if self.live.is_some() {
+                self.message = format!(
+                    "holding iteration {} (training goes on; L follows the newest)",
+                    self.iteration
+                );
+            }
         }
+    }
+
+    /// Follows the newest iteration: it is shown now and whenever a new one is committed.
+    pub(crate) fn follow(&mut self) -> Result<(), StoreError> {
+        self.following = true;
+        if self.live.is_some() {
+            self.message = "following the newest iteration".into();
+        }
+        self.goto(u64::MAX)
+    }
+
+    /// Iterations committed after the one on screen.
+    pub fn newer(&self) -> u64 {
+        self.snapshot
+            .last_iteration()
+            .saturating_sub(self.iteration)
     }
 }

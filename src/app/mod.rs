@@ -5,6 +5,7 @@ pub mod attach;
 pub mod background;
 pub mod commands;
 pub mod compare;
+pub mod ending;
 pub mod explorer;
 pub mod filters;
 pub mod form;
@@ -19,5 +20,7 @@ pub mod serve;
 pub mod snapshot;
 pub mod source;
 pub mod steer;
+#[cfg(test)]
+mod test_app;
 pub mod theme;
 pub mod views;

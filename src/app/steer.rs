@@ -4,7 +4,7 @@
 //! recorded with its source, and nothing changes.
 use crossterm::event::KeyEvent;
 
-use super::explorer::App;
+use super::explorer::{App, Modal};
 use super::form::{FormOutcome, RetuneForm};
 use super::serve::protocol::Action;
 use crate::engine::training::control::{retunable_names, Directive, RETUNABLE};
@@ -52,24 +52,26 @@ impl App {
     /// Opens the retune form on the settings in force.
     pub(crate) fn open_form(&mut self) {
         if let Some(l) = &self.live {
-            self.form = Some(RetuneForm::new(&l.cfg));
+            self.modal = Some(Modal::Retune(RetuneForm::new(&l.cfg)));
         }
     }
 
-    /// A key while the retune form is open: Enter sends every validated change.
-    pub(crate) fn form_key(&mut self, key: KeyEvent) -> Result<(), StoreError> {
-        let (Some(form), Some(live)) = (self.form.as_mut(), self.live.as_ref()) else {
-            self.form = None;
+    /// A key while the retune form is open (taken out of the App; put back while it is
+    /// edited): Enter sends every validated change.
+    pub(crate) fn form_key(
+        &mut self,
+        mut form: RetuneForm,
+        key: KeyEvent,
+    ) -> Result<(), StoreError> {
+        let Some(live) = self.live.as_ref() else {
             return Ok(());
         };
         match form.key(key, &live.cfg) {
-            FormOutcome::Editing => {}
+            FormOutcome::Editing => self.modal = Some(Modal::Retune(form)),
             FormOutcome::Cancelled => {
-                self.form = None;
                 self.message = "retune cancelled: nothing changed".into();
             }
             FormOutcome::Apply(changes) => {
-                self.form = None;
                 if changes.is_empty() {
                     self.message = "no setting changed".into();
                 }
@@ -123,7 +125,7 @@ impl App {
             }
             ["goto", "iter", n] | ["goto", n] => match n.parse::<u64>() {
                 Ok(n) => {
-                    self.following = false;
+                    self.hold_still();
                     self.goto(n)?;
                 }
                 Err(_) => self.message = format!("goto: {n:?} is not an iteration number"),
@@ -133,7 +135,7 @@ impl App {
                 problem: id.to_string(),
             }),
             ["pause"] | ["resume"] => self.toggle_pause(),
-            ["stop"] if self.live.is_some() => self.confirm_stop = true,
+            ["stop"] if self.live.is_some() => self.modal = Some(Modal::ConfirmStop),
             ["stop"] => self.message = "this run is not live: nothing to stop".into(),
             ["detach"] | ["quit"] | ["q"] => {
                 if self.live.is_some() {

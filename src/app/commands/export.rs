@@ -5,8 +5,10 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 
 use crate::app::commands::write_file;
+use crate::app::ending::{endings, Caps, Ending};
 use crate::app::source::RunSource;
 use crate::engine::rl::record::NodeRecord;
+use crate::engine::training::config::RunConfig;
 use crate::store::Store;
 
 /// Output format of `arbor export`.
@@ -27,8 +29,9 @@ pub struct ExportOptions {
     pub store: PathBuf,
 }
 
-/// A stored node as the export contract spells it.
-fn node_json(n: &NodeRecord) -> serde_json::Value {
+/// A stored node as the export contract spells it, with why it ended in the explorer's
+/// words.
+fn node_json(n: &NodeRecord, ending: &Ending) -> serde_json::Value {
     serde_json::json!({
         "id": n.id,
         "parent": n.parent,
@@ -41,6 +44,8 @@ fn node_json(n: &NodeRecord) -> serde_json::Value {
         "terminal": n.is_terminal(),
         "correct": n.correct,
         "reason": n.reason,
+        "ending": ending.kind(),
+        "ended": ending.words(),
         "picked": n.picked,
         "step": n.step.name(),
         "multiplicity": n.multiplicity,
@@ -82,6 +87,7 @@ pub fn export(o: ExportOptions) -> Result<()> {
         );
     }
     let trees = store.trees(&run.name, iteration)?;
+    let cfg = RunConfig::from_toml(&run.config_toml).unwrap_or_default();
     let text = match o.format {
         ExportFormat::Json => {
             let trees: Vec<serde_json::Value> = trees
@@ -94,7 +100,12 @@ pub fn export(o: ExportOptions) -> Result<()> {
                         "source": t.source,
                         "expansions": t.expansions,
                         "cap_event": t.cap_event,
-                        "nodes": t.nodes.iter().map(node_json).collect::<Vec<_>>(),
+                        "nodes": t
+                            .nodes
+                            .iter()
+                            .zip(endings(t, Caps::of(&cfg, t)))
+                            .map(|(n, e)| node_json(n, &e))
+                            .collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -131,5 +142,23 @@ fn write_out(out: &Option<PathBuf>, text: &str) -> Result<()> {
             println!("{text}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The export says why a node ended in the explorer's words.
+    #[test]
+    fn the_export_says_why_each_node_ended() {
+        let mut n = NodeRecord::blank(1, Some(0), 1);
+        n.terminal_value = Some(-1.0);
+        n.correct = Some(false);
+        n.reason = Some("line 1: not a step or an answer".into());
+        let e = Ending::of(&n, true, Default::default());
+        let j = node_json(&n, &e);
+        assert_eq!(j["ending"], "malformed");
+        assert_eq!(j["ended"], "malformed: line 1: not a step or an answer");
     }
 }

@@ -2,12 +2,13 @@
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::symbols::Marker;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
 use super::{num, Action, Ctx, KeyHelp, Legend, View};
 use crate::app::explorer::Screen;
+use crate::app::help::wrap;
 use crate::engine::training::control::RETUNABLE;
 use crate::engine::training::phases::PhaseSeconds;
 
@@ -136,15 +137,15 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
         .rev()
         .find_map(|m| m.eval.as_ref())
         .or(start.filter(|_| !upto.is_empty()));
-    let mut lines = vec![
-        Line::from(format!("iteration  {}", ctx.iteration)),
-        Line::from(format!("train acc  {}", num(m.map(|m| m.train_accuracy)))),
-        Line::from(format!("reward     {}", num(m.map(|m| m.train_reward)))),
-        Line::from(format!("loss       {}", num(m.map(|m| m.update.loss)))),
+    let mut lines: Vec<Fact> = vec![
+        Fact::new(format!("iteration  {}", ctx.iteration)),
+        Fact::new(format!("train acc  {}", num(m.map(|m| m.train_accuracy)))),
+        Fact::new(format!("reward     {}", num(m.map(|m| m.train_reward)))),
+        Fact::new(format!("loss       {}", num(m.map(|m| m.update.loss)))),
         // Engines return no full-distribution entropy: with one, the trainer's
         // recomputation over the engine's tokens is what is shown (and what the
         // frontier scores).
-        Line::from(format!(
+        Fact::new(format!(
             "entropy    {}{}",
             num(m.map(|m| m.mean_entropy)),
             if m.is_some_and(|m| m.generator.is_some()) {
@@ -153,57 +154,75 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
                 ""
             }
         )),
-        Line::from(format!("nll        {}", num(m.map(|m| m.mean_nll)))),
-        Line::from(format!(
+        Fact::new(format!("nll        {}", num(m.map(|m| m.mean_nll)))),
+        Fact::new(format!(
             "solved     {} ({}/1k tok)",
             m.map_or(0, |m| m.problems_solved),
             num(m.map(|m| m.solved_per_1k_tokens))
+        ))
+        .short(format!(
+            "solved     {} ({}/1k)",
+            m.map_or(0, |m| m.problems_solved),
+            m.map(|m| format!("{:.2}", m.solved_per_1k_tokens))
+                .unwrap_or_else(|| "-".into())
         )),
-        Line::from(format!(
+        Fact::new(format!(
             "opt steps  {}",
             m.map_or(0, |m| m.update.optimizer_steps)
         )),
-        Line::from(format!(
+        Fact::new(format!(
             "lr         {}",
             m.map(|m| format!("{:.2e}", m.lr)).unwrap_or_default()
         )),
-        Line::from(match last_eval {
-            Some(e) => format!(
+        match last_eval {
+            Some(e) => Fact::new(format!(
                 "eval       pass@1 {}  pass@{} {}",
                 num(Some(e.pass1)),
                 e.k,
                 num(Some(e.pass_k))
-            ),
-            None => "eval       none yet".to_string(),
-        }),
-        Line::from(format!(
+            ))
+            .short(format!(
+                "eval p@1 {} p@{} {}",
+                num(Some(e.pass1)),
+                e.k,
+                num(Some(e.pass_k))
+            )),
+            None => Fact::new("eval       none yet".to_string()),
+        },
+        Fact::new(format!(
             "tokens     {}",
             m.map_or(0, |m| m.cumulative_generated_tokens)
         )),
     ];
     if let Some(s) = m.and_then(|m| m.search.as_ref()) {
-        lines.push(Line::from(format!(
+        lines.push(Fact::new(format!(
             "trees      {} ({} solved)",
             s.trees, s.trees_solved
         )));
-        lines.push(Line::from(format!(
+        lines.push(Fact::new(format!(
             "expansions {} ({:.1}/tree)",
             s.expansions,
             s.expansions as f64 / s.trees.max(1) as f64
         )));
-        lines.push(Line::from(format!("nodes      {}", s.nodes)));
-        lines.push(Line::from(format!("cache hits {}", s.cache_hits)));
-        lines.push(Line::from(format!("cap events {}", s.cap_events)));
-        lines.push(Line::from(format!(
+        lines.push(Fact::new(format!("nodes      {}", s.nodes)));
+        lines.push(Fact::new(format!("cache hits {}", s.cache_hits)));
+        lines.push(Fact::new(format!("cap events {}", s.cap_events)));
+        lines.push(Fact::new(format!(
             "steps      {} invalid, {} forced, {} merged",
             s.invalid_nodes, s.forced_nodes, s.merged
         )));
-        lines.push(Line::from(format!(
-            "unsolved   {:.0}% of advantage mass",
-            100.0 * s.unsolved_share()
-        )));
+        lines.push(
+            Fact::new(format!(
+                "unsolved   {:.0}% of advantage mass",
+                100.0 * s.unsolved_share()
+            ))
+            .short(format!(
+                "unsolved   {:.0}% adv. mass",
+                100.0 * s.unsolved_share()
+            )),
+        );
         if s.simulations > 0 {
-            lines.push(Line::from(format!(
+            lines.push(Fact::new(format!(
                 "distill    {:.1} sims/tree, {} scoring tokens",
                 s.simulations as f64 / s.trees.max(1) as f64,
                 s.scoring_tokens
@@ -211,20 +230,20 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
         }
     }
     if let Some(m) = m.filter(|m| m.update.value_loss > 0.0 || m.update.kl > 0.0) {
-        lines.push(Line::from(format!(
+        lines.push(Fact::new(format!(
             "value/KL   {} / {}",
             num(Some(m.update.value_loss)),
             num(Some(m.update.kl))
         )));
     }
     if let Some(a) = m.and_then(|m| m.adaptive.as_ref()) {
-        lines.push(Line::from(format!(
+        lines.push(Fact::new(format!(
             "hard set   {} (round {})",
             a.hard_set_size, a.round
         )));
-        lines.push(Line::from(format!("cache size {}", a.cache_size)));
+        lines.push(Fact::new(format!("cache size {}", a.cache_size)));
         if a.filter_tokens > 0 {
-            lines.push(Line::from(format!(
+            lines.push(Fact::new(format!(
                 "filter     {} tokens{}",
                 a.filter_tokens,
                 if a.filter_skipped {
@@ -237,8 +256,8 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
     }
     if let Some(m) = m {
         let tps = m.sampling.generated_tokens as f64 / m.seconds.sample.max(1e-9);
-        lines.push(Line::from(format!("tokens/s   {tps:.0}")));
-        lines.push(Line::from(format!("temp       {}", m.temperature)));
+        lines.push(Fact::new(format!("tokens/s   {tps:.0}")));
+        lines.push(Fact::new(format!("temp       {}", m.temperature)));
     }
     // Where the run's time went, over the iterations up to the cursor.
     let mut spent = PhaseSeconds::default();
@@ -247,12 +266,13 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
     }
     let total = spent.total();
     if total > 0.0 {
-        lines.push(Line::from(format!(
-            "time       {:.2} s/iteration",
-            total / upto.len().max(1) as f64
-        )));
+        let per = total / upto.len().max(1) as f64;
+        lines.push(
+            Fact::new(format!("time       {per:.2} s/iteration"))
+                .short(format!("time       {per:.2} s/it")),
+        );
         for (name, secs) in spent.phases() {
-            lines.push(Line::from(format!(
+            lines.push(Fact::new(format!(
                 "  {name:<16}{:>5.1}%",
                 100.0 * secs / total
             )));
@@ -266,7 +286,7 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
         .filter(|e| e.iteration <= ctx.iteration)
         .collect();
     if !events.is_empty() {
-        lines.push(Line::from("events"));
+        lines.push(Fact::new("events"));
         for e in events.iter().rev().take(6) {
             let what = match (&e.key, &e.old, &e.new, &e.reason) {
                 (Some(k), Some(o), Some(n), _) => format!("{} {k} {o} -> {n}", e.kind),
@@ -274,9 +294,17 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
                 (Some(k), _, _, _) => format!("{} {k}", e.kind),
                 _ => e.kind.to_string(),
             };
-            lines.push(Line::from(format!(" it {}: {what}", e.iteration)));
+            lines.push(Fact::new(format!(" it {}: {what}", e.iteration)));
         }
     }
+    // Each fact fits the pane with a column to spare: its short form, or wrapped beside
+    // its label; never cut.
+    let width = facts.width.saturating_sub(3) as usize;
+    let lines: Vec<Line> = lines
+        .iter()
+        .flat_map(|l| l.fit(width))
+        .map(Line::from)
+        .collect();
     f.render_widget(
         Paragraph::new(lines).block(
             Block::default()
@@ -285,4 +313,60 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
         ),
         facts,
     );
+}
+
+/// A line of the facts pane, "label      value", and a shorter form for a narrow pane.
+struct Fact {
+    text: String,
+    short: Option<String>,
+}
+
+/// The label column of a fact.
+const LABEL: usize = 11;
+
+impl Fact {
+    fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            short: None,
+        }
+    }
+    fn short(self, short: String) -> Self {
+        Self {
+            short: Some(short),
+            ..self
+        }
+    }
+
+    /// The fact in lines of at most `width` columns: whole, or its short form, or the
+    /// short form wrapped at spaces (beside its label where there is room).
+    fn fit(&self, width: usize) -> Vec<String> {
+        let cols = |t: &str| Span::raw(t).width();
+        let t = match &self.short {
+            _ if cols(&self.text) <= width => return vec![self.text.clone()],
+            Some(s) if cols(s) <= width => return vec![s.clone()],
+            Some(s) => s.as_str(),
+            None => self.text.as_str(),
+        };
+        let labelled = !t.starts_with(' ')
+            && t.is_char_boundary(LABEL)
+            && t[..LABEL].ends_with(' ')
+            && width >= LABEL + 8;
+        if !labelled {
+            return wrap(t, width);
+        }
+        let (label, value) = t.split_at(LABEL);
+        wrap(value, width - LABEL)
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let head = if i == 0 {
+                    label.to_string()
+                } else {
+                    " ".repeat(LABEL)
+                };
+                head + &l
+            })
+            .collect()
+    }
 }

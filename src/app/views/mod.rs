@@ -20,7 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
 
-use super::explorer::{App, ListHit, Screen};
+use super::explorer::{App, ListHit, Modal, Screen};
 use super::snapshot::RunSnapshot;
 use super::theme::Theme;
 use crate::engine::rl::interrupt::Phase;
@@ -176,24 +176,18 @@ pub fn draw(f: &mut Frame, app: &App) {
         app.views.get(app.screen).draw(f, body, &ctx);
     }
     f.render_widget(Paragraph::new(footer), footer_area);
-    if app.help {
-        app.draw_help(f);
-    }
-    if let Some(form) = &app.form {
-        draw_form(f, app, form);
-    }
-    if app.confirm_stop {
-        popup(
+    match &app.modal {
+        Some(Modal::Help { .. }) => app.draw_help(f),
+        Some(Modal::Retune(form)) => draw_form(f, app, form),
+        Some(Modal::ConfirmStop) => popup(
             f,
             " stop ",
             &[
                 "Stop training at the next safe point?",
                 "y / Enter: stop    n / Esc: keep training",
             ],
-        );
-    }
-    if app.confirm_leave {
-        popup(
+        ),
+        Some(Modal::ConfirmLeave) => popup(
             f,
             " leave ",
             &[
@@ -202,7 +196,9 @@ pub fn draw(f: &mut Frame, app: &App) {
                 "s: stop training at the next safe point",
                 "Esc: stay",
             ],
-        );
+        ),
+        // The command line is drawn in the footer.
+        Some(Modal::Command(_)) | None => {}
     }
 }
 
@@ -232,52 +228,71 @@ fn popup(f: &mut Frame, title: &str, lines: &[&str]) {
 
 fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let [top, tabs] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    // The longest form that fits with a column to spare; never a word cut.
+    let width = top.width.saturating_sub(1) as usize;
+    let line = (0..HEADER_FORMS)
+        .map(|level| header_line(app, level))
+        .find(|l| l.width() <= width)
+        .unwrap_or_else(|| drop_words(header_line(app, HEADER_FORMS - 1), width));
+    f.render_widget(Paragraph::new(line), top);
+    let titles: Vec<&str> = Screen::ALL.iter().map(|s| s.title()).collect();
+    let sel = Screen::ALL
+        .iter()
+        .position(|s| *s == app.screen)
+        .unwrap_or(0);
+    f.render_widget(
+        Tabs::new(titles)
+            .select(sel)
+            .highlight_style(app.theme.selected),
+        tabs,
+    );
+}
+
+/// How many forms the header has, longest first.
+const HEADER_FORMS: usize = 4;
+
+/// The header line, shorter as `level` grows: 1 drops the method and seed, 2 shortens
+/// the iteration, 3 drops the inference engine's line.
+fn header_line(app: &App, level: usize) -> Line<'static> {
     let r = &app.snapshot.run;
     let status = format!("{:?}", r.status).to_lowercase();
-    let mode = if app.live.is_some() && app.following {
-        "live"
+    let (it, last) = (app.iteration, app.snapshot.last_iteration());
+    let live = app.live.is_some();
+    let name = if level >= 1 {
+        format!("{} ", r.name)
     } else {
-        "replay"
+        format!("{} ({}, seed {}) ", r.name, r.method, r.seed)
+    };
+    let position = match (live, level >= 2) {
+        (true, false) if last == 0 => "live: before the first iteration".to_string(),
+        (true, true) if last == 0 => "live: before iteration 1".to_string(),
+        (true, false) if !app.following => {
+            format!("holding iteration {it} ({} newer)", app.newer())
+        }
+        (true, true) if !app.following => format!("holding it {it} (+{})", app.newer()),
+        (true, false) => format!("live: iteration {it} of {last}"),
+        (true, true) => format!("live: it {it}/{last}"),
+        (false, false) => format!("replay: iteration {it} of {last}"),
+        (false, true) => format!("replay: it {it}/{last}"),
     };
     let mut spans = vec![
         Span::styled(" arbor ", app.theme.accent),
-        Span::styled(
-            format!("{} ({}, seed {}) ", r.name, r.method, r.seed),
-            app.theme.text,
-        ),
-        Span::styled(
-            if app.live.is_some() && app.snapshot.last_iteration() == 0 {
-                format!("{mode}: before the first iteration")
-            } else {
-                format!(
-                    "{mode}: iteration {} of {}",
-                    app.iteration,
-                    app.snapshot.last_iteration()
-                )
-            },
-            app.theme.muted,
-        ),
+        Span::styled(name, app.theme.text),
+        Span::styled(position, app.theme.muted),
     ];
-    if app.live.is_some() {
-        let paused = app.live.as_ref().is_some_and(|l| l.status.pause_requested);
+    if let Some(l) = &app.live {
+        let checking = Some(l.status.checking.as_str()).filter(|p| !p.is_empty());
         if app.paused {
-            let held = app
-                .live
-                .as_ref()
-                .map(|l| l.status.checking.as_str())
-                .filter(|p| !p.is_empty() && Phase::from_label(p) != Some(Phase::Train))
+            let held = checking
+                .filter(|p| Phase::from_label(p) != Some(Phase::Train))
                 .map(|p| format!(" in the {p}"))
                 .unwrap_or_default();
             spans.push(Span::styled(
                 format!("  PAUSED{held}"),
                 app.theme.confident_wrong,
             ));
-        } else if paused {
-            let during = app
-                .live
-                .as_ref()
-                .map(|l| l.status.checking.as_str())
-                .filter(|p| !p.is_empty())
+        } else if l.status.pause_requested {
+            let during = checking
                 .map(|p| format!(" (in the {p})"))
                 .unwrap_or_default();
             spans.push(Span::styled(
@@ -291,13 +306,14 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     }
     // An inference engine samples: which, the weight version it served last, and whether
     // its log-probabilities still agree with the trainer's.
-    if let Some(g) = app
+    let generator = app
         .snapshot
         .metrics(app.iteration)
-        .and_then(|m| m.generator.as_ref())
-    {
+        .and_then(|m| m.generator.as_ref());
+    if let Some(g) = generator.filter(|_| level < 3) {
         let agree = g
             .mean_logprob_abs_diff
+            .filter(|_| level < 1)
             .map(|d| format!(", |dlogp| {d:.1e}"))
             .unwrap_or_default();
         let stale = match g.stale_versions {
@@ -309,19 +325,38 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             app.theme.muted,
         ));
     }
-    let line = Line::from(spans);
-    f.render_widget(Paragraph::new(line), top);
-    let titles: Vec<&str> = Screen::ALL.iter().map(|s| s.title()).collect();
-    let sel = Screen::ALL
+    Line::from(spans)
+}
+
+/// `line` with whole words dropped from its end until it is at most `width` wide.
+pub(crate) fn drop_words(mut line: Line<'static>, width: usize) -> Line<'static> {
+    while line.width() > width {
+        let Some(last) = line.spans.last_mut() else {
+            break;
+        };
+        let text = last.content.trim_end().to_string();
+        match text.rfind(' ') {
+            Some(i) => last.content = text[..i].to_string().into(),
+            None => {
+                line.spans.pop();
+            }
+        }
+    }
+    line
+}
+
+/// The first of `forms` (longest first) at most `width` columns wide; else the last with
+/// whole words dropped from its end.
+pub(crate) fn fit_words(forms: &[String], width: usize) -> String {
+    forms
         .iter()
-        .position(|s| *s == app.screen)
-        .unwrap_or(0);
-    f.render_widget(
-        Tabs::new(titles)
-            .select(sel)
-            .highlight_style(app.theme.selected),
-        tabs,
-    );
+        .find(|t| Span::raw(t.as_str()).width() <= width)
+        .cloned()
+        .unwrap_or_else(|| {
+            let last = forms.last().cloned().unwrap_or_default();
+            let l = drop_words(Line::from(last), width);
+            l.spans.iter().map(|s| s.content.as_ref()).collect()
+        })
 }
 
 fn draw_form(f: &mut Frame, app: &App, form: &crate::app::form::RetuneForm) {

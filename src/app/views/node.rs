@@ -5,9 +5,11 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::tree::TreeView;
 use super::Ctx;
+use crate::app::ending::{Caps, Ending};
 use crate::app::snapshot::{path, path_entropy};
 use crate::engine::rl::record::TreeRecord;
 use crate::engine::task::StepKind;
+use crate::engine::training::config::RunConfig;
 
 pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32) -> Paragraph<'a> {
     let Some(n) = t.node(id) else {
@@ -74,11 +76,11 @@ pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32)
             super::num(n.advantage.map(f64::from))
         )));
     }
-    let verdict = match (n.correct, &n.reason) {
-        (Some(true), _) => "✓ correct".to_string(),
-        (Some(false), Some(r)) => format!("✗ wrong: {r}"),
-        (Some(false), None) => "✗ wrong".into(),
-        (None, _) => "not terminal".into(),
+    let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
+    let leaf = !t.nodes.iter().any(|c| c.parent == Some(id));
+    let verdict = match Ending::of(n, leaf, Caps::of(&cfg, t)) {
+        Ending::Continued => "not terminal: the path goes on below".to_string(),
+        e => format!("{} {}", super::tree::marker(n), e.words()),
     };
     lines.push(Line::from(verdict));
     let mut flags = Vec::new();

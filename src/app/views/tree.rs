@@ -12,6 +12,7 @@ use ratatui::Frame;
 
 use super::list::ListCursor;
 use super::{Action, Ctx, KeyHelp, Legend, View};
+use crate::app::ending::{Caps, Ending};
 use crate::app::filters::NodeFilter;
 use crate::app::snapshot::{children, visible_rows};
 use crate::engine::methods::deepsearch::search::replay::{replay, ReplayStep};
@@ -62,6 +63,12 @@ const KEYS: &[KeyHelp] = &[
 const LEGEND: &[(&str, &str)] = &[
     ("✓ ✗ !", "correct, wrong, on the confident-wrong path"),
     ("◆ ○ ▸", "root, open node, folded node"),
+    (
+        "how it ended",
+        "right answer, wrong answer, invalid, malformed (neither a step nor an answer), \
+         capped (no answer by the depth or token limit), unfinished (no answer, or never \
+         expanded); the node pane adds the verifier's reason",
+    ),
     ("q N Q H", "backed-up value, visits, q / N, step entropy"),
     (
         "F [rec]",
@@ -322,6 +329,8 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
         (a, Some(b))
     };
     let kids = children(t);
+    let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
+    let caps = Caps::of(&cfg, t);
     let rows = view.rows(ctx);
     let replayed = view.replay_step(ctx.iteration);
     // q and N as the view shows them: stored, or at the replayed expansion.
@@ -331,6 +340,8 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
             None => (n.q as f64, n.n),
         }
     };
+    // Inside the borders, after the cursor's column.
+    let row_width = list_area.width.saturating_sub(3) as usize;
     // Only the rows that fit are built, so trees of thousands of nodes stay responsive.
     let height = list_area.height.saturating_sub(2).max(1) as usize;
     let sel = view.list.at(rows.len());
@@ -359,6 +370,10 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
                 Span::raw(if folded { "▸" } else { " " }),
                 Span::styled(format!("{} ", marker(n)), style),
                 Span::styled(format!("{text:<12} "), style),
+                match Ending::of(n, !kids.contains_key(&id), caps) {
+                    Ending::Continued => Span::raw(""),
+                    e => Span::styled(format!("{} ", e.kind()), style),
+                },
                 {
                     let (q, count) = stats(n);
                     let mean = if count == 0 { 0.0 } else { q / count as f64 };
@@ -402,21 +417,34 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
                     ctx.theme.muted,
                 ));
             }
-            Some(ListItem::new(Line::from(spans)))
+            // A row too long for the list loses whole words from its end, never half of one.
+            Some(ListItem::new(super::drop_words(
+                Line::from(spans),
+                row_width,
+            )))
         })
         .collect();
     let replay_label = replayed
         .as_ref()
         .map(|(steps, k)| format!(" · replay {}/{}", k + 1, steps.len()))
         .unwrap_or_default();
-    let title = format!(
-        " {} {} · iteration {} · {} nodes · {:?} · {}{replay_label} ",
-        t.problem,
-        t.prompt.trim_end(),
-        ctx.iteration,
-        t.nodes.len(),
-        t.source,
-        view.filter.label()
+    // The longest title that fits the top border with a line to spare; never cut.
+    let prompt = t.prompt.trim_end();
+    let (it, size, filter) = (ctx.iteration, t.nodes.len(), view.filter.label());
+    let title = super::fit_words(
+        &[
+            format!(
+                " {} {prompt} · iteration {it} · {size} nodes · {:?} · {filter}{replay_label} ",
+                t.problem, t.source
+            ),
+            format!(
+                " {} {prompt} · it {it} · {size} nodes · {filter}{replay_label} ",
+                t.problem
+            ),
+            format!(" {prompt} · it {it} · {size} nodes{replay_label} "),
+            format!(" {prompt}{replay_label} "),
+        ],
+        list_area.width.saturating_sub(3) as usize,
     );
     let list = List::new(items)
         .block(Block::default().borders(Borders::ALL).title(title))
@@ -428,5 +456,78 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
 
     if let (Some(area), Some(id)) = (detail_area, view.selected_node(ctx)) {
         f.render_widget(super::node::detail(view, ctx, t, id), area);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::app::explorer::Screen;
+    use crate::app::test_app::{app, key, screen};
+    use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
+    use crate::engine::task::countdown::verifier::Reason;
+    use crossterm::event::KeyCode;
+
+    fn ended(id: u32, text: &str, reason: Reason, depth: u32) -> NodeRecord {
+        let mut n = NodeRecord::blank(id, Some(0), depth);
+        n.text = text.into();
+        n.terminal_value = Some(if reason == Reason::Correct { 1.0 } else { -1.0 });
+        n.correct = Some(reason == Reason::Correct);
+        n.reason = Some(reason.to_string());
+        n
+    }
+
+    /// Issue 27 item 3: every ended node says why on its row, and the node pane adds the
+    /// verifier's reason (the malformed `2+8=1ans 1` among them).
+    #[test]
+    fn every_tree_node_says_why_it_ended() {
+        let (_dir, mut app) = app();
+        let mut open = NodeRecord::blank(6, Some(0), 1);
+        open.text = "8-2=6".into();
+        let wrong = Reason::WrongValue {
+            got: "16".into(),
+            target: 10,
+        };
+        let mut capped = ended(7, "2*8=16", Reason::NoAnswer, 8);
+        capped.parent = Some(0);
+        app.trees = vec![TreeRecord {
+            problem: "p1".into(),
+            prompt: "2 8:10".into(),
+            source: GroupSource::Search,
+            expansions: 1,
+            cap_event: false,
+            nodes: vec![
+                NodeRecord::blank(0, None, 0),
+                ended(1, "2+8=1ans 1", Reason::Malformed { line: 1 }, 1),
+                ended(2, "ans 10", Reason::Correct, 1),
+                ended(3, "ans 16", wrong, 1),
+                ended(4, "2/0=0", Reason::DivisionByZero { line: 1 }, 1),
+                ended(5, "28", Reason::NoAnswer, 1),
+                open,
+                capped,
+            ],
+        }];
+        app.screen = Screen::Tree;
+        let s = screen(&app, 200, 60);
+        for (text, why) in [
+            ("2+8=1ans 1", "malformed"),
+            ("ans 10", "right answer"),
+            ("ans 16", "wrong answer"),
+            ("2/0=0", "invalid"),
+            ("28 ", "unfinished"),
+            ("8-2=6", "unfinished"),
+            ("2*8=16", "capped"),
+        ] {
+            let row = s
+                .lines()
+                .find(|l| l.contains(&format!(" {text}")) && l.contains("q="))
+                .unwrap_or_else(|| panic!("{text}: {s}"));
+            assert!(row.contains(&format!(" {why} ")), "{text}: {row}");
+        }
+        // The node pane: the malformed line with the verifier's reason, at 80x24 too.
+        key(&mut app, KeyCode::Char('j'));
+        for (w, h) in [(200, 60), (80, 24)] {
+            let s = screen(&app, w, h);
+            assert!(s.contains("malformed: line 1: not a step or an"), "{s}");
+        }
     }
 }
