@@ -66,7 +66,7 @@ train() {
   name="$(basename "$model")-$method"
   echo "### $method on $(basename "$model"), $iterations iterations, --device $device"
   peak_memory "$arbor" train --model "$model" --device "$device" --method "$method" \
-    --iterations "$iterations" --seed 1 --headless --log-every 1000it \
+    --iterations "$iterations" --seed 1 --headless --log-every 1000it --config "$work/check.toml" \
     --store "$work/runs.sled" --run "$name" > "$work/$name.json" 2> "$work/$name.err" \
     || { echo "FAILED:"; tail -n 20 "$work/$name.err"; return 1; }
   cat "$work/$name.json"
@@ -82,6 +82,9 @@ print(f"{kind}: {tok} tokens in {sample:.2f} s = {rate:.0f} tokens/s; "
       f"update {update:.2f} s over {s.get('optimizer_steps', 0)} steps; wall {s.get('wall_seconds', 0):.1f} s")
 PY
 }
+
+# A short held-out evaluation (16 problems, 4 samples each): the check times training.
+printf '[eval]\nproblems = 16\nk = 4\n' > "$work/check.toml"
 
 {
   echo "# arbor GPU check: $card ($device), $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -997,3 +997,41 @@ fn eval_pairs_strategies_against_step_judged_sampling_and_writes_raw_data() {
         assert!(!first[key].is_null(), "{key} missing: {first}");
     }
 }
+
+/// The GPU check's CPU fallback (what CI can run): on a machine where nvidia-smi sees no
+/// GPU, it makes a tiny model, passes the device check (the CPU's generic path against
+/// its kernels) and trains GRPO and DeepSearch iterations, into one file.
+#[test]
+fn the_gpu_checks_cpu_fallback_runs_end_to_end() {
+    let has_gpu = Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_gpu {
+        eprintln!("a GPU is visible: the fallback is not what runs here; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gpu-check.txt");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = Command::new(root.join("scripts/gpu_check.sh"))
+        .arg(env!("CARGO_BIN_EXE_arbor"))
+        .arg(&out)
+        .env("GPU_CHECK_ITERATIONS", "2")
+        .current_dir(root)
+        .output()
+        .expect("bash runs the script");
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(o.status.success(), "{}\n{text}", stderr(&o));
+    assert!(text.contains("cpu-fallback"), "{text}");
+    assert!(text.contains(r#""ok":true"#), "{text}");
+    assert!(
+        text.contains("### grpo on tiny") && text.contains("### deepsearch on tiny"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tokens/s") && text.contains("tree search:"),
+        "{text}"
+    );
+    assert!(text.ends_with("gpu_check: done\n"), "{text}");
+}
