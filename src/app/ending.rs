@@ -149,12 +149,19 @@ pub fn endings(tree: &TreeRecord, caps: Caps) -> Vec<Ending> {
 mod tests {
     use super::*;
     use crate::engine::task::countdown::verifier::Reason;
+    use crate::engine::task::math::problem::Reason as MathReason;
 
-    fn terminal(reason: Reason, depth: u32, tokens: usize) -> NodeRecord {
+    fn terminal(
+        reason: impl Into<crate::engine::task::Reason>,
+        depth: u32,
+        tokens: usize,
+    ) -> NodeRecord {
+        let reason: crate::engine::task::Reason = reason.into();
+        let correct = reason.to_string() == Reason::Correct.to_string();
         let mut n = NodeRecord::blank(3, Some(0), depth);
         n.tokens = vec![1; tokens];
-        n.terminal_value = Some(if reason == Reason::Correct { 1.0 } else { -1.0 });
-        n.correct = Some(reason == Reason::Correct);
+        n.terminal_value = Some(if correct { 1.0 } else { -1.0 });
+        n.correct = Some(correct);
         n.reason = Some(reason.to_string());
         n
     }
@@ -167,69 +174,76 @@ mod tests {
             depth: Some(8),
             tokens: Some(24),
         };
-        let kind = |r: Reason, depth, tokens| Ending::of(&terminal(r, depth, tokens), true, caps);
+        let kind = |r: crate::engine::task::Reason, depth, tokens| {
+            Ending::of(&terminal(r, depth, tokens), true, caps)
+        };
+        let c = |r: Reason| crate::engine::task::Reason::from(r);
         let cases = [
-            (Reason::Correct, "right answer"),
+            (c(Reason::Correct), "right answer"),
             (
-                Reason::WrongValue {
+                c(Reason::WrongValue {
                     got: "9".into(),
                     target: 15,
-                },
+                }),
                 "wrong answer",
             ),
             (
-                Reason::MathAnswer {
+                MathReason::MathAnswer {
                     got: "1".into(),
                     expected: "2".into(),
-                },
+                }
+                .into(),
                 "wrong answer",
             ),
-            (Reason::Malformed { line: 1 }, "malformed"),
+            (c(Reason::Malformed { line: 1 }), "malformed"),
             (
-                Reason::BadToken {
+                c(Reason::BadToken {
                     line: 1,
                     found: 'a',
-                },
+                }),
                 "malformed",
             ),
-            (Reason::NoAnswer, "unfinished"),
-            (Reason::NoBoxed, "unfinished"),
-            (Reason::TooLong { bytes: 9000 }, "capped"),
-            (Reason::NumberNotAvailable { line: 1, number: 4 }, "invalid"),
-            (Reason::NumberReused { number: 4 }, "invalid"),
-            (Reason::NumbersMissing { missing: vec![3] }, "invalid"),
+            (c(Reason::NoAnswer), "unfinished"),
+            (MathReason::NoBoxed.into(), "unfinished"),
+            (c(Reason::TooLong { bytes: 9000 }), "capped"),
             (
-                Reason::WrongArithmetic {
+                c(Reason::NumberNotAvailable { line: 1, number: 4 }),
+                "invalid",
+            ),
+            (c(Reason::NumberReused { number: 4 }), "invalid"),
+            (c(Reason::NumbersMissing { missing: vec![3] }), "invalid"),
+            (
+                c(Reason::WrongArithmetic {
                     line: 1,
                     claimed: 1,
                     actual: "10".into(),
-                },
+                }),
                 "invalid",
             ),
-            (Reason::DivisionByZero { line: 1 }, "invalid"),
+            (c(Reason::DivisionByZero { line: 1 }), "invalid"),
             (
-                Reason::BadIntermediate {
+                c(Reason::BadIntermediate {
                     line: 1,
                     value: "1/2".into(),
-                },
+                }),
                 "invalid",
             ),
-            (Reason::TooLarge { line: 1 }, "invalid"),
-            (Reason::TooDeep, "invalid"),
+            (c(Reason::TooLarge { line: 1 }), "invalid"),
+            (c(Reason::TooDeep), "invalid"),
         ];
         for (r, want) in cases {
             let e = kind(r.clone(), 2, 5);
             assert_eq!(e.kind(), want, "{r:?}");
-            if r != Reason::Correct {
+            if r != c(Reason::Correct) {
                 assert_eq!(e.words(), format!("{want}: {r}"));
             }
         }
         // No answer at a cap: capped, with the cap.
         assert_eq!(
-            kind(Reason::NoAnswer, 8, 5).words(),
+            kind(c(Reason::NoAnswer), 8, 5).words(),
             "capped: depth 8 reached, no answer line"
         );
-        assert_eq!(kind(Reason::NoAnswer, 2, 24).kind(), "capped");
+        assert_eq!(kind(c(Reason::NoAnswer), 2, 24).kind(), "capped");
         // A wrong answer judged on its step is still the verifier's wrong answer; a step
         // judged invalid for breaking a rule is invalid.
         let mut n = terminal(
@@ -255,10 +269,8 @@ mod tests {
     /// The malformed line of issue 27 is called malformed, with the verifier's reason.
     #[test]
     fn a_malformed_answer_line_says_so() {
-        use crate::engine::task::countdown::problem::Problem;
-        use crate::engine::task::countdown::rules::Rules;
-        use crate::engine::task::countdown::verifier::verify;
-        let p = Problem::new("t", vec![2, 8], 10);
+        use crate::engine::task::{verify, Rules};
+        let p = crate::engine::task::countdown::problem("t", vec![2, 8], 10);
         let v = verify(&p, "2+8=1ans 1", &Rules::default());
         let n = terminal(v.reason.clone(), 1, 5);
         let e = Ending::of(&n, true, Caps::default());
