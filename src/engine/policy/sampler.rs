@@ -28,9 +28,12 @@ pub struct SamplingParams {
     pub eos: u32,
 }
 
-/// The cached keys and values of one row (batch dimension 1).
+/// The cached keys and values of one row (batch dimension 1), opaque to callers: a
+/// [`Generator`](super::generator::Generator) that keeps caches (arbor's own sampler)
+/// reads them; an inference engine ignores them (it keeps its own prefix cache). No
+/// candle type is visible through it.
 #[derive(Clone, Debug)]
-pub struct RowCache(pub KvCache);
+pub struct RowCache(pub(crate) KvCache);
 
 /// One prefix to continue, `copies` times.
 pub struct Request<'a> {
