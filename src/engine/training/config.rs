@@ -290,6 +290,21 @@ impl RunConfig {
 
     /// Checks every value's range.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_data()?;
+        self.validate_policy()?;
+        self.validate_train()?;
+        self.validate_search()?;
+        self.validate_adaptive_and_eval()?;
+        // The key is the field and the problem the reason; the value stays empty, so the
+        // message reads as it did before these errors were typed.
+        self.generator.validate().map_err(|e| ConfigError {
+            field: e.key.into(),
+            value: String::new(),
+            reason: e.problem.to_string(),
+        })
+    }
+
+    fn validate_data(&self) -> Result<(), ConfigError> {
         let d = &self.data;
         if d.task == crate::engine::task::TaskKind::Math {
             check(
@@ -307,6 +322,10 @@ impl RunConfig {
         }
         positive_usize("data.test_size", d.test_size)?;
         positive_usize("data.train_size", d.train_size)?;
+        Ok(())
+    }
+
+    fn validate_policy(&self) -> Result<(), ConfigError> {
         let p = &self.policy;
         positive_usize("policy.hidden_size", p.hidden_size)?;
         positive_usize("policy.intermediate_size", p.intermediate_size)?;
@@ -349,6 +368,11 @@ impl RunConfig {
         let w = &self.warm_start;
         positive_usize("warm_start.batch_size", w.batch_size)?;
         positive_f64("warm_start.lr", w.lr)?;
+        Ok(())
+    }
+
+    fn validate_train(&self) -> Result<(), ConfigError> {
+        let p = &self.policy;
         let t = &self.train;
         check(
             t.iterations > 0,
@@ -400,6 +424,17 @@ impl RunConfig {
         )?;
         positive_usize("train.minibatches", t.minibatches)?;
         positive_usize("train.epochs", t.epochs)?;
+        positive_usize("train.min_sequences_per_step", t.min_sequences_per_step)?;
+        check(
+            t.steps_per_1k_tokens.is_finite() && t.steps_per_1k_tokens >= 0.0,
+            "train.steps_per_1k_tokens",
+            t.steps_per_1k_tokens,
+            "must be 0 (off) or a positive number of optimizer steps per 1,000 generated tokens",
+        )?;
+        Ok(())
+    }
+
+    fn validate_search(&self) -> Result<(), ConfigError> {
         let s = &self.search;
         check(s.width >= 1, "search.width", s.width, "must be at least 1")?;
         check(s.n >= 2, "search.n", s.n, "must be at least 2")?;
@@ -432,13 +467,10 @@ impl RunConfig {
             s.overlong_buffer,
             "must not exceed search.overlong_max",
         )?;
-        positive_usize("train.min_sequences_per_step", t.min_sequences_per_step)?;
-        check(
-            t.steps_per_1k_tokens.is_finite() && t.steps_per_1k_tokens >= 0.0,
-            "train.steps_per_1k_tokens",
-            t.steps_per_1k_tokens,
-            "must be 0 (off) or a positive number of optimizer steps per 1,000 generated tokens",
-        )?;
+        Ok(())
+    }
+
+    fn validate_adaptive_and_eval(&self) -> Result<(), ConfigError> {
         let a = &self.adaptive;
         positive_usize("adaptive.filter_k", a.filter_k)?;
         check(
@@ -469,13 +501,7 @@ impl RunConfig {
             e.temperature,
             "must be a non-negative number (0 is greedy)",
         )?;
-        // The key is the field and the problem the reason; the value stays empty, so the
-        // message reads as it did before these errors were typed.
-        self.generator.validate().map_err(|e| ConfigError {
-            field: e.key.into(),
-            value: String::new(),
-            reason: e.problem.to_string(),
-        })
+        Ok(())
     }
 }
 

@@ -189,40 +189,90 @@ pub fn compare_strategies(
              has value_head.safetensors); use mcts for search without one"
         );
     }
-    let refs: Vec<&Problem> = problems.iter().collect();
-    let n = problems.len().max(1) as f64;
-    // Intervals resample number multisets.
-    let clusters: Vec<u64> = problems.iter().map(Problem::multiset_key).collect();
-    let task = task_of(rules);
-    let params = SamplingParams {
-        temperature: s.temperature,
-        max_tokens: s.max_tokens,
-        stop_at: None,
-        eos: tok.eos(),
+    let c = Ctx {
+        model,
+        generator,
+        tok,
+        problems,
+        refs: problems.iter().collect(),
+        rules,
+        s,
+        // Intervals resample number multisets.
+        clusters: problems.iter().map(Problem::multiset_key).collect(),
+        task: task_of(rules),
+        params: SamplingParams {
+            temperature: s.temperature,
+            max_tokens: s.max_tokens,
+            stop_at: None,
+            eos: tok.eos(),
+        },
     };
-    let mut out = Vec::new();
-    // One sample's mean length, the unit of every budget.
-    let mut unit: Option<f64> = None;
-    type Sampled = (Vec<Vec<crate::engine::rl::rollout::Trajectory>>, Vec<u64>);
-    let mut sampled: HashMap<usize, Sampled> = HashMap::new();
     // Sampling runs for every budget: it is two strategies, and the unit of the others.
-    {
-        for &b in s.budgets {
+    let (unit, sampled) = c.sample_every_budget(progress)?;
+    let mut out = Vec::new();
+    for &b in s.budgets {
+        let token_budget = b as f64 * unit;
+        for &strategy in s.strategies {
+            out.push(match strategy {
+                Strategy::Sample | Strategy::BestOfN => {
+                    let (groups, per) = &sampled[&b];
+                    c.from_samples(strategy, b, groups, per, token_budget)
+                }
+                Strategy::Mcts => c.mcts(b, token_budget, progress)?,
+                Strategy::BestOfNChecked => c.best_of_n_checked(b, token_budget, progress)?,
+                Strategy::Puct => c.puct(b, token_budget, progress)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Independent samples per problem, and what each holds of tokens.
+type Sampled = (Vec<Vec<crate::engine::rl::rollout::Trajectory>>, Vec<u64>);
+
+/// What every strategy of one comparison shares.
+struct Ctx<'a> {
+    model: &'a Qwen2,
+    generator: &'a dyn Generator,
+    tok: &'a Tokenizer,
+    problems: &'a [Problem],
+    refs: Vec<&'a Problem>,
+    rules: &'a Rules,
+    s: &'a TestTimeSettings<'a>,
+    clusters: Vec<u64>,
+    task: Box<dyn Task>,
+    params: SamplingParams,
+}
+
+impl Ctx<'_> {
+    fn n(&self) -> f64 {
+        self.problems.len().max(1) as f64
+    }
+
+    /// b samples per problem for every budget b, and one sample's mean length (the unit
+    /// of every budget).
+    fn sample_every_budget(
+        &self,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(f64, HashMap<usize, Sampled>)> {
+        let mut unit: Option<f64> = None;
+        let mut sampled = HashMap::new();
+        for &b in self.s.budgets {
             progress(&format!("sampling {b} per problem"));
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
             let (groups, stats) = rollouts(
-                generator,
-                tok,
-                &refs,
+                self.generator,
+                self.tok,
+                &self.refs,
                 b,
-                &params,
-                rules,
+                &self.params,
+                self.rules,
                 RewardKind::Binary,
                 &mut rng,
                 &mut never(),
             )
             .map_err(Halt::into_model)?;
-            let per = stats.generated_tokens as f64 / n;
+            let per = stats.generated_tokens as f64 / self.n();
             unit.get_or_insert(per / b as f64);
             let spent = groups
                 .iter()
@@ -230,186 +280,202 @@ pub fn compare_strategies(
                 .collect();
             sampled.insert(b, (groups, spent));
         }
+        Ok((unit.unwrap_or(self.s.max_tokens as f64), sampled))
     }
-    let unit = unit.unwrap_or(s.max_tokens as f64);
-    for &b in s.budgets {
-        let token_budget = b as f64 * unit;
-        for &strategy in s.strategies {
-            match strategy {
-                Strategy::Sample => {
-                    let (groups, per) = &sampled[&b];
-                    let acc: Vec<f64> = groups
-                        .iter()
-                        .map(|g| g.iter().filter(|t| t.correct()).count() as f64 / b as f64)
-                        .collect();
-                    out.push(result(
-                        strategy,
-                        b,
-                        &acc,
-                        &clusters,
-                        None,
-                        per,
-                        token_budget,
-                    ));
-                }
-                Strategy::BestOfN => {
-                    let (groups, per) = &sampled[&b];
-                    let any: Vec<f64> = groups
-                        .iter()
-                        .map(|g| f64::from(u8::from(g.iter().any(|t| t.correct()))))
-                        .collect();
-                    let vote: Vec<f64> = groups
-                        .iter()
-                        .map(|g| {
-                            let texts: Vec<&str> = g.iter().map(|t| t.text.as_str()).collect();
-                            f64::from(u8::from(
-                                majority(task.as_ref(), &texts).is_some_and(|i| g[i].correct()),
-                            ))
-                        })
-                        .collect();
-                    out.push(result(
-                        strategy,
-                        b,
-                        &any,
-                        &clusters,
-                        Some(mean(&vote)),
-                        per,
-                        token_budget,
-                    ));
-                }
-                Strategy::Mcts => {
-                    progress(&format!("searching with {b} trajectories per problem"));
-                    let mut cfg = s.search.clone();
-                    cfg.n = b;
-                    // A small budget cannot pay for full-width expansions: the tree's width
-                    // grows with the budget (2 at b = 1, the configured width from b = width).
-                    cfg.width = cfg.width.min(b.max(2));
-                    cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
-                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
-                    let (results, _) = search(
-                        generator,
-                        tok,
-                        &refs,
-                        &cfg,
-                        s.temperature,
-                        rules,
-                        &mut rng,
-                        &mut never(),
-                    )
-                    .map_err(Halt::into_model)?;
-                    let mut solved = Vec::new();
-                    let mut vote = Vec::new();
-                    let mut tokens = Vec::new();
-                    for (r, p) in results.iter().zip(problems) {
-                        tokens.push(r.generated_tokens);
-                        let texts: Vec<String> = r
-                            .recorded
-                            .iter()
-                            .map(|&t| tok.decode(&r.tree.response(t)))
-                            .collect();
-                        let ok: Vec<bool> = r
-                            .recorded
-                            .iter()
-                            .map(|&t| r.tree.node(t).terminal.as_ref().is_some_and(|x| x.correct))
-                            .collect();
-                        solved.push(f64::from(u8::from(ok.iter().any(|&c| c))));
-                        let refs: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
-                        let v = majority(task.as_ref(), &refs)
-                            .is_some_and(|i| verify(p, &texts[i], rules).is_correct());
-                        vote.push(f64::from(u8::from(v)));
-                    }
-                    out.push(result(
-                        strategy,
-                        b,
-                        &solved,
-                        &clusters,
-                        Some(mean(&vote)),
-                        &tokens,
-                        token_budget,
-                    ));
-                }
-                Strategy::BestOfNChecked => {
-                    progress(&format!("step-judged sampling with {b} samples' tokens"));
-                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
-                    let checked = checked_samples(
-                        generator,
-                        tok,
-                        &refs,
-                        rules,
-                        &params,
-                        tok.newline().filter(|_| s.search.step_check),
-                        token_budget,
-                        &mut rng,
-                    )?;
-                    let any: Vec<f64> = checked
-                        .iter()
-                        .map(|c| f64::from(u8::from(c.samples.iter().any(|x| x.correct))))
-                        .collect();
-                    let vote: Vec<f64> = checked
-                        .iter()
-                        .map(|c| {
-                            let texts: Vec<&str> =
-                                c.samples.iter().map(|x| x.text.as_str()).collect();
-                            f64::from(u8::from(
-                                majority(task.as_ref(), &texts)
-                                    .is_some_and(|i| c.samples[i].correct),
-                            ))
-                        })
-                        .collect();
-                    let tokens: Vec<u64> = checked.iter().map(|c| c.tokens).collect();
-                    out.push(result(
-                        strategy,
-                        b,
-                        &any,
-                        &clusters,
-                        Some(mean(&vote)),
-                        &tokens,
-                        token_budget,
-                    ));
-                }
-                Strategy::Puct => {
-                    progress(&format!("pUCT search with {b} samples' tokens per problem"));
-                    let mut cfg = s.distill.clone();
-                    // The token budget ends the search; simulations only bound it.
-                    cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
-                    cfg.simulations = cfg.simulations.max(8 * b);
-                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
-                    let (trees, _, _) = crate::engine::methods::tree_distill::run_search(
-                        model,
-                        tok,
-                        problems,
-                        rules,
-                        &cfg,
-                        &mut rng,
-                        &mut never(),
-                    )
-                    .map_err(Halt::into_model)?;
-                    let mut solved = Vec::new();
-                    let mut chosen = Vec::new();
-                    let mut tokens = Vec::new();
-                    for t in &trees {
-                        tokens.push(t.generated_tokens);
-                        let any = t.tree.has_correct_terminal();
-                        solved.push(f64::from(u8::from(any)));
-                        let (path, at_terminal) =
-                            crate::engine::methods::tree_distill::target::most_visited_path(
-                                &t.tree,
-                            );
-                        let ok = at_terminal
-                            && path.last().is_some_and(|&e| {
-                                t.tree.node(e).terminal.as_ref().is_some_and(|x| x.correct)
-                            });
-                        chosen.push(f64::from(u8::from(ok)));
-                    }
-                    let mut r =
-                        result(strategy, b, &solved, &clusters, None, &tokens, token_budget);
-                    r.most_visited = Some(mean(&chosen));
-                    out.push(r);
-                }
-            }
+
+    /// `sample` (mean@b) and `best_of_n` (the verifier's pick, and a majority vote) from
+    /// the same samples.
+    fn from_samples(
+        &self,
+        strategy: Strategy,
+        b: usize,
+        groups: &[Vec<crate::engine::rl::rollout::Trajectory>],
+        per: &[u64],
+        token_budget: f64,
+    ) -> StrategyResult {
+        if strategy == Strategy::Sample {
+            let acc: Vec<f64> = groups
+                .iter()
+                .map(|g| g.iter().filter(|t| t.correct()).count() as f64 / b as f64)
+                .collect();
+            return result(strategy, b, &acc, &self.clusters, None, per, token_budget);
         }
+        let any: Vec<f64> = groups
+            .iter()
+            .map(|g| f64::from(u8::from(g.iter().any(|t| t.correct()))))
+            .collect();
+        let vote: Vec<f64> = groups
+            .iter()
+            .map(|g| {
+                let texts: Vec<&str> = g.iter().map(|t| t.text.as_str()).collect();
+                f64::from(u8::from(
+                    majority(self.task.as_ref(), &texts).is_some_and(|i| g[i].correct()),
+                ))
+            })
+            .collect();
+        result(
+            strategy,
+            b,
+            &any,
+            &self.clusters,
+            Some(mean(&vote)),
+            per,
+            token_budget,
+        )
     }
-    Ok(out)
+
+    /// The training search at inference, its tree capped at the allowance.
+    fn mcts(
+        &self,
+        b: usize,
+        token_budget: f64,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<StrategyResult> {
+        progress(&format!("searching with {b} trajectories per problem"));
+        let mut cfg = self.s.search.clone();
+        cfg.n = b;
+        // A small budget cannot pay for full-width expansions: the tree's width grows with
+        // the budget (2 at b = 1, the configured width from b = width).
+        cfg.width = cfg.width.min(b.max(2));
+        cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
+        let (results, _) = search(
+            self.generator,
+            self.tok,
+            &self.refs,
+            &cfg,
+            self.s.temperature,
+            self.rules,
+            &mut rng,
+            &mut never(),
+        )
+        .map_err(Halt::into_model)?;
+        let mut solved = Vec::new();
+        let mut vote = Vec::new();
+        let mut tokens = Vec::new();
+        for (r, p) in results.iter().zip(self.problems) {
+            tokens.push(r.generated_tokens);
+            let texts: Vec<String> = r
+                .recorded
+                .iter()
+                .map(|&t| self.tok.decode(&r.tree.response(t)))
+                .collect();
+            let ok: Vec<bool> = r
+                .recorded
+                .iter()
+                .map(|&t| r.tree.node(t).terminal.as_ref().is_some_and(|x| x.correct))
+                .collect();
+            solved.push(f64::from(u8::from(ok.iter().any(|&c| c))));
+            let refs: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
+            let v = majority(self.task.as_ref(), &refs)
+                .is_some_and(|i| verify(p, &texts[i], self.rules).is_correct());
+            vote.push(f64::from(u8::from(v)));
+        }
+        Ok(result(
+            Strategy::Mcts,
+            b,
+            &solved,
+            &self.clusters,
+            Some(mean(&vote)),
+            &tokens,
+            token_budget,
+        ))
+    }
+
+    /// Sampling with the task's step judgement (the search's, `search.step_check`) and
+    /// nothing else, while the allowance lasts.
+    fn best_of_n_checked(
+        &self,
+        b: usize,
+        token_budget: f64,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<StrategyResult> {
+        progress(&format!("step-judged sampling with {b} samples' tokens"));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
+        let checked = checked_samples(
+            self.generator,
+            self.tok,
+            &self.refs,
+            self.rules,
+            &self.params,
+            self.tok.newline().filter(|_| self.s.search.step_check),
+            token_budget,
+            &mut rng,
+        )?;
+        let any: Vec<f64> = checked
+            .iter()
+            .map(|c| f64::from(u8::from(c.samples.iter().any(|x| x.correct))))
+            .collect();
+        let vote: Vec<f64> = checked
+            .iter()
+            .map(|c| {
+                let texts: Vec<&str> = c.samples.iter().map(|x| x.text.as_str()).collect();
+                f64::from(u8::from(
+                    majority(self.task.as_ref(), &texts).is_some_and(|i| c.samples[i].correct),
+                ))
+            })
+            .collect();
+        let tokens: Vec<u64> = checked.iter().map(|c| c.tokens).collect();
+        Ok(result(
+            Strategy::BestOfNChecked,
+            b,
+            &any,
+            &self.clusters,
+            Some(mean(&vote)),
+            &tokens,
+            token_budget,
+        ))
+    }
+
+    /// Search distillation's pUCT search with the run's value head.
+    fn puct(
+        &self,
+        b: usize,
+        token_budget: f64,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<StrategyResult> {
+        progress(&format!("pUCT search with {b} samples' tokens per problem"));
+        let mut cfg = self.s.distill.clone();
+        // The token budget ends the search; simulations only bound it.
+        cfg.max_tree_tokens = token_budget.ceil().max(1.0) as usize;
+        cfg.simulations = cfg.simulations.max(8 * b);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(EVAL_SEED ^ b as u64);
+        let (trees, _, _) = crate::engine::methods::tree_distill::run_search(
+            self.model,
+            self.tok,
+            self.problems,
+            self.rules,
+            &cfg,
+            &mut rng,
+            &mut never(),
+        )
+        .map_err(Halt::into_model)?;
+        let mut solved = Vec::new();
+        let mut chosen = Vec::new();
+        let mut tokens = Vec::new();
+        for t in &trees {
+            tokens.push(t.generated_tokens);
+            solved.push(f64::from(u8::from(t.tree.has_correct_terminal())));
+            let (path, at_terminal) =
+                crate::engine::methods::tree_distill::target::most_visited_path(&t.tree);
+            let ok = at_terminal
+                && path
+                    .last()
+                    .is_some_and(|&e| t.tree.node(e).terminal.as_ref().is_some_and(|x| x.correct));
+            chosen.push(f64::from(u8::from(ok)));
+        }
+        let mut r = result(
+            Strategy::Puct,
+            b,
+            &solved,
+            &self.clusters,
+            None,
+            &tokens,
+            token_budget,
+        );
+        r.most_visited = Some(mean(&chosen));
+        Ok(r)
+    }
 }
 
 #[cfg(test)]
