@@ -233,6 +233,7 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         epochs: 1,
         lr: 1e-4,
         warmup_steps: 0,
+        compute: candle_core::DType::F32,
         poison: false,
     };
     policy_update(&policy, &mut opt, &samples, &settings, &mut rng)?;
@@ -1038,6 +1039,7 @@ fn arbor_update_ms() -> anyhow::Result<Vec<(usize, f64)>> {
         epochs: 1,
         lr: 1e-4,
         warmup_steps: 0,
+        compute: candle_core::DType::F32,
         poison: false,
     };
     let mut out = Vec::new();

@@ -67,6 +67,7 @@ fn side(model: &std::path::Path, device: &Device, samples: &[Sample], ids: &[u32
         epochs: 1,
         lr: 1e-4,
         warmup_steps: 0,
+        compute: candle_core::DType::F32,
         poison: false,
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);

@@ -143,6 +143,25 @@ impl Policy {
         )
     }
 
+    /// The model computing in `dtype` on the trainable f32 weights (mixed precision): each
+    /// weight is cast from its f32 master copy with the cast recorded, so gradients come
+    /// back to the f32 weights in f32 and the optimizer keeps its moments in f32. `F32`
+    /// is [`Policy::trainable`].
+    pub fn trainable_in(&self, dtype: DType) -> candle_core::Result<Qwen2> {
+        if dtype == DType::F32 {
+            return self.trainable();
+        }
+        let tensors = self
+            .vars()
+            .into_iter()
+            .map(|(k, v)| v.as_tensor().to_dtype(dtype).map(|t| (k, t)))
+            .collect::<candle_core::Result<_>>()?;
+        Qwen2::new(
+            &self.config,
+            VarBuilder::from_tensors(tensors, dtype, &self.device),
+        )
+    }
+
     /// The model on detached views of the weights: shares their storage (so it sees every
     /// optimizer step without a copy) but records no autograd history, which would
     /// otherwise grow with every cached decoding step.

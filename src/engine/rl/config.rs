@@ -63,6 +63,11 @@ pub struct TrainConfig {
     pub stop_at_plateau: bool,
     /// Passes over an iteration's samples. Default 1.
     pub epochs: usize,
+    /// What the update computes in: `f32`; `bf16` (weights and activations cast to
+    /// bf16 from f32 master weights, gradients and AdamW's moments in f32; bf16 has f32's
+    /// exponent range, so no loss scaling); `auto` (default): bf16 on CUDA, f32 on the
+    /// CPU, where arbor's f32 kernels are faster than candle's bf16 ops.
+    pub precision: Precision,
     /// Save a resumable checkpoint every this many iterations (and at the end); 0: only
     /// at the end. A resume recomputes at most this many - 1 iterations. Default 10; the
     /// newest 3 scheduled checkpoints are kept.
@@ -92,6 +97,7 @@ impl Default for TrainConfig {
             min_sequences_per_step: 32,
             stop_at_plateau: false,
             epochs: 1,
+            precision: Precision::Auto,
             checkpoint_every: 10,
         }
     }
@@ -116,6 +122,28 @@ impl TrainConfig {
             })
         } else {
             None
+        }
+    }
+}
+
+/// `train.precision`: what the update computes in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+}
+
+impl Precision {
+    /// The dtype of the update's forward and backward on `device`.
+    pub fn dtype(self, device: &candle_core::Device) -> candle_core::DType {
+        match self {
+            Precision::F32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+            Precision::Auto if device.is_cpu() => candle_core::DType::F32,
+            Precision::Auto => candle_core::DType::BF16,
         }
     }
 }

@@ -118,6 +118,9 @@ pub struct UpdateSettings<'a> {
     pub lr: f64,
     /// Linear warm-up over the first this many optimizer steps of the run (0: off).
     pub warmup_steps: u64,
+    /// What the forward and backward compute in (`train.precision`): F32, or BF16 from
+    /// f32 master weights ([`Policy::trainable_in`](crate::engine::policy::Policy::trainable_in)).
+    pub compute: candle_core::DType,
     /// Fault injection for tests: make every loss of this update NaN.
     pub poison: bool,
 }
@@ -147,7 +150,8 @@ fn update_on_pool<R: Rng>(
         return Ok(stats);
     }
     let dev = policy.device().clone();
-    let model = policy.trainable()?;
+    let model = policy.trainable_in(settings.compute)?;
+    let f32 = candle_core::DType::F32;
     let mut order: Vec<usize> = (0..samples.len()).collect();
     order.shuffle(rng);
     let mb = settings.minibatches.clamp(1, samples.len());
@@ -186,7 +190,8 @@ fn update_on_pool<R: Rng>(
             let b = batch_of(samples, chunk, &dev)?;
             let taped = model.hidden_taped(&b.ids)?;
             let hidden = taped.hidden();
-            let logp = token_logprobs(&model.logits(hidden)?, &b.targets)?;
+            // Log-probs, values and the loss in f32 whatever the compute dtype.
+            let logp = token_logprobs(&model.logits(hidden)?.to_dtype(f32)?, &b.targets)?;
             let (logp_old, values_old) = match &old[ci.min(old.len() - 1)] {
                 Some((t, v)) => (t.clone(), v.clone()),
                 None => (logp.detach(), None),
@@ -194,7 +199,7 @@ fn update_on_pool<R: Rng>(
             // With returns, advantages come from the value head: A_t = R - V(s_t), the
             // value taken before the step (detached).
             let values = if b.has_returns && model.has_value_head() {
-                Some(model.values(hidden)?)
+                Some(model.values(hidden)?.to_dtype(f32)?)
             } else {
                 None
             };
@@ -398,6 +403,7 @@ mod tests {
             epochs: 1,
             lr: 3e-3,
             warmup_steps: 0,
+            compute: candle_core::DType::F32,
             poison: false,
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
@@ -468,6 +474,7 @@ mod tests {
                 epochs: 1,
                 lr: 3e-3,
                 warmup_steps: 0,
+                compute: candle_core::DType::F32,
                 poison: false,
             };
             // The path taken: the tape with the kernels, candle's autograd without.
@@ -528,6 +535,91 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Mixed precision: the update computes in bf16 from f32 master weights. The weights
+    /// and AdamW's moments stay f32, the first loss is the f32 update's within bf16's
+    /// precision, and training on a fixed batch raises its log-probs as in f32.
+    #[test]
+    fn bf16_updates_keep_f32_master_weights_and_learn_like_f32() {
+        use crate::engine::policy::{CharTokenizer, Policy, PolicyConfig};
+        use crate::engine::rl::optim::AdamWConfig;
+        use candle_core::DType;
+        use rand::SeedableRng;
+        let run = |compute: DType| {
+            let tok = CharTokenizer::default();
+            let mut cfg = PolicyConfig::micro(tok.vocab_size());
+            cfg.num_hidden_layers = 2;
+            let policy = Policy::init(cfg, tok.into(), 5, &candle_core::Device::Cpu).unwrap();
+            let mut opt = AdamW::new(
+                policy.vars(),
+                AdamWConfig {
+                    lr: 3e-3,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                    max_grad_norm: 1.0,
+                },
+            )
+            .unwrap();
+            let samples: Vec<Sample> = (0..4)
+                .map(|i| Sample {
+                    prompt: vec![1, 5, 6],
+                    response: vec![7 + i, 8, 9, 2],
+                    advantages: vec![1.0; 4],
+                    returns: Vec::new(),
+                })
+                .collect();
+            let settings = UpdateSettings {
+                objective: PolicyObjective::Cispo { eps_high: 5.0 },
+                value_coef: 0.0,
+                kl_coef: 0.0,
+                reference: None,
+                minibatches: 1,
+                epochs: 1,
+                lr: 3e-3,
+                warmup_steps: 0,
+                compute,
+                poison: false,
+            };
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+            let losses: Vec<f64> = (0..15)
+                .map(|_| {
+                    policy_update(&policy, &mut opt, &samples, &settings, &mut rng)
+                        .unwrap()
+                        .loss
+                })
+                .collect();
+            for (name, t) in opt.state_tensors().into_iter().chain(policy.tensors()) {
+                assert_eq!(t.dtype(), DType::F32, "{name} is not f32 under {compute:?}");
+            }
+            losses
+        };
+        let f32 = run(DType::F32);
+        let bf16 = run(DType::BF16);
+        let rel = (f32[0] - bf16[0]).abs() / f32[0].abs().max(1e-6);
+        assert!(rel < 2e-2, "first loss: f32 {} vs bf16 {}", f32[0], bf16[0]);
+        // ...and not bit for bit: the bf16 path is the one that ran.
+        assert_ne!(f32[0], bf16[0]);
+        // CISPO's loss with positive advantages is -mean log-prob: it falls as they rise.
+        for l in [&f32, &bf16] {
+            assert!(l[14] < l[0] - 0.5, "{l:?}");
+        }
+        assert!(
+            (f32[14] - bf16[14]).abs() < 0.1 * f32[0].abs(),
+            "{f32:?} vs {bf16:?}"
+        );
+    }
+
+    /// `auto` computes in f32 on the CPU (the goldens' path) and bf16 elsewhere.
+    #[test]
+    fn auto_precision_is_f32_on_the_cpu() {
+        use crate::engine::rl::config::Precision;
+        let cpu = candle_core::Device::Cpu;
+        assert_eq!(Precision::Auto.dtype(&cpu), candle_core::DType::F32);
+        assert_eq!(Precision::Bf16.dtype(&cpu), candle_core::DType::BF16);
+        assert_eq!(Precision::F32.dtype(&cpu), candle_core::DType::F32);
     }
 
     #[test]

@@ -176,6 +176,7 @@ impl Trainer {
                     epochs: t.epochs,
                     lr: t.lr,
                     warmup_steps: t.warmup_steps,
+                    compute: t.precision.dtype(self.policy.device()),
                     poison: self.fault_nan.contains(&self.iteration),
                 },
                 &mut self.rng,
