@@ -235,6 +235,15 @@ fn draw(f: &mut Frame, area: Rect, ctx: &Ctx) {
             num(Some(m.update.value_loss)),
             num(Some(m.update.kl))
         )));
+        if let Some(ev) = m.update.explained_variance {
+            lines.push(Fact::new(format!("value EV   {ev:+.2}")));
+        }
+    }
+    if let Some((r, a)) = m
+        .and_then(|m| m.search.as_ref())
+        .and_then(|s| s.distill_means())
+    {
+        lines.push(Fact::new(format!("return/adv {r:+.2} / {a:+.2}")));
     }
     if let Some(a) = m.and_then(|m| m.adaptive.as_ref()) {
         lines.push(Fact::new(format!(

@@ -115,6 +115,16 @@ pub struct SearchMetrics {
     /// scoring pass (compute beside the sampler's).
     pub simulations: u64,
     pub scoring_tokens: u64,
+    /// Search distillation: distilled paths trained on, and the sums of their returns and
+    /// of their nodes' advantages (`R - V(parent)`) over those nodes.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub distilled_paths: u64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub return_sum: f64,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub advantage_nodes: u64,
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    pub advantage_sum: f64,
 }
 
 impl SearchMetrics {
@@ -139,6 +149,20 @@ impl SearchMetrics {
         self.unsolved_advantage_mass += o.unsolved_advantage_mass;
         self.simulations += o.simulations;
         self.scoring_tokens += o.scoring_tokens;
+        self.distilled_paths += o.distilled_paths;
+        self.return_sum += o.return_sum;
+        self.advantage_nodes += o.advantage_nodes;
+        self.advantage_sum += o.advantage_sum;
+    }
+
+    /// Search distillation's mean return and mean advantage, when it trained on paths.
+    pub fn distill_means(&self) -> Option<(f64, f64)> {
+        (self.distilled_paths > 0).then(|| {
+            (
+                self.return_sum / self.distilled_paths as f64,
+                self.advantage_sum / self.advantage_nodes.max(1) as f64,
+            )
+        })
     }
 
     /// Share of the update's advantage mass that unsolved trees contribute.
@@ -240,4 +264,12 @@ pub fn sampled_batch<R: Rng>(
         solved_problems,
         scoring_seconds: scoring.elapsed().as_secs_f64(),
     })
+}
+
+fn is_zero_u64(x: &u64) -> bool {
+    *x == 0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }

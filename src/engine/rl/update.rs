@@ -49,6 +49,11 @@ pub struct UpdateStats {
     pub value_loss: f64,
     #[serde(default)]
     pub kl: f64,
+    /// The value head's explained variance of the returns, `1 - Var(R - V) / Var(R)` over
+    /// the trained tokens (mean over the steps with returns): 1 predicts every return, 0
+    /// no better than their mean, below 0 worse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explained_variance: Option<f64>,
     /// Token positions the reference policy (KL) was run on: compute beside the update's.
     #[serde(default)]
     pub reference_tokens: u64,
@@ -185,6 +190,7 @@ fn update_on_pool<R: Rng>(
     let mut norms = Vec::new();
     let mut value_losses = Vec::new();
     let mut kls = Vec::new();
+    let mut explained = Vec::new();
     for _ in 0..settings.epochs {
         for (ci, chunk) in chunks.iter().enumerate() {
             let b = batch_of(samples, chunk, &dev)?;
@@ -216,6 +222,11 @@ fn update_on_pool<R: Rng>(
                 }
             };
             if let Some(v) = &values {
+                explained.push(explained_variance(
+                    &v.flatten_all()?.to_vec1::<f32>()?,
+                    &b.returns.flatten_all()?.to_vec1::<f32>()?,
+                    &b.mask.flatten_all()?.to_vec1::<f32>()?,
+                ));
                 let vl = value_loss(v, &b.returns, &b.mask)?;
                 value_losses.push(vl.to_scalar::<f32>()? as f64);
                 loss = (loss + (vl * settings.value_coef)?)?;
@@ -254,7 +265,29 @@ fn update_on_pool<R: Rng>(
     stats.grad_norm = mean(&norms);
     stats.value_loss = mean(&value_losses);
     stats.kl = mean(&kls);
+    let explained: Vec<f64> = explained.into_iter().flatten().collect();
+    stats.explained_variance = (!explained.is_empty()).then(|| mean(&explained));
     Ok(stats)
+}
+
+/// `1 - Var(R - V) / Var(R)` over the positions where `mask` is 1; `None` when the
+/// returns do not vary there.
+pub fn explained_variance(values: &[f32], returns: &[f32], mask: &[f32]) -> Option<f64> {
+    let pairs: Vec<(f64, f64)> = values
+        .iter()
+        .zip(returns)
+        .zip(mask)
+        .filter(|(_, &m)| m > 0.0)
+        .map(|((&v, &r), _)| (v as f64, r as f64))
+        .collect();
+    let n = pairs.len() as f64;
+    let var = |xs: &mut dyn Iterator<Item = f64>| {
+        let xs: Vec<f64> = xs.collect();
+        let m = xs.iter().sum::<f64>() / n;
+        xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n
+    };
+    let vr = var(&mut pairs.iter().map(|p| p.1));
+    (n > 0.0 && vr > 1e-12).then(|| 1.0 - var(&mut pairs.iter().map(|p| p.1 - p.0)) / vr)
 }
 
 fn batch_of(
@@ -620,6 +653,17 @@ mod tests {
         assert_eq!(Precision::Auto.dtype(&cpu), candle_core::DType::F32);
         assert_eq!(Precision::Bf16.dtype(&cpu), candle_core::DType::BF16);
         assert_eq!(Precision::F32.dtype(&cpu), candle_core::DType::F32);
+    }
+
+    #[test]
+    fn explained_variance_is_one_for_a_perfect_value_and_zero_for_the_mean() {
+        let r = [1.0, -1.0, 1.0, -1.0, 5.0];
+        let m = [1.0, 1.0, 1.0, 1.0, 0.0];
+        assert_eq!(explained_variance(&r, &r, &m), Some(1.0));
+        assert_eq!(explained_variance(&[0.0; 5], &r, &m), Some(0.0));
+        let ev = explained_variance(&[0.5, -0.5, 0.5, -0.5, 0.0], &r, &m).unwrap();
+        assert!((ev - 0.75).abs() < 1e-12, "{ev}");
+        assert_eq!(explained_variance(&r, &[2.0; 5], &m), None);
     }
 
     #[test]

@@ -73,15 +73,20 @@ pub struct TreeDistillConfig {
     pub selection: DistillSelection,
     /// dense (default, the write-up's training reward) or binary.
     pub reward: DistillReward,
-    /// Reward of a distilled path that ends before a terminal. Default -1.
-    pub unfinished_reward: f64,
+    /// Reward of a distilled path that ends before a terminal. Default: what a wrong
+    /// answer scores under `reward` (0 under binary; -1, no answer, under dense).
+    pub unfinished_reward: Option<f64>,
     /// Most tokens in one step (a line). Default 24.
     pub step_max_tokens: usize,
     /// Deepest step. Default 16.
     pub max_depth: usize,
-    /// Judge each step with the task (invalid steps end the path). The write-up has no
-    /// step judgement. Default false.
+    /// Judge each step with the task: an invalid step ends the path, a line with one
+    /// legal continuation is expanded once. The write-up has no step judgement. Default
+    /// true, as DeepSearch.
     pub step_check: bool,
+    /// Merge identical siblings into one child with a multiplicity (its prior their summed
+    /// probability). Default true, as DeepSearch.
+    pub merge_siblings: bool,
     /// Most tokens generated per tree (0: no cap; test-time `puct` sets it to the budget).
     /// Default 0.
     pub max_tree_tokens: usize,
@@ -102,10 +107,11 @@ impl Default for TreeDistillConfig {
             temperature: 0.8,
             selection: DistillSelection::Puct,
             reward: DistillReward::Dense,
-            unfinished_reward: -1.0,
+            unfinished_reward: None,
             step_max_tokens: 24,
             max_depth: 16,
-            step_check: false,
+            step_check: true,
+            merge_siblings: true,
             max_tree_tokens: 0,
             eps_high: 5.0,
             kl_coef: 0.05,
@@ -115,6 +121,14 @@ impl Default for TreeDistillConfig {
 }
 
 impl TreeDistillConfig {
+    /// The return of a path that ends before a terminal.
+    pub fn unfinished(&self) -> f64 {
+        self.unfinished_reward.unwrap_or(match self.reward {
+            DistillReward::Binary => 0.0,
+            DistillReward::Dense => -1.0,
+        })
+    }
+
     pub fn reward_kind(&self) -> RewardKind {
         match self.reward {
             DistillReward::Dense => RewardKind::Dense,
@@ -195,7 +209,7 @@ pub fn distill_batch<R: Rng>(
         let end = path.last().copied();
         let (ret, correct) = match end.and_then(|e| tree.node(e).terminal.as_ref()) {
             Some(term) if at_terminal => (term.value, term.correct),
-            _ => (cfg.unfinished_reward, false),
+            _ => (cfg.unfinished(), false),
         };
         let root = tree.root;
         let mut advantages = HashMap::new();
@@ -233,6 +247,10 @@ pub fn distill_batch<R: Rng>(
         record.source = GroupSource::Distill;
         batch.trees.push(record);
         if !response.is_empty() {
+            m.distilled_paths += 1;
+            m.return_sum += ret;
+            m.advantage_nodes += advantages.len() as u64;
+            m.advantage_sum += advantages.values().map(|&a| a as f64).sum::<f64>();
             let mass: f64 = advantages.values().map(|a| a.abs() as f64).sum();
             m.advantage_mass += mass;
             if !solved {

@@ -118,7 +118,7 @@ pub(crate) fn simulate_until_expansion(s: &mut State, cfg: &TreeDistillConfig, m
         if s.tree.context(leaf).len() + 1 >= max_pos || s.tree.node(leaf).depth >= cfg.max_depth {
             // Nothing more fits: the leaf ends as an unfinished path.
             s.tree.node_mut(leaf).terminal = Some(Terminal {
-                value: cfg.unfinished_reward,
+                value: cfg.unfinished(),
                 correct: false,
                 reason: "incomplete: the model's context or search.max_depth ended the path".into(),
             });
@@ -150,6 +150,19 @@ pub(crate) fn add_children(
     let mut added = Vec::with_capacity(children.len());
     for c in children {
         s.generated += c.tokens.len() as u64;
+        // An identical sibling (same tokens) is one child with a larger multiplicity, so
+        // simulations do not spread over copies (its prior counts every copy).
+        if cfg.merge_siblings {
+            let twin = s
+                .tree
+                .children(leaf)
+                .into_iter()
+                .find(|&k| s.tree.node(k).tokens == c.tokens);
+            if let Some(k) = twin {
+                s.tree.node_mut(k).multiplicity += 1;
+                continue;
+            }
+        }
         let ends = matches!(c.finish, Finish::Eos | Finish::Limit);
         let mut node = Node::new(depth);
         node.text = tok.decode(&c.tokens);
@@ -208,7 +221,13 @@ pub(crate) fn finish_expansion(
     seq_logprobs: &[f64],
     values: &[Option<f64>],
 ) {
-    let p = priors(seq_logprobs);
+    // A merged child holds `multiplicity` samples: its prior is their summed probability.
+    let weighted: Vec<f64> = added
+        .iter()
+        .zip(seq_logprobs)
+        .map(|(&i, &lp)| lp + f64::from(s.tree.node(i).multiplicity.max(1)).ln())
+        .collect();
+    let p = priors(&weighted);
     for (k, &i) in added.iter().enumerate() {
         let n = s.tree.node_mut(i);
         n.prior = Some(p[k]);
@@ -412,6 +431,63 @@ mod tests {
             &[Some(0.9), Some(-0.3)],
         );
         (s, added[0], added[1])
+    }
+
+    /// Identical siblings are one child with a multiplicity whose prior counts every copy
+    /// (three `1+1=2` of equal probability and one `ans 1`: priors 3/4 and 1/4); with
+    /// merging off they are separate children.
+    #[test]
+    fn identical_siblings_merge_and_their_prior_sums_the_copies() {
+        let tok = Tokenizer::default();
+        for merge in [true, false] {
+            let c = TreeDistillConfig {
+                merge_siblings: merge,
+                ..cfg(1)
+            };
+            let mut s = State::new(Tree::new(vec![1, 5]));
+            simulate_until_expansion(&mut s, &c, 128);
+            let step = || completion(&tok, "1+1=2\n", Finish::Delimiter);
+            let added = add_children(
+                &mut s,
+                vec![
+                    step(),
+                    completion(&tok, "ans 1", Finish::Eos),
+                    step(),
+                    step(),
+                ],
+                &tok,
+                &c,
+                &JUDGE,
+            );
+            let lps = vec![(0.25f64).ln(); added.len()];
+            finish_expansion(&mut s, &added, &lps, &vec![Some(0.0); added.len()]);
+            if merge {
+                assert_eq!(added.len(), 2);
+                assert_eq!(s.tree.node(added[0]).multiplicity, 3);
+                assert!((s.tree.node(added[0]).prior.unwrap() - 0.75).abs() < 1e-12);
+                assert!((s.tree.node(added[1]).prior.unwrap() - 0.25).abs() < 1e-12);
+            } else {
+                assert_eq!(added.len(), 4);
+                assert!(added.iter().all(|&a| s.tree.node(a).multiplicity == 1));
+            }
+        }
+    }
+
+    /// Under the binary reward an unfinished path scores as a wrong answer (0); under the
+    /// dense reward as no answer (-1); a set value wins.
+    #[test]
+    fn an_unfinished_path_scores_like_a_wrong_answer_under_its_reward() {
+        let binary = TreeDistillConfig {
+            reward: super::super::DistillReward::Binary,
+            ..TreeDistillConfig::default()
+        };
+        assert_eq!(binary.unfinished(), 0.0);
+        assert_eq!(TreeDistillConfig::default().unfinished(), -1.0);
+        let set = TreeDistillConfig {
+            unfinished_reward: Some(-0.5),
+            ..binary
+        };
+        assert_eq!(set.unfinished(), -0.5);
     }
 
     #[test]
