@@ -149,12 +149,16 @@ pub fn endings(tree: &TreeRecord, caps: Caps) -> Vec<Ending> {
 mod tests {
     use super::*;
     use crate::engine::task::countdown::verifier::Reason;
+    use crate::engine::task::math::Reason as MathReason;
+    use crate::engine::task::Reason as TaskReason;
 
-    fn terminal(reason: Reason, depth: u32, tokens: usize) -> NodeRecord {
+    fn terminal(reason: impl Into<TaskReason>, depth: u32, tokens: usize) -> NodeRecord {
+        let reason = reason.into();
+        let correct = reason == TaskReason::Countdown(Reason::Correct);
         let mut n = NodeRecord::blank(3, Some(0), depth);
         n.tokens = vec![1; tokens];
-        n.terminal_value = Some(if reason == Reason::Correct { 1.0 } else { -1.0 });
-        n.correct = Some(reason == Reason::Correct);
+        n.terminal_value = Some(if correct { 1.0 } else { -1.0 });
+        n.correct = Some(correct);
         n.reason = Some(reason.to_string());
         n
     }
@@ -167,20 +171,14 @@ mod tests {
             depth: Some(8),
             tokens: Some(24),
         };
-        let kind = |r: Reason, depth, tokens| Ending::of(&terminal(r, depth, tokens), true, caps);
+        let kind =
+            |r: TaskReason, depth, tokens| Ending::of(&terminal(r, depth, tokens), true, caps);
         let cases = [
             (Reason::Correct, "right answer"),
             (
                 Reason::WrongValue {
                     got: "9".into(),
                     target: 15,
-                },
-                "wrong answer",
-            ),
-            (
-                Reason::MathAnswer {
-                    got: "1".into(),
-                    expected: "2".into(),
                 },
                 "wrong answer",
             ),
@@ -193,7 +191,6 @@ mod tests {
                 "malformed",
             ),
             (Reason::NoAnswer, "unfinished"),
-            (Reason::NoBoxed, "unfinished"),
             (Reason::TooLong { bytes: 9000 }, "capped"),
             (Reason::NumberNotAvailable { line: 1, number: 4 }, "invalid"),
             (Reason::NumberReused { number: 4 }, "invalid"),
@@ -217,19 +214,33 @@ mod tests {
             (Reason::TooLarge { line: 1 }, "invalid"),
             (Reason::TooDeep, "invalid"),
         ];
+        let math = [
+            (
+                MathReason::MathAnswer {
+                    got: "1".into(),
+                    expected: "2".into(),
+                },
+                "wrong answer",
+            ),
+            (MathReason::NoBoxed, "unfinished"),
+        ];
+        let cases = cases
+            .into_iter()
+            .map(|(r, w)| (TaskReason::from(r), w))
+            .chain(math.into_iter().map(|(r, w)| (TaskReason::from(r), w)));
         for (r, want) in cases {
             let e = kind(r.clone(), 2, 5);
             assert_eq!(e.kind(), want, "{r:?}");
-            if r != Reason::Correct {
+            if r != TaskReason::Countdown(Reason::Correct) {
                 assert_eq!(e.words(), format!("{want}: {r}"));
             }
         }
         // No answer at a cap: capped, with the cap.
         assert_eq!(
-            kind(Reason::NoAnswer, 8, 5).words(),
+            kind(Reason::NoAnswer.into(), 8, 5).words(),
             "capped: depth 8 reached, no answer line"
         );
-        assert_eq!(kind(Reason::NoAnswer, 2, 24).kind(), "capped");
+        assert_eq!(kind(Reason::NoAnswer.into(), 2, 24).kind(), "capped");
         // A wrong answer judged on its step is still the verifier's wrong answer; a step
         // judged invalid for breaking a rule is invalid.
         let mut n = terminal(
@@ -255,10 +266,10 @@ mod tests {
     /// The malformed line of issue 27 is called malformed, with the verifier's reason.
     #[test]
     fn a_malformed_answer_line_says_so() {
-        use crate::engine::task::countdown::problem::Problem;
+        use crate::engine::task::countdown::problem::Instance;
         use crate::engine::task::countdown::rules::Rules;
         use crate::engine::task::countdown::verifier::verify;
-        let p = Problem::new("t", vec![2, 8], 10);
+        let p = Instance::new(vec![2, 8], 10);
         let v = verify(&p, "2+8=1ans 1", &Rules::default());
         let n = terminal(v.reason.clone(), 1, 5);
         let e = Ending::of(&n, true, Caps::default());
