@@ -275,10 +275,21 @@ fn header_line(app: &App, level: usize) -> Line<'static> {
         (false, false) => format!("replay: iteration {it} of {last}"),
         (false, true) => format!("replay: it {it}/{last}"),
     };
+    // The search replay's moment, while the tree view replays one.
+    let replay = app
+        .views
+        .tree
+        .replay_step(app.iteration)
+        .filter(|_| app.screen == Screen::Tree)
+        .map(|(steps, k)| match level {
+            0 | 1 => format!(", search expansion {}/{}", k + 1, steps.len()),
+            _ => format!(", exp {}/{}", k + 1, steps.len()),
+        })
+        .unwrap_or_default();
     let mut spans = vec![
         Span::styled(" arbor ", app.theme.accent),
         Span::styled(name, app.theme.text),
-        Span::styled(position, app.theme.muted),
+        Span::styled(position + &replay, app.theme.muted),
     ];
     if let Some(l) = &app.live {
         let checking = Some(l.status.checking.as_str()).filter(|p| !p.is_empty());
