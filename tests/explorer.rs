@@ -426,6 +426,48 @@ fn the_replay_shows_the_moment_everywhere() {
     assert!(!s.lines().next().unwrap().contains("expansion"), "{s}");
 }
 
+/// Issue 27 item 4 on a real GRPO run: a problem opened by prompt lists its group's
+/// samples with reward, advantage, tokens and ending, the exact solver's solution above
+/// them, and `b` keeps the bottom 5 by reward, lowest first; a DeepSearch tree's samples
+/// are its recorded paths.
+#[test]
+fn a_grpo_group_opens_by_prompt_with_ground_truth_and_bottom_k() {
+    use arbor::app::ground_truth::countdown_numbers;
+    let dir = tempfile::tempdir().unwrap();
+    let store = trained_store(dir.path());
+    for run in ["grpo-test", "view-test"] {
+        let mut app = App::open(store.clone(), run, Theme::load("mono").unwrap()).unwrap();
+        key(&mut app, KeyCode::Char('2'));
+        key(&mut app, KeyCode::Char('o'));
+        assert_eq!(app.screen, Screen::Samples);
+        let t = &app.trees[app.listed()[0]];
+        let recorded = t.nodes.iter().filter(|n| n.recorded).count();
+        assert!(recorded > 0);
+        let (_, target) = countdown_numbers(&t.prompt).unwrap();
+        for (w, h) in [(200, 60), (80, 24)] {
+            let s = screen(&app, w, h);
+            assert!(
+                s.contains(&format!("ans {target} (")) || s.contains("no solution reaches"),
+                "{s}"
+            );
+            assert!(s.contains("ground truth:"), "{s}");
+        }
+        let s = screen(&app, 200, 60);
+        let rows: Vec<&str> = s.lines().filter(|l| l.contains(" tok ")).collect();
+        assert_eq!(rows.len(), recorded, "{run}: {s}");
+        assert!(s.contains("verifier: "), "{s}");
+        key(&mut app, KeyCode::Char('b'));
+        let s = screen(&app, 200, 60);
+        let rewards: Vec<i32> = s
+            .lines()
+            .filter_map(|l| l.split(" r ").nth(1)?.split(' ').next()?.parse().ok())
+            .collect();
+        assert_eq!(rewards.len(), recorded.min(5), "{s}");
+        assert!(rewards.windows(2).all(|w| w[0] <= w[1]), "{rewards:?}");
+        assert!(screen(&app, 80, 24).contains("k 5") || run == "view-test");
+    }
+}
+
 /// A tree_distill run's tree: every node with its prior and value, the distilled path
 /// marked, and the detail pane with P, V, W and N.
 #[test]

@@ -9,6 +9,7 @@ pub mod ending;
 pub mod explorer;
 pub mod filters;
 pub mod form;
+pub mod ground_truth;
 pub mod headless;
 pub mod help;
 pub mod keys;

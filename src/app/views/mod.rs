@@ -9,6 +9,7 @@ mod first_minutes;
 pub mod list;
 mod node;
 pub mod problems;
+pub mod samples;
 pub mod tree;
 pub mod wrong;
 
@@ -98,6 +99,8 @@ pub enum Action {
     /// Handled; show this on the status line.
     Say(String),
     Show(Screen),
+    /// Open every sample of `problem` (index into the iteration's trees).
+    OpenSamples(usize),
     /// Open the tree of `problem` (index into the iteration's trees), at `node` if given.
     OpenTree {
         problem: usize,
@@ -135,6 +138,7 @@ pub struct Views {
     pub tree: tree::TreeView,
     pub wrong: wrong::WrongView,
     pub compare: compare::CompareView,
+    pub samples: samples::SamplesView,
 }
 
 impl Views {
@@ -145,6 +149,7 @@ impl Views {
             Screen::Tree => &self.tree,
             Screen::Wrong => &self.wrong,
             Screen::Compare => &self.compare,
+            Screen::Samples => &self.samples,
         }
     }
     pub fn get_mut(&mut self, s: Screen) -> &mut dyn View {
@@ -154,6 +159,7 @@ impl Views {
             Screen::Tree => &mut self.tree,
             Screen::Wrong => &mut self.wrong,
             Screen::Compare => &mut self.compare,
+            Screen::Samples => &mut self.samples,
         }
     }
 }
@@ -236,9 +242,10 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         .unwrap_or_else(|| drop_words(header_line(app, HEADER_FORMS - 1), width));
     f.render_widget(Paragraph::new(line), top);
     let titles: Vec<&str> = Screen::ALL.iter().map(|s| s.title()).collect();
+    // A view opened from a tab's view shows under that tab.
     let sel = Screen::ALL
         .iter()
-        .position(|s| *s == app.screen)
+        .position(|s| *s == app.screen.tab())
         .unwrap_or(0);
     f.render_widget(
         Tabs::new(titles)
