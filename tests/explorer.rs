@@ -91,6 +91,21 @@ fn key(app: &mut App, code: KeyCode) {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
 }
 
+/// Shows view `s` as a user would: its number, or from the problems view (`o` samples,
+/// `H` history).
+fn show(app: &mut App, s: Screen) {
+    match Screen::ALL.iter().position(|&t| t == s) {
+        Some(i) => key(app, KeyCode::Char((b'1' + i as u8) as char)),
+        None => {
+            key(app, KeyCode::Char('2'));
+            key(
+                app,
+                KeyCode::Char(if s == Screen::Samples { 'o' } else { 'H' }),
+            );
+        }
+    }
+}
+
 #[test]
 fn every_view_shows_what_a_researcher_looks_for() {
     let dir = tempfile::tempdir().unwrap();
@@ -556,8 +571,8 @@ fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
     let dir = tempfile::tempdir().unwrap();
     let store = trained_store(dir.path());
     let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
-    for (i, s) in Screen::ALL.into_iter().enumerate() {
-        key(&mut app, KeyCode::Char((b'1' + i as u8) as char));
+    for s in Screen::EVERY {
+        show(&mut app, s);
         assert_eq!(app.screen, s);
         app.message.clear();
         let view_keys = app.views.get(s).keys();
@@ -669,8 +684,8 @@ fn every_line_fits_without_cutting_a_word() {
     let state = format!("[{:?}]", app.snapshot.run.status).to_lowercase();
     let m = app.snapshot.metrics(3).unwrap().clone();
     for (w, h) in [(80u16, 24u16), (120, 30), (200, 60)] {
-        for (i, view) in Screen::ALL.into_iter().enumerate() {
-            key(&mut app, KeyCode::Char((b'1' + i as u8) as char));
+        for view in Screen::EVERY {
+            show(&mut app, view);
             assert_eq!(app.screen, view);
             let s = screen(&app, w, h);
             let header = s.lines().next().unwrap();

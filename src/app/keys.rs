@@ -271,7 +271,7 @@ impl App {
     fn hold_in_list(&mut self) {
         if matches!(
             self.screen,
-            Screen::Problems | Screen::Tree | Screen::Wrong | Screen::Samples
+            Screen::Problems | Screen::Tree | Screen::Wrong | Screen::Samples | Screen::History
         ) {
             self.hold_still();
         }
@@ -362,6 +362,12 @@ impl App {
                 self.screen = Screen::Samples;
                 self.hold_still();
             }
+            Action::OpenHistory(problem) => self.open_history(problem)?,
+            Action::OpenAt {
+                iteration,
+                problem,
+                samples,
+            } => self.open_at(iteration, &problem, samples)?,
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The terminal side: headless progress, and the explorer (views, keys, themes), which
 //! renders snapshots of the store.
+pub mod across_run;
 pub mod arms;
 pub mod attach;
 pub mod background;

@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod dashboard;
 mod first_minutes;
+pub mod history;
 pub mod list;
 mod node;
 pub mod problems;
@@ -101,6 +102,14 @@ pub enum Action {
     Show(Screen),
     /// Open every sample of `problem` (index into the iteration's trees).
     OpenSamples(usize),
+    /// Open the history of `problem` (index into the iteration's trees) over the run.
+    OpenHistory(usize),
+    /// Go to `iteration` and open the tree (or the samples) of the problem with this id.
+    OpenAt {
+        iteration: u64,
+        problem: String,
+        samples: bool,
+    },
     /// Open the tree of `problem` (index into the iteration's trees), at `node` if given.
     OpenTree {
         problem: usize,
@@ -139,6 +148,7 @@ pub struct Views {
     pub wrong: wrong::WrongView,
     pub compare: compare::CompareView,
     pub samples: samples::SamplesView,
+    pub history: history::HistoryView,
 }
 
 impl Views {
@@ -150,6 +160,7 @@ impl Views {
             Screen::Wrong => &self.wrong,
             Screen::Compare => &self.compare,
             Screen::Samples => &self.samples,
+            Screen::History => &self.history,
         }
     }
     pub fn get_mut(&mut self, s: Screen) -> &mut dyn View {
@@ -160,6 +171,7 @@ impl Views {
             Screen::Wrong => &mut self.wrong,
             Screen::Compare => &mut self.compare,
             Screen::Samples => &mut self.samples,
+            Screen::History => &mut self.history,
         }
     }
 }

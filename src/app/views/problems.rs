@@ -29,6 +29,7 @@ const KEYS: &[KeyHelp] = &[
          paths) with the ground truth",
     )
     .footer("samples"),
+    super::history::OPEN,
 ];
 
 impl ProblemsView {
@@ -72,6 +73,10 @@ impl View for ProblemsView {
             }
             KeyCode::Char('o') => match listed.get(self.list.at(listed.len())) {
                 Some(&problem) => Action::OpenSamples(problem),
+                None => Action::Done,
+            },
+            KeyCode::Char('H') => match listed.get(self.list.at(listed.len())) {
+                Some(&problem) => Action::OpenHistory(problem),
                 None => Action::Done,
             },
             KeyCode::Enter => match listed.get(self.list.sel) {

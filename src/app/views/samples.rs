@@ -166,6 +166,7 @@ const KEYS: &[KeyHelp] = &[
     .footer("sort"),
     KeyHelp::new("/", "cycle filter: all, wrong only, malformed only").footer("filter"),
     KeyHelp::new("Enter", "open the sample's end in the tree").footer("tree"),
+    super::history::OPEN,
 ];
 
 impl SamplesView {
@@ -239,6 +240,7 @@ impl View for SamplesView {
             return Action::Done;
         }
         match key.code {
+            KeyCode::Char('H') => Action::OpenHistory(self.problem),
             KeyCode::Char('t') => self.keep(Order::Top),
             KeyCode::Char('b') => self.keep(Order::Bottom),
             KeyCode::Char('+') | KeyCode::Char('-') => {

@@ -58,6 +58,7 @@ const KEYS: &[KeyHelp] = &[
         "replay the search: previous / next expansion (< from the first leaves it)",
     )
     .footer("replay"),
+    super::history::OPEN,
 ];
 
 /// The symbols of the tree list, explained in the help.
@@ -273,6 +274,7 @@ impl View for TreeView {
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);
         let selected = self.selected_node(ctx);
         match key.code {
+            KeyCode::Char('H') => return Action::OpenHistory(self.problem),
             KeyCode::Char('>') => return self.step_replay(true, ctx),
             KeyCode::Char('<') => return self.step_replay(false, ctx),
             KeyCode::Char('/') => {
