@@ -91,6 +91,21 @@ fn key(app: &mut App, code: KeyCode) {
     app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
 }
 
+/// Shows view `s` as a user would: its number, or from the problems view (`o` samples,
+/// `H` history).
+fn show(app: &mut App, s: Screen) {
+    match Screen::ALL.iter().position(|&t| t == s) {
+        Some(i) => key(app, KeyCode::Char((b'1' + i as u8) as char)),
+        None => {
+            key(app, KeyCode::Char('2'));
+            key(
+                app,
+                KeyCode::Char(if s == Screen::Samples { 'o' } else { 'H' }),
+            );
+        }
+    }
+}
+
 #[test]
 fn every_view_shows_what_a_researcher_looks_for() {
     let dir = tempfile::tempdir().unwrap();
@@ -346,6 +361,128 @@ fn the_tree_view_replays_the_search_expansion_by_expansion() {
     assert!(screen(&app, 80, 24).contains("replay 1/"));
 }
 
+/// Issue 27 item 2: during the search replay every number on screen is the one at the
+/// replayed expansion: each tree row's q and N, the node pane of every row, the node count
+/// in the title and the expansion in the header, compared with the replay engine's state.
+#[test]
+fn the_replay_shows_the_moment_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = trained_store(dir.path());
+    let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
+    // The searched tree with the most expansions.
+    let p = (0..app.trees.len())
+        .filter(|&i| app.trees[i].source == arbor::engine::rl::record::GroupSource::Search)
+        .max_by_key(|&i| app.trees[i].expansions)
+        .unwrap();
+    assert!(app.trees[p].expansions >= 2);
+    app.screen = Screen::Tree;
+    app.views.tree.problem = p;
+    let steps = app.replay_steps().unwrap();
+    // A moment before the end, so the stored (final) numbers differ from it.
+    let k = (steps.len() - 1) / 2;
+    for _ in 0..=k {
+        key(&mut app, KeyCode::Char('>'));
+    }
+    let state = &steps[k].state;
+    let created = state.iter().filter(|x| x.is_some()).count();
+    let rows = app.rows();
+    assert_eq!(rows.len(), created);
+    for (w, h) in [(200, 60), (80, 24)] {
+        let s = screen(&app, w, h);
+        let header = s.lines().next().unwrap();
+        let want = [
+            format!("search expansion {}/{}", k + 1, steps.len()),
+            format!("exp {}/{}", k + 1, steps.len()),
+        ];
+        assert!(want.iter().any(|w| header.contains(w)), "{header}");
+        assert!(s.contains(&format!("{created} nodes")) || w < 100, "{s}");
+    }
+    // Each drawn row: its q and N are the replay engine's at that expansion.
+    let s = screen(&app, 200, 60);
+    let drawn: Vec<&str> = s.lines().filter(|l| l.contains(" N=")).collect();
+    assert_eq!(drawn.len(), rows.len(), "{s}");
+    for (line, &(id, _)) in drawn.iter().zip(&rows) {
+        let (q, n) = state[id as usize].unwrap();
+        let mean = if n == 0 { 0.0 } else { q / n as f64 };
+        let want = format!("q={:+.2} N={n} Q={:+.2}", q as f32, mean as f32);
+        assert!(line.contains(&want), "node {id}: want {want} in {line}");
+    }
+    // The node pane of every row, at both sizes.
+    let tree = app.tree().unwrap().clone();
+    for (i, &(id, _)) in rows.iter().enumerate() {
+        app.views.tree.list.sel = i;
+        let (q, n) = state[id as usize].unwrap();
+        let qf = q as f32;
+        let mean = if n == 0 { 0.0 } else { qf / n as f32 };
+        let want = [format!("q = {qf:.4}  N = {n}"), format!("Q = {mean:.4}")];
+        for (w, h) in [(200, 60), (80, 24)] {
+            let s = screen(&app, w, h);
+            for want in &want {
+                assert!(s.contains(want), "node {id} at {w}x{h}: want {want}\n{s}");
+            }
+            let stored = tree.node(id).unwrap();
+            if (stored.q, stored.n) != (qf, n) {
+                let end = format!("q = {:.4}  N = {}", stored.q, stored.n);
+                assert!(!s.contains(&end), "the end's {end} shown at {w}x{h}\n{s}");
+            }
+        }
+    }
+    // Leaving the replay shows the stored numbers again.
+    for _ in 0..=k {
+        key(&mut app, KeyCode::Char('<'));
+    }
+    app.views.tree.list.sel = 0;
+    let root = tree.node(0).unwrap();
+    let s = screen(&app, 200, 60);
+    assert!(
+        s.contains(&format!("q = {:.4}  N = {}", root.q, root.n)),
+        "{s}"
+    );
+    assert!(!s.lines().next().unwrap().contains("expansion"), "{s}");
+}
+
+/// Issue 27 item 4 on a real GRPO run: a problem opened by prompt lists its group's
+/// samples with reward, advantage, tokens and ending, the exact solver's solution above
+/// them, and `b` keeps the bottom 5 by reward, lowest first; a DeepSearch tree's samples
+/// are its recorded paths.
+#[test]
+fn a_grpo_group_opens_by_prompt_with_ground_truth_and_bottom_k() {
+    use arbor::app::ground_truth::countdown_numbers;
+    let dir = tempfile::tempdir().unwrap();
+    let store = trained_store(dir.path());
+    for run in ["grpo-test", "view-test"] {
+        let mut app = App::open(store.clone(), run, Theme::load("mono").unwrap()).unwrap();
+        key(&mut app, KeyCode::Char('2'));
+        key(&mut app, KeyCode::Char('o'));
+        assert_eq!(app.screen, Screen::Samples);
+        let t = &app.trees[app.listed()[0]];
+        let recorded = t.nodes.iter().filter(|n| n.recorded).count();
+        assert!(recorded > 0);
+        let (_, target) = countdown_numbers(&t.prompt).unwrap();
+        for (w, h) in [(200, 60), (80, 24)] {
+            let s = screen(&app, w, h);
+            assert!(
+                s.contains(&format!("ans {target} (")) || s.contains("no solution reaches"),
+                "{s}"
+            );
+            assert!(s.contains("ground truth:"), "{s}");
+        }
+        let s = screen(&app, 200, 60);
+        let rows: Vec<&str> = s.lines().filter(|l| l.contains(" tok ")).collect();
+        assert_eq!(rows.len(), recorded, "{run}: {s}");
+        assert!(s.contains("verifier: "), "{s}");
+        key(&mut app, KeyCode::Char('b'));
+        let s = screen(&app, 200, 60);
+        let rewards: Vec<i32> = s
+            .lines()
+            .filter_map(|l| l.split(" r ").nth(1)?.split(' ').next()?.parse().ok())
+            .collect();
+        assert_eq!(rewards.len(), recorded.min(5), "{s}");
+        assert!(rewards.windows(2).all(|w| w[0] <= w[1]), "{rewards:?}");
+        assert!(screen(&app, 80, 24).contains("k 5") || run == "view-test");
+    }
+}
+
 /// A tree_distill run's tree: every node with its prior and value, the distilled path
 /// marked, and the detail pane with P, V, W and N.
 #[test]
@@ -434,8 +571,8 @@ fn help_and_footer_are_built_from_each_views_keys_and_fit_any_width() {
     let dir = tempfile::tempdir().unwrap();
     let store = trained_store(dir.path());
     let mut app = App::open(store, "view-test", Theme::load("mono").unwrap()).unwrap();
-    for (i, s) in Screen::ALL.into_iter().enumerate() {
-        key(&mut app, KeyCode::Char((b'1' + i as u8) as char));
+    for s in Screen::EVERY {
+        show(&mut app, s);
         assert_eq!(app.screen, s);
         app.message.clear();
         let view_keys = app.views.get(s).keys();
@@ -547,8 +684,8 @@ fn every_line_fits_without_cutting_a_word() {
     let state = format!("[{:?}]", app.snapshot.run.status).to_lowercase();
     let m = app.snapshot.metrics(3).unwrap().clone();
     for (w, h) in [(80u16, 24u16), (120, 30), (200, 60)] {
-        for (i, view) in Screen::ALL.into_iter().enumerate() {
-            key(&mut app, KeyCode::Char((b'1' + i as u8) as char));
+        for view in Screen::EVERY {
+            show(&mut app, view);
             assert_eq!(app.screen, view);
             let s = screen(&app, w, h);
             let header = s.lines().next().unwrap();

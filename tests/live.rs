@@ -535,3 +535,228 @@ fn live_views_follow_the_newest_iteration_until_the_user_moves_into_one() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The trainer's resident memory in bytes (Linux), to see that no abuse made it allocate.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn frame(json: &[u8], bin: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    arbor::app::serve::protocol::write_frame(&mut buf, json, bin).unwrap();
+    buf
+}
+
+fn hello_frame(protocol: u32) -> Vec<u8> {
+    let hello = arbor::app::serve::protocol::Request::Hello {
+        protocol,
+        version: arbor::app::serve::protocol::VERSION.into(),
+        readonly: true,
+        client: "abuse".into(),
+    };
+    frame(&serde_json::to_vec(&hello).unwrap(), &[])
+}
+
+/// Sends `bytes` on a new connection (after a hello if `hello`), and reads the replies
+/// until the trainer closes it: their errors, in order. Panics if the trainer neither
+/// answers nor closes within 20 s once the sending side is shut.
+fn abuse(socket: &Path, hello: bool, bytes: &[u8], shut: bool) -> Vec<String> {
+    use arbor::app::serve::protocol::{read_frame, Reply};
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    if hello {
+        s.write_all(&hello_frame(arbor::app::serve::protocol::PROTOCOL))
+            .unwrap();
+        let (json, _) = read_frame(&mut s).unwrap();
+        let reply: Reply = serde_json::from_slice(&json).unwrap();
+        assert_eq!(reply.error, None);
+    }
+    // The trainer may close before everything is sent: that is an answer too.
+    let _ = s.write_all(bytes);
+    if shut {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut errors = Vec::new();
+    loop {
+        match read_frame(&mut s) {
+            Ok((json, _)) => {
+                let reply: Reply = serde_json::from_slice(&json).unwrap();
+                errors.push(reply.error.unwrap_or_default());
+            }
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "the trainer neither answered nor closed: {e}"
+                );
+                return errors;
+            }
+        }
+    }
+}
+
+/// Issue 27 item 9: a live trainer's socket under abuse (garbage, a 4 GiB declared
+/// length, a 1 GiB binary part that never comes, an unterminated frame, a 100k-deep JSON,
+/// a wrong version, requests before hello, 300 connections at once, and any bytes at
+/// all, as a property) answers each with why or closes it, allocates nothing for bytes
+/// that never came, serves at most 32 viewers, and the run keeps committing iterations.
+#[test]
+fn the_socket_stays_safe_under_abuse_and_training_goes_on() {
+    use arbor::app::serve::protocol::read_frame;
+    use proptest::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let store = dir.path().join("s.sled");
+    let child = trainer(&store, &cfg);
+    let client = connect(&store, false);
+    let socket = client.pointer.socket.clone();
+    let pid = client.pointer.pid;
+    let start = Instant::now();
+    while client.status().unwrap().last_iteration < 1 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no iteration");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = rss(pid);
+
+    // Garbage bytes: answered (the declared length is over the limit) and closed.
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    abuse(&socket, false, &garbage, true);
+    abuse(&socket, true, &garbage, true);
+    // A 4 GiB declared length, before and after hello: refused with the limit.
+    for hello in [false, true] {
+        let e = abuse(&socket, hello, &[0xff; 4], false);
+        assert!(e[0].contains("over the limit of 65536 bytes"), "{e:?}");
+    }
+    // A 1 GiB binary part that never comes: requests have none, refused at once.
+    let mut big = br#"{"op":"status"}"#.len().to_be_bytes()[4..].to_vec();
+    big.extend_from_slice(br#"{"op":"status"}"#);
+    big.extend_from_slice(&(1u32 << 30).to_be_bytes());
+    for hello in [false, true] {
+        let e = abuse(&socket, hello, &big, false);
+        assert!(
+            e[0].contains("binary part of 1073741824 bytes is over the limit of 0"),
+            "{e:?}"
+        );
+    }
+    // An unterminated frame, held open through the rest; and one cut by a hang-up.
+    let mut unterminated = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    {
+        use std::io::Write;
+        unterminated.write_all(&hello_frame(1)).unwrap();
+        read_frame(&mut unterminated).unwrap();
+        unterminated.write_all(&[0, 0, 1, 0, b'{', b'"']).unwrap();
+    }
+    assert!(abuse(&socket, true, &[0, 0, 1, 0, b'{'], true).is_empty());
+    // A 100k-deep JSON is over the size limit; a deep one within it is refused by the
+    // parser's depth limit, and the connection goes on.
+    let deep = |d: usize| "[".repeat(d) + &"]".repeat(d);
+    let e = abuse(&socket, true, &frame(deep(100_000).as_bytes(), &[]), false);
+    assert!(e[0].contains("over the limit"), "{e:?}");
+    for deep in [
+        deep(30_000),
+        "{\"a\":".repeat(10_000) + "1" + &"}".repeat(10_000),
+    ] {
+        let mut two = frame(deep.as_bytes(), &[]);
+        two.extend(frame(br#"{"op":"status"}"#, &[]));
+        let e = abuse(&socket, true, &two, true);
+        assert!(e[0].starts_with("malformed request"), "{e:?}");
+        assert_eq!(e.get(1).map(String::as_str), Some(""), "then served: {e:?}");
+    }
+    // A wrong version is refused naming both; a request before hello is refused.
+    let e = abuse(&socket, false, &hello_frame(999), true);
+    assert!(
+        e[0].contains("protocol 999") && e[0].contains("same arbor"),
+        "{e:?}"
+    );
+    let e = abuse(&socket, false, &frame(br#"{"op":"status"}"#, &[]), true);
+    assert_eq!(e, vec!["expected hello first".to_string()]);
+
+    // Any bytes at all, with or without a hello first: answered or closed, never a hang.
+    let bytes = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..600),
+        (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..200)).prop_map(|(n, b)| {
+            let mut v = n.to_be_bytes().to_vec();
+            v.extend(b);
+            v
+        }),
+        (0u32..64, proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(n, b)| {
+            let mut v = (b.len() as u32).to_be_bytes().to_vec();
+            v.extend(&b);
+            v.extend(n.to_be_bytes());
+            v
+        }),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&(any::<bool>(), bytes), |(hello, bytes)| {
+            abuse(&socket, hello, &bytes, true);
+            Ok(())
+        })
+        .unwrap();
+
+    // 300 connections at once: at most 32 are served, the rest refused with why.
+    let held: Vec<_> = (0..300)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    let mut refused = 0;
+    for mut s in held.iter() {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        if let Ok((json, _)) = read_frame(&mut s) {
+            let reply: arbor::app::serve::protocol::Reply = serde_json::from_slice(&json).unwrap();
+            let e = reply.error.unwrap_or_default();
+            assert!(e.contains("at most 32 viewers"), "{e}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 300 - 32, "{refused} refused");
+    drop(held);
+    drop(unterminated);
+
+    // Nothing allocated for the bytes that never came, and the run goes on: the first
+    // viewer still reads it, a new one attaches, and iterations are still committed.
+    let grew = rss(pid).saturating_sub(before);
+    assert!(grew < 256 << 20, "the trainer grew by {grew} bytes");
+    let now = client.status().unwrap().last_iteration;
+    let start = Instant::now();
+    while client.status().unwrap().last_iteration < now + 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "training stopped"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    let again = loop {
+        match Client::connect(&store, true) {
+            Ok(Some(c)) => break c,
+            _ if start.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    };
+    assert!(again.status().unwrap().last_iteration >= now + 2);
+    client.control(Action::Stop).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

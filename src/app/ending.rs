@@ -149,15 +149,12 @@ pub fn endings(tree: &TreeRecord, caps: Caps) -> Vec<Ending> {
 mod tests {
     use super::*;
     use crate::engine::task::countdown::verifier::Reason;
-    use crate::engine::task::math::problem::Reason as MathReason;
+    use crate::engine::task::math::Reason as MathReason;
+    use crate::engine::task::Reason as TaskReason;
 
-    fn terminal(
-        reason: impl Into<crate::engine::task::Reason>,
-        depth: u32,
-        tokens: usize,
-    ) -> NodeRecord {
-        let reason: crate::engine::task::Reason = reason.into();
-        let correct = reason.to_string() == Reason::Correct.to_string();
+    fn terminal(reason: impl Into<TaskReason>, depth: u32, tokens: usize) -> NodeRecord {
+        let reason = reason.into();
+        let correct = reason == TaskReason::Countdown(Reason::Correct);
         let mut n = NodeRecord::blank(3, Some(0), depth);
         n.tokens = vec![1; tokens];
         n.terminal_value = Some(if correct { 1.0 } else { -1.0 });
@@ -174,76 +171,76 @@ mod tests {
             depth: Some(8),
             tokens: Some(24),
         };
-        let kind = |r: crate::engine::task::Reason, depth, tokens| {
-            Ending::of(&terminal(r, depth, tokens), true, caps)
-        };
-        let c = |r: Reason| crate::engine::task::Reason::from(r);
+        let kind =
+            |r: TaskReason, depth, tokens| Ending::of(&terminal(r, depth, tokens), true, caps);
         let cases = [
-            (c(Reason::Correct), "right answer"),
+            (Reason::Correct, "right answer"),
             (
-                c(Reason::WrongValue {
+                Reason::WrongValue {
                     got: "9".into(),
                     target: 15,
-                }),
+                },
                 "wrong answer",
             ),
+            (Reason::Malformed { line: 1 }, "malformed"),
+            (
+                Reason::BadToken {
+                    line: 1,
+                    found: 'a',
+                },
+                "malformed",
+            ),
+            (Reason::NoAnswer, "unfinished"),
+            (Reason::TooLong { bytes: 9000 }, "capped"),
+            (Reason::NumberNotAvailable { line: 1, number: 4 }, "invalid"),
+            (Reason::NumberReused { number: 4 }, "invalid"),
+            (Reason::NumbersMissing { missing: vec![3] }, "invalid"),
+            (
+                Reason::WrongArithmetic {
+                    line: 1,
+                    claimed: 1,
+                    actual: "10".into(),
+                },
+                "invalid",
+            ),
+            (Reason::DivisionByZero { line: 1 }, "invalid"),
+            (
+                Reason::BadIntermediate {
+                    line: 1,
+                    value: "1/2".into(),
+                },
+                "invalid",
+            ),
+            (Reason::TooLarge { line: 1 }, "invalid"),
+            (Reason::TooDeep, "invalid"),
+        ];
+        let math = [
             (
                 MathReason::MathAnswer {
                     got: "1".into(),
                     expected: "2".into(),
-                }
-                .into(),
+                },
                 "wrong answer",
             ),
-            (c(Reason::Malformed { line: 1 }), "malformed"),
-            (
-                c(Reason::BadToken {
-                    line: 1,
-                    found: 'a',
-                }),
-                "malformed",
-            ),
-            (c(Reason::NoAnswer), "unfinished"),
-            (MathReason::NoBoxed.into(), "unfinished"),
-            (c(Reason::TooLong { bytes: 9000 }), "capped"),
-            (
-                c(Reason::NumberNotAvailable { line: 1, number: 4 }),
-                "invalid",
-            ),
-            (c(Reason::NumberReused { number: 4 }), "invalid"),
-            (c(Reason::NumbersMissing { missing: vec![3] }), "invalid"),
-            (
-                c(Reason::WrongArithmetic {
-                    line: 1,
-                    claimed: 1,
-                    actual: "10".into(),
-                }),
-                "invalid",
-            ),
-            (c(Reason::DivisionByZero { line: 1 }), "invalid"),
-            (
-                c(Reason::BadIntermediate {
-                    line: 1,
-                    value: "1/2".into(),
-                }),
-                "invalid",
-            ),
-            (c(Reason::TooLarge { line: 1 }), "invalid"),
-            (c(Reason::TooDeep), "invalid"),
+            (MathReason::NoBoxed, "unfinished"),
         ];
+        let cases = cases
+            .into_iter()
+            .map(|(r, w)| (TaskReason::from(r), w))
+            .chain(math.into_iter().map(|(r, w)| (TaskReason::from(r), w)));
         for (r, want) in cases {
             let e = kind(r.clone(), 2, 5);
             assert_eq!(e.kind(), want, "{r:?}");
-            if r != c(Reason::Correct) {
+            if r != TaskReason::Countdown(Reason::Correct) {
                 assert_eq!(e.words(), format!("{want}: {r}"));
             }
         }
         // No answer at a cap: capped, with the cap.
         assert_eq!(
-            kind(c(Reason::NoAnswer), 8, 5).words(),
+            kind(Reason::NoAnswer.into(), 8, 5).words(),
             "capped: depth 8 reached, no answer line"
         );
-        assert_eq!(kind(c(Reason::NoAnswer), 2, 24).kind(), "capped");
+        assert_eq!(kind(Reason::NoAnswer.into(), 2, 24).kind(), "capped");
         // A wrong answer judged on its step is still the verifier's wrong answer; a step
         // judged invalid for breaking a rule is invalid.
         let mut n = terminal(
@@ -269,8 +266,10 @@ mod tests {
     /// The malformed line of issue 27 is called malformed, with the verifier's reason.
     #[test]
     fn a_malformed_answer_line_says_so() {
-        use crate::engine::task::{verify, Rules};
-        let p = crate::engine::task::countdown::problem("t", vec![2, 8], 10);
+        use crate::engine::task::countdown::problem::Instance;
+        use crate::engine::task::countdown::rules::Rules;
+        use crate::engine::task::countdown::verifier::verify;
+        let p = Instance::new(vec![2, 8], 10);
         let v = verify(&p, "2+8=1ans 1", &Rules::default());
         let n = terminal(v.reason.clone(), 1, 5);
         let e = Ending::of(&n, true, Caps::default());

@@ -25,6 +25,10 @@ pub enum Screen {
     Tree,
     Wrong,
     Compare,
+    /// Every sample of one problem (opened from the problems view).
+    Samples,
+    /// One problem over the run (opened from a view that shows a problem).
+    History,
 }
 
 impl Screen {
@@ -35,8 +39,20 @@ impl Screen {
         Screen::Wrong,
         Screen::Compare,
     ];
+    /// Every view: the tabs, then the views opened from them.
+    pub const EVERY: [Screen; 7] = [
+        Screen::Dashboard,
+        Screen::Problems,
+        Screen::Tree,
+        Screen::Wrong,
+        Screen::Compare,
+        Screen::Samples,
+        Screen::History,
+    ];
     pub fn title(self) -> &'static str {
         match self {
+            Screen::Samples => "Samples (o in Problems)",
+            Screen::History => "History (H on a problem)",
             Screen::Dashboard => "1 Dashboard",
             Screen::Problems => "2 Problems",
             Screen::Tree => "3 Tree",
@@ -47,8 +63,15 @@ impl Screen {
     /// Where Esc goes from here.
     pub(crate) fn parent(self) -> Screen {
         match self {
-            Screen::Tree => Screen::Problems,
+            Screen::Tree | Screen::Samples | Screen::History => Screen::Problems,
             _ => Screen::Dashboard,
+        }
+    }
+    /// The tab this view is shown under.
+    pub(crate) fn tab(self) -> Screen {
+        match self {
+            Screen::Samples | Screen::History => Screen::Problems,
+            s => s,
         }
     }
 }
@@ -170,6 +193,7 @@ impl App {
             };
             self.iteration = it;
             self.views.tree.reset(self.trees.len());
+            self.views.samples.reset(self.trees.len());
         }
         Ok(())
     }

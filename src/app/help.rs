@@ -173,7 +173,7 @@ pub fn keys_markdown() -> String {
         }
     };
     table("Every view", &mut global_help());
-    for s in Screen::ALL {
+    for s in Screen::EVERY {
         table(s.title(), &mut views.get(s).keys().iter());
     }
     out

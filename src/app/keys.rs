@@ -269,7 +269,10 @@ impl App {
     /// confident-wrong paths) holds the iteration, so the next one does not replace what
     /// the cursor is on.
     fn hold_in_list(&mut self) {
-        if matches!(self.screen, Screen::Problems | Screen::Tree | Screen::Wrong) {
+        if matches!(
+            self.screen,
+            Screen::Problems | Screen::Tree | Screen::Wrong | Screen::Samples | Screen::History
+        ) {
             self.hold_still();
         }
     }
@@ -354,6 +357,17 @@ impl App {
                 self.hold_still();
             }
             Action::OpenRun(name) => self.open_run(&name)?,
+            Action::OpenSamples(problem) => {
+                self.views.samples.open(problem);
+                self.screen = Screen::Samples;
+                self.hold_still();
+            }
+            Action::OpenHistory(problem) => self.open_history(problem)?,
+            Action::OpenAt {
+                iteration,
+                problem,
+                samples,
+            } => self.open_at(iteration, &problem, samples)?,
         }
         Ok(())
     }
@@ -407,7 +421,7 @@ impl App {
                 let n = Screen::ALL.len();
                 let i = Screen::ALL
                     .iter()
-                    .position(|s| *s == self.screen)
+                    .position(|s| *s == self.screen.tab())
                     .unwrap_or(0);
                 let to = match key.code {
                     KeyCode::Char(c @ '1'..='9') => (c as u8 - b'1') as usize,

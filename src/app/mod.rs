@@ -1,5 +1,6 @@
 //! The terminal side: headless progress, and the explorer (views, keys, themes), which
 //! renders snapshots of the store.
+pub mod across_run;
 pub mod arms;
 pub mod attach;
 pub mod background;
@@ -9,6 +10,7 @@ pub mod ending;
 pub mod explorer;
 pub mod filters;
 pub mod form;
+pub mod ground_truth;
 pub mod headless;
 pub mod help;
 pub mod keys;

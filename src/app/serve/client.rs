@@ -77,8 +77,13 @@ impl Client {
         };
         let mut s = stream;
         let json = serde_json::to_vec(&hello).map_err(|e| io_err(io::Error::other(e)))?;
-        write_frame(&mut s, &json, &[]).map_err(io_err)?;
-        let (json, _) = read_frame(&mut s).map_err(io_err)?;
+        // A trainer serving all the viewers it takes answers and closes before reading
+        // the hello: its answer is still there to read when the hello cannot be sent.
+        let sent = write_frame(&mut s, &json, &[]);
+        let (json, _) = match read_frame(&mut s) {
+            Ok(frame) => frame,
+            Err(e) => return Err(io_err(sent.err().unwrap_or(e))),
+        };
         let reply: Reply = serde_json::from_slice(&json)
             .map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidData, e)))?;
         if let Some(reason) = reply.error {

@@ -6,9 +6,11 @@
 pub mod compare;
 pub mod dashboard;
 mod first_minutes;
+pub mod history;
 pub mod list;
 mod node;
 pub mod problems;
+pub mod samples;
 pub mod tree;
 pub mod wrong;
 
@@ -98,6 +100,16 @@ pub enum Action {
     /// Handled; show this on the status line.
     Say(String),
     Show(Screen),
+    /// Open every sample of `problem` (index into the iteration's trees).
+    OpenSamples(usize),
+    /// Open the history of `problem` (index into the iteration's trees) over the run.
+    OpenHistory(usize),
+    /// Go to `iteration` and open the tree (or the samples) of the problem with this id.
+    OpenAt {
+        iteration: u64,
+        problem: String,
+        samples: bool,
+    },
     /// Open the tree of `problem` (index into the iteration's trees), at `node` if given.
     OpenTree {
         problem: usize,
@@ -135,6 +147,8 @@ pub struct Views {
     pub tree: tree::TreeView,
     pub wrong: wrong::WrongView,
     pub compare: compare::CompareView,
+    pub samples: samples::SamplesView,
+    pub history: history::HistoryView,
 }
 
 impl Views {
@@ -145,6 +159,8 @@ impl Views {
             Screen::Tree => &self.tree,
             Screen::Wrong => &self.wrong,
             Screen::Compare => &self.compare,
+            Screen::Samples => &self.samples,
+            Screen::History => &self.history,
         }
     }
     pub fn get_mut(&mut self, s: Screen) -> &mut dyn View {
@@ -154,6 +170,8 @@ impl Views {
             Screen::Tree => &mut self.tree,
             Screen::Wrong => &mut self.wrong,
             Screen::Compare => &mut self.compare,
+            Screen::Samples => &mut self.samples,
+            Screen::History => &mut self.history,
         }
     }
 }
@@ -236,9 +254,10 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         .unwrap_or_else(|| drop_words(header_line(app, HEADER_FORMS - 1), width));
     f.render_widget(Paragraph::new(line), top);
     let titles: Vec<&str> = Screen::ALL.iter().map(|s| s.title()).collect();
+    // A view opened from a tab's view shows under that tab.
     let sel = Screen::ALL
         .iter()
-        .position(|s| *s == app.screen)
+        .position(|s| *s == app.screen.tab())
         .unwrap_or(0);
     f.render_widget(
         Tabs::new(titles)
@@ -275,10 +294,21 @@ fn header_line(app: &App, level: usize) -> Line<'static> {
         (false, false) => format!("replay: iteration {it} of {last}"),
         (false, true) => format!("replay: it {it}/{last}"),
     };
+    // The search replay's moment, while the tree view replays one.
+    let replay = app
+        .views
+        .tree
+        .replay_step(app.iteration)
+        .filter(|_| app.screen == Screen::Tree)
+        .map(|(steps, k)| match level {
+            0 | 1 => format!(", search expansion {}/{}", k + 1, steps.len()),
+            _ => format!(", exp {}/{}", k + 1, steps.len()),
+        })
+        .unwrap_or_default();
     let mut spans = vec![
         Span::styled(" arbor ", app.theme.accent),
         Span::styled(name, app.theme.text),
-        Span::styled(position, app.theme.muted),
+        Span::styled(position + &replay, app.theme.muted),
     ];
     if let Some(l) = &app.live {
         let checking = Some(l.status.checking.as_str()).filter(|p| !p.is_empty());

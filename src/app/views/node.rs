@@ -15,7 +15,25 @@ pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32)
     let Some(n) = t.node(id) else {
         return Paragraph::new("");
     };
+    // Every number as it was at the replayed expansion, during the replay.
+    let n = &*view.shown(ctx, n);
+    let replaying = view.replay_step(ctx.iteration).is_some();
     let mut lines = Vec::new();
+    // The node's numbers first, so they stay on screen in a short pane.
+    let moment = view
+        .replay_step(ctx.iteration)
+        .map(|(steps, k)| format!(" at expansion {}/{}", k + 1, steps.len()))
+        .unwrap_or_default();
+    lines.push(Line::from(Span::styled(
+        format!("node {id}  depth {}{moment}", n.depth),
+        ctx.theme.accent,
+    )));
+    lines.push(Line::from(format!(
+        "q = {:.4}  N = {}  Q = {:.4}",
+        n.q,
+        n.n,
+        n.mean_q()
+    )));
     if let Some((steps, k)) = view.replay_step(ctx.iteration) {
         let st = &steps[k];
         let vs = match (st.frontier_score, st.runner_up) {
@@ -37,17 +55,11 @@ pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32)
             Some((p, v)) => format!("picked terminal {p} ({v:+.0}) backed up to the root"),
             None => "no terminal picked: no backup".to_string(),
         }));
+        lines.push(Line::styled(
+            "advantages and the recorded and confident-wrong paths come after the search",
+            ctx.theme.muted,
+        ));
     }
-    lines.push(Line::from(Span::styled(
-        format!("node {id}  depth {}", n.depth),
-        ctx.theme.accent,
-    )));
-    lines.push(Line::from(format!(
-        "q = {:.4}   N = {}   Q = {:.4}",
-        n.q,
-        n.n,
-        n.mean_q()
-    )));
     lines.push(Line::from(format!(
         "step entropy H = {:.3}   path entropy = {}",
         n.entropy,
@@ -77,7 +89,8 @@ pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32)
         )));
     }
     let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
-    let leaf = !t.nodes.iter().any(|c| c.parent == Some(id));
+    // During the replay an open node may yet be expanded: it has not ended.
+    let leaf = !t.nodes.iter().any(|c| c.parent == Some(id)) && (!replaying || n.is_terminal());
     let verdict = match Ending::of(n, leaf, Caps::of(&cfg, t)) {
         Ending::Continued => "not terminal: the path goes on below".to_string(),
         e => format!("{} {}", super::tree::marker(n), e.words()),

@@ -23,6 +23,13 @@ const KEYS: &[KeyHelp] = &[
     KeyHelp::new("/", "cycle filter: all, solved, wrong only, cached").footer("filter"),
     KeyHelp::new("s", "cycle sort: batch order, success, tree size").footer("sort"),
     KeyHelp::new("Enter", "open the problem's tree").footer("tree"),
+    KeyHelp::new(
+        "o",
+        "open every sample of the problem (a group's completions or a tree's recorded \
+         paths) with the ground truth",
+    )
+    .footer("samples"),
+    super::history::OPEN,
 ];
 
 impl ProblemsView {
@@ -64,6 +71,14 @@ impl View for ProblemsView {
                 self.list.sel = 0;
                 Action::Say(format!("sorted by {}", self.sort.label()))
             }
+            KeyCode::Char('o') => match listed.get(self.list.at(listed.len())) {
+                Some(&problem) => Action::OpenSamples(problem),
+                None => Action::Done,
+            },
+            KeyCode::Char('H') => match listed.get(self.list.at(listed.len())) {
+                Some(&problem) => Action::OpenHistory(problem),
+                None => Action::Done,
+            },
             KeyCode::Enter => match listed.get(self.list.sel) {
                 Some(&problem) => Action::OpenTree {
                     problem,

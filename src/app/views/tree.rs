@@ -2,6 +2,7 @@
 //! (search distillation's trees: prior P, value V and the distilled path as well);
 //! correct, recorded and confident-wrong nodes set apart by symbol as well as colour; and a
 //! detail pane with the selected node's full context and the verifier's reason.
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -57,6 +58,7 @@ const KEYS: &[KeyHelp] = &[
         "replay the search: previous / next expansion (< from the first leaves it)",
     )
     .footer("replay"),
+    super::history::OPEN,
 ];
 
 /// The symbols of the tree list, explained in the help.
@@ -85,7 +87,8 @@ const LEGEND: &[(&str, &str)] = &[
     ),
     (
         "◀ expanded, + new",
-        "search replay: the node expanded and its new children",
+        "search replay: the node expanded and its new children; every number is the \
+         one at that expansion",
     ),
 ];
 
@@ -117,6 +120,37 @@ impl TreeView {
         let r = self.replay.as_ref()?;
         (r.iteration == iteration && r.problem == self.problem && r.step < r.steps.len())
             .then_some((r.steps.as_slice(), r.step))
+    }
+
+    /// `n` as it was at the replayed expansion while the search replay is on: q and N
+    /// from the replay engine's state, the frontier score only once the node was picked
+    /// for expansion, and what the search decides after it ends (advantages, recorded and
+    /// confident-wrong paths) not yet known. Otherwise `n` as stored.
+    pub fn shown<'n>(&self, ctx: &Ctx, n: &'n NodeRecord) -> Cow<'n, NodeRecord> {
+        let Some((steps, k)) = self.replay_step(ctx.iteration) else {
+            return Cow::Borrowed(n);
+        };
+        let mut m = n.clone();
+        let (q, visits) = steps[k]
+            .state
+            .get(n.id as usize)
+            .copied()
+            .flatten()
+            .unwrap_or((0.0, 0));
+        (m.q, m.n) = (q as f32, visits);
+        if n.expanded_at.is_none_or(|e| e as usize > k) {
+            (m.expanded_at, m.frontier_score, m.runner_up) = (None, None, None);
+        }
+        (m.advantage, m.recorded, m.confident_wrong, m.distilled) = (None, false, false, false);
+        Cow::Owned(m)
+    }
+
+    /// Nodes of the shown tree on screen: all, or those created by the replayed expansion.
+    pub fn node_count(&self, ctx: &Ctx) -> usize {
+        match self.replay_step(ctx.iteration) {
+            Some((steps, k)) => steps[k].state.iter().filter(|s| s.is_some()).count(),
+            None => self.tree(ctx).map_or(0, |t| t.nodes.len()),
+        }
     }
 
     /// Every expansion of the shown tree, replayed from the store with the run's backup
@@ -240,6 +274,7 @@ impl View for TreeView {
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);
         let selected = self.selected_node(ctx);
         match key.code {
+            KeyCode::Char('H') => return Action::OpenHistory(self.problem),
             KeyCode::Char('>') => return self.step_replay(true, ctx),
             KeyCode::Char('<') => return self.step_replay(false, ctx),
             KeyCode::Char('/') => {
@@ -333,13 +368,6 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
     let caps = Caps::of(&cfg, t);
     let rows = view.rows(ctx);
     let replayed = view.replay_step(ctx.iteration);
-    // q and N as the view shows them: stored, or at the replayed expansion.
-    let stats = |n: &NodeRecord| -> (f64, u32) {
-        match &replayed {
-            Some((steps, k)) => steps[*k].state[n.id as usize].unwrap_or((0.0, 0)),
-            None => (n.q as f64, n.n),
-        }
-    };
     // Inside the borders, after the cursor's column.
     let row_width = list_area.width.saturating_sub(3) as usize;
     // Only the rows that fit are built, so trees of thousands of nodes stay responsive.
@@ -351,7 +379,10 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
     let items: Vec<ListItem> = rows[offset..(offset + height).min(rows.len())]
         .iter()
         .filter_map(|&(id, depth)| {
-            let n = t.node(id)?;
+            // The node as stored, or as it was at the replayed expansion.
+            let n = &*view.shown(ctx, t.node(id)?);
+            // During the replay an open node may yet be expanded: it has not ended.
+            let leaf = !kids.contains_key(&id) && (replayed.is_none() || n.is_terminal());
             let folded = view.folded.contains(&id) && kids.contains_key(&id);
             let text = if id == 0 {
                 t.prompt.trim_end().to_string()
@@ -370,18 +401,20 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
                 Span::raw(if folded { "▸" } else { " " }),
                 Span::styled(format!("{} ", marker(n)), style),
                 Span::styled(format!("{text:<12} "), style),
-                match Ending::of(n, !kids.contains_key(&id), caps) {
+                match Ending::of(n, leaf, caps) {
                     Ending::Continued => Span::raw(""),
                     e => Span::styled(format!("{} ", e.kind()), style),
                 },
-                {
-                    let (q, count) = stats(n);
-                    let mean = if count == 0 { 0.0 } else { q / count as f64 };
-                    Span::styled(
-                        format!("q={q:+.2} N={count} Q={mean:+.2} H={:.2}", n.entropy),
-                        ctx.theme.muted,
-                    )
-                },
+                Span::styled(
+                    format!(
+                        "q={:+.2} N={} Q={:+.2} H={:.2}",
+                        n.q,
+                        n.n,
+                        n.mean_q(),
+                        n.entropy
+                    ),
+                    ctx.theme.muted,
+                ),
             ];
             if let Some((steps, k)) = &replayed {
                 let step = &steps[*k];
@@ -430,7 +463,7 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
         .unwrap_or_default();
     // The longest title that fits the top border with a line to spare; never cut.
     let prompt = t.prompt.trim_end();
-    let (it, size, filter) = (ctx.iteration, t.nodes.len(), view.filter.label());
+    let (it, size, filter) = (ctx.iteration, view.node_count(ctx), view.filter.label());
     let title = super::fit_words(
         &[
             format!(
