@@ -1,0 +1,21 @@
+#!/bin/sh
+# Equal optimizer steps per token (0.12 steps per 1k train tokens, at least 16 sequences a
+# step) on default4 from the GRPO plateau policy (../README.md, step 1): test split, 3
+# seeds, 1M generated tokens per run, mean@32 with unbiased pass@8 and pass@32,
+# evaluations at 500k and 1M tokens. The two comparisons ran side by side (one process
+# each on the 2 cores, with builds beside them): wall seconds are not comparable.
+arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-size 200 --test-size 1000 \
+  --seeds 1,2,3 --budget-tokens 1000000 --milestones 2 --eval-k 32 --steps-per-1k-tokens 0.12 \
+  --store runs/eq-a.sled --name eq-a --out eq-a \
+  --methods grpo,grpo_hard,deepsearch \
+  --arm deepsearch-arbor=deepsearch:adaptive.enabled=false \
+  --arm ds-outcome=deepsearch:adaptive.enabled=false:search.token_score=outcome \
+  --arm passk=passk:passk.k=2 \
+  --reference deepsearch-arbor
+arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-size 200 --test-size 1000 \
+  --seeds 1,2,3 --budget-tokens 1000000 --milestones 2 --eval-k 32 --steps-per-1k-tokens 0.12 \
+  --store runs/eq-b.sled --name eq-b --out eq-b \
+  --methods treerl,deepsearch-paper \
+  --arm treerl-random=treerl:treerl.fork=random \
+  --reference treerl
+../../../../scripts/levers.py levers.md eq-a eq-b
