@@ -92,11 +92,18 @@ fn key(app: &mut App, code: KeyCode) {
 }
 
 /// Shows view `s` as a user would: its number, or from the problems view (`o` samples,
-/// `H` history).
+/// `H` history), or a run-wide search (`/ans` Tab Enter).
 fn show(app: &mut App, s: Screen) {
-    match Screen::ALL.iter().position(|&t| t == s) {
-        Some(i) => key(app, KeyCode::Char((b'1' + i as u8) as char)),
-        None => {
+    match (Screen::ALL.iter().position(|&t| t == s), s) {
+        (Some(i), _) => key(app, KeyCode::Char((b'1' + i as u8) as char)),
+        (None, Screen::Search) => {
+            for c in ['/', 'a', 'n', 's'] {
+                key(app, KeyCode::Char(c));
+            }
+            key(app, KeyCode::Tab);
+            key(app, KeyCode::Enter);
+        }
+        (None, _) => {
             key(app, KeyCode::Char('2'));
             key(
                 app,
@@ -203,14 +210,14 @@ fn every_view_shows_what_a_researcher_looks_for() {
 
     // The tree view's node filter lists only terminals (and the root).
     app.screen = Screen::Tree;
-    key(&mut app, KeyCode::Char('/'));
+    key(&mut app, KeyCode::Char('F'));
     let t = app.tree().unwrap().clone();
     assert!(app
         .rows()
         .iter()
         .all(|&(id, _)| id == 0 || t.node(id).unwrap().is_terminal()));
     for _ in 0..3 {
-        key(&mut app, KeyCode::Char('/'));
+        key(&mut app, KeyCode::Char('F'));
     }
     assert_eq!(app.rows().len(), t.nodes.len().min(app.rows().len()));
     // Mouse: a click on the tab line switches views; the wheel moves the cursor.

@@ -17,6 +17,7 @@ use super::attach::{Attached, Leave};
 use super::source::RunSource;
 
 use super::form::RetuneForm;
+use super::search::Search;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Screen {
@@ -29,6 +30,8 @@ pub enum Screen {
     Samples,
     /// One problem over the run (opened from a view that shows a problem).
     History,
+    /// The matches of a run-wide search.
+    Search,
 }
 
 impl Screen {
@@ -40,7 +43,7 @@ impl Screen {
         Screen::Compare,
     ];
     /// Every view: the tabs, then the views opened from them.
-    pub const EVERY: [Screen; 7] = [
+    pub const EVERY: [Screen; 8] = [
         Screen::Dashboard,
         Screen::Problems,
         Screen::Tree,
@@ -48,11 +51,13 @@ impl Screen {
         Screen::Compare,
         Screen::Samples,
         Screen::History,
+        Screen::Search,
     ];
     pub fn title(self) -> &'static str {
         match self {
             Screen::Samples => "Samples (o in Problems)",
             Screen::History => "History (H on a problem)",
+            Screen::Search => "Search results (/ then Tab: the whole run)",
             Screen::Dashboard => "1 Dashboard",
             Screen::Problems => "2 Problems",
             Screen::Tree => "3 Tree",
@@ -63,14 +68,14 @@ impl Screen {
     /// Where Esc goes from here.
     pub(crate) fn parent(self) -> Screen {
         match self {
-            Screen::Tree | Screen::Samples | Screen::History => Screen::Problems,
+            Screen::Tree | Screen::Samples | Screen::History | Screen::Search => Screen::Problems,
             _ => Screen::Dashboard,
         }
     }
     /// The tab this view is shown under.
     pub(crate) fn tab(self) -> Screen {
         match self {
-            Screen::Samples | Screen::History => Screen::Problems,
+            Screen::Samples | Screen::History | Screen::Search => Screen::Problems,
             s => s,
         }
     }
@@ -109,6 +114,8 @@ pub struct App {
     pub left: Option<Leave>,
     /// Where the last frame drew the focused list, for mouse selection.
     pub list_hit: Cell<Option<ListHit>>,
+    /// The last text search and its matches (highlighted, `n` / `N` move).
+    pub search: Option<Search>,
 }
 
 /// What takes every key while it is open, drawn over the view; one at a time.
@@ -119,6 +126,8 @@ pub enum Modal {
     Retune(RetuneForm),
     /// The `:` command line being typed.
     Command(String),
+    /// The search line being typed; Tab switches between this iteration and the run.
+    Search { text: String, run_wide: bool },
     /// Asking whether to stop training.
     ConfirmStop,
     /// Asking whether to stop the run this explorer started or leave it in the background.
@@ -176,6 +185,7 @@ impl App {
             finished: None,
             left: None,
             list_hit: Cell::new(None),
+            search: None,
         };
         app.goto(iteration)?;
         Ok(app)
@@ -237,6 +247,7 @@ impl App {
             theme: &self.theme,
             maximized: self.maximized,
             list_hit: &self.list_hit,
+            search: self.search.as_ref(),
         }
     }
 
@@ -249,6 +260,7 @@ impl App {
             theme: &self.theme,
             maximized: self.maximized,
             list_hit: &self.list_hit,
+            search: self.search.as_ref(),
         };
         (&mut self.views, ctx)
     }

@@ -76,8 +76,25 @@ impl App {
     /// most two lines) above the keys, packed into as many lines as they need.
     pub fn footer_lines(&self, width: u16) -> Vec<Line<'static>> {
         let width = (width as usize).max(1);
-        if let Some(Modal::Command(cmd)) = &self.modal {
-            return vec![Line::styled(format!(":{cmd}"), self.theme.accent)];
+        match &self.modal {
+            Some(Modal::Command(cmd)) => {
+                return vec![Line::styled(format!(":{cmd}"), self.theme.accent)]
+            }
+            Some(Modal::Search { text, run_wide }) => {
+                let scope = if *run_wide {
+                    "the whole run; Tab: this iteration"
+                } else {
+                    "this iteration; Tab: the whole run"
+                };
+                return vec![
+                    Line::styled(format!("/{text}"), self.theme.accent),
+                    Line::styled(
+                        format!("search {scope}; Enter searches, Esc cancels"),
+                        self.theme.muted,
+                    ),
+                ];
+            }
+            _ => {}
         }
         let mut lines: Vec<Line> = wrap(&self.message, width)
             .into_iter()

@@ -68,6 +68,10 @@ pub enum GlobalAction {
     Retune,
     Checkpoint,
     Command,
+    /// Open the search line.
+    Search,
+    /// The next / previous match of the search.
+    NextMatch,
     Help,
     /// Switch views: by number, or the next / previous one.
     Views,
@@ -158,6 +162,24 @@ pub const GLOBAL_KEYS: &[GlobalKey] = &[
              in force), goto iter N, checkpoint, skip ID, pause, resume, stop, detach",
         )
         .footer("command"),
+    ),
+    entry(
+        &[Press::ch('/')],
+        GlobalAction::Search,
+        KeyHelp::new(
+            "/",
+            "search the texts of this iteration's samples and tree nodes (Tab in the line: \
+             the whole run, listing the iterations that hold it); matches are highlighted",
+        )
+        .footer("search"),
+    ),
+    entry(
+        &[Press::ch('n'), Press::ch('N')],
+        GlobalAction::NextMatch,
+        KeyHelp::new(
+            "n N",
+            "next / previous match of the search, opened in the tree",
+        ),
     ),
     entry(
         &[Press::ch('?'), Press::key(KeyCode::F(1))],
@@ -363,6 +385,7 @@ impl App {
                 self.hold_still();
             }
             Action::OpenHistory(problem) => self.open_history(problem)?,
+            Action::GoToHit(k) => self.go_to_hit(k)?,
             Action::OpenAt {
                 iteration,
                 problem,
@@ -416,6 +439,13 @@ impl App {
                     "this viewer is attached read-only (--readonly): control is refused".into()
             }
             GlobalAction::Command => self.modal = Some(Modal::Command(String::new())),
+            GlobalAction::Search => {
+                self.modal = Some(Modal::Search {
+                    text: String::new(),
+                    run_wide: false,
+                })
+            }
+            GlobalAction::NextMatch => self.next_hit(key.code == KeyCode::Char('n'))?,
             GlobalAction::Help => self.modal = Some(Modal::Help { scroll: 0 }),
             GlobalAction::Views => {
                 let n = Screen::ALL.len();
@@ -477,6 +507,7 @@ impl App {
                 }
                 _ => self.modal = Some(Modal::Command(cmd)),
             },
+            Modal::Search { text, run_wide } => return self.search_line_key(text, run_wide, key),
             Modal::ConfirmStop => match key.code {
                 KeyCode::Char('y') | KeyCode::Enter => self.leave(Leave::Stop),
                 KeyCode::Char('n') | KeyCode::Esc => {}

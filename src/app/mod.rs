@@ -18,6 +18,7 @@ pub mod live;
 pub mod plot;
 pub mod progress_log;
 pub mod resume;
+pub mod search;
 pub mod serve;
 pub mod snapshot;
 pub mod source;

@@ -213,10 +213,14 @@ fn refuse(stream: &mut UnixStream, viewers: usize) {
     if stream.set_nonblocking(true).is_err() {
         return;
     }
-    // What the viewer sent so far is read, so closing does not reset the connection
-    // before it reads the refusal.
+    // What the viewer sent so far (a hello: a few KiB at most are read) is taken, so
+    // closing does not reset the connection before it reads the refusal.
     let mut sink = [0u8; 4096];
-    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    for _ in 0..16 {
+        if !matches!(stream.read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
     let _ = send(
         stream,
         &error(format!(

@@ -11,6 +11,7 @@ pub mod list;
 mod node;
 pub mod problems;
 pub mod samples;
+pub mod search;
 pub mod tree;
 pub mod wrong;
 
@@ -88,6 +89,36 @@ pub struct Ctx<'a> {
     pub maximized: bool,
     /// Where the focused list was drawn, for mouse selection.
     pub list_hit: &'a Cell<Option<ListHit>>,
+    /// The last text search, its matches highlighted.
+    pub search: Option<&'a crate::app::search::Search>,
+}
+
+impl Ctx<'_> {
+    /// The text searched for last, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.search.map(|s| s.query.as_str())
+    }
+
+    /// How a search match is drawn: reversed and underlined, so it shows without colour.
+    pub fn hit_style(&self) -> ratatui::style::Style {
+        use ratatui::style::Modifier;
+        self.theme
+            .accent
+            .add_modifier(Modifier::REVERSED | Modifier::UNDERLINED)
+    }
+
+    /// `text` padded to `width` columns, its search matches highlighted.
+    pub fn text_spans(
+        &self,
+        text: String,
+        width: usize,
+        style: ratatui::style::Style,
+    ) -> Vec<Span<'static>> {
+        let pad = width.saturating_sub(Span::raw(text.as_str()).width());
+        let mut spans = crate::app::search::highlight(text, self.query(), style, self.hit_style());
+        spans.push(Span::styled(" ".repeat(pad), style));
+        spans
+    }
 }
 
 /// What a view's key asks the App to do.
@@ -104,6 +135,8 @@ pub enum Action {
     OpenSamples(usize),
     /// Open the history of `problem` (index into the iteration's trees) over the run.
     OpenHistory(usize),
+    /// Open match `k` of the search in the tree view.
+    GoToHit(usize),
     /// Go to `iteration` and open the tree (or the samples) of the problem with this id.
     OpenAt {
         iteration: u64,
@@ -149,6 +182,7 @@ pub struct Views {
     pub compare: compare::CompareView,
     pub samples: samples::SamplesView,
     pub history: history::HistoryView,
+    pub search: search::SearchView,
 }
 
 impl Views {
@@ -161,6 +195,7 @@ impl Views {
             Screen::Compare => &self.compare,
             Screen::Samples => &self.samples,
             Screen::History => &self.history,
+            Screen::Search => &self.search,
         }
     }
     pub fn get_mut(&mut self, s: Screen) -> &mut dyn View {
@@ -172,6 +207,7 @@ impl Views {
             Screen::Compare => &mut self.compare,
             Screen::Samples => &mut self.samples,
             Screen::History => &mut self.history,
+            Screen::Search => &mut self.search,
         }
     }
 }
@@ -216,7 +252,7 @@ pub fn draw(f: &mut Frame, app: &App) {
             ],
         ),
         // The command line is drawn in the footer.
-        Some(Modal::Command(_)) | None => {}
+        Some(Modal::Command(_)) | Some(Modal::Search { .. }) | None => {}
     }
 }
 

@@ -20,7 +20,7 @@ pub struct ProblemsView {
 
 const KEYS: &[KeyHelp] = &[
     ListCursor::KEYS,
-    KeyHelp::new("/", "cycle filter: all, solved, wrong only, cached").footer("filter"),
+    KeyHelp::new("F", "cycle filter: all, solved, wrong only, cached").footer("filter"),
     KeyHelp::new("s", "cycle sort: batch order, success, tree size").footer("sort"),
     KeyHelp::new("Enter", "open the problem's tree").footer("tree"),
     KeyHelp::new(
@@ -61,7 +61,7 @@ impl View for ProblemsView {
             return Action::Done;
         }
         match key.code {
-            KeyCode::Char('/') => {
+            KeyCode::Char('F') => {
                 self.filter = self.filter.next();
                 self.list.sel = 0;
                 Action::Done

@@ -164,7 +164,7 @@ const KEYS: &[KeyHelp] = &[
         "cycle order: as sampled, reward high / low first, longest, shortest",
     )
     .footer("sort"),
-    KeyHelp::new("/", "cycle filter: all, wrong only, malformed only").footer("filter"),
+    KeyHelp::new("F", "cycle filter: all, wrong only, malformed only").footer("filter"),
     KeyHelp::new("Enter", "open the sample's end in the tree").footer("tree"),
     super::history::OPEN,
 ];
@@ -265,7 +265,7 @@ impl View for SamplesView {
                 self.list.sel = 0;
                 Action::Say(format!("sorted: {}", self.order.label()))
             }
-            KeyCode::Char('/') => {
+            KeyCode::Char('F') => {
                 self.only = self.only.next();
                 self.list.sel = 0;
                 Action::Say(format!("showing {}", self.only.label()))
@@ -357,7 +357,7 @@ fn draw(f: &mut Frame, area: Rect, view: &SamplesView, ctx: &Ctx) {
                 Some(false) => "✗",
                 None => "○",
             };
-            let line = Line::from(vec![
+            let mut spans = vec![
                 Span::styled(format!("{mark} #{:<3} ", s.node), style),
                 Span::styled(
                     format!(
@@ -369,9 +369,9 @@ fn draw(f: &mut Frame, area: Rect, view: &SamplesView, ctx: &Ctx) {
                     ctx.theme.muted,
                 ),
                 Span::styled(format!("{:<13}", s.ending.kind()), style),
-                Span::styled(s.text.replace('\n', "⏎"), ctx.theme.text),
-            ]);
-            ListItem::new(super::drop_words(line, row_width))
+            ];
+            spans.extend(ctx.text_spans(s.text.replace('\n', "⏎"), 0, ctx.theme.text));
+            ListItem::new(super::drop_words(Line::from(spans), row_width))
         })
         .collect();
     let kept = match view.k {
@@ -418,7 +418,7 @@ fn draw(f: &mut Frame, area: Rect, view: &SamplesView, ctx: &Ctx) {
         }
         None => vec![Line::from(match view.only {
             Only::All => "no samples stored for this problem",
-            _ => "no sample passes the filter (/ cycles it)",
+            _ => "no sample passes the filter (F cycles it)",
         })],
     };
     f.render_widget(
@@ -531,10 +531,10 @@ mod tests {
         key(&mut app, KeyCode::Char('s'));
         assert!(rows(&screen(&app, 200, 60))[0].contains("tok 2 "));
         // Wrong only, then malformed only.
-        key(&mut app, KeyCode::Char('/'));
+        key(&mut app, KeyCode::Char('F'));
         let s = screen(&app, 200, 60);
         assert_eq!(rows(&s).len(), 3, "{s}");
-        key(&mut app, KeyCode::Char('/'));
+        key(&mut app, KeyCode::Char('F'));
         let s = screen(&app, 80, 24);
         assert_eq!(rows(&s).len(), 1, "{s}");
         assert!(s.contains("malformed"), "{s}");

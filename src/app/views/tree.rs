@@ -49,8 +49,8 @@ const KEYS: &[KeyHelp] = &[
     KeyHelp::new("h l, Left Right", "fold / unfold the node"),
     KeyHelp::new("Shift-Left Shift-Right", "fold / unfold the whole subtree"),
     KeyHelp::new(
-        "/",
-        "cycle: all nodes, terminals, recorded, confident-wrong path",
+        "F",
+        "cycle filter: all nodes, terminals, recorded, confident-wrong path",
     )
     .footer("filter"),
     KeyHelp::new(
@@ -277,7 +277,7 @@ impl View for TreeView {
             KeyCode::Char('H') => return Action::OpenHistory(self.problem),
             KeyCode::Char('>') => return self.step_replay(true, ctx),
             KeyCode::Char('<') => return self.step_replay(false, ctx),
-            KeyCode::Char('/') => {
+            KeyCode::Char('F') => {
                 self.filter = self.filter.next();
                 self.list.sel = 0;
                 return Action::Say(format!("showing {}", self.filter.label()));
@@ -350,7 +350,7 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
         );
         return;
     };
-    let (list_area, detail_area) = if ctx.maximized || area.width < 100 && area.height >= 20 {
+    let (list_area, detail_area) = if ctx.maximized || area.width < 100 && area.height >= 18 {
         if ctx.maximized {
             (area, None)
         } else {
@@ -400,7 +400,10 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
                 Span::raw("  ".repeat(depth)),
                 Span::raw(if folded { "▸" } else { " " }),
                 Span::styled(format!("{} ", marker(n)), style),
-                Span::styled(format!("{text:<12} "), style),
+            ];
+            spans.extend(ctx.text_spans(text, 12, style));
+            spans.extend([
+                Span::raw(" "),
                 match Ending::of(n, leaf, caps) {
                     Ending::Continued => Span::raw(""),
                     e => Span::styled(format!("{} ", e.kind()), style),
@@ -415,7 +418,7 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
                     ),
                     ctx.theme.muted,
                 ),
-            ];
+            ]);
             if let Some((steps, k)) = &replayed {
                 let step = &steps[*k];
                 if step.node == id {
