@@ -216,7 +216,7 @@ pub fn compare_strategies(
             out.push(match strategy {
                 Strategy::Sample | Strategy::BestOfN => {
                     let (groups, per) = &sampled[&b];
-                    c.from_samples(strategy, b, groups, per, token_budget)
+                    c.of_samples(strategy, b, groups, per, token_budget)
                 }
                 Strategy::Mcts => c.mcts(b, token_budget, progress)?,
                 Strategy::BestOfNChecked => c.best_of_n_checked(b, token_budget, progress)?,
@@ -285,7 +285,7 @@ impl Ctx<'_> {
 
     /// `sample` (mean@b) and `best_of_n` (the verifier's pick, and a majority vote) from
     /// the same samples.
-    fn from_samples(
+    fn of_samples(
         &self,
         strategy: Strategy,
         b: usize,
