@@ -325,6 +325,22 @@ mod tests {
         max_owed: MAX_STEPS_OWED,
     };
 
+    /// AdamW at lr 3e-3 with the paper's betas, clipping at 1, for the update tests.
+    fn test_optimizer(policy: &crate::engine::policy::Policy, weight_decay: f64) -> AdamW {
+        AdamW::new(
+            policy.vars(),
+            crate::engine::rl::optim::AdamWConfig {
+                lr: 3e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay,
+                max_grad_norm: 1.0,
+            },
+        )
+        .unwrap()
+    }
+
     #[test]
     fn steps_follow_tokens_with_the_fraction_carried() {
         // A GRPO iteration of ~2,048 tokens: one step each.
@@ -390,7 +406,6 @@ mod tests {
     #[test]
     fn value_head_learns_the_returns_and_the_kl_starts_at_zero() {
         use crate::engine::policy::{CharTokenizer, Policy, PolicyConfig};
-        use crate::engine::rl::optim::AdamWConfig;
         use rand::SeedableRng;
         let tok = CharTokenizer::default();
         let cfg = PolicyConfig::micro(tok.vocab_size());
@@ -406,18 +421,7 @@ mod tests {
             policy.device(),
         )
         .unwrap();
-        let mut opt = AdamW::new(
-            policy.vars(),
-            AdamWConfig {
-                lr: 3e-3,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.0,
-                max_grad_norm: 1.0,
-            },
-        )
-        .unwrap();
+        let mut opt = test_optimizer(&policy, 0.0);
         let samples: Vec<Sample> = (0..8)
             .map(|i| Sample {
                 prompt: vec![1, 5, 6],
@@ -460,7 +464,6 @@ mod tests {
     #[test]
     fn the_generic_path_matches_the_cpu_kernels() {
         use crate::engine::policy::{cpu, CharTokenizer, Policy, PolicyConfig};
-        use crate::engine::rl::optim::AdamWConfig;
         use rand::SeedableRng;
         let run = |objective: PolicyObjective| {
             let tok = CharTokenizer::default();
@@ -478,18 +481,7 @@ mod tests {
                 policy.device(),
             )
             .unwrap();
-            let mut opt = AdamW::new(
-                policy.vars(),
-                AdamWConfig {
-                    lr: 3e-3,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: 0.01,
-                    max_grad_norm: 1.0,
-                },
-            )
-            .unwrap();
+            let mut opt = test_optimizer(&policy, 0.01);
             let samples: Vec<Sample> = (0..6)
                 .map(|i| Sample {
                     prompt: vec![1, 5, 6, 9],
@@ -576,7 +568,6 @@ mod tests {
     #[test]
     fn bf16_updates_keep_f32_master_weights_and_learn_like_f32() {
         use crate::engine::policy::{CharTokenizer, Policy, PolicyConfig};
-        use crate::engine::rl::optim::AdamWConfig;
         use candle_core::DType;
         use rand::SeedableRng;
         let run = |compute: DType| {
@@ -584,18 +575,7 @@ mod tests {
             let mut cfg = PolicyConfig::micro(tok.vocab_size());
             cfg.num_hidden_layers = 2;
             let policy = Policy::init(cfg, tok.into(), 5, &candle_core::Device::Cpu).unwrap();
-            let mut opt = AdamW::new(
-                policy.vars(),
-                AdamWConfig {
-                    lr: 3e-3,
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                    weight_decay: 0.0,
-                    max_grad_norm: 1.0,
-                },
-            )
-            .unwrap();
+            let mut opt = test_optimizer(&policy, 0.0);
             let samples: Vec<Sample> = (0..4)
                 .map(|i| Sample {
                     prompt: vec![1, 5, 6],
