@@ -667,6 +667,19 @@ fn tree_distill_and_cispo_train_resume_export_and_search_at_test_time() {
         summary["reference_tokens"].as_u64().unwrap() > 0,
         "{summary}"
     );
+    // The fresh value head was fitted before RL on the starting policy's own samples,
+    // their tokens charged to the run, measured on held-out problems.
+    let fit = &summary["value_prefit"];
+    assert_eq!(fit["steps"], 200, "{fit}");
+    assert!(fit["tokens"].as_u64().unwrap() > 0, "{fit}");
+    assert!(
+        fit["tokens"].as_u64().unwrap() < summary["generated_tokens"].as_u64().unwrap(),
+        "{summary}"
+    );
+    assert!(
+        fit["heldout_loss_after"].as_f64().unwrap() < fit["heldout_loss_before"].as_f64().unwrap(),
+        "{fit}"
+    );
     // The checkpoint keeps the head beside a plain Qwen2 model, and the KL's reference.
     let ck = dir.path().join("s.sled.checkpoints/td/iter-000002");
     for f in [
@@ -738,6 +751,8 @@ fn tree_distill_and_cispo_train_resume_export_and_search_at_test_time() {
     );
     assert!(r.status.success(), "resume failed: {}", stderr(&r));
     assert_eq!(last_json(&r)["iterations"], 3);
+    // A resume keeps the fit it had (same report), never fits again.
+    assert_eq!(last_json(&r)["value_prefit"], summary["value_prefit"]);
     let o = train(&["--method", "cispo", "--run", "cs", "--iterations", "1"]);
     assert!(o.status.success(), "cispo failed: {}", stderr(&o));
     assert_eq!(last_json(&o)["method"], "cispo");

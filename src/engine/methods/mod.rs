@@ -66,6 +66,19 @@ pub struct RoundStart {
     pub cache_size: usize,
 }
 
+/// How a method's value head is fitted before RL: `samples` completions of each of
+/// `problems` training problems, a quarter of the problems held out to measure the fit,
+/// `steps` steps of the head alone at `lr` (`None`: the policy's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ValuePrefit {
+    pub problems: usize,
+    pub samples: usize,
+    pub steps: usize,
+    pub lr: Option<f64>,
+    pub temperature: f32,
+    pub reward: crate::engine::task::RewardKind,
+}
+
 /// Why a method cannot run with the settings given.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("{0}")]
@@ -87,6 +100,17 @@ pub trait Method: Send {
     /// Whether the policy needs a value head (it joins the optimizer and checkpoints).
     fn value_head(&self) -> bool {
         false
+    }
+
+    /// The value head's own learning rate, constant (`None`: the policy's).
+    fn value_lr(&self) -> Option<f64> {
+        None
+    }
+
+    /// A fit of the value head on the starting policy's own samples before the first
+    /// iteration (`None`: no fit).
+    fn value_prefit(&self) -> Option<ValuePrefit> {
+        None
     }
 
     /// Before the iteration draws problems: DeepSearch starts its rounds here.

@@ -13,3 +13,4 @@ pub mod rollout;
 pub mod stream;
 pub mod tree;
 pub mod update;
+pub mod value_fit;

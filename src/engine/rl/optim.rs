@@ -36,6 +36,9 @@ pub struct AdamW {
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     step: u64,
+    /// A learning rate of its own for some parameters ([`AdamW::set_lr_for`]), used
+    /// instead of the step's (no warm-up); `None`: the step's.
+    own_lr: Vec<Option<f64>>,
     pub config: AdamWConfig,
 }
 
@@ -51,12 +54,27 @@ impl AdamW {
             .map(|(_, v)| v.zeros_like())
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
+            own_lr: vec![None; vars.len()],
             vars,
             m,
             v: v2,
             step: 0,
             config,
         })
+    }
+
+    /// Gives every parameter whose name starts with `prefix` the learning rate `lr`
+    /// whatever a step is given (the value head's own rate; `None`: the step's again);
+    /// returns how many it named.
+    pub fn set_lr_for(&mut self, prefix: &str, lr: Option<f64>) -> usize {
+        let mut n = 0;
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            if name.starts_with(prefix) {
+                self.own_lr[i] = lr;
+                n += 1;
+            }
+        }
+        n
     }
 
     pub fn steps_taken(&self) -> u64 {
@@ -149,6 +167,7 @@ impl AdamW {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            let lr = self.own_lr[i].unwrap_or(lr);
             if in_place(var.as_tensor(), &self.m[i], &self.v[i]) {
                 // One pass per tensor, no temporaries: candle's ops allocated a tensor
                 // for each of the nine steps below, a tenth of a small batch's update.
@@ -447,6 +466,37 @@ mod tests {
         );
         assert_eq!(x.as_tensor().to_vec1::<f32>()?, vec![1.0]);
         assert_eq!(opt.steps_taken(), 0);
+        Ok(())
+    }
+
+    /// Parameters given a rate of their own move by it whatever the step's rate is; the
+    /// others by the step's (the value head's own learning rate, tree_distill).
+    #[test]
+    fn a_parameter_with_its_own_rate_ignores_the_steps_rate() -> Result<()> {
+        let dev = Device::Cpu;
+        let head = Var::new(&[1.0f32, 1.0], &dev)?;
+        let body = Var::new(&[1.0f32, 1.0], &dev)?;
+        let cfg = AdamWConfig {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: 0.0,
+        };
+        let vars = vec![
+            ("body.w".to_string(), body.clone()),
+            ("value_head.w".to_string(), head.clone()),
+        ];
+        let mut opt = AdamW::new(vars, cfg)?;
+        assert_eq!(opt.set_lr_for("value_head.", Some(0.5)), 1);
+        let loss = (head.as_tensor().sum_all()? + body.as_tensor().sum_all()?)?;
+        opt.step(&loss.backward()?, 0.0)?;
+        // Adam's first step moves each weight by its rate (the gradient's sign).
+        let h: Vec<f32> = head.as_tensor().to_vec1()?;
+        let b: Vec<f32> = body.as_tensor().to_vec1()?;
+        assert!(h.iter().all(|x| (x - 0.5).abs() < 1e-4), "{h:?}");
+        assert_eq!(b, vec![1.0, 1.0]);
         Ok(())
     }
 }

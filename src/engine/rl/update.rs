@@ -290,7 +290,7 @@ pub fn explained_variance(values: &[f32], returns: &[f32], mask: &[f32]) -> Opti
     (n > 0.0 && vr > 1e-12).then(|| 1.0 - var(&mut pairs.iter().map(|p| p.1 - p.0)) / vr)
 }
 
-fn batch_of(
+pub(crate) fn batch_of(
     samples: &[Sample],
     idx: &[usize],
     dev: &candle_core::Device,

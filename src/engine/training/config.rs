@@ -451,6 +451,9 @@ impl RunConfig {
         positive_usize("passk.k", self.passk.k)?;
         positive_usize("treerl.chains", self.treerl.chains)?;
         positive_usize("treerl.branches", self.treerl.branches)?;
+        if let Some(lr) = self.tree_distill.value_lr {
+            positive_f64("tree_distill.value_lr", lr)?;
+        }
         check(
             s.gamma_min.is_finite() && (0.0..=1.0).contains(&s.gamma_min),
             "search.gamma_min",

@@ -18,6 +18,7 @@ use crate::engine::training::trainer::{phase_log, unix_now, Trainer};
 impl Trainer {
     /// One iteration: sample (directly, or by tree search), score, update.
     pub fn step(&mut self) -> Result<(IterationMetrics, Vec<TreeRecord>), EngineError> {
+        self.value_prefit()?;
         let mut clock = PhaseClock::start();
         let (mut m, trees) = self.step_timed(&mut clock, &mut |_| false)?;
         m.seconds = clock.finish();
@@ -256,6 +257,11 @@ impl Trainer {
             eval_start: None,
             unix_time: unix_now(),
             generator: served,
+            value_prefit: if self.iteration == 1 {
+                self.value_prefit.clone()
+            } else {
+                None
+            },
         }
     }
 }

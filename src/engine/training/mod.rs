@@ -19,4 +19,5 @@ pub mod sink;
 pub mod split;
 pub mod test_time;
 pub mod trainer;
+pub mod value_prefit;
 pub mod warm_start;

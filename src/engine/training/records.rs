@@ -63,6 +63,9 @@ pub struct IterationMetrics {
     /// The inference engine's part, when one sampled (none for arbor's own sampler).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorMetrics>,
+    /// The value head's fit before RL (iteration 1 of runs whose method fits one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_prefit: Option<crate::engine::rl::value_fit::ValueFit>,
     pub iteration: u64,
     pub method: String,
     pub problems: usize,
@@ -147,6 +150,10 @@ pub struct Summary {
     /// process ran (a resumed run counts from its resume).
     #[serde(default)]
     pub phase_seconds: PhaseSeconds,
+    /// The value head's fit before RL (methods that fit one; its tokens are part of
+    /// `generated_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_prefit: Option<crate::engine::rl::value_fit::ValueFit>,
 }
 
 impl Summary {
@@ -202,6 +209,7 @@ impl Summary {
             scoring_tokens: 0,
             reference_tokens: 0,
             phase_seconds: PhaseSeconds::default(),
+            value_prefit: None,
         })
     }
 }

@@ -125,6 +125,9 @@ pub struct TrainerState {
     /// the evaluation is run again when the run resumes, and the record amended with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_owed: Option<crate::engine::training::records::IterationMetrics>,
+    /// The value head's fit before the first iteration, once done (a resume keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_prefit: Option<crate::engine::rl::value_fit::ValueFit>,
     /// The method's own state (DeepSearch: `round`, `cache`, `pending`; grpo_hard: its
     /// solved set), as top-level keys: checkpoints written before the method seam hold
     /// DeepSearch's under the same names, so they resume unchanged.

@@ -150,8 +150,11 @@ impl Trainer {
         sink: &mut dyn Sink,
         p: &mut Progress,
     ) -> Result<Option<StopReason>, EngineError> {
-        let tokens_before = self.generated_tokens;
+        // Before the snapshot, so a rewound first iteration keeps the fit it paid for
+        // (its seconds are in its report, not the iteration's).
+        self.value_prefit()?;
         let mut clock = PhaseClock::start();
+        let tokens_before = self.generated_tokens;
         // What the iteration may change before its update, to rewind if it is given up.
         let before = self.state();
         let mut asked = Phase::Train;
@@ -338,6 +341,7 @@ impl Trainer {
             scoring_tokens: self.search_totals.scoring_tokens,
             reference_tokens: self.reference_tokens,
             phase_seconds: self.phase_totals,
+            value_prefit: self.value_prefit.clone(),
         }
     }
 }

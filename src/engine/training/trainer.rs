@@ -98,6 +98,8 @@ pub struct Trainer {
     pub(crate) reference_tokens: u64,
     /// The initial policy, for a KL penalty to it (methods whose objective has one).
     pub(crate) reference: Option<Reference>,
+    /// The value head's fit before the first iteration, once done (methods that ask).
+    pub(crate) value_prefit: Option<crate::engine::rl::value_fit::ValueFit>,
 }
 
 /// The policy a run started from: its weights (saved with every checkpoint, so a resume
@@ -153,7 +155,7 @@ impl Trainer {
             None
         };
         let t = &cfg.train;
-        let opt = AdamW::new(
+        let mut opt = AdamW::new(
             policy.vars(),
             AdamWConfig {
                 lr: t.lr,
@@ -164,6 +166,10 @@ impl Trainer {
                 max_grad_norm: t.max_grad_norm,
             },
         )?;
+        opt.set_lr_for(
+            crate::engine::policy::model::VALUE_HEAD_PREFIX,
+            method.value_lr(),
+        );
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let data_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_da7a_0000_0000);
         let stream = ProblemStream::new(data.train.len(), data_rng);
@@ -196,6 +202,7 @@ impl Trainer {
             eval_history: Vec::new(),
             eval_owed: None,
             reference,
+            value_prefit: None,
         })
     }
 
@@ -227,6 +234,7 @@ impl Trainer {
             reference_tokens: self.reference_tokens,
             eval_history: self.eval_history.clone(),
             eval_owed: self.eval_owed.clone(),
+            value_prefit: self.value_prefit.clone(),
             method: self.method.save(),
         }
     }
@@ -257,6 +265,7 @@ impl Trainer {
         self.reference_tokens = state.reference_tokens;
         self.eval_history = state.eval_history;
         self.eval_owed = state.eval_owed;
+        self.value_prefit = state.value_prefit;
         Ok(())
     }
 
@@ -308,6 +317,10 @@ impl Trainer {
     pub(crate) fn rebuild_method(&mut self) -> Result<(), EngineError> {
         let state = self.method.save();
         self.method = self.cfg.method.build(&self.cfg);
+        self.opt.set_lr_for(
+            crate::engine::policy::model::VALUE_HEAD_PREFIX,
+            self.method.value_lr(),
+        );
         self.method
             .load(&state)
             .map_err(|e| EngineError::Data(e.to_string()))
