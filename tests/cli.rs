@@ -699,6 +699,10 @@ fn tree_distill_and_cispo_train_resume_export_and_search_at_test_time() {
     assert_eq!(trees.len(), 4);
     for t in trees {
         assert_eq!(t["source"], "distill");
+        // Its simulations, in order, for the replay: the first reaches the root.
+        let sims = t["simulations"].as_array().unwrap();
+        assert!(!sims.is_empty(), "{t}");
+        assert_eq!(sims[0]["leaf"], 0, "{t}");
         let nodes = t["nodes"].as_array().unwrap();
         let root = &nodes[0];
         assert_eq!(root["distilled"], true);

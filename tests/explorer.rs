@@ -512,7 +512,7 @@ fn distill_trees_show_prior_value_and_the_distilled_path() {
     let (policy, key_) = prepare_policy(&cfg, &data, &mut sink).unwrap();
     let mut trainer = Trainer::new(cfg, policy, data).unwrap();
     trainer.run("distill-test", &key_, &mut sink).unwrap();
-    let mut app = App::open(store, "distill-test", Theme::load("mono").unwrap()).unwrap();
+    let mut app = App::open(store.clone(), "distill-test", Theme::load("mono").unwrap()).unwrap();
     app.screen = Screen::Dashboard;
     key(&mut app, KeyCode::Enter);
     key(&mut app, KeyCode::Enter);
@@ -526,6 +526,61 @@ fn distill_trees_show_prior_value_and_the_distilled_path() {
     // The narrow screen still draws.
     let s = screen(&app, 80, 24);
     assert!(s.contains(" P="), "{s}");
+
+    // Issue 27 item 7: every stored distillation search replays, from the store alone,
+    // simulation by simulation, to its stored W and N.
+    for it in 1..=2 {
+        for t in store.trees("distill-test", it).unwrap() {
+            assert_eq!(t.source, arbor::engine::rl::record::GroupSource::Distill);
+            let steps = arbor::engine::methods::tree_distill::replay::replay(&t).unwrap();
+            assert_eq!(steps.len(), 6, "6 simulations a tree");
+            assert_eq!(steps.last().unwrap().expansions_done, t.expansions);
+            let last = &steps.last().unwrap().state;
+            for n in &t.nodes {
+                let (w, k) = last[n.id as usize].unwrap();
+                assert!((w as f32 - n.q).abs() < 1e-4 && k == n.n, "node {}", n.id);
+            }
+        }
+    }
+    // In the tree view, with the same keys as DeepSearch's: the first simulation expands
+    // the root; the header, the rows and the node pane show that moment.
+    app.views.tree.list.sel = 0;
+    let steps = app.replay_steps().unwrap();
+    key(&mut app, KeyCode::Char('>'));
+    let s = screen(&app, 200, 60);
+    let header = s.lines().next().unwrap();
+    assert!(
+        header.contains(&format!("search simulation 1/{}", steps.len())),
+        "{header}"
+    );
+    assert!(
+        s.contains("pUCT reached node 0, expanded -> children"),
+        "{s}"
+    );
+    assert!(s.contains("W += v, N += 1 up to the root"), "{s}");
+    let created = steps[0].state.iter().filter(|x| x.is_some()).count();
+    assert_eq!(app.rows().len(), created);
+    let (w, n) = steps[0].state[0].unwrap();
+    assert!(s.contains(&format!("q = {:.4}  N = {n}", w as f32)), "{s}");
+    // Forward to the last simulation: the stored numbers; back past the first: off.
+    for _ in 1..steps.len() {
+        key(&mut app, KeyCode::Char('>'));
+    }
+    let s = screen(&app, 200, 60);
+    assert!(s.contains(&format!("replay {0}/{0}", steps.len())), "{s}");
+    let (w, n) = steps.last().unwrap().state[0].unwrap();
+    assert!(s.contains(&format!("q = {:.4}  N = {n}", w as f32)), "{s}");
+    let s = screen(&app, 80, 24);
+    let header = s.lines().next().unwrap();
+    let n = steps.len();
+    assert!(
+        header.contains(&format!("simulation {n}/{n}")) || header.contains(&format!("sim {n}/{n}")),
+        "{header}"
+    );
+    for _ in 0..steps.len() {
+        key(&mut app, KeyCode::Char('<'));
+    }
+    assert!(!screen(&app, 200, 60).contains("replay 1/"));
 }
 
 /// The words of the help popup drawn on `s`, row by row inside its border (the row with

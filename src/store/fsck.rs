@@ -96,8 +96,41 @@ pub fn tree_problems(t: &TreeRecord) -> Vec<String> {
     }
     if t.source == GroupSource::Distill {
         out.extend(distilled_path_problems(t));
+        out.extend(simulation_problems(t));
     }
     out
+}
+
+/// A tree_distill tree's stored simulations must replay to its stored W and N (trees
+/// written before schema 4 have none and are not checked).
+fn simulation_problems(t: &TreeRecord) -> Vec<String> {
+    if t.simulations.is_empty() {
+        return Vec::new();
+    }
+    let steps = match crate::engine::methods::tree_distill::replay::replay(t) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("its simulations cannot be replayed: {e}")],
+    };
+    let Some(last) = steps.last() else {
+        return Vec::new();
+    };
+    t.nodes
+        .iter()
+        .filter_map(|n| {
+            let (w, k) = last
+                .state
+                .get(n.id as usize)
+                .copied()
+                .flatten()
+                .unwrap_or((0.0, 0));
+            ((w as f32 - n.q).abs() > 1e-3 * (1.0 + n.q.abs()) || k != n.n).then(|| {
+                format!(
+                    "node {}: its simulations replay to W {w:.4} N {k}, stored W {:.4} N {}",
+                    n.id, n.q, n.n
+                )
+            })
+        })
+        .collect()
 }
 
 /// A tree_distill tree's distilled nodes must form one path down from the root. The path

@@ -7,6 +7,8 @@
 //!   search without step judgement or merging made.
 //! * Version 3 added search distillation's `prior`, `value` and `distilled`, and the
 //!   search replay's `expanded_at` and `runner_up`: old nodes have none of them.
+//! * Version 4 added the tree's `simulations` (search distillation's replay): old trees
+//!   have none, so their distillation searches cannot be replayed (the explorer says so).
 use serde::{Deserialize, Serialize};
 
 use super::keys::{prefix, Table};
@@ -137,6 +139,7 @@ fn current(t: Tree<NodeRecord>) -> TreeRecord {
         expansions: t.expansions,
         cap_event: t.cap_event,
         nodes: t.nodes,
+        simulations: Vec::new(),
     }
 }
 
@@ -147,10 +150,11 @@ fn upgrade(bytes: &[u8], from: u32) -> Result<TreeRecord, postcard::Error> {
             map_tree(postcard::from_bytes::<Tree<NodeV1>>(bytes)?, v1_node),
             v2_node,
         )),
-        _ => current(map_tree(
+        2 => current(map_tree(
             postcard::from_bytes::<Tree<NodeV2Fields>>(bytes)?,
             v2_node,
         )),
+        _ => current(postcard::from_bytes::<Tree<NodeRecord>>(bytes)?),
     })
 }
 
@@ -291,5 +295,26 @@ mod tests {
         );
         assert_eq!((n.advantage, n.confident_wrong), (Some(0.5), true));
         assert_eq!((n.prior, n.value, n.expanded_at), (None, None, None));
+    }
+
+    /// A schema 3 tree (today's nodes, no simulations) keeps every node as it was and
+    /// gains an empty simulation list; reading it never panics.
+    #[test]
+    fn a_schema_3_store_keeps_its_nodes_and_gains_no_simulations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.sled");
+        let mut node = v2_node(v1_node(v1(0.25, 4)));
+        node.prior = Some(0.5);
+        node.value = Some(-0.1);
+        node.distilled = true;
+        node.expanded_at = Some(0);
+        let mut tree = tree_of(node.clone());
+        tree.source = GroupSource::Distill;
+        old_store(&path, 3, &tree);
+        let store = Store::open(&path).unwrap();
+        let t = &store.trees("r", 1).unwrap()[0];
+        assert_eq!(t.nodes, vec![node]);
+        assert_eq!(t.source, GroupSource::Distill);
+        assert!(t.simulations.is_empty());
     }
 }

@@ -26,7 +26,7 @@ use keys::{checkpoint_key, iteration_key, prefix, run_key, Table};
 /// Version of the key layout and record encodings this build reads and writes.
 /// 2: tree nodes gained `step` and `multiplicity`; 3: `prior`, `value`, `distilled`,
 /// `expanded_at` and `runner_up` (older stores are migrated on open, see `migrate.rs`).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Default location, relative to the working directory.
 pub const DEFAULT_PATH: &str = "runs/arbor.sled";

@@ -94,7 +94,7 @@ pub fn export(o: ExportOptions) -> Result<()> {
                 .iter()
                 .filter(|t| o.problem.as_ref().is_none_or(|p| &t.problem == p))
                 .map(|t| {
-                    serde_json::json!({
+                    let mut j = serde_json::json!({
                         "problem": t.problem,
                         "prompt": t.prompt,
                         "source": t.source,
@@ -106,7 +106,16 @@ pub fn export(o: ExportOptions) -> Result<()> {
                             .zip(endings(t, Caps::of(&cfg, t)))
                             .map(|(n, e)| node_json(n, &e))
                             .collect::<Vec<_>>(),
-                    })
+                    });
+                    // A distillation search's simulations in order: (leaf, value backed up).
+                    if !t.simulations.is_empty() {
+                        j["simulations"] = t
+                            .simulations
+                            .iter()
+                            .map(|&(leaf, v)| serde_json::json!({"leaf": leaf, "value": v}))
+                            .collect();
+                    }
+                    j
                 })
                 .collect();
             serde_json::json!({ "run": run.name, "iteration": iteration, "trees": trees })

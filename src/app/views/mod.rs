@@ -337,8 +337,13 @@ fn header_line(app: &App, level: usize) -> Line<'static> {
         .replay_step(app.iteration)
         .filter(|_| app.screen == Screen::Tree)
         .map(|(steps, k)| match level {
-            0 | 1 => format!(", search expansion {}/{}", k + 1, steps.len()),
-            _ => format!(", exp {}/{}", k + 1, steps.len()),
+            0 | 1 => format!(
+                ", search {} {}/{}",
+                steps[k].unit.word(),
+                k + 1,
+                steps.len()
+            ),
+            _ => format!(", {} {}/{}", steps[k].unit.short(), k + 1, steps.len()),
         })
         .unwrap_or_default();
     let mut spans = vec![

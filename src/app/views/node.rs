@@ -8,6 +8,7 @@ use super::Ctx;
 use crate::app::ending::{Caps, Ending};
 use crate::app::snapshot::{path, path_entropy};
 use crate::engine::rl::record::TreeRecord;
+use crate::engine::rl::replay::ReplayUnit;
 use crate::engine::task::StepKind;
 use crate::engine::training::config::RunConfig;
 
@@ -22,7 +23,7 @@ pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32)
     // The node's numbers first, so they stay on screen in a short pane.
     let moment = view
         .replay_step(ctx.iteration)
-        .map(|(steps, k)| format!(" at expansion {}/{}", k + 1, steps.len()))
+        .map(|(steps, k)| format!(" at {} {}/{}", steps[k].unit.word(), k + 1, steps.len()))
         .unwrap_or_default();
     lines.push(Line::from(Span::styled(
         format!("node {id}  depth {}{moment}", n.depth),
@@ -41,24 +42,42 @@ pub(super) fn detail<'a>(view: &TreeView, ctx: &Ctx, t: &'a TreeRecord, id: u32)
             (Some(f), None) => format!(" frontier {f:+.3}, no runner-up"),
             _ => String::new(),
         };
-        lines.push(Line::from(Span::styled(
-            format!(
-                "replay {}/{}: node {} expanded{vs} -> children {:?}",
-                k + 1,
-                steps.len(),
-                st.node,
-                st.children
+        let (what, backup, after) = match st.unit {
+            ReplayUnit::Expansion => (
+                format!(
+                    "node {} expanded{vs} -> children {:?}",
+                    st.node, st.children
+                ),
+                match st.picked {
+                    Some((p, v)) => format!("picked terminal {p} ({v:+.0}) backed up to the root"),
+                    None => "no terminal picked: no backup".to_string(),
+                },
+                "advantages and the recorded and confident-wrong paths come after the search",
             ),
+            ReplayUnit::Simulation => (
+                if st.children.is_empty() {
+                    format!("pUCT reached terminal node {}", st.node)
+                } else {
+                    format!(
+                        "pUCT reached node {}, expanded -> children {:?}",
+                        st.node, st.children
+                    )
+                },
+                match st.picked {
+                    Some((p, v)) => {
+                        format!("backed up {v:+.3} from node {p}: W += v, N += 1 up to the root")
+                    }
+                    None => "no backup".to_string(),
+                },
+                "the distilled (most-visited) path and its advantages come after the search",
+            ),
+        };
+        lines.push(Line::from(Span::styled(
+            format!("replay {}/{}: {what}", k + 1, steps.len()),
             ctx.theme.accent,
         )));
-        lines.push(Line::from(match st.picked {
-            Some((p, v)) => format!("picked terminal {p} ({v:+.0}) backed up to the root"),
-            None => "no terminal picked: no backup".to_string(),
-        }));
-        lines.push(Line::styled(
-            "advantages and the recorded and confident-wrong paths come after the search",
-            ctx.theme.muted,
-        ));
+        lines.push(Line::from(backup));
+        lines.push(Line::styled(after, ctx.theme.muted));
     }
     lines.push(Line::from(format!(
         "step entropy H = {:.3}   path entropy = {}",

@@ -16,7 +16,7 @@ use super::{Action, Ctx, KeyHelp, Legend, View};
 use crate::app::ending::{Caps, Ending};
 use crate::app::filters::NodeFilter;
 use crate::app::snapshot::{children, visible_rows};
-use crate::engine::methods::deepsearch::search::replay::{replay, ReplayStep};
+use crate::engine::methods::deepsearch::search::replay::{replay, ReplayStep, ReplayUnit};
 use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::task::StepKind;
 use crate::engine::training::config::RunConfig;
@@ -55,7 +55,7 @@ const KEYS: &[KeyHelp] = &[
     .footer("filter"),
     KeyHelp::new(
         "< >",
-        "replay the search: previous / next expansion (< from the first leaves it)",
+        "replay the search: previous / next expansion or simulation (< from the first leaves it)",
     )
     .footer("replay"),
     super::history::OPEN,
@@ -138,7 +138,7 @@ impl TreeView {
             .flatten()
             .unwrap_or((0.0, 0));
         (m.q, m.n) = (q as f32, visits);
-        if n.expanded_at.is_none_or(|e| e as usize > k) {
+        if n.expanded_at.is_none_or(|e| e >= steps[k].expansions_done) {
             (m.expanded_at, m.frontier_score, m.runner_up) = (None, None, None);
         }
         (m.advantage, m.recorded, m.confident_wrong, m.distilled) = (None, false, false, false);
@@ -157,14 +157,19 @@ impl TreeView {
     /// settings.
     pub fn replay_steps(&self, ctx: &Ctx) -> Result<Vec<ReplayStep>, String> {
         let t = self.tree(ctx).ok_or("no tree at this iteration")?;
-        if t.source != GroupSource::Search {
-            return Err(format!(
-                "only DeepSearch trees can be replayed (this one is {:?})",
-                t.source
-            ));
+        match t.source {
+            GroupSource::Search => {
+                let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
+                replay(t, cfg.search.gamma_min, cfg.search.backup).map_err(|e| e.to_string())
+            }
+            GroupSource::Distill => {
+                crate::engine::methods::tree_distill::replay::replay(t).map_err(|e| e.to_string())
+            }
+            other => Err(format!(
+                "only searched trees (DeepSearch, tree_distill) can be replayed (this one is \
+                 {other:?})"
+            )),
         }
-        let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
-        replay(t, cfg.search.gamma_min, cfg.search.backup).map_err(|e| e.to_string())
     }
 
     /// Moves the search replay one expansion forward (`>`) or back (`<`); back from the
@@ -188,7 +193,12 @@ impl TreeView {
         };
         self.list.sel = 0;
         let said = match next {
-            Some(k) => format!("search replay: expansion {} of {}", k + 1, steps.len()),
+            Some(k) => format!(
+                "search replay: {} {} of {}",
+                steps[k].unit.word(),
+                k + 1,
+                steps.len()
+            ),
             None => "search replay off".into(),
         };
         self.replay = next.map(|step| Replay {
@@ -422,7 +432,11 @@ fn draw(f: &mut Frame, area: Rect, view: &TreeView, ctx: &Ctx) {
             if let Some((steps, k)) = &replayed {
                 let step = &steps[*k];
                 if step.node == id {
-                    spans.push(Span::styled(" ◀ expanded", ctx.theme.accent));
+                    let what = match (step.unit, step.children.is_empty()) {
+                        (ReplayUnit::Simulation, true) => " ◀ reached",
+                        _ => " ◀ expanded",
+                    };
+                    spans.push(Span::styled(what, ctx.theme.accent));
                 } else if step.children.contains(&id) {
                     spans.push(Span::styled(" + new", ctx.theme.accent));
                 }
@@ -541,6 +555,7 @@ mod tests {
                 open,
                 capped,
             ],
+            simulations: Vec::new(),
         }];
         app.screen = Screen::Tree;
         let s = screen(&app, 200, 60);

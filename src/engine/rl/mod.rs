@@ -9,6 +9,7 @@ pub mod interrupt;
 pub mod objective;
 pub mod optim;
 pub mod record;
+pub mod replay;
 pub mod rollout;
 pub mod stream;
 pub mod tree;

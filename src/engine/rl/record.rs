@@ -118,6 +118,11 @@ pub struct TreeRecord {
     pub expansions: u32,
     pub cap_event: bool,
     pub nodes: Vec<NodeRecord>,
+    /// The search's simulations in order, as (leaf reached, value backed up from it to
+    /// the root): what search distillation's replay needs. Empty for other searches
+    /// (DeepSearch's replay needs only `expanded_at` and `picked`).
+    #[serde(default)]
+    pub simulations: Vec<(u32, f32)>,
 }
 
 impl TreeRecord {
@@ -170,6 +175,7 @@ impl TreeRecord {
             expansions: expansions as u32,
             cap_event,
             nodes,
+            simulations: Vec::new(),
         }
     }
 
@@ -182,6 +188,7 @@ impl TreeRecord {
             expansions: 0,
             cap_event: false,
             nodes: vec![NodeRecord::blank(0, None, 0)],
+            simulations: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! simulations, `target.rs` the most-visited path; this file turns trees into a training
 //! batch.
 pub mod puct;
+pub mod replay;
 pub mod scoring;
 pub mod search;
 pub mod target;
@@ -259,6 +260,11 @@ pub fn distill_batch<R: Rng>(
             &advantages,
         );
         record.source = GroupSource::Distill;
+        record.simulations = t
+            .log
+            .iter()
+            .map(|&(leaf, v)| (leaf.index() as u32, v as f32))
+            .collect();
         batch.trees.push(record);
         if !response.is_empty() {
             m.distilled_paths += 1;

@@ -34,6 +34,8 @@ pub struct DistillTree {
     /// A leaf's context no longer fit the model.
     pub cap_event: bool,
     pub generated_tokens: u64,
+    /// Every simulation in order: the leaf it reached and the value it backed up.
+    pub log: Vec<(NodeIndex, f64)>,
 }
 
 /// One tree in progress.
@@ -45,6 +47,8 @@ pub(crate) struct State {
     pub cap_event: bool,
     /// The leaf waiting for its children, with the path to it.
     pub pending: Option<Vec<NodeIndex>>,
+    /// Every finished simulation: the leaf reached and the value backed up.
+    pub log: Vec<(NodeIndex, f64)>,
 }
 
 impl State {
@@ -56,6 +60,7 @@ impl State {
             generated: 0,
             cap_event: false,
             pending: None,
+            log: Vec::new(),
         }
     }
 }
@@ -112,6 +117,7 @@ pub(crate) fn simulate_until_expansion(s: &mut State, cfg: &TreeDistillConfig, m
         if let Some(t) = &s.tree.node(leaf).terminal {
             let v = t.value;
             backup(&mut s.tree, &path, v);
+            s.log.push((leaf, v));
             s.simulations += 1;
             continue;
         }
@@ -237,6 +243,7 @@ pub(crate) fn finish_expansion(
         let leaf = *path.last().unwrap_or(&s.tree.root);
         let v = s.tree.node(leaf).value.unwrap_or(0.0);
         backup(&mut s.tree, &path, v);
+        s.log.push((leaf, v));
         s.simulations += 1;
     }
 }
@@ -357,6 +364,7 @@ pub fn search<R: Rng>(
                 expansions: s.expansions,
                 cap_event: s.cap_event,
                 generated_tokens: s.generated,
+                log: s.log,
                 tree: s.tree,
             }
         })
@@ -584,5 +592,67 @@ mod tests {
             problems.iter().any(|p| p.contains("distilled children")),
             "{problems:?}"
         );
+    }
+
+    /// The replay from the stored record ends in the stored W and N of every node, for a
+    /// search with a second expansion and for one revisiting a terminal.
+    #[test]
+    fn the_stored_simulations_replay_to_the_stored_visits() {
+        let tok = Tokenizer::default();
+        let check = |s: &State| {
+            let mut record = TreeRecord::from_tree(
+                "p",
+                "1 2:3\n",
+                &s.tree,
+                s.expansions,
+                false,
+                &Default::default(),
+            );
+            record.source = GroupSource::Distill;
+            record.simulations = s
+                .log
+                .iter()
+                .map(|&(l, v)| (l.index() as u32, v as f32))
+                .collect();
+            let steps = super::super::replay::replay(&record).unwrap();
+            assert_eq!(steps.len(), s.simulations);
+            let last = steps.last().unwrap();
+            assert_eq!(last.expansions_done as usize, s.expansions);
+            for n in &record.nodes {
+                let (w, visits) = last.state[n.id as usize].unwrap();
+                assert!(
+                    (w - n.q as f64).abs() < 1e-5 && visits == n.n,
+                    "node {}",
+                    n.id
+                );
+            }
+            // fsck replays them too, and flags a simulation that does not add up.
+            assert!(crate::store::fsck::tree_problems(&record).is_empty());
+            record.simulations[0].1 += 0.5;
+            let problems = crate::store::fsck::tree_problems(&record);
+            assert!(
+                problems.iter().any(|p| p.contains("simulations replay to")),
+                "{problems:?}"
+            );
+        };
+        let c = cfg(4);
+        let (mut s, _, _) = expanded_root(&tok, &c);
+        simulate_until_expansion(&mut s, &c, 128);
+        check(&s);
+        let c = cfg(3);
+        let (mut s, a, _) = expanded_root(&tok, &c);
+        s.tree.node_mut(a).prior = Some(0.01);
+        simulate_until_expansion(&mut s, &c, 128);
+        let added = add_children(
+            &mut s,
+            vec![completion(&tok, "2+2=4\n", Finish::Delimiter)],
+            &tok,
+            &c,
+            &JUDGE,
+        );
+        finish_expansion(&mut s, &added, &[-1.0], &[Some(0.1)]);
+        simulate_until_expansion(&mut s, &c, 128);
+        assert_eq!(s.expansions, 2);
+        check(&s);
     }
 }

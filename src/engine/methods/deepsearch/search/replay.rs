@@ -10,38 +10,7 @@
 use super::backup::{backed_up_q, depth_weight, BackupRule};
 use crate::engine::rl::record::{NodeRecord, TreeRecord};
 
-/// One expansion and the state after it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReplayStep {
-    /// 0-based, in the order the search expanded.
-    pub expansion: u32,
-    pub node: u32,
-    /// The expanded node's frontier score and the best score it was chosen over (none
-    /// for the root and for UCT selection).
-    pub frontier_score: Option<f32>,
-    pub runner_up: Option<f32>,
-    /// The children this expansion produced, in creation order.
-    pub children: Vec<u32>,
-    /// The terminal backed up, with its value, if any.
-    pub picked: Option<(u32, f32)>,
-    /// q and N of every node by id after this step; none for nodes not yet created.
-    pub state: Vec<Option<(f64, u32)>>,
-}
-
-/// Why a stored tree cannot be replayed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplayError {
-    #[error("this tree stores no expansion order (written before schema 3, or not a search tree)")]
-    NoExpansionOrder,
-    #[error("expansion order has a gap at {at} (node {node} says {says:?})")]
-    Gap {
-        at: usize,
-        node: u32,
-        says: Option<u32>,
-    },
-    #[error("node {node}'s parent links form a cycle")]
-    Cycle { node: u32 },
-}
+pub use crate::engine::rl::replay::{ReplayError, ReplayStep, ReplayUnit};
 
 /// The steps of a searched tree, or an explanation of why it cannot be replayed.
 pub fn replay(
@@ -102,6 +71,8 @@ pub fn replay(
             }
         }
         steps.push(ReplayStep {
+            unit: ReplayUnit::Expansion,
+            expansions_done: k as u32 + 1,
             expansion: k as u32,
             node: e.id,
             frontier_score: e.frontier_score,
@@ -173,6 +144,7 @@ mod tests {
             expansions: 2,
             cap_event: false,
             nodes: vec![n0, n1, n2, n3, n4],
+            simulations: Vec::new(),
         };
         let steps = replay(&t, 0.1, BackupRule::Constrained).unwrap();
         assert_eq!(steps.len(), 2);
