@@ -106,12 +106,15 @@ pub fn load(dir: &Path, device: &Device) -> Result<Policy, CheckpointError> {
     let tokenizer: Tokenizer = match file.arbor_tokenizer {
         Some(c) => c.into(),
         None if dir.join("tokenizer.json").exists() => {
-            Tokenizer::Hf(Box::new(HfTokenizer::load(dir).map_err(|e| {
-                CheckpointError::Config {
-                    path: dir.join("tokenizer.json"),
-                    message: e.to_string(),
-                }
-            })?))
+            let hf = HfTokenizer::load(dir).map_err(|e| CheckpointError::Config {
+                path: dir.join("tokenizer.json"),
+                message: e.to_string(),
+            })?;
+            // An export of arbor's own tokenizer from before config.json kept it.
+            match hf.as_arbor_char() {
+                Some(c) => c.into(),
+                None => Tokenizer::Hf(Box::new(hf)),
+            }
         }
         None => CharTokenizer::default().into(),
     };

@@ -177,6 +177,36 @@ impl HfTokenizer {
         })
     }
 
+    /// The character tokenizer this `tokenizer.json` was written from, when it is one
+    /// arbor wrote ([`HfTokenizer::from_char`]: the three specials, then one id per
+    /// character, no merges): exports made before arbor kept its tokenizer in
+    /// `config.json` are read back as what they are, so they export to GGUF again.
+    pub fn as_arbor_char(&self) -> Option<CharTokenizer> {
+        let vocab = self.inner.get_vocab(true);
+        let mut by_id: Vec<Option<&str>> = vec![None; vocab.len()];
+        for (t, &id) in &vocab {
+            *by_id.get_mut(id as usize)? = Some(t.as_str());
+        }
+        if by_id.iter().take(3).copied().collect::<Option<Vec<_>>>()? != ["<pad>", "<s>", "</s>"] {
+            return None;
+        }
+        let alphabet: String = by_id[3..]
+            .iter()
+            .map(|t| {
+                let t = (*t)?;
+                let mut cs = t.chars();
+                match (cs.next(), cs.next()) {
+                    (Some(c), None) => Some(c),
+                    _ => None,
+                }
+            })
+            .collect::<Option<String>>()?;
+        let c = CharTokenizer::new(&alphabet);
+        // The same file arbor would write for it, merges and all.
+        let again = Self::from_char(&c).ok()?;
+        (again.inner.to_string(false).ok()? == self.inner.to_string(false).ok()?).then_some(c)
+    }
+
     /// The char tokenizer as a tokenizers BPE model without merges (every character a
     /// token, the same ids), so arbor's own checkpoints load in transformers.
     pub fn from_char(c: &CharTokenizer) -> Result<Self, HfTokenizerError> {

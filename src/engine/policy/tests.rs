@@ -272,6 +272,20 @@ fn an_exported_folder_loads_back_with_its_tokenizer_and_exports_to_gguf_again() 
         serde_json::from_str(&std::fs::read_to_string(hf.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["vocab_size"], p.config.vocab_size);
     assert_eq!(cfg["model_type"], "qwen2");
+
+    // A folder exported before config.json kept arbor's tokenizer (its tokenizer.json
+    // alone) is recognised as arbor's character tokenizer and exports to GGUF too.
+    let mut old = cfg.clone();
+    old.as_object_mut().unwrap().remove("arbor_tokenizer");
+    std::fs::write(hf.join("config.json"), old.to_string()).unwrap();
+    let back = super::checkpoint::load(&hf, &Device::Cpu).unwrap();
+    assert_eq!(back.tokenizer.as_char(), p.tokenizer.as_char());
+    super::gguf::save_gguf(
+        &back,
+        &dir.path().join("old.gguf"),
+        super::checkpoint::SaveDtype::F32,
+    )
+    .unwrap();
 }
 
 /// The GGUF export read back by candle's own GGUF Qwen2 (llama.cpp's tensor names and
