@@ -26,12 +26,15 @@ LEVERS = [
     ("entropy forks vs frontier search", "treerl", "deepsearch-arbor"),
     ("coverage objective", "passk", "grpo"),
     ("arbor's switches (step judgement, merging, unsolved)", "deepsearch-arbor", "deepsearch-paper"),
+    ("search distillation vs frontier search", "tree_distill", "deepsearch-arbor"),
+    ("search distillation vs no tree", "tree_distill", "grpo"),
+    ("dapo's objective", "dapo", "grpo"),
 ]
 
 
 # The goal: a tree arm against the best non-tree arm (chosen by the means printed above).
-TREE_ARMS = ["deepsearch", "deepsearch-arbor", "ds-outcome", "treerl", "treerl-random"]
-NON_TREE = ["grpo", "grpo_hard", "passk"]
+TREE_ARMS = ["deepsearch", "deepsearch-arbor", "ds-outcome", "treerl", "treerl-random", "tree_distill"]
+NON_TREE = ["grpo", "grpo_hard", "passk", "dapo", "best_of_n", "cispo"]
 
 
 def pass_at(k_total, c, k):

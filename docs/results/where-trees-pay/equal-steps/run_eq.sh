@@ -18,4 +18,17 @@ arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-s
   --methods treerl,deepsearch-paper \
   --arm treerl-random=treerl:treerl.fork=random \
   --reference treerl
-../../../../scripts/levers.py levers.md eq-a eq-b
+# Added after the lever table (issue 24 and 25 leftovers): tree_distill after its fixes
+# (step judgement, merging, the unfinished reward, the value head fitted before RL) and
+# dapo; then the rest of the search-distillation comparison's arms. Each ran alone.
+arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-size 200 --test-size 1000 \
+  --seeds 1,2,3 --budget-tokens 1000000 --milestones 2 --eval-k 32 --steps-per-1k-tokens 0.12 \
+  --store runs/eq-c.sled --name eq-c --out eq-c \
+  --methods tree_distill,dapo \
+  --reference tree_distill
+arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-size 200 --test-size 1000 \
+  --seeds 1,2,3 --budget-tokens 1000000 --milestones 2 --eval-k 32 --steps-per-1k-tokens 0.12 \
+  --store runs/eq-d.sled --name eq-d --out eq-d \
+  --methods best_of_n,cispo \
+  --reference cispo
+../../../../scripts/levers.py levers.md eq-a eq-b eq-c eq-d
