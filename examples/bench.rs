@@ -559,6 +559,7 @@ fn frame_time(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()> {
         expansions: 0,
         cap_event: false,
         nodes,
+        simulations: Vec::new(),
     };
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("f.sled"))?;
