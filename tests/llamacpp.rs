@@ -388,7 +388,12 @@ retries = 1
     );
     assert_eq!(iterations(&store, "lost").len(), done + 2);
 
-    // The explorer's header names the engine and the weight version it served.
+    // The explorer's header names the engine and the weight version it served in the
+    // iteration on screen (the last).
+    let served = iterations(&store, "deepsearch")
+        .last()
+        .map(|m| m["generator"]["weight_version"].as_u64().unwrap())
+        .unwrap();
     let s = arbor::store::Store::open_existing(&store).unwrap();
     let app = arbor::app::explorer::App::open(
         s,
@@ -400,5 +405,5 @@ retries = 1
     t.draw(|f| arbor::app::views::draw(f, &app)).unwrap();
     let buf = t.backend().buffer().clone();
     let top: String = (0..160).map(|x| buf[(x, 0)].symbol()).collect();
-    assert!(top.contains("gen llamacpp v1"), "{top}");
+    assert!(top.contains(&format!("gen llamacpp v{served}")), "{top}");
 }

@@ -257,7 +257,12 @@ pub fn body(engine: Engine, a: &Ask) -> Value {
                 "mirostat": 0,
                 "n_probs": 1,
                 "return_tokens": true,
-                "cache_prompt": true,
+                // Off: with llama-server's prompt cache on, 4 of 5 DeepSearch runs of 15
+                // iterations had an iteration whose requests partly sampled from a cached
+                // state that was not their prompt (mean |engine - trainer| log-prob 1e-2
+                // to 9e-2, 1e-4 otherwise); with it off, none in 7 runs (issue 26,
+                // docs/results/llamacpp-export/prompt-cache.txt).
+                "cache_prompt": false,
                 "stop": a.stop_text.iter().collect::<Vec<_>>(),
             });
             if let Some(s) = a.seed {
