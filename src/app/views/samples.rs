@@ -13,7 +13,7 @@ use super::{Action, Ctx, KeyHelp, View};
 use crate::app::ending::{Caps, Ending};
 use crate::app::ground_truth::GroundTruth;
 use crate::app::snapshot::{children, path};
-use crate::engine::rl::record::TreeRecord;
+use crate::engine::rl::record::{GroupSource, NodeRecord, TreeRecord};
 use crate::engine::training::config::RunConfig;
 
 /// One sample: a whole completion, or a tree's path from the root to a recorded end.
@@ -23,7 +23,9 @@ pub struct Sample {
     pub node: u32,
     /// The completion, its steps one per line.
     pub text: String,
-    /// +1 right, -1 otherwise (the terminal's value); none for an unfinished path.
+    /// The reward it was trained with: a sampled completion's under `train.reward` (1 or
+    /// 0 under the binary reward), a tree terminal's value as the search backed it up;
+    /// none for an unfinished path.
     pub reward: Option<f32>,
     pub correct: Option<bool>,
     /// The advantage its (last) tokens were trained with, if trained.
@@ -34,7 +36,7 @@ pub struct Sample {
 
 /// The samples of `t`: its recorded ends (a sampled group's completions are all
 /// recorded), or every terminal where nothing was recorded; in the order sampled.
-pub fn samples(t: &TreeRecord, caps: Caps) -> Vec<Sample> {
+pub fn samples(t: &TreeRecord, caps: Caps, cfg: &RunConfig) -> Vec<Sample> {
     let kids = children(t);
     let recorded = t.nodes.iter().any(|n| n.recorded);
     t.nodes
@@ -60,7 +62,7 @@ pub fn samples(t: &TreeRecord, caps: Caps) -> Vec<Sample> {
                     .map(|s| s.text.trim_end())
                     .collect::<Vec<_>>()
                     .join("\n"),
-                reward: n.terminal_value,
+                reward: trained_reward(cfg, t, n),
                 correct: n.correct,
                 advantage: n.advantage,
                 tokens: steps.iter().map(|s| s.tokens.len()).sum(),
@@ -68,6 +70,39 @@ pub fn samples(t: &TreeRecord, caps: Caps) -> Vec<Sample> {
             }
         })
         .collect()
+}
+
+/// The reward a sample was trained with. A sampled group stores +1 or -1 (right or
+/// wrong) as its terminal value; the method trained on `train.reward` of the verdict,
+/// which is recomputed here (binary from the stored verdict; the others by verifying the
+/// completion again against the prompt's numbers under the preset's rules). A search
+/// tree's terminal value is its reward already.
+fn trained_reward(cfg: &RunConfig, t: &TreeRecord, n: &NodeRecord) -> Option<f32> {
+    use crate::engine::task::{countdown, reward, verify, Problem, RewardKind, Rules, Spec};
+    if t.source != GroupSource::Direct {
+        return n.terminal_value;
+    }
+    let correct = n.correct?;
+    match cfg.train.reward {
+        RewardKind::Binary => Some(if correct { 1.0 } else { 0.0 }),
+        _ if correct => Some(1.0),
+        kind => {
+            if cfg.data.task != crate::engine::task::TaskKind::Countdown {
+                return None;
+            }
+            let (nums, target) = crate::app::ground_truth::countdown_numbers(&t.prompt)?;
+            let rules = Rules::countdown(
+                countdown::Preset::by_name(&cfg.data.preset)
+                    .map(|p| p.rules)
+                    .unwrap_or_default(),
+            );
+            let p = Problem {
+                id: t.problem.clone(),
+                spec: Spec::Countdown(countdown::Instance::new(nums, target)),
+            };
+            Some(reward(kind, &verify(&p, &n.text, &rules), &p))
+        }
+    }
 }
 
 /// The order of the samples.
@@ -194,7 +229,7 @@ impl SamplesView {
             return Vec::new();
         };
         let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
-        let mut v: Vec<Sample> = samples(t, Caps::of(&cfg, t))
+        let mut v: Vec<Sample> = samples(t, Caps::of(&cfg, t), &cfg)
             .into_iter()
             .filter(|s| self.only.keeps(s))
             .collect();
@@ -295,6 +330,14 @@ impl View for SamplesView {
 }
 
 /// "+1", "-1", or "-" for a path that did not end.
+/// A reward: whole numbers as `+1`, `+0`, `-1`; others (the dense reward) to 2 places.
+fn reward_text(x: Option<f32>) -> String {
+    match x {
+        Some(v) if (v - v.round()).abs() < 1e-6 => format!("{v:+.0}"),
+        other => signed(other, 2),
+    }
+}
+
 fn signed(x: Option<f32>, decimals: usize) -> String {
     x.map_or("-".into(), |v| format!("{v:+.decimals$}"))
 }
@@ -310,7 +353,7 @@ fn draw(f: &mut Frame, area: Rect, view: &SamplesView, ctx: &Ctx) {
     };
     let cfg = RunConfig::from_toml(&ctx.snapshot.run.config_toml).unwrap_or_default();
     let listed = view.listed(ctx);
-    let total = samples(t, Caps::of(&cfg, t)).len();
+    let total = samples(t, Caps::of(&cfg, t), &cfg).len();
     let truth = GroundTruth::of(&cfg, t).line();
     let [truth_area, list_area, detail_area] = Layout::vertical([
         Constraint::Length(3),
@@ -362,7 +405,7 @@ fn draw(f: &mut Frame, area: Rect, view: &SamplesView, ctx: &Ctx) {
                 Span::styled(
                     format!(
                         "r {} adv {} tok {:<4} ",
-                        signed(s.reward, 0),
+                        reward_text(s.reward),
                         signed(s.advantage, 2),
                         s.tokens
                     ),
@@ -405,7 +448,7 @@ fn draw(f: &mut Frame, area: Rect, view: &SamplesView, ctx: &Ctx) {
                     format!(
                         "node {}  reward {}  advantage {}  {} tokens",
                         s.node,
-                        signed(s.reward, 0),
+                        reward_text(s.reward),
                         signed(s.advantage, 3),
                         s.tokens
                     ),
@@ -496,7 +539,7 @@ mod tests {
         );
         assert!(r[0].contains("right answer"), "{s}");
         assert!(
-            r[1].contains("r -1 adv -0.25 tok 2") && r[1].contains("wrong answer"),
+            r[1].contains("r +0 adv -0.25 tok 2") && r[1].contains("wrong answer"),
             "{s}"
         );
         assert!(r[2].contains("malformed"), "{s}");
@@ -563,12 +606,45 @@ mod tests {
         end.recorded = true;
         end.advantage = Some(0.5);
         t.nodes.extend([step, end]);
-        let s = samples(&t, Caps::default());
+        let s = samples(&t, Caps::default(), &RunConfig::default());
         assert_eq!(s.len(), 1);
         assert_eq!(
             (s[0].node, s[0].text.as_str(), s[0].tokens),
             (2, "2+8=10\nans 10", 7)
         );
         assert_eq!(s[0].ending, Ending::RightAnswer);
+    }
+
+    /// A sampled group stores +1 / -1 for right / wrong; the samples show the reward the
+    /// method trained with: 0 for a wrong answer under the binary reward, the distance
+    /// reward under the dense one (2*8=16 for 10: 1 - 2 * 6/10 = -0.2).
+    #[test]
+    fn a_groups_samples_show_the_reward_they_were_trained_with() {
+        let mut t = TreeRecord::direct("p", "2 8:10\n");
+        let mut wrong = NodeRecord::blank(1, Some(0), 1);
+        wrong.text = "2*8=16\nans 16".into();
+        wrong.terminal_value = Some(-1.0);
+        wrong.correct = Some(false);
+        wrong.recorded = true;
+        let mut right = NodeRecord::blank(2, Some(0), 1);
+        right.text = "2+8=10\nans 10".into();
+        right.terminal_value = Some(1.0);
+        right.correct = Some(true);
+        right.recorded = true;
+        t.nodes.extend([wrong, right]);
+        let mut cfg = RunConfig::default();
+        let rewards = |cfg: &RunConfig| -> Vec<Option<f32>> {
+            samples(&t, Caps::default(), cfg)
+                .iter()
+                .map(|s| s.reward)
+                .collect()
+        };
+        assert_eq!(rewards(&cfg), vec![Some(0.0), Some(1.0)]);
+        cfg.train.reward = crate::engine::task::RewardKind::Dense;
+        let r = rewards(&cfg);
+        assert!((r[0].unwrap() + 0.2).abs() < 1e-6, "{r:?}");
+        assert_eq!(r[1], Some(1.0));
+        assert_eq!(reward_text(r[0]), "-0.20");
+        assert_eq!(reward_text(Some(0.0)), "+0");
     }
 }
