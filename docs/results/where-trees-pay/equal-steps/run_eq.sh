@@ -32,3 +32,11 @@ arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-s
   --methods best_of_n,cispo \
   --reference cispo
 ../../../../scripts/levers.py levers.md eq-a eq-b eq-c eq-d
+# The step-rate control: grpo and passk at best_of_n's rate (0.049 steps per 1k tokens).
+arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-size 200 --test-size 1000 \
+  --seeds 1,2,3 --budget-tokens 1000000 --milestones 2 --eval-k 32 --steps-per-1k-tokens 0.049 \
+  --store runs/eq-e.sled --name eq-e --out eq-e \
+  --methods grpo \
+  --arm passk-slow=passk:passk.k=2 \
+  --reference grpo
+../../../../scripts/step_rate.py step-rate.md eq-e -slow eq-a eq-d
