@@ -29,11 +29,22 @@ LEVERS = [
     ("search distillation vs frontier search", "tree_distill", "deepsearch-arbor"),
     ("search distillation vs no tree", "tree_distill", "grpo"),
     ("dapo's objective", "dapo", "grpo"),
+    ("search distillation: binary against dense reward", "td-binary", "tree_distill"),
+    ("search distillation (binary) vs frontier search", "td-binary", "deepsearch-arbor"),
+    ("search distillation (binary) vs no tree", "td-binary", "grpo"),
 ]
 
 
 # The goal: a tree arm against the best non-tree arm (chosen by the means printed above).
-TREE_ARMS = ["deepsearch", "deepsearch-arbor", "ds-outcome", "treerl", "treerl-random", "tree_distill"]
+TREE_ARMS = [
+    "deepsearch",
+    "deepsearch-arbor",
+    "ds-outcome",
+    "treerl",
+    "treerl-random",
+    "tree_distill",
+    "td-binary",
+]
 NON_TREE = ["grpo", "grpo_hard", "passk", "dapo", "best_of_n", "cispo"]
 
 

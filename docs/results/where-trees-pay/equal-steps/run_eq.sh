@@ -40,3 +40,20 @@ arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-s
   --arm passk-slow=passk:passk.k=2 \
   --reference grpo
 ../../../../scripts/step_rate.py step-rate.md eq-e -slow eq-a eq-d
+# tree_distill's settings on validation (seed 1, 500k tokens), then the chosen one
+# (the binary reward) on test.
+arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-size 200 --test-size 1000 \
+  --eval-on validation --seeds 1 --budget-tokens 500000 --milestones 1 --eval-k 16 --steps-per-1k-tokens 0.12 \
+  --store runs/td-val.sled --name td-val --out td-val \
+  --methods tree_distill \
+  --arm td-vlr1e-3=tree_distill:tree_distill.value_lr=0.001 \
+  --arm td-nofit=tree_distill:tree_distill.prefit_problems=0 \
+  --arm td-binary=tree_distill:tree_distill.reward=binary \
+  --reference tree_distill
+arbor compare --from runs/d4-plateau-model --config d4cmp-eq.toml --validation-size 200 --test-size 1000 \
+  --seeds 1,2,3 --budget-tokens 1000000 --milestones 2 --eval-k 32 --steps-per-1k-tokens 0.12 \
+  --store runs/eq-f.sled --name eq-f --out eq-f \
+  --methods "" \
+  --arm td-binary=tree_distill:tree_distill.reward=binary \
+  --reference td-binary
+../../../../scripts/levers.py levers.md eq-a eq-b eq-c eq-d eq-f
