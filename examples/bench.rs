@@ -201,17 +201,7 @@ fn sampler_and_step(rows: &mut Vec<(String, f64, String)>) -> anyhow::Result<()>
         ));
     }
     torch_ratio(&policy, &prompt, &arbor_tps, rows);
-    let mut opt = AdamW::new(
-        policy.vars(),
-        AdamWConfig {
-            lr: 1e-4,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
-        },
-    )?;
+    let mut opt = AdamW::new(policy.vars(), AdamWConfig::new(1e-4, 0.0, 1.0))?;
     let samples: Vec<Sample> = (0..128)
         .map(|i| Sample {
             prompt: prompt.clone(),
@@ -986,17 +976,7 @@ fn bench_prompt(tok: &CharTokenizer) -> anyhow::Result<Vec<u32>> {
 }
 
 fn bench_adamw(policy: &Policy) -> anyhow::Result<AdamW> {
-    Ok(AdamW::new(
-        policy.vars(),
-        AdamWConfig {
-            lr: 1e-4,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
-        },
-    )?)
+    Ok(AdamW::new(policy.vars(), AdamWConfig::new(1e-4, 0.0, 1.0))?)
 }
 
 const UPDATE_CLIP: Clip = Clip {

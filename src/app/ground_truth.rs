@@ -58,6 +58,14 @@ pub fn countdown_numbers(prompt: &str) -> Option<(Vec<i64>, i64)> {
     Some((nums?, target.trim().parse().ok()?))
 }
 
+/// The Countdown rules of the run's preset (the defaults for a preset this build does
+/// not know).
+pub fn preset_rules(cfg: &RunConfig) -> crate::engine::task::countdown::Rules {
+    Preset::by_name(&cfg.data.preset)
+        .map(|p| p.rules)
+        .unwrap_or_default()
+}
+
 fn countdown(cfg: &RunConfig, prompt: &str) -> GroundTruth {
     let Some((nums, target)) = countdown_numbers(prompt) else {
         return GroundTruth::Unknown("the prompt is not numbers:target");
@@ -66,9 +74,7 @@ fn countdown(cfg: &RunConfig, prompt: &str) -> GroundTruth {
     if nums.len() > 6 {
         return GroundTruth::Unknown("more than 6 numbers: not solved here");
     }
-    let rules = Preset::by_name(&cfg.data.preset)
-        .map(|p| p.rules)
-        .unwrap_or_default();
+    let rules = preset_rules(cfg);
     match solve(&nums, &rules).get(target) {
         Some(s) => GroundTruth::Solution {
             steps: s.canonical.clone(),

@@ -43,17 +43,7 @@ fn side(model: &std::path::Path, device: &Device, samples: &[Sample], ids: &[u32
         .to_dtype(candle_core::DType::F32)?
         .flatten_all()?
         .to_vec1::<f32>()?;
-    let mut opt = AdamW::new(
-        policy.vars(),
-        AdamWConfig {
-            lr: 1e-4,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
-        },
-    )?;
+    let mut opt = AdamW::new(policy.vars(), AdamWConfig::new(1e-4, 0.0, 1.0))?;
     let settings = UpdateSettings {
         objective: PolicyObjective::Clipped(Clip {
             low: 0.2,

@@ -91,11 +91,7 @@ fn trained_reward(cfg: &RunConfig, t: &TreeRecord, n: &NodeRecord) -> Option<f32
                 return None;
             }
             let (nums, target) = crate::app::ground_truth::countdown_numbers(&t.prompt)?;
-            let rules = Rules::countdown(
-                countdown::Preset::by_name(&cfg.data.preset)
-                    .map(|p| p.rules)
-                    .unwrap_or_default(),
-            );
+            let rules = Rules::countdown(crate::app::ground_truth::preset_rules(cfg));
             let p = Problem {
                 id: t.problem.clone(),
                 spec: Spec::Countdown(countdown::Instance::new(nums, target)),

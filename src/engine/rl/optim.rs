@@ -22,6 +22,21 @@ pub struct AdamWConfig {
     pub max_grad_norm: f64,
 }
 
+impl AdamWConfig {
+    /// Adam's usual moments (beta1 0.9, beta2 0.999, eps 1e-8) with this rate, decay and
+    /// clip.
+    pub fn new(lr: f64, weight_decay: f64, max_grad_norm: f64) -> Self {
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            max_grad_norm,
+        }
+    }
+}
+
 /// What one step did.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum StepOutcome {
@@ -361,14 +376,7 @@ mod tests {
     fn minimises_a_quadratic_and_clips() -> Result<()> {
         let dev = Device::Cpu;
         let x = Var::new(&[3.0f32, -2.0], &dev)?;
-        let cfg = AdamWConfig {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
-        };
+        let cfg = AdamWConfig::new(0.1, 0.0, 1.0);
         let mut opt = AdamW::new(vec![("x".into(), x.clone())], cfg)?;
         let first_norm = {
             let loss = x.as_tensor().sqr()?.sum_all()?;
@@ -399,14 +407,7 @@ mod tests {
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
         let x = Var::from_vec(w0.clone(), n, &dev)?;
-        let cfg = AdamWConfig {
-            lr: 0.01,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.1,
-            max_grad_norm: 1.0,
-        };
+        let cfg = AdamWConfig::new(0.01, 0.1, 1.0);
         let mut opt = AdamW::new(vec![("x".into(), x.clone())], cfg.clone())?;
         let (mut w, mut m, mut v) = (
             w0.iter().map(|&a| a as f64).collect::<Vec<_>>(),
@@ -450,14 +451,7 @@ mod tests {
     fn non_finite_gradient_changes_nothing() -> Result<()> {
         let dev = Device::Cpu;
         let x = Var::new(&[1.0f32], &dev)?;
-        let cfg = AdamWConfig {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.1,
-            max_grad_norm: 1.0,
-        };
+        let cfg = AdamWConfig::new(0.1, 0.1, 1.0);
         let mut opt = AdamW::new(vec![("x".into(), x.clone())], cfg)?;
         let loss = (x.as_tensor() * f64::NAN)?.sum_all()?;
         assert_eq!(
@@ -476,14 +470,7 @@ mod tests {
         let dev = Device::Cpu;
         let head = Var::new(&[1.0f32, 1.0], &dev)?;
         let body = Var::new(&[1.0f32, 1.0], &dev)?;
-        let cfg = AdamWConfig {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: 0.0,
-        };
+        let cfg = AdamWConfig::new(0.1, 0.0, 0.0);
         let vars = vec![
             ("body.w".to_string(), body.clone()),
             ("value_head.w".to_string(), head.clone()),

@@ -74,3 +74,23 @@ pub enum ReplayError {
     #[error("simulation {at} names node {node}, which the tree does not have")]
     UnknownNode { at: usize, node: u32 },
 }
+
+/// Root..id by the parent links `parent` gives, in a tree of `len` nodes; a cycle is an
+/// error, never a hang.
+pub fn root_path(
+    parent: impl Fn(u32) -> Option<u32>,
+    id: u32,
+    len: usize,
+) -> Result<Vec<u32>, ReplayError> {
+    let mut path = vec![id];
+    let mut cur = id;
+    while let Some(p) = parent(cur) {
+        if path.len() > len {
+            return Err(ReplayError::Cycle { node: id });
+        }
+        path.push(p);
+        cur = p;
+    }
+    path.reverse();
+    Ok(path)
+}

@@ -329,14 +329,7 @@ mod tests {
     fn test_optimizer(policy: &crate::engine::policy::Policy, weight_decay: f64) -> AdamW {
         AdamW::new(
             policy.vars(),
-            crate::engine::rl::optim::AdamWConfig {
-                lr: 3e-3,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay,
-                max_grad_norm: 1.0,
-            },
+            crate::engine::rl::optim::AdamWConfig::new(3e-3, weight_decay, 1.0),
         )
         .unwrap()
     }

@@ -95,17 +95,7 @@ pub fn fit_value_head<R: Rng>(
         .into_iter()
         .filter(|(k, _)| k.starts_with(VALUE_HEAD_PREFIX))
         .collect();
-    let mut opt = AdamW::new(
-        head,
-        AdamWConfig {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: 1.0,
-        },
-    )?;
+    let mut opt = AdamW::new(head, AdamWConfig::new(lr, 0.0, 1.0))?;
     let train = features(policy, fit)?;
     let held = features(policy, heldout)?;
     let (loss_before, ev_before) = measure(&model, &held)?;

@@ -157,14 +157,7 @@ impl Trainer {
         let t = &cfg.train;
         let mut opt = AdamW::new(
             policy.vars(),
-            AdamWConfig {
-                lr: t.lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: t.weight_decay,
-                max_grad_norm: t.max_grad_norm,
-            },
+            AdamWConfig::new(t.lr, t.weight_decay, t.max_grad_norm),
         )?;
         opt.set_lr_for(
             crate::engine::policy::model::VALUE_HEAD_PREFIX,

@@ -9,7 +9,7 @@
 //! N on the root..leaf path (`search.rs`'s backup). The last step's W and N equal the
 //! stored ones (tested).
 use crate::engine::rl::record::TreeRecord;
-use crate::engine::rl::replay::{ReplayError, ReplayStep, ReplayUnit};
+use crate::engine::rl::replay::{root_path, ReplayError, ReplayStep, ReplayUnit};
 
 /// The simulations of a distillation tree, or why it cannot be replayed.
 pub fn replay(t: &TreeRecord) -> Result<Vec<ReplayStep>, ReplayError> {
@@ -48,18 +48,11 @@ pub fn replay(t: &TreeRecord) -> Result<Vec<ReplayStep>, ReplayError> {
         } else {
             Vec::new()
         };
-        let mut cur = Some(leaf);
-        let mut hops = 0;
-        while let Some(i) = cur {
-            hops += 1;
-            if hops > len {
-                return Err(ReplayError::Cycle { node: leaf });
-            }
+        for i in root_path(|i| parent.get(i as usize).copied().flatten(), leaf, len)? {
             if let Some((w, n)) = state[i as usize].as_mut() {
                 *w += v as f64;
                 *n += 1;
             }
-            cur = parent[i as usize];
         }
         steps.push(ReplayStep {
             unit: ReplayUnit::Simulation,

@@ -10,6 +10,7 @@
 use super::backup::{backed_up_q, depth_weight, BackupRule};
 use crate::engine::rl::record::{NodeRecord, TreeRecord};
 
+use crate::engine::rl::replay::root_path;
 pub use crate::engine::rl::replay::{ReplayError, ReplayStep, ReplayUnit};
 
 /// The steps of a searched tree, or an explanation of why it cannot be replayed.
@@ -60,7 +61,17 @@ pub fn replay(
             .find(|c| c.picked)
             .map(|c| (c.id, c.terminal_value.unwrap_or(-1.0)));
         if let Some((p, v)) = picked {
-            let path = path_to(&by_id, p)?;
+            let path = root_path(
+                |i| {
+                    by_id
+                        .get(i as usize)
+                        .copied()
+                        .flatten()
+                        .and_then(|n| n.parent)
+                },
+                p,
+                len,
+            )?;
             let l = path.len() - 1;
             for (depth, &i) in path.iter().enumerate() {
                 let w = depth_weight(depth, l, gamma_min);
@@ -83,26 +94,6 @@ pub fn replay(
         });
     }
     Ok(steps)
-}
-
-/// Root..id by parent links.
-fn path_to(by_id: &[Option<&NodeRecord>], id: u32) -> Result<Vec<u32>, ReplayError> {
-    let mut path = vec![id];
-    let mut cur = id;
-    while let Some(p) = by_id
-        .get(cur as usize)
-        .copied()
-        .flatten()
-        .and_then(|n| n.parent)
-    {
-        if path.len() > by_id.len() {
-            return Err(ReplayError::Cycle { node: id });
-        }
-        path.push(p);
-        cur = p;
-    }
-    path.reverse();
-    Ok(path)
 }
 
 #[cfg(test)]
