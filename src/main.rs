@@ -51,6 +51,20 @@ enum Command {
     /// CPU kernels on one model: logits, one update's loss and gradient norm, the weights
     /// after it. Prints one JSON line; exits non-zero when they disagree.
     DeviceCheck(DeviceCheckArgs),
+    /// Recompute every interval of a per-problem file (compare's per_problem.jsonl, the
+    /// file eval --strategies names, export --evaluations), resampling number multisets
+    /// with the evaluation's own seeds. Prints a table and one JSON line per group.
+    Intervals(IntervalsArgs),
+}
+
+#[derive(Args)]
+struct IntervalsArgs {
+    /// Per-problem files (JSON lines).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Also pass@AT, unbiased, from each problem's k samples (AT <= k).
+    #[arg(long)]
+    at: Option<usize>,
 }
 
 #[derive(Args)]
@@ -193,11 +207,15 @@ struct ExportArgs {
     #[arg(long)]
     run: String,
     /// Iteration (1-based) whose trees are written.
-    #[arg(long, required_unless_present = "metrics")]
+    #[arg(long, required_unless_present_any = ["metrics", "evaluations"])]
     iteration: Option<u64>,
     /// Write every committed iteration's metrics as a JSON array instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "evaluations")]
     metrics: bool,
+    /// Write every stored evaluation's per-problem counts as JSON lines instead (run,
+    /// iteration, problem, multiset, k, correct), the input of `arbor intervals`.
+    #[arg(long)]
+    evaluations: bool,
     #[arg(long, value_enum, default_value = "json")]
     format: ExportFormat,
     /// Problem id (required for dot; filters json).
@@ -350,7 +368,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Some(Command::Export(_) | Command::Fsck(_) | Command::Eval(_))
+        Some(Command::Export(_) | Command::Fsck(_) | Command::Eval(_) | Command::Intervals(_))
     ) {
         quiet_on_closed_pipe();
     }
@@ -463,11 +481,18 @@ fn main() -> ExitCode {
             run: a.run,
             iteration: a.iteration,
             metrics: a.metrics,
+            evaluations: a.evaluations,
             format: a.format,
             problem: a.problem,
             out: a.out,
             store: a.store,
         }),
+        Some(Command::Intervals(a)) => {
+            commands::intervals::intervals(commands::intervals::IntervalsOptions {
+                files: a.files,
+                at: a.at,
+            })
+        }
         Some(Command::GenData(a)) => commands::gen_data::gen_data(GenDataOptions {
             preset: a.preset,
             seed: a.seed,

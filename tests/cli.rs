@@ -495,6 +495,103 @@ fn compare_runs_methods_at_equal_tokens_and_writes_table_plot_and_store_group() 
     let starts: std::collections::HashSet<String> =
         rows.iter().map(|r| r["pass1_start"].to_string()).collect();
     assert_eq!(starts.len(), 1);
+
+    // The raw data: the per-problem file and a run's stored evaluations give back every
+    // interval the table printed.
+    let o = arbor(&["intervals", "cmp/per_problem.jsonl"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let groups: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(groups.len(), 6);
+    for row in rows {
+        let g = groups
+            .iter()
+            .find(|g| g["group"]["run"] == row["run"])
+            .unwrap();
+        assert_eq!(g["pass@1"], row["pass1"]);
+        for i in 0..2 {
+            let (a, b) = (
+                g["pass@1_ci95"][i].as_f64().unwrap(),
+                row["pass1_ci"][i].as_f64().unwrap(),
+            );
+            assert!((a - b).abs() < 1e-12, "{g} {row}");
+        }
+    }
+    let name = rows[0]["run"].as_str().unwrap();
+    let its: Vec<arbor::engine::training::records::IterationMetrics> =
+        store.iterations(name).unwrap();
+    drop(store);
+    let o = arbor(
+        &[
+            "export",
+            "--run",
+            name,
+            "--evaluations",
+            "--store",
+            "s.sled",
+            "--out",
+            "e.jsonl",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = arbor(&["intervals", "e.jsonl"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let end = its.last().unwrap();
+    assert_eq!(last["group"]["iteration"], end.iteration);
+    let e = end.eval.as_ref().unwrap();
+    assert_eq!(last["pass@1"].as_f64().unwrap(), e.pass1);
+    assert_eq!(last["pass@1_ci95"][0].as_f64().unwrap(), e.pass1_ci.0);
+    assert_eq!(last["pass@1_ci95"][1].as_f64().unwrap(), e.pass1_ci.1);
+}
+
+/// A table in docs/results recomputed from its committed raw file: `arbor intervals` gives
+/// back every per-arm interval of the equal-steps comparison (issue 24's raw data).
+#[test]
+fn intervals_recompute_a_committed_table_from_its_raw_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("docs/results/where-trees-pay/equal-steps/eq-d");
+    let o = arbor(
+        &[
+            "intervals",
+            "--at",
+            "8",
+            dir.join("per_problem.jsonl").to_str().unwrap(),
+        ],
+        root,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cmp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
+            .unwrap();
+    let groups: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let runs = cmp["runs"].as_array().unwrap();
+    assert_eq!(groups.len(), runs.len());
+    for row in runs {
+        let g = groups
+            .iter()
+            .find(|g| g["group"]["run"] == row["run"])
+            .unwrap();
+        assert!(g["multisets"].as_u64().unwrap() > 100, "{g}");
+        for (mine, theirs) in [("pass@1", "pass1"), ("pass@k", "pass_k")] {
+            assert!((g[mine].as_f64().unwrap() - row[theirs].as_f64().unwrap()).abs() < 1e-12);
+        }
+        for i in 0..2 {
+            let (a, b) = (
+                g["pass@1_ci95"][i].as_f64().unwrap(),
+                row["pass1_ci"][i].as_f64().unwrap(),
+            );
+            assert!((a - b).abs() < 1e-12, "{g} {row}");
+        }
+    }
+    assert!(stderr(&o).contains("resampling number multisets"));
 }
 
 /// The plateau protocol's contract: every arm starts from one checkpoint (a folder, or a

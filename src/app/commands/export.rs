@@ -8,7 +8,7 @@ use crate::app::commands::write_file;
 use crate::app::ending::{endings, Caps, Ending};
 use crate::app::source::RunSource;
 use crate::engine::rl::record::NodeRecord;
-use crate::engine::training::config::RunConfig;
+use crate::engine::training::config::{EvalSplit, RunConfig};
 use crate::store::Store;
 
 /// Output format of `arbor export`.
@@ -23,6 +23,9 @@ pub struct ExportOptions {
     pub iteration: Option<u64>,
     /// Every iteration's metrics instead of trees.
     pub metrics: bool,
+    /// Every stored evaluation's per-problem counts as JSONL instead (`arbor intervals`
+    /// recomputes their intervals).
+    pub evaluations: bool,
     pub format: ExportFormat,
     pub problem: Option<String>,
     pub out: Option<PathBuf>,
@@ -75,8 +78,31 @@ pub fn export(o: ExportOptions) -> Result<()> {
         let its = store.iteration_values(&run.name)?;
         return write_out(&o.out, &serde_json::Value::Array(its).to_string());
     }
+    if o.evaluations {
+        let cfg = RunConfig::from_toml(&run.config_toml)
+            .map_err(|e| anyhow!("run {}: stored config is unreadable: {e}", run.name))?;
+        let data = crate::engine::training::split::load(&cfg.data)
+            .map_err(|e| anyhow!("run {}: its evaluation problems: {e}", run.name))?;
+        let problems = match cfg.eval.split {
+            EvalSplit::Test => &data.test,
+            EvalSplit::Validation => &data.validation,
+        };
+        let n = match cfg.eval.problems {
+            0 => problems.len(),
+            n => n.min(problems.len()),
+        };
+        let its = store.iteration_values(&run.name)?;
+        let text = evaluation_lines(&run.name, &its, &problems[..n])?;
+        return match &o.out {
+            Some(path) => write_file(path, &text),
+            None => {
+                print!("{text}");
+                Ok(())
+            }
+        };
+    }
     let Some(iteration) = o.iteration else {
-        bail!("pass --iteration N for that iteration's trees, or --metrics for every iteration's metrics");
+        bail!("pass --iteration N for that iteration's trees, --metrics for every iteration's metrics, or --evaluations for every evaluation's per-problem counts");
     };
     if iteration == 0 || iteration > run.last_iteration {
         bail!(
@@ -141,6 +167,52 @@ pub fn export(o: ExportOptions) -> Result<()> {
         }
     };
     write_out(&o.out, &text)
+}
+
+/// The raw data behind a run's evaluation curve: one JSON line per stored evaluation
+/// (iteration 0 is the one before training) and problem, with its number multiset, k and
+/// correct count, in the format `arbor intervals` reads.
+fn evaluation_lines(
+    run: &str,
+    its: &[serde_json::Value],
+    problems: &[crate::engine::task::Problem],
+) -> Result<String> {
+    let mut out = String::new();
+    for it in its {
+        let iteration = it["iteration"].as_u64().unwrap_or(0);
+        let tokens = it["cumulative_generated_tokens"].as_u64().unwrap_or(0);
+        let evals = [(0, 0, &it["eval_start"]), (iteration, tokens, &it["eval"])];
+        for (at, tokens, e) in evals {
+            if e.is_null() {
+                continue;
+            }
+            let correct = e["correct"].as_array().ok_or_else(|| {
+                anyhow!("run {run}: the evaluation at iteration {at} kept no per-problem counts")
+            })?;
+            if correct.len() != problems.len() {
+                bail!(
+                    "run {run}: the evaluation at iteration {at} has {} problems, the run's evaluation split {}: was the data changed since?",
+                    correct.len(),
+                    problems.len()
+                );
+            }
+            for (p, c) in problems.iter().zip(correct) {
+                out.push_str(
+                    &serde_json::json!({
+                        "run": run, "iteration": at, "generated_tokens": tokens,
+                        "problem": p.id, "multiset": format!("{:016x}", p.multiset_key()),
+                        "k": e["k"], "correct": c,
+                    })
+                    .to_string(),
+                );
+                out.push('\n');
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("run {run} has no stored evaluation yet");
+    }
+    Ok(out)
 }
 
 /// Writes `text` to `out` atomically, or to stdout.

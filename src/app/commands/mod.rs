@@ -9,6 +9,7 @@ pub mod export;
 pub mod fsck;
 pub mod gen_data;
 pub mod init_model;
+pub mod intervals;
 pub mod save_model;
 pub mod train;
 pub mod view;
