@@ -110,6 +110,16 @@ fn train_then_eval_follow_the_contract() {
     check_eval(&v, 4, 12);
     // Same checkpoint, same evaluation seed: the numbers of the run's last evaluation.
     assert_eq!(v["pass@1"], s["eval_end"]["pass@1"]);
+    // Its raw data: a line per problem, from which `arbor intervals` gives back its
+    // interval.
+    let file = v["per_problem"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(file).unwrap().lines().count(), 12);
+    let i = arbor(&["intervals", file], dir.path());
+    assert!(i.status.success(), "{}", stderr(&i));
+    let g = last_json(&i);
+    assert_eq!(g["pass@1"], v["pass@1"]);
+    assert_eq!(g["pass@1_ci95"], v["pass@1_ci95"]);
+    assert_eq!(g["pass@k_ci95"], v["pass@k_ci95"]);
 
     // Test-time strategies at equal token budgets.
     let e = arbor(

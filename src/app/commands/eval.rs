@@ -258,11 +258,26 @@ pub fn eval(o: EvalOptions) -> Result<()> {
         &mut |_, _| {},
         &mut crate::engine::rl::interrupt::never(),
     )?;
+    // The raw data behind the intervals, beside the store (`arbor intervals` reads it).
+    let file = per_problem_path(&o.store, &run.name, ck.iteration);
+    let correct: Vec<u64> = result.correct.iter().map(|&c| c as u64).collect();
+    write_file(
+        &file,
+        &crate::app::commands::export::count_lines(
+            &run.name,
+            ck.iteration,
+            0,
+            &data.test[..n],
+            result.k as u64,
+            &correct,
+        ),
+    )?;
     let mut json = serde_json::to_value(&result)?;
     crate::engine::training::metrics::strip_per_problem(&mut json);
     if let Some(obj) = json.as_object_mut() {
         obj.insert("run".into(), run.name.clone().into());
         obj.insert("iteration".into(), ck.iteration.into());
+        obj.insert("per_problem".into(), file.display().to_string().into());
     }
     println!("{json}");
     Ok(())
