@@ -4,7 +4,7 @@
 Usage: scripts/reinterval.py DIR
 
 DIR is an `arbor compare` output folder made before issue 24, when per-arm intervals
-resampled problems (too narrow: problems share number multisets). It must hold
+resampled problems (the wrong unit: problems share number multisets). It must hold
 comparison.json, table.md and intervals.jsonl, the output of
 `arbor intervals DIR/per_problem.jsonl > DIR/intervals.jsonl`. Each run's `pass1_ci` in
 comparison.json and its "pass@1 end (95% CI)" cell in table.md are rewritten from

@@ -4,7 +4,9 @@
 Usage: scripts/withdraw_intervals.py FILE [FILE...]
 
 Before issue 24, per-arm (and per-strategy) 95% intervals resampled problems, but
-problems share number multisets, so those intervals are too narrow. Where a run wrote a
+problems share number multisets, so the resampling unit was wrong (measured where both
+can be computed, the widths differ by -20% to +22%, with no consistent sign). Where a
+run wrote a
 per-problem file, `arbor intervals` recomputes them (`scripts/reinterval.py`); where it
 did not, this script withdraws them, leaving point estimates and paired differences
 (which always resampled multisets) untouched:
