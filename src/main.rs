@@ -65,6 +65,11 @@ struct IntervalsArgs {
     /// Also pass@AT, unbiased, from each problem's k samples (AT <= k).
     #[arg(long)]
     at: Option<usize>,
+    /// Pair every arm (compare's file) or strategy (eval's) with this one, as the table
+    /// did: compare's reference minus arm per seed, eval's strategy minus reference per
+    /// budget.
+    #[arg(long)]
+    reference: Option<String>,
 }
 
 #[derive(Args)]
@@ -491,6 +496,7 @@ fn main() -> ExitCode {
             commands::intervals::intervals(commands::intervals::IntervalsOptions {
                 files: a.files,
                 at: a.at,
+                reference: a.reference,
             })
         }
         Some(Command::GenData(a)) => commands::gen_data::gen_data(GenDataOptions {

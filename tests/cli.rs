@@ -565,19 +565,21 @@ fn compare_runs_methods_at_equal_tokens_and_writes_table_plot_and_store_group() 
 fn intervals_recompute_a_committed_table_from_its_raw_file() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("docs/results/where-trees-pay/equal-steps/eq-d");
+    let cmp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
+            .unwrap();
     let o = arbor(
         &[
             "intervals",
             "--at",
             "8",
+            "--reference",
+            cmp["reference"].as_str().unwrap(),
             dir.join("per_problem.jsonl").to_str().unwrap(),
         ],
         root,
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let cmp: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
-            .unwrap();
     let groups: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -599,6 +601,22 @@ fn intervals_recompute_a_committed_table_from_its_raw_file() {
                 row["pass1_ci"][i].as_f64().unwrap(),
             );
             assert!((a - b).abs() < 1e-12, "{g} {row}");
+        }
+        // The paired difference with the reference arm, as the table printed it.
+        let d = &row["paired_diff"];
+        if d.is_null() {
+            assert!(g["paired"].is_null(), "{g}");
+            continue;
+        }
+        let p = &g["paired"];
+        assert_eq!(p["sense"], "reference minus arm");
+        assert!((p["difference"].as_f64().unwrap() - d["mean"].as_f64().unwrap()).abs() < 1e-12);
+        for i in 0..2 {
+            let (a, b) = (
+                p["ci95"][i].as_f64().unwrap(),
+                d["ci95"][i].as_f64().unwrap(),
+            );
+            assert!((a - b).abs() < 1e-12, "{p} {d}");
         }
     }
     assert!(stderr(&o).contains("resampling number multisets"));
@@ -1116,6 +1134,33 @@ fn eval_pairs_strategies_against_step_judged_sampling_and_writes_raw_data() {
     let lines = std::fs::read_to_string(file).unwrap();
     // 4 strategies x 2 budgets x 12 test problems.
     assert_eq!(lines.lines().count(), 96);
+    // `arbor intervals` gives back every accuracy interval and paired difference.
+    let i = arbor(
+        &["intervals", "--reference", "best_of_n_checked", file],
+        Path::new("."),
+    );
+    assert!(i.status.success(), "{}", stderr(&i));
+    let groups: Vec<serde_json::Value> = String::from_utf8_lossy(&i.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(groups.len(), 8);
+    let find = |strategy: &serde_json::Value, budget: &serde_json::Value| {
+        groups
+            .iter()
+            .find(|g| &g["group"]["strategy"] == strategy && &g["group"]["budget"] == budget)
+            .unwrap()
+    };
+    for r in v["strategies"].as_array().unwrap() {
+        let g = find(&r["strategy"], &r["budget"]);
+        assert_eq!(g["pass@1"], r["accuracy"]);
+        assert_eq!(g["pass@1_ci95"], r["accuracy_ci95"]);
+    }
+    for d in v["paired"].as_array().unwrap() {
+        let g = find(&d["strategy"], &d["budget"]);
+        assert_eq!(g["paired"]["difference"], d["difference"], "{g} {d}");
+        assert_eq!(g["paired"]["ci95"], d["ci95"], "{g} {d}");
+    }
     let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
     for key in [
         "strategy", "budget", "problem", "multiset", "score", "tokens",

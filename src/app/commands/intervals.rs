@@ -16,12 +16,14 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::engine::training::evaluate::EVAL_SEED;
-use crate::engine::training::metrics::{cluster_bootstrap_ci, pass_at_k};
+use crate::engine::training::metrics::{cluster_bootstrap_ci, paired_bootstrap, pass_at_k};
 
 pub struct IntervalsOptions {
     pub files: Vec<PathBuf>,
     /// Also pass@`at` (unbiased, from each line's k samples; `at` <= k).
     pub at: Option<usize>,
+    /// Pair every arm (compare) or strategy (eval) with this one, as the table did.
+    pub reference: Option<String>,
 }
 
 /// One problem of one group: its multiset (the resampling unit), and its correct count
@@ -63,6 +65,22 @@ pub struct GroupIntervals {
     pub pass_at: Option<f64>,
     #[serde(rename = "pass@at_ci95", skip_serializing_if = "Option::is_none")]
     pub pass_at_ci95: Option<(f64, f64)>,
+    /// The paired difference with the reference (`--reference`), in the sense and with
+    /// the seed of the table that printed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paired: Option<Paired>,
+}
+
+/// A paired difference of pass@1 over the same problems, with its 95% interval
+/// resampling number multisets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Paired {
+    pub reference: String,
+    /// `reference minus arm` (arbor compare's `paired_diff`) or `strategy minus
+    /// reference` (arbor eval's `paired`).
+    pub sense: &'static str,
+    pub difference: f64,
+    pub ci95: (f64, f64),
 }
 
 /// The keys that name a line's group, in the order they are printed.
@@ -129,7 +147,11 @@ fn parse_line(text: &str, file: &Path, number: usize) -> Result<Line> {
 /// and recomputes each group's intervals with the evaluation's own seeds: pass@1 with
 /// `EVAL_SEED`, pass@k with `EVAL_SEED + 1` (as `metrics::summarise`), pass@`at` with
 /// `EVAL_SEED + 2`.
-fn recompute(lines: &[Line], at: Option<usize>) -> Result<Vec<GroupIntervals>> {
+fn recompute(
+    lines: &[Line],
+    at: Option<usize>,
+    reference: Option<&str>,
+) -> Result<Vec<GroupIntervals>> {
     let mut order: Vec<BTreeMap<&'static str, serde_json::Value>> = Vec::new();
     let mut groups: Vec<Vec<&Line>> = Vec::new();
     for l in lines {
@@ -142,6 +164,7 @@ fn recompute(lines: &[Line], at: Option<usize>) -> Result<Vec<GroupIntervals>> {
         }
     }
     let mut out = Vec::new();
+    let mut values: Vec<(Vec<f64>, Vec<u64>)> = Vec::new();
     for (group, members) in order.into_iter().zip(groups) {
         let clusters: Vec<u64> = members.iter().map(|l| l.multiset).collect();
         let multisets = clusters
@@ -199,9 +222,75 @@ fn recompute(lines: &[Line], at: Option<usize>) -> Result<Vec<GroupIntervals>> {
             pass_at_ci95: pa
                 .as_ref()
                 .map(|v| cluster_bootstrap_ci(v, &clusters, EVAL_SEED.wrapping_add(2))),
+            paired: None,
         });
+        values.push((p1, clusters));
+    }
+    if let Some(name) = reference {
+        pair_with(&mut out, &values, name)?;
     }
     Ok(out)
+}
+
+/// Pairs every group with the reference group over the same problems, as the command
+/// that wrote the file did: `arbor compare` pairs arms of one seed (reference minus
+/// arm, seed `seed ^ 0xd1ff`), `arbor eval --strategies` strategies of one budget
+/// (strategy minus reference, seed `EVAL_SEED ^ budget`).
+fn pair_with(
+    out: &mut [GroupIntervals],
+    values: &[(Vec<f64>, Vec<u64>)],
+    name: &str,
+) -> Result<()> {
+    let (own, partner) = match out.first().map(|g| &g.group) {
+        Some(g) if g.contains_key("arm") => ("arm", "seed"),
+        Some(g) if g.contains_key("strategy") => ("strategy", "budget"),
+        _ => bail!("--reference pairs arms (arbor compare's file) or strategies (arbor eval --strategies' file); this file has neither"),
+    };
+    if !out
+        .iter()
+        .any(|g| g.group.get(own).and_then(|v| v.as_str()) == Some(name))
+    {
+        let names: std::collections::BTreeSet<&str> = out
+            .iter()
+            .filter_map(|g| g.group.get(own).and_then(|v| v.as_str()))
+            .collect();
+        bail!("--reference {name}: no {own} of that name; the file has {names:?}");
+    }
+    let pairs: Vec<(usize, usize)> = (0..out.len())
+        .filter_map(|i| {
+            let key = out[i].group.get(partner)?;
+            let r = out.iter().position(|g| {
+                g.group.get(own).and_then(|v| v.as_str()) == Some(name)
+                    && g.group.get(partner) == Some(key)
+            })?;
+            (r != i).then_some((i, r))
+        })
+        .collect();
+    for (i, r) in pairs {
+        let ((a, clusters), (b, ref_clusters)) = (&values[i], &values[r]);
+        if clusters != ref_clusters {
+            bail!(
+                "group {:?} and its reference {:?} are not over the same problems",
+                out[i].group,
+                out[r].group
+            );
+        }
+        let key = out[i].group[partner].as_u64().unwrap_or(0);
+        let (sense, d) = if own == "arm" {
+            let d = paired_bootstrap(b, a, clusters, key ^ 0xd1ff);
+            ("reference minus arm", d)
+        } else {
+            let d = paired_bootstrap(a, b, clusters, EVAL_SEED ^ key);
+            ("strategy minus reference", d)
+        };
+        out[i].paired = Some(Paired {
+            reference: name.to_string(),
+            sense,
+            difference: d.mean,
+            ci95: d.ci95,
+        });
+    }
+    Ok(())
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -238,12 +327,13 @@ pub fn intervals(o: IntervalsOptions) -> Result<()> {
         bail!("pass one or more per-problem files (per_problem.jsonl of arbor compare, the file arbor eval --strategies names, or arbor export --evaluations)");
     }
     for file in &o.files {
-        let groups = recompute(&read(file)?, o.at)?;
+        let groups = recompute(&read(file)?, o.at, o.reference.as_deref())?;
         eprintln!(
             "{}: 95% intervals resampling number multisets\n| group | problems | multisets | pass@1 (95% CI) | pass@k (95% CI) |{}\n|---|---|---|---|---|{}",
             file.display(),
-            o.at.map_or(String::new(), |a| format!(" pass@{a} (95% CI) |")),
-            o.at.map_or("", |_| "---|"),
+            o.at.map_or(String::new(), |a| format!(" pass@{a} (95% CI) |"))
+                + &o.reference.as_ref().map_or(String::new(), |r| format!(" paired with {r} (95% CI) |")),
+            o.at.map_or("", |_| "---|").to_string() + o.reference.as_ref().map_or("", |_| "---|"),
         );
         for g in &groups {
             let name = GROUP_KEYS
@@ -264,8 +354,19 @@ pub fn intervals(o: IntervalsOptions) -> Result<()> {
                 _ if o.at.is_some() => " - |".into(),
                 _ => String::new(),
             };
+            let pd = match &g.paired {
+                Some(p) => format!(
+                    " {}: {:+.1} ({:+.1} to {:+.1}) |",
+                    p.sense,
+                    100.0 * p.difference,
+                    100.0 * p.ci95.0,
+                    100.0 * p.ci95.1
+                ),
+                None if o.reference.is_some() => " - |".into(),
+                None => String::new(),
+            };
             eprintln!(
-                "| {name} | {} | {} | {} ({}) | {pk} |{pa}",
+                "| {name} | {} | {} | {} ({}) | {pk} |{pa}{pd}",
                 g.problems,
                 g.multisets,
                 pct(g.pass1),
@@ -303,7 +404,7 @@ mod tests {
             .map(|(i, (&m, c))| parse_line(&counts_line("a", m, 8, c), Path::new("f"), i + 1))
             .collect::<Result<_>>()
             .unwrap();
-        let got = recompute(&lines, Some(4)).unwrap();
+        let got = recompute(&lines, Some(4), None).unwrap();
         assert_eq!(got.len(), 1);
         let g = &got[0];
         assert_eq!((g.problems, g.multisets, g.k), (8, 3, Some(8)));
@@ -332,7 +433,7 @@ mod tests {
             .map(|(i, l)| parse_line(l, Path::new("f"), i + 1))
             .collect::<Result<_>>()
             .unwrap();
-        let got = recompute(&lines, None).unwrap();
+        let got = recompute(&lines, None, None).unwrap();
         assert_eq!(got.len(), 3);
         assert_eq!((got[0].problems, got[0].pass1), (2, 0.5));
         assert_eq!((got[1].problems, got[1].pass1), (1, 0.0));
@@ -361,11 +462,11 @@ mod tests {
             .iter()
             .map(|l| parse_line(l, Path::new("f"), 1).unwrap())
             .collect();
-        assert!(recompute(&lines, None)
+        assert!(recompute(&lines, None, None)
             .unwrap_err()
             .to_string()
             .contains("mixes"));
-        assert!(recompute(&lines[..1], Some(5))
+        assert!(recompute(&lines[..1], Some(5), None)
             .unwrap_err()
             .to_string()
             .contains("--at 5"));
