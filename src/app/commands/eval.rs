@@ -263,7 +263,7 @@ pub fn eval(o: EvalOptions) -> Result<()> {
     let correct: Vec<u64> = result.correct.iter().map(|&c| c as u64).collect();
     write_file(
         &file,
-        &crate::app::commands::export::count_lines(
+        &crate::app::commands::intervals::count_lines(
             &run.name,
             ck.iteration,
             0,

@@ -198,38 +198,15 @@ fn evaluation_lines(
             }
             let correct: Vec<u64> = correct.iter().map(|c| c.as_u64().unwrap_or(0)).collect();
             let k = e["k"].as_u64().unwrap_or(0);
-            out.push_str(&count_lines(run, at, tokens, problems, k, &correct));
+            out.push_str(&crate::app::commands::intervals::count_lines(
+                run, at, tokens, problems, k, &correct,
+            ));
         }
     }
     if out.is_empty() {
         bail!("run {run} has no stored evaluation yet");
     }
     Ok(out)
-}
-
-/// One evaluation's raw data: a JSON line per problem (run, iteration, generated tokens,
-/// problem id, number multiset, k, correct count), the format `arbor intervals` reads.
-pub(crate) fn count_lines(
-    run: &str,
-    iteration: u64,
-    tokens: u64,
-    problems: &[crate::engine::task::Problem],
-    k: u64,
-    correct: &[u64],
-) -> String {
-    let mut out = String::new();
-    for (p, c) in problems.iter().zip(correct) {
-        out.push_str(
-            &serde_json::json!({
-                "run": run, "iteration": iteration, "generated_tokens": tokens,
-                "problem": p.id, "multiset": format!("{:016x}", p.multiset_key()),
-                "k": k, "correct": c,
-            })
-            .to_string(),
-        );
-        out.push('\n');
-    }
-    out
 }
 
 /// Writes `text` to `out` atomically, or to stdout.

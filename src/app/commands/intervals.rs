@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::engine::training::evaluate::EVAL_SEED;
-use crate::engine::training::metrics::{cluster_bootstrap_ci, paired_bootstrap, pass_at_k};
+use crate::engine::training::metrics::{cluster_bootstrap_ci, mean, paired_bootstrap, pass_at_k};
 
 pub struct IntervalsOptions {
     pub files: Vec<PathBuf>,
@@ -85,6 +85,31 @@ pub struct Paired {
 
 /// The keys that name a line's group, in the order they are printed.
 const GROUP_KEYS: [&str; 6] = ["run", "arm", "seed", "iteration", "strategy", "budget"];
+
+/// One evaluation's raw data: a JSON line per problem (run, iteration, generated tokens,
+/// problem id, number multiset, k, correct count), the format `arbor intervals` reads.
+pub(crate) fn count_lines(
+    run: &str,
+    iteration: u64,
+    tokens: u64,
+    problems: &[crate::engine::task::Problem],
+    k: u64,
+    correct: &[u64],
+) -> String {
+    let mut out = String::new();
+    for (p, c) in problems.iter().zip(correct) {
+        out.push_str(
+            &serde_json::json!({
+                "run": run, "iteration": iteration, "generated_tokens": tokens,
+                "problem": p.id, "multiset": format!("{:016x}", p.multiset_key()),
+                "k": k, "correct": c,
+            })
+            .to_string(),
+        );
+        out.push('\n');
+    }
+    out
+}
 
 fn parse_line(text: &str, file: &Path, number: usize) -> Result<Line> {
     let at = || format!("{}:{number}", file.display());
@@ -291,10 +316,6 @@ fn pair_with(
         });
     }
     Ok(())
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 /// Reads one per-problem file.

@@ -166,24 +166,21 @@ mod tests {
             })
             .collect();
         let held = vec![sample(8, 0.8), sample(9, -0.8)];
-        let trunk_before: Vec<(String, Vec<f32>)> = policy
-            .tensors()
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with(VALUE_HEAD_PREFIX))
-            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
-            .collect();
+        let trunk = || -> Vec<(String, Vec<f32>)> {
+            policy
+                .tensors()
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with(VALUE_HEAD_PREFIX))
+                .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
+                .collect()
+        };
+        let trunk_before = trunk();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let f = fit_value_head(&policy, &fit, &held, 150, 3e-3, &mut rng).unwrap();
         assert_eq!(f.steps, 150);
         assert!(f.heldout_loss_after < 0.25 * f.heldout_loss_before, "{f:?}");
         assert!(f.heldout_explained_variance_after.unwrap() > 0.7, "{f:?}");
-        let trunk_after: Vec<(String, Vec<f32>)> = policy
-            .tensors()
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with(VALUE_HEAD_PREFIX))
-            .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1().unwrap()))
-            .collect();
-        assert_eq!(trunk_before, trunk_after);
+        assert_eq!(trunk_before, trunk());
     }
 
     #[test]

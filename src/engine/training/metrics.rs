@@ -72,7 +72,8 @@ pub fn summarise(
     }
 }
 
-fn mean(v: &[f64]) -> f64 {
+/// The mean of `v` (0 when empty).
+pub fn mean(v: &[f64]) -> f64 {
     if v.is_empty() {
         0.0
     } else {

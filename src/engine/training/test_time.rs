@@ -40,7 +40,7 @@ use crate::engine::rl::rollout::rollouts;
 use crate::engine::task::{task_of, verify, Problem, RewardKind, Rules, Task};
 use crate::engine::training::checked_sampling::checked_samples;
 use crate::engine::training::evaluate::EVAL_SEED;
-use crate::engine::training::metrics::cluster_bootstrap_ci;
+use crate::engine::training::metrics::{cluster_bootstrap_ci, mean};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,14 +119,6 @@ pub fn majority(task: &dyn Task, texts: &[&str]) -> Option<usize> {
         .into_values()
         .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
         .map(|(_, first)| first)
-}
-
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

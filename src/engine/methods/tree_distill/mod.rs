@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use crate::engine::policy::sampler::SampleStats;
 use crate::engine::rl::groups::{Batch, GroupContext, Outcome, SearchMetrics};
 use crate::engine::rl::interrupt::{Check, Halt};
-use crate::engine::rl::record::{GroupSource, TreeRecord};
 use crate::engine::rl::rollout::prompt_tokens;
 use crate::engine::rl::update::Sample;
 use crate::engine::task::{reward, task_of, verify, Problem, RewardKind, Rules};
@@ -251,21 +250,15 @@ pub fn distill_batch<R: Rng>(
             &entropies,
             response.len(),
         ));
-        let mut record = TreeRecord::from_tree(
+        batch.trees.push(search::distill_record(
             &p.id,
             &p.prompt(),
             tree,
             t.expansions,
             t.cap_event,
+            &t.log,
             &advantages,
-        );
-        record.source = GroupSource::Distill;
-        record.simulations = t
-            .log
-            .iter()
-            .map(|&(leaf, v)| (leaf.index() as u32, v as f32))
-            .collect();
-        batch.trees.push(record);
+        ));
         if !response.is_empty() {
             m.distilled_paths += 1;
             m.return_sum += ret;

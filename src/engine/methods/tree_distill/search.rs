@@ -16,6 +16,7 @@ use crate::engine::methods::deepsearch::search::uct::uct;
 use crate::engine::policy::sampler::{Completion, Finish, Request, SampleStats, SamplingParams};
 use crate::engine::policy::{Generator, Qwen2, Tokenizer};
 use crate::engine::rl::interrupt::{ask, Check, Halt};
+use crate::engine::rl::record::{GroupSource, TreeRecord};
 use crate::engine::rl::tree::{Node, Terminal, Tree};
 use crate::engine::task::{StepJudgement, StepKind};
 
@@ -36,6 +37,27 @@ pub struct DistillTree {
     pub generated_tokens: u64,
     /// Every simulation in order: the leaf it reached and the value it backed up.
     pub log: Vec<(NodeIndex, f64)>,
+}
+
+/// A distillation search as the store keeps it: the tree, marked as distillation's, with
+/// every simulation in order (the leaf reached, the value backed up) for the replay.
+pub fn distill_record(
+    problem: &str,
+    prompt: &str,
+    tree: &Tree,
+    expansions: usize,
+    cap_event: bool,
+    log: &[(NodeIndex, f64)],
+    advantages: &std::collections::HashMap<u32, f32>,
+) -> TreeRecord {
+    let mut record =
+        TreeRecord::from_tree(problem, prompt, tree, expansions, cap_event, advantages);
+    record.source = GroupSource::Distill;
+    record.simulations = log
+        .iter()
+        .map(|&(leaf, v)| (leaf.index() as u32, v as f32))
+        .collect();
+    record
 }
 
 /// One tree in progress.
@@ -375,7 +397,6 @@ pub fn search<R: Rng>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rl::record::{GroupSource, TreeRecord};
 
     fn completion(tok: &Tokenizer, text: &str, finish: Finish) -> Completion {
         let tokens = tok.encode(text).unwrap_or_default();
@@ -562,14 +583,7 @@ mod tests {
         simulate_until_expansion(&mut s, &c, 128);
         let root = s.tree.root;
         assert_eq!(s.pending, Some(vec![root, b]));
-        let added = add_children(
-            &mut s,
-            vec![completion(&tok, "2+2=4\n", Finish::Delimiter)],
-            &tok,
-            &c,
-            &JUDGE,
-        );
-        finish_expansion(&mut s, &added, &[-1.0], &[Some(0.1)]);
+        let added = expand_with_a_wrong_step(&mut s, &tok, &c);
         // b's value -0.3 went up root..b.
         assert_eq!((s.tree.node(b).n, s.tree.node(b).q), (1, -0.3));
         // The path follows b (visited) into its one unvisited child, a leaf: unfinished.
@@ -594,26 +608,39 @@ mod tests {
         );
     }
 
+    /// Finishes the pending expansion with one child, the step `2+2=4` (sequence
+    /// log-probability -1, value 0.1).
+    fn expand_with_a_wrong_step(
+        s: &mut State,
+        tok: &Tokenizer,
+        c: &TreeDistillConfig,
+    ) -> Vec<NodeIndex> {
+        let added = add_children(
+            s,
+            vec![completion(tok, "2+2=4\n", Finish::Delimiter)],
+            tok,
+            c,
+            &JUDGE,
+        );
+        finish_expansion(s, &added, &[-1.0], &[Some(0.1)]);
+        added
+    }
+
     /// The replay from the stored record ends in the stored W and N of every node, for a
     /// search with a second expansion and for one revisiting a terminal.
     #[test]
     fn the_stored_simulations_replay_to_the_stored_visits() {
         let tok = Tokenizer::default();
         let check = |s: &State| {
-            let mut record = TreeRecord::from_tree(
+            let mut record = distill_record(
                 "p",
                 "1 2:3\n",
                 &s.tree,
                 s.expansions,
                 false,
+                &s.log,
                 &Default::default(),
             );
-            record.source = GroupSource::Distill;
-            record.simulations = s
-                .log
-                .iter()
-                .map(|&(l, v)| (l.index() as u32, v as f32))
-                .collect();
             let steps = super::super::replay::replay(&record).unwrap();
             assert_eq!(steps.len(), s.simulations);
             let last = steps.last().unwrap();
@@ -643,14 +670,7 @@ mod tests {
         let (mut s, a, _) = expanded_root(&tok, &c);
         s.tree.node_mut(a).prior = Some(0.01);
         simulate_until_expansion(&mut s, &c, 128);
-        let added = add_children(
-            &mut s,
-            vec![completion(&tok, "2+2=4\n", Finish::Delimiter)],
-            &tok,
-            &c,
-            &JUDGE,
-        );
-        finish_expansion(&mut s, &added, &[-1.0], &[Some(0.1)]);
+        expand_with_a_wrong_step(&mut s, &tok, &c);
         simulate_until_expansion(&mut s, &c, 128);
         assert_eq!(s.expansions, 2);
         check(&s);
